@@ -1,0 +1,20 @@
+namespace AsrModule.Engine.Errors;
+
+/// <summary>
+/// What kind of failure an <see cref="AsrException"/> is. The cmdlet layer maps each kind onto a
+/// PowerShell ErrorCategory; the engine itself never references PowerShell.
+/// </summary>
+public enum AsrErrorKind
+{
+    InvalidArgument,
+    ObjectNotFound,
+    ResourceExists,
+    InvalidOperation,
+    ReadError,
+    WriteError,
+    InvalidData,
+    SecurityError,
+    OperationStopped,
+    ResourceBusy,
+    NotImplemented,
+}

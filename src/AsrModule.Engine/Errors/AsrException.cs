@@ -1,0 +1,54 @@
+namespace AsrModule.Engine.Errors;
+
+/// <summary>
+/// The one exception type the engine throws on purpose. <see cref="ErrorId"/> is stable
+/// (<c>&lt;Noun&gt;&lt;Condition&gt;</c>) so scripts can match on it; <see cref="Target"/> names the
+/// item, disk, path or point the error is about.
+/// </summary>
+public sealed class AsrException : Exception
+{
+    public AsrException(string errorId, AsrErrorKind kind, string message, object? target = null, Exception? inner = null)
+        : base(message, inner)
+    {
+        ErrorId = errorId;
+        Kind = kind;
+        Target = target;
+    }
+
+    public string ErrorId { get; }
+    public AsrErrorKind Kind { get; }
+    public object? Target { get; }
+}
+
+/// <summary>Stable error ids. Kept in one place so docs, tests and cmdlets agree.</summary>
+public static class AsrErrorIds
+{
+    public const string VaultNotFound = "VaultNotFound";
+    public const string VaultAlreadyExists = "VaultAlreadyExists";
+    public const string VaultFormatUnsupported = "VaultFormatUnsupported";
+    public const string VaultNotConnected = "VaultNotConnected";
+    public const string VaultKeyRequired = "VaultKeyRequired";
+    public const string VaultKeyInvalid = "VaultKeyInvalid";
+    public const string VaultKeyNotExpected = "VaultKeyNotExpected";
+    public const string VaultDataCorrupt = "VaultDataCorrupt";
+    public const string PolicyNotFound = "PolicyNotFound";
+    public const string PolicyAlreadyExists = "PolicyAlreadyExists";
+    public const string PolicyInUse = "PolicyInUse";
+    public const string PolicySettingInvalid = "PolicySettingInvalid";
+    public const string ProtectedItemNotFound = "ProtectedItemNotFound";
+    public const string ProtectedItemAlreadyExists = "ProtectedItemAlreadyExists";
+    public const string ProtectedItemNameInvalid = "ProtectedItemNameInvalid";
+    public const string ProtectedItemBusy = "ProtectedItemBusy";
+    public const string InvalidStateTransition = "InvalidStateTransition";
+    public const string DiskNotFound = "DiskNotFound";
+    public const string DiskUnreadable = "DiskUnreadable";
+    public const string DiskDuplicate = "DiskDuplicate";
+    public const string DiskEmpty = "DiskEmpty";
+    public const string DiskSizeChanged = "DiskSizeChanged";
+    public const string RecoveryPointNotFound = "RecoveryPointNotFound";
+    public const string RecoveryPointVerificationFailed = "RecoveryPointVerificationFailed";
+    public const string ExportDestinationExists = "ExportDestinationExists";
+    public const string JobNotFound = "JobNotFound";
+    public const string JobNotRunningHere = "JobNotRunningHere";
+    public const string OperationCancelled = "OperationCancelled";
+}

@@ -1,0 +1,60 @@
+namespace AsrModule.Engine.Jobs;
+
+public enum AsrJobState { NotStarted, InProgress, Succeeded, Failed, Cancelled, Interrupted }
+
+/// <summary>A long operation, as recorded in the vault (<c>jobs/&lt;id&gt;.json</c>).</summary>
+public sealed class AsrJob
+{
+    public Guid Id { get; set; }
+    public string Operation { get; set; } = "";
+    public string TargetName { get; set; } = "";
+    public string? TargetId { get; set; }
+    public AsrJobState State { get; set; }
+    public int PercentComplete { get; set; }
+    public string? StatusMessage { get; set; }
+    public DateTimeOffset StartTimeUtc { get; set; }
+    public DateTimeOffset? EndTimeUtc { get; set; }
+    public List<AsrJobError> Errors { get; set; } = new();
+    public AsrJobResult? Result { get; set; }
+    public int OwnerProcessId { get; set; }
+    public DateTimeOffset? OwnerProcessStartUtc { get; set; }
+    public string OwnerHost { get; set; } = "";
+
+    [System.Text.Json.Serialization.JsonIgnore] public string? VaultLocation { get; set; }
+    [System.Text.Json.Serialization.JsonIgnore] public bool IsFinished => State is AsrJobState.Succeeded or AsrJobState.Failed or AsrJobState.Cancelled or AsrJobState.Interrupted;
+    [System.Text.Json.Serialization.JsonIgnore] public TimeSpan? Duration => (EndTimeUtc ?? (IsFinished ? null : DateTimeOffset.UtcNow)) - StartTimeUtc;
+    [System.Text.Json.Serialization.JsonIgnore] public string[] AllowedActions => IsFinished ? [] : ["Stop-AsrJob", "Wait-AsrJob"];
+
+    public AsrJob Clone() => (AsrJob)MemberwiseClone() is var c ? WithLists(c) : throw new InvalidOperationException();
+
+    private AsrJob WithLists(AsrJob c)
+    {
+        c.Errors = new List<AsrJobError>(Errors);
+        return c;
+    }
+
+    public override string ToString() => $"{Operation} {TargetName} ({State})";
+}
+
+public sealed class AsrJobError
+{
+    public string ErrorId { get; set; } = "";
+    public string Kind { get; set; } = "";
+    public string Message { get; set; } = "";
+    public string? Target { get; set; }
+    public override string ToString() => $"{ErrorId}: {Message}";
+}
+
+/// <summary>What a finished job produced. Only the fields that apply to the operation are set.</summary>
+public sealed class AsrJobResult
+{
+    public string? Mode { get; set; }
+    public long? RecoveryPointSequence { get; set; }
+    public Guid? RecoveryPointId { get; set; }
+    public long? BytesScanned { get; set; }
+    public long? ChangedBlocks { get; set; }
+    public long? ChangedBytes { get; set; }
+    public long? BytesStored { get; set; }
+    public List<string>? Files { get; set; }
+    public string? Note { get; set; }
+}

@@ -1,0 +1,29 @@
+using Microsoft.Extensions.Logging;
+
+namespace AsrModule.Engine.Jobs;
+
+/// <summary>A progress report: what the job is doing and how far it is.</summary>
+public readonly record struct JobProgress(int PercentComplete, string StatusMessage);
+
+/// <summary>What a running job's body gets: its token, a progress sink and a logger.</summary>
+public sealed class JobContext
+{
+    public JobContext(AsrJob job, CancellationToken cancellationToken, IProgress<JobProgress>? progress, ILogger logger)
+    {
+        Job = job;
+        CancellationToken = cancellationToken;
+        Progress = progress;
+        Logger = logger;
+    }
+
+    public AsrJob Job { get; }
+    public CancellationToken CancellationToken { get; }
+    public IProgress<JobProgress>? Progress { get; }
+    public ILogger Logger { get; }
+
+    public void Report(int percent, string status) => Progress?.Report(new JobProgress(Math.Clamp(percent, 0, 100), status));
+
+    /// <summary>A context for calling engine operations directly (tests, tools) without a job record.</summary>
+    public static JobContext Detached(CancellationToken cancellationToken = default) =>
+        new(new AsrJob { Id = Guid.NewGuid(), Operation = "Direct" }, cancellationToken, null, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+}

@@ -1,0 +1,137 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using AsrModule.Engine.Errors;
+using AsrModule.Engine.Storage;
+using AsrModule.Engine.Vault;
+using Microsoft.Extensions.Logging;
+
+namespace AsrModule.Engine.Jobs;
+
+/// <summary>
+/// Runs job bodies on the thread pool and keeps their records in the vault: written when the job
+/// starts, at most once a second while it reports progress, and when it ends. Records carry the
+/// owner process so another session can tell a running job from one whose process died.
+/// </summary>
+public static class JobRunner
+{
+    private static readonly ConcurrentDictionary<Guid, RunningJob> Running = new();
+    private static readonly TimeSpan PersistInterval = TimeSpan.FromSeconds(1);
+    private static readonly DateTimeOffset ProcessStart = new(Process.GetCurrentProcess().StartTime.ToUniversalTime());
+
+    public static bool TryGetRunning(Guid jobId, out RunningJob job) => Running.TryGetValue(jobId, out job!);
+
+    public static AsrJob NewRecord(string operation, string targetName, string? targetId) => new()
+    {
+        Id = Guid.NewGuid(),
+        Operation = operation,
+        TargetName = targetName,
+        TargetId = targetId,
+        State = AsrJobState.InProgress,
+        StartTimeUtc = DateTimeOffset.UtcNow,
+        OwnerProcessId = Environment.ProcessId,
+        OwnerProcessStartUtc = ProcessStart,
+        OwnerHost = Environment.MachineName,
+        StatusMessage = "Starting",
+    };
+
+    /// <summary>Starts <paramref name="body"/> as a job. The record is persisted before this returns.</summary>
+    public static RunningJob Start(AsrVault vault, AsrJob job, Func<JobContext, Task<AsrJobResult?>> body, ILogger? logger = null)
+    {
+        logger ??= vault.Logger;
+        var cts = new CancellationTokenSource();
+        var running = new RunningJob(job, cts);
+        job.VaultLocation = vault.Location;
+        vault.Jobs.SaveAsync(job, CancellationToken.None).GetAwaiter().GetResult();
+        Running[job.Id] = running;
+
+        long lastPersist = Stopwatch.GetTimestamp();
+        var progress = new Progress(p =>
+        {
+            running.SetProgress(p);
+            lock (job)
+            {
+                job.PercentComplete = p.PercentComplete;
+                job.StatusMessage = p.StatusMessage;
+            }
+            if (Stopwatch.GetElapsedTime(Interlocked.Read(ref lastPersist)) >= PersistInterval)
+            {
+                Interlocked.Exchange(ref lastPersist, Stopwatch.GetTimestamp());
+                try { vault.Jobs.SaveAsync(Snapshot(job), CancellationToken.None).GetAwaiter().GetResult(); }
+                catch (Exception ex) { logger.LogWarning(ex, "Could not persist progress of job {JobId}", job.Id); }
+            }
+        });
+        var context = new JobContext(job, cts.Token, progress, logger);
+        running.Completion = Task.Run(async () =>
+        {
+            try
+            {
+                var result = await body(context).ConfigureAwait(false);
+                Finish(job, AsrJobState.Succeeded, result, null);
+            }
+            catch (OperationCanceledException) when (cts.IsCancellationRequested)
+            {
+                Finish(job, AsrJobState.Cancelled, null, new AsrJobError
+                {
+                    ErrorId = AsrErrorIds.OperationCancelled, Kind = nameof(AsrErrorKind.OperationStopped),
+                    Message = $"{job.Operation} of '{job.TargetName}' was cancelled; the vault is unchanged by it.", Target = job.TargetName,
+                });
+            }
+            catch (AsrException ex)
+            {
+                Finish(job, AsrJobState.Failed, null, new AsrJobError { ErrorId = ex.ErrorId, Kind = ex.Kind.ToString(), Message = ex.Message, Target = ex.Target?.ToString() });
+            }
+            catch (Exception ex)
+            {
+                logger.LogError(ex, "Job {JobId} failed", job.Id);
+                Finish(job, AsrJobState.Failed, null, new AsrJobError { ErrorId = "JobFailed", Kind = nameof(AsrErrorKind.InvalidOperation), Message = ex.Message, Target = job.TargetName });
+            }
+            finally
+            {
+                try { await vault.Jobs.SaveAsync(Snapshot(job), CancellationToken.None).ConfigureAwait(false); }
+                catch (Exception ex) { logger.LogError(ex, "Could not persist the end of job {JobId}", job.Id); }
+                Running.TryRemove(job.Id, out _);
+                cts.Dispose();
+            }
+        });
+        return running;
+    }
+
+    private static void Finish(AsrJob job, AsrJobState state, AsrJobResult? result, AsrJobError? error)
+    {
+        lock (job)
+        {
+            job.State = state;
+            job.Result = result;
+            job.EndTimeUtc = DateTimeOffset.UtcNow;
+            if (state == AsrJobState.Succeeded) job.PercentComplete = 100;
+            job.StatusMessage = error?.Message ?? (state == AsrJobState.Succeeded ? "Completed" : state.ToString());
+            if (error is not null) job.Errors.Add(error);
+        }
+    }
+
+    public static AsrJob Snapshot(AsrJob job)
+    {
+        lock (job) return job.Clone();
+    }
+
+    /// <summary>True when the job's recorded owner process is gone (so an InProgress record is stale).</summary>
+    public static bool OwnerIsGone(AsrJob job)
+    {
+        if (job.IsFinished || job.OwnerHost != Environment.MachineName) return false;
+        if (job.OwnerProcessId == Environment.ProcessId) return !Running.ContainsKey(job.Id);
+        try
+        {
+            using var p = Process.GetProcessById(job.OwnerProcessId);
+            return job.OwnerProcessStartUtc is { } start && Math.Abs((p.StartTime.ToUniversalTime() - start.UtcDateTime).TotalSeconds) > 2;
+        }
+        catch (ArgumentException)
+        {
+            return true;
+        }
+    }
+
+    private sealed class Progress(Action<JobProgress> onReport) : IProgress<JobProgress>
+    {
+        public void Report(JobProgress value) => onReport(value);
+    }
+}

@@ -1,0 +1,46 @@
+using System.Text.Json.Serialization;
+
+namespace AsrModule.Engine.RecoveryPoints;
+
+public enum RecoveryPointConsistency { CrashConsistent, AppConsistent }
+
+/// <summary>
+/// A published recovery point: the manifest object whose atomic appearance publishes the point.
+/// Each disk's content is its extent index overlaid on the parent point's (logically full).
+/// </summary>
+public sealed class AsrRecoveryPoint
+{
+    public int FormatVersion { get; set; } = 1;
+    public Guid PointId { get; set; }
+    public long Sequence { get; set; }
+    /// <summary>The point this one is a delta over; null for a full (base) point.</summary>
+    public long? ParentSequence { get; set; }
+    public string ItemId { get; set; } = "";
+    public string ItemName { get; set; } = "";
+    public DateTimeOffset RecoveryPointTimeUtc { get; set; }
+    public RecoveryPointConsistency Consistency { get; set; }
+    public Guid JobId { get; set; }
+    /// <summary>Pack objects this point's own extents live in.</summary>
+    public List<string> Packs { get; set; } = new();
+    public List<RecoveryPointDisk> Disks { get; set; } = new();
+
+    [JsonIgnore] public string? VaultLocation { get; set; }
+    [JsonIgnore] public long ChangedBytes => Disks.Sum(d => d.ChangedBytes);
+    [JsonIgnore] public long StoredBytes => Disks.Sum(d => d.StoredBytes);
+
+    public override string ToString() => $"{ItemName}@{Sequence}";
+}
+
+public sealed class RecoveryPointDisk
+{
+    public string DiskId { get; set; } = "";
+    public string Name { get; set; } = "";
+    public long SizeBytes { get; set; }
+    public int BlockSize { get; set; }
+    /// <summary>XxHash128 over the per-block XxHash3 table of the disk at this point: verified on export.</summary>
+    public string ContentDigest { get; set; } = "";
+    public long ChangedBlocks { get; set; }
+    public long ChangedBytes { get; set; }
+    public long StoredBytes { get; set; }
+    public int ExtentCount { get; set; }
+}

@@ -1,0 +1,76 @@
+namespace AsrModule.Engine.RecoveryPoints;
+
+/// <summary>A stored extent together with the point that stored it (its pack and key live there).</summary>
+public readonly record struct SourcedExtent(long Sequence, ExtentRecord Record);
+
+/// <summary>
+/// Blocks [FirstBlock, FirstBlock+BlockCount) of the disk are blocks [Skip, Skip+BlockCount) of extent
+/// <see cref="ExtentRef"/>. Blocks no segment covers are zero.
+/// </summary>
+public readonly record struct MapSegment(long FirstBlock, int BlockCount, int ExtentRef, int Skip)
+{
+    public long EndBlock => FirstBlock + BlockCount;
+}
+
+/// <summary>
+/// The logically full content of one disk at one point: the chain of delta indexes from the base
+/// point up to this one, overlaid in order. Memory is proportional to the number of extents, not to
+/// the disk size, so large disks with few changes stay cheap.
+/// </summary>
+public sealed class ExtentMap
+{
+    private readonly List<SourcedExtent> _extents = new();
+    private List<MapSegment> _segments = new();
+
+    public IReadOnlyList<SourcedExtent> Extents => _extents;
+    public IReadOnlyList<MapSegment> Segments => _segments;
+
+    /// <summary>Overlays one point's delta (sorted, non-overlapping) on the map.</summary>
+    public void Overlay(long sequence, IReadOnlyList<ExtentRecord> delta)
+    {
+        var result = new List<MapSegment>(_segments.Count + delta.Count);
+        int i = 0;
+        var base_ = _segments;
+        MapSegment? carry = null; // right-hand remainder of a base segment cut by the previous delta extent
+        MapSegment Next() => carry ?? base_[i];
+        bool HasNext() => carry is not null || i < base_.Count;
+        void Advance() { if (carry is not null) carry = null; else i++; }
+
+        foreach (var d in delta)
+        {
+            while (HasNext() && Next().EndBlock <= d.FirstBlock) { result.Add(Next()); Advance(); }
+            while (HasNext() && Next().FirstBlock < d.EndBlock)
+            {
+                var b = Next();
+                Advance();
+                if (b.FirstBlock < d.FirstBlock)
+                    result.Add(b with { BlockCount = (int)(d.FirstBlock - b.FirstBlock) });
+                if (b.EndBlock > d.EndBlock)
+                {
+                    int cut = (int)(d.EndBlock - b.FirstBlock);
+                    carry = new MapSegment(d.EndBlock, b.BlockCount - cut, b.ExtentRef, b.Skip + cut);
+                    break;
+                }
+            }
+            if ((d.Flags & ExtentFlags.Zero) == 0)
+            {
+                _extents.Add(new SourcedExtent(sequence, d));
+                result.Add(new MapSegment(d.FirstBlock, d.BlockCount, _extents.Count - 1, 0));
+            }
+        }
+        while (HasNext()) { result.Add(Next()); Advance(); }
+        _segments = result;
+    }
+
+    /// <summary>Index of the first segment that ends after <paramref name="block"/>.</summary>
+    public int FindSegment(long block)
+    {
+        int lo = 0, hi = _segments.Count;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (_segments[mid].EndBlock <= block) lo = mid + 1; else hi = mid;
+        }
+        return lo;
+    }
+}

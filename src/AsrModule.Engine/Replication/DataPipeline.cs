@@ -1,0 +1,200 @@
+using System.Buffers;
+using System.Threading.Channels;
+using AsrModule.Engine.RecoveryPoints;
+using AsrModule.Engine.Security;
+using AsrModule.Engine.Storage;
+using AsrModule.Engine.Vault;
+
+namespace AsrModule.Engine.Replication;
+
+/// <summary>Changed blocks handed from the scanner to the pipeline. <see cref="Data"/> is pooled; the pipeline returns it.</summary>
+internal readonly record struct ExtentWork(int DiskOrdinal, string DiskId, long FirstBlock, int BlockCount, byte[]? Data, int Length, ulong PlainHash);
+
+/// <summary>What the pipeline stored for one cycle.</summary>
+internal sealed class PipelineResult
+{
+    public required List<ExtentRecord>[] RecordsByDisk { get; init; }
+    public required List<string> PackKeys { get; init; }
+    public long StoredBytes { get; set; }
+}
+
+/// <summary>
+/// The data pipeline of one replication cycle (the reference architecture's process server, in
+/// process): the scanner submits changed extents; one worker per core compresses and encrypts them;
+/// a single writer appends them to pack objects of ~32 MiB and records where each extent landed.
+/// Large packs keep object counts low (a blob backend wants few large objects, not millions of 4 KiB ones).
+/// </summary>
+internal sealed class DataPipeline
+{
+    public const int PackTargetBytes = 32 << 20;
+    private readonly IVaultStore _store;
+    private readonly string _itemId;
+    private readonly long _sequence;
+    private readonly VaultKey? _key;
+    private readonly int _compressionLevel;
+    private readonly Channel<ExtentWork> _work;
+    private readonly Channel<(ExtentWork Work, byte[]? Buffer, int Length, ExtentFlags Flags)> _stored;
+    private readonly CancellationTokenSource _cts;
+    private readonly Task[] _workers;
+    private readonly Task _writer;
+    private readonly PipelineResult _result;
+
+    public DataPipeline(IVaultStore store, string itemId, long sequence, VaultKey? key, int compressionLevel, int diskCount, CancellationToken cancellationToken)
+    {
+        _store = store;
+        _itemId = itemId;
+        _sequence = sequence;
+        _key = key;
+        _compressionLevel = compressionLevel;
+        _cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        int workers = Math.Max(1, Environment.ProcessorCount);
+        _work = Channel.CreateBounded<ExtentWork>(new BoundedChannelOptions(workers * 4) { SingleWriter = true });
+        _stored = Channel.CreateBounded<(ExtentWork, byte[]?, int, ExtentFlags)>(new BoundedChannelOptions(workers * 4) { SingleReader = true });
+        _result = new PipelineResult
+        {
+            RecordsByDisk = Enumerable.Range(0, diskCount).Select(_ => new List<ExtentRecord>()).ToArray(),
+            PackKeys = new List<string>(),
+        };
+        _workers = Enumerable.Range(0, workers).Select(_ => Task.Run(WorkerAsync)).ToArray();
+        _writer = Task.Run(WriterAsync);
+    }
+
+    public async ValueTask SubmitAsync(ExtentWork work)
+    {
+        try
+        {
+            await _work.Writer.WriteAsync(work, _cts.Token).ConfigureAwait(false);
+        }
+        catch
+        {
+            if (work.Data is not null) ArrayPool<byte>.Shared.Return(work.Data);
+            // Surface the stage's own failure rather than the cancellation it caused.
+            await FaultedStageAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task FaultedStageAsync()
+    {
+        foreach (var t in _workers.Append(_writer))
+            if (t.IsFaulted) await t.ConfigureAwait(false);
+    }
+
+    public async Task<PipelineResult> CompleteAsync()
+    {
+        _work.Writer.TryComplete();
+        try
+        {
+            await Task.WhenAll(_workers).ConfigureAwait(false);
+        }
+        finally
+        {
+            _stored.Writer.TryComplete();
+        }
+        await _writer.ConfigureAwait(false);
+        return _result;
+    }
+
+    /// <summary>Stops all stages after a failure elsewhere and waits for them.</summary>
+    public async Task AbortAsync()
+    {
+        _cts.Cancel();
+        _work.Writer.TryComplete();
+        _stored.Writer.TryComplete();
+        try { await Task.WhenAll(_workers.Append(_writer)).ConfigureAwait(false); } catch { /* the caller reports the original failure */ }
+        while (_work.Reader.TryRead(out var w)) if (w.Data is not null) ArrayPool<byte>.Shared.Return(w.Data);
+        while (_stored.Reader.TryRead(out var s)) if (s.Buffer is not null) ArrayPool<byte>.Shared.Return(s.Buffer);
+    }
+
+    private async Task WorkerAsync()
+    {
+        using var codec = new ExtentCodec(_key, _compressionLevel);
+        try
+        {
+            await foreach (var work in _work.Reader.ReadAllAsync(_cts.Token).ConfigureAwait(false))
+            {
+                if (work.Data is null)
+                {
+                    await _stored.Writer.WriteAsync((work, null, 0, ExtentFlags.Zero), _cts.Token).ConfigureAwait(false);
+                    continue;
+                }
+                (byte[] Buffer, int Length, ExtentFlags Flags) encoded;
+                try
+                {
+                    encoded = codec.Encode(work.Data.AsSpan(0, work.Length), _itemId, work.DiskId, _sequence, work.FirstBlock, work.BlockCount);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(work.Data);
+                }
+                await _stored.Writer.WriteAsync((work, encoded.Buffer, encoded.Length, encoded.Flags), _cts.Token).ConfigureAwait(false);
+            }
+        }
+        catch
+        {
+            _cts.Cancel();
+            throw;
+        }
+    }
+
+    private async Task WriterAsync()
+    {
+        byte[] pack = ArrayPool<byte>.Shared.Rent(PackTargetBytes + (1 << 20));
+        int packLength = 0;
+        int packNumber = 0;
+        try
+        {
+            await foreach (var (work, buffer, length, flags) in _stored.Reader.ReadAllAsync(_cts.Token).ConfigureAwait(false))
+            {
+                if (buffer is null)
+                {
+                    _result.RecordsByDisk[work.DiskOrdinal].Add(new ExtentRecord(work.FirstBlock, work.BlockCount, ExtentFlags.Zero, -1, 0, 0, work.PlainHash));
+                    continue;
+                }
+                try
+                {
+                    if (packLength > 0 && packLength + length > pack.Length)
+                    {
+                        await FlushPackAsync(pack, packLength, packNumber++).ConfigureAwait(false);
+                        packLength = 0;
+                    }
+                    if (length > pack.Length)
+                    {
+                        ArrayPool<byte>.Shared.Return(pack);
+                        pack = ArrayPool<byte>.Shared.Rent(length);
+                    }
+                    buffer.AsSpan(0, length).CopyTo(pack.AsSpan(packLength));
+                    _result.RecordsByDisk[work.DiskOrdinal].Add(new ExtentRecord(work.FirstBlock, work.BlockCount, flags, packNumber, packLength, length, work.PlainHash));
+                    packLength += length;
+                    _result.StoredBytes += length;
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
+                if (packLength >= PackTargetBytes)
+                {
+                    await FlushPackAsync(pack, packLength, packNumber++).ConfigureAwait(false);
+                    packLength = 0;
+                }
+            }
+            if (packLength > 0) await FlushPackAsync(pack, packLength, packNumber).ConfigureAwait(false);
+        }
+        catch
+        {
+            _cts.Cancel();
+            throw;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(pack);
+        }
+    }
+
+    private async Task FlushPackAsync(byte[] pack, int length, int number)
+    {
+        string key = VaultLayout.Pack(_itemId, _sequence, number);
+        await _store.WriteAsync(key, pack.AsMemory(0, length), _cts.Token).ConfigureAwait(false);
+        _result.PackKeys.Add(key);
+    }
+}

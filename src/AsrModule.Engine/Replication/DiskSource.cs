@@ -1,0 +1,83 @@
+using AsrModule.Engine.Errors;
+using Microsoft.Win32.SafeHandles;
+
+namespace AsrModule.Engine.Replication;
+
+/// <summary>A source disk opened for reading: a raw image file or a Linux block device.</summary>
+internal sealed class DiskSource : IDisposable
+{
+    private readonly SafeFileHandle _handle;
+
+    private DiskSource(string path, SafeFileHandle handle, long size, bool isBlockDevice)
+    {
+        Path = path;
+        _handle = handle;
+        Size = size;
+        IsBlockDevice = isBlockDevice;
+    }
+
+    public string Path { get; }
+    public long Size { get; }
+    public bool IsBlockDevice { get; }
+
+    public static DiskSource Open(string path)
+    {
+        if (!File.Exists(path))
+            throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.ObjectNotFound,
+                $"Disk '{path}' does not exist. Give the path of a raw disk image file or a block device.", path);
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        }
+        catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
+        {
+            throw new AsrException(AsrErrorIds.DiskUnreadable, AsrErrorKind.ReadError,
+                $"Disk '{path}' cannot be opened for reading: {ex.Message}", path, ex);
+        }
+        try
+        {
+            bool isBlockDevice = IsBlockDevicePath(path);
+            // lseek(SEEK_END) is the size for files and block devices alike (fstat reports 0 for devices).
+            long size;
+            using (var fs = new FileStream(new SafeFileHandle(handle.DangerousGetHandle(), ownsHandle: false), FileAccess.Read, 1))
+                size = fs.Seek(0, SeekOrigin.End);
+            var source = new DiskSource(path, handle, size, isBlockDevice);
+            // Prove the disk is readable now rather than half-way through a job.
+            if (size > 0)
+            {
+                Span<byte> probe = stackalloc byte[512];
+                source.ReadExactly(0, probe[..(int)Math.Min(512, size)]);
+            }
+            return source;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            handle.Dispose();
+            throw new AsrException(AsrErrorIds.DiskUnreadable, AsrErrorKind.ReadError, $"Disk '{path}' cannot be read: {ex.Message}", path, ex);
+        }
+    }
+
+    private static bool IsBlockDevicePath(string path)
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        string resolved = File.ResolveLinkTarget(path, returnFinalTarget: true)?.FullName ?? System.IO.Path.GetFullPath(path);
+        return resolved.StartsWith("/dev/", StringComparison.Ordinal)
+            && Directory.Exists("/sys/class/block/" + System.IO.Path.GetFileName(resolved));
+    }
+
+    public void ReadExactly(long offset, Span<byte> buffer)
+    {
+        int done = 0;
+        while (done < buffer.Length)
+        {
+            int n = RandomAccess.Read(_handle, buffer[done..], offset + done);
+            if (n == 0)
+                throw new AsrException(AsrErrorIds.DiskSizeChanged, AsrErrorKind.InvalidOperation,
+                    $"Disk '{Path}' ended at {offset + done} bytes while reading: it shrank during the cycle.", Path);
+            done += n;
+        }
+    }
+
+    public void Dispose() => _handle.Dispose();
+}

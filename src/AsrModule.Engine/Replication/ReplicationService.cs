@@ -1,0 +1,118 @@
+using System.Text.RegularExpressions;
+using AsrModule.Engine.Errors;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Jobs;
+using AsrModule.Engine.Vault;
+
+namespace AsrModule.Engine.Replication;
+
+/// <summary>
+/// Enabling, running and disabling replication of protected items. Every method validates first and
+/// throws before changing anything; the long part runs as a job body.
+/// </summary>
+public sealed partial class ReplicationService
+{
+    public const int DefaultBlockSize = 4096;
+    private readonly AsrVault _vault;
+
+    public ReplicationService(AsrVault vault) => _vault = vault;
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+    private static partial Regex ItemNamePattern();
+
+    /// <summary>Validates and registers a machine (state InitialReplicationPending). Nothing is written if any check fails.</summary>
+    public async Task<AsrProtectedItem> RegisterAsync(string name, IReadOnlyList<string> diskPaths, string policyName, CancellationToken ct)
+    {
+        if (!ItemNamePattern().IsMatch(name))
+            throw new AsrException(AsrErrorIds.ProtectedItemNameInvalid, AsrErrorKind.InvalidArgument,
+                $"'{name}' is not a valid machine name: use 1–63 letters, digits, '.', '_' or '-', starting with a letter or digit.", name);
+        var policy = await _vault.GetPolicyAsync(policyName, ct).ConfigureAwait(false);
+        if (await _vault.Store.ExistsAsync(VaultLayout.ItemNameClaim(name), ct).ConfigureAwait(false))
+            throw new AsrException(AsrErrorIds.ProtectedItemAlreadyExists, AsrErrorKind.ResourceExists,
+                $"A protected item named '{name}' already exists in the vault. Choose another name, or Disable-AsrReplication it first.", name);
+        if (diskPaths.Count == 0)
+            throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.InvalidArgument, $"Machine '{name}' needs at least one disk.", name);
+
+        var item = new AsrProtectedItem
+        {
+            Name = name,
+            Id = Guid.NewGuid().ToString("N")[..16],
+            PolicyName = policy.Name,
+            CreatedUtc = DateTimeOffset.UtcNow,
+            State = ProtectedItemState.InitialReplicationPending,
+        };
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var path in diskPaths)
+        {
+            string full = Path.GetFullPath(path);
+            if (!seen.Add(full))
+                throw new AsrException(AsrErrorIds.DiskDuplicate, AsrErrorKind.InvalidArgument, $"Disk '{full}' is listed twice for machine '{name}'.", full);
+            using var source = DiskSource.Open(full);
+            if (source.Size == 0)
+                throw new AsrException(AsrErrorIds.DiskEmpty, AsrErrorKind.InvalidArgument, $"Disk '{full}' is empty (0 bytes); there is nothing to protect.", full);
+            string diskName = Path.GetFileName(full);
+            if (item.Disks.Any(d => string.Equals(d.Name, diskName, StringComparison.OrdinalIgnoreCase)))
+                diskName = $"disk{item.Disks.Count}-{diskName}";
+            item.Disks.Add(new ProtectedDisk
+            {
+                DiskId = $"disk{item.Disks.Count}",
+                Name = diskName,
+                SourcePath = full,
+                SizeBytes = source.Size,
+                BlockSize = DefaultBlockSize,
+                IsBlockDevice = source.IsBlockDevice,
+            });
+        }
+        await _vault.ClaimItemNameAsync(item, ct).ConfigureAwait(false);
+        await _vault.SaveItemAsync(item, ct).ConfigureAwait(false);
+        return item;
+    }
+
+    /// <summary>
+    /// Takes the item's lock and checks that its disks can be read, before a cycle job starts. A disk
+    /// whose size changed marks the item ResyncRequired (and fails) unless this is a resync.
+    /// </summary>
+    public async Task<IDisposable> PrepareCycleAsync(AsrProtectedItem item, bool resync, CancellationToken ct)
+    {
+        var lease = AcquireLease(item);
+        try
+        {
+            foreach (var disk in item.Disks)
+            {
+                using var source = DiskSource.Open(disk.SourcePath);
+                if (source.Size != disk.SizeBytes && !resync && item.State != ProtectedItemState.ResyncRequired && item.LastPointSequence > 0)
+                {
+                    string reason = $"Disk '{disk.Name}' ({disk.SourcePath}) changed size from {disk.SizeBytes:N0} to {source.Size:N0} bytes.";
+                    item.State = ProtectedItemState.ResyncRequired;
+                    item.ResyncReason = reason;
+                    item.LastError = reason;
+                    await _vault.SaveItemAsync(item, ct).ConfigureAwait(false);
+                    throw new AsrException(AsrErrorIds.DiskSizeChanged, AsrErrorKind.InvalidOperation,
+                        reason + $" Item '{item.Name}' is now marked ResyncRequired; run Invoke-AsrReplication again to compare checksums and send only the differing blocks.", disk.Name);
+                }
+            }
+            return lease;
+        }
+        catch
+        {
+            lease.Dispose();
+            throw;
+        }
+    }
+
+    private IDisposable AcquireLease(AsrProtectedItem item) =>
+        _vault.Store.TryAcquireLock(VaultLayout.ItemLock(item.Id))
+        ?? throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy,
+            $"Protected item '{item.Name}' is busy: another job (in this or another session) is working on it. Wait for it with Get-AsrJob | Wait-AsrJob.", item.Name);
+
+    /// <summary>One replication cycle (initial, delta or checksum resync). Call with the lease from <see cref="PrepareCycleAsync"/>.</summary>
+    public Task<AsrJobResult> RunCycleAsync(AsrProtectedItem item, bool forceResync, JobContext context) =>
+        ReplicationCycle.RunAsync(_vault, item, forceResync, context);
+
+    /// <summary>Removes the item and everything the vault holds for it.</summary>
+    public async Task DisableAsync(AsrProtectedItem item, CancellationToken ct)
+    {
+        using var lease = AcquireLease(item);
+        await _vault.RemoveItemAsync(item, ct).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,65 @@
+using System.Buffers.Binary;
+using System.Text;
+using AsrModule.Engine.Errors;
+using ZstdSharp;
+
+namespace AsrModule.Engine.Security;
+
+/// <summary>
+/// Compresses (and, in an encrypted vault, seals) binary metadata objects: extent indexes and
+/// change-tracker tables. Both reveal the shape of the data, so they are encrypted like the data.
+/// Layout: magic "ASM1" | flags(1) | plainLength(4) | payload.
+/// </summary>
+public static class MetadataSealer
+{
+    private static ReadOnlySpan<byte> Magic => "ASM1"u8;
+    private const byte FlagEncrypted = 1;
+
+    public static byte[] Seal(ReadOnlySpan<byte> plain, VaultKey? key, string objectKey)
+    {
+        using var compressor = new Compressor(3);
+        byte[] compressed = compressor.Wrap(plain).ToArray();
+        int payloadLength = key is null ? compressed.Length : compressed.Length + SealedBox.Overhead;
+        byte[] output = new byte[9 + payloadLength];
+        Magic.CopyTo(output);
+        output[4] = key is null ? (byte)0 : FlagEncrypted;
+        BinaryPrimitives.WriteInt32LittleEndian(output.AsSpan(5), plain.Length);
+        if (key is null)
+        {
+            compressed.CopyTo(output.AsSpan(9));
+        }
+        else
+        {
+            using var box = new SealedBox(key.DeriveSubkey("meta:" + objectKey));
+            box.Seal(compressed, output.AsSpan(9), Encoding.UTF8.GetBytes(objectKey));
+        }
+        return output;
+    }
+
+    public static byte[] Open(byte[] sealedObject, VaultKey? key, string objectKey)
+    {
+        if (sealedObject.Length < 9 || !sealedObject.AsSpan(0, 4).SequenceEqual(Magic))
+            throw Corrupt(objectKey, "bad header");
+        bool encrypted = (sealedObject[4] & FlagEncrypted) != 0;
+        int plainLength = BinaryPrimitives.ReadInt32LittleEndian(sealedObject.AsSpan(5));
+        ReadOnlySpan<byte> payload = sealedObject.AsSpan(9);
+        byte[]? decrypted = null;
+        if (encrypted)
+        {
+            if (key is null)
+                throw new AsrException(AsrErrorIds.VaultKeyRequired, AsrErrorKind.SecurityError, $"Object '{objectKey}' is encrypted and no key was supplied.", objectKey);
+            decrypted = new byte[payload.Length - SealedBox.Overhead];
+            using var box = new SealedBox(key.DeriveSubkey("meta:" + objectKey));
+            box.Open(payload, decrypted, Encoding.UTF8.GetBytes(objectKey), objectKey);
+            payload = decrypted;
+        }
+        using var decompressor = new Decompressor();
+        byte[] plain = new byte[plainLength];
+        int written = decompressor.Unwrap(payload, plain);
+        if (written != plainLength) throw Corrupt(objectKey, "length mismatch");
+        return plain;
+    }
+
+    private static AsrException Corrupt(string key, string why) =>
+        new(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData, $"Vault object '{key}' is corrupt ({why}).", key);
+}

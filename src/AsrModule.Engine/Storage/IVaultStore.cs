@@ -1,0 +1,43 @@
+namespace AsrModule.Engine.Storage;
+
+/// <summary>
+/// The vault's storage backend: a flat namespace of objects named by '/'-separated keys.
+/// Objects are written whole and appear atomically (readers never see half an object), which is
+/// what makes point publication crash-safe. The local directory is the embedded default; an Azure
+/// Blob backend implements the same contract.
+/// </summary>
+public interface IVaultStore
+{
+    /// <summary>Human-readable location (a path or a URI without secrets).</summary>
+    string Location { get; }
+
+    Task<bool> ExistsAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>Reads a whole object, or null when it does not exist.</summary>
+    Task<byte[]?> ReadAllAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>Reads <paramref name="destination"/>.Length bytes starting at <paramref name="offset"/>.</summary>
+    Task ReadRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken);
+
+    /// <summary>Writes an object atomically (durable before it becomes visible), replacing any existing one.</summary>
+    Task WriteAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken);
+
+    /// <summary>Writes an object atomically only when no object of that key exists; false when one does.</summary>
+    Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken);
+
+    /// <summary>Keys under a prefix (recursively), in ordinal order.</summary>
+    Task<IReadOnlyList<VaultObjectInfo>> ListAsync(string prefix, CancellationToken cancellationToken);
+
+    Task DeleteAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>Deletes every object under a prefix.</summary>
+    Task DeletePrefixAsync(string prefix, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Takes an exclusive, process-crash-safe lock named by <paramref name="key"/>; null when another
+    /// holder has it. Disposing releases it.
+    /// </summary>
+    IDisposable? TryAcquireLock(string key);
+}
+
+public sealed record VaultObjectInfo(string Key, long Length);

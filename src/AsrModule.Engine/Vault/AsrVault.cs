@@ -1,0 +1,265 @@
+using AsrModule.Engine.Errors;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Jobs;
+using AsrModule.Engine.Policies;
+using AsrModule.Engine.RecoveryPoints;
+using AsrModule.Engine.Security;
+using AsrModule.Engine.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace AsrModule.Engine.Vault;
+
+/// <summary>
+/// An opened vault. All state lives in the store (policies, items, points, jobs), so any process that
+/// opens the same vault sees the same catalog; nothing is cached across calls except the key.
+/// </summary>
+public sealed class AsrVault
+{
+    private AsrVault(IVaultStore store, VaultHeader header, VaultKey? key, ILogger logger)
+    {
+        Store = store;
+        Header = header;
+        Key = key;
+        Logger = logger;
+        Jobs = new JobStore(store);
+    }
+
+    public IVaultStore Store { get; }
+    public VaultHeader Header { get; }
+    internal VaultKey? Key { get; }
+    public ILogger Logger { get; }
+    public JobStore Jobs { get; }
+    public string Location => Store.Location;
+    public string VaultId => Header.VaultId;
+    public int FormatVersion => Header.FormatVersion;
+    public bool IsEncrypted => Header.Encryption is not null;
+    public DateTimeOffset CreatedUtc => Header.CreatedUtc;
+    public override string ToString() => Location;
+
+    public static async Task<AsrVault> CreateAsync(IVaultStore store, string? passphrase, ILogger? logger, CancellationToken ct)
+    {
+        var header = new VaultHeader
+        {
+            VaultId = Guid.NewGuid().ToString("D"),
+            CreatedUtc = DateTimeOffset.UtcNow,
+            CreatedBy = $"{Environment.UserName}@{Environment.MachineName}",
+        };
+        VaultKey? key = null;
+        if (!string.IsNullOrEmpty(passphrase))
+            header.Encryption = VaultKey.CreateSettings(passphrase, header.VaultId, out key);
+        if (!await store.TryCreateAsync(VaultHeader.Key, VaultJson.Serialize(header), ct).ConfigureAwait(false))
+            throw new AsrException(AsrErrorIds.VaultAlreadyExists, AsrErrorKind.ResourceExists,
+                $"A vault already exists at '{store.Location}'. Use Connect-AsrVault to open it.", store.Location);
+        return new AsrVault(store, header, key, logger ?? NullLogger.Instance);
+    }
+
+    public static async Task<AsrVault> OpenAsync(IVaultStore store, string? passphrase, ILogger? logger, CancellationToken ct)
+    {
+        var data = await store.ReadAllAsync(VaultHeader.Key, ct).ConfigureAwait(false)
+            ?? throw new AsrException(AsrErrorIds.VaultNotFound, AsrErrorKind.ObjectNotFound,
+                $"'{store.Location}' is not a vault (it has no {VaultHeader.Key}). Create one with New-AsrVault.", store.Location);
+        VaultHeader header;
+        try
+        {
+            header = VaultJson.Deserialize<VaultHeader>(data, VaultHeader.Key);
+        }
+        catch (AsrException ex)
+        {
+            throw new AsrException(AsrErrorIds.VaultFormatUnsupported, AsrErrorKind.InvalidData, $"The vault header at '{store.Location}' is unreadable: {ex.Message}", store.Location, ex);
+        }
+        if (header.Format != VaultHeader.FormatName || header.FormatVersion != VaultHeader.CurrentFormatVersion)
+            throw new AsrException(AsrErrorIds.VaultFormatUnsupported, AsrErrorKind.InvalidData,
+                $"The vault at '{store.Location}' has format '{header.Format}' version {header.FormatVersion}; this module reads '{VaultHeader.FormatName}' version {VaultHeader.CurrentFormatVersion} only.",
+                store.Location);
+        VaultKey? key = null;
+        if (header.Encryption is not null)
+        {
+            if (string.IsNullOrEmpty(passphrase))
+                throw new AsrException(AsrErrorIds.VaultKeyRequired, AsrErrorKind.SecurityError,
+                    $"The vault at '{store.Location}' is encrypted. Supply its key with -EncryptionKey.", store.Location);
+            key = KeyCache.GetOrAdd((header.VaultId, passphrase), k => VaultKey.Open(k.Item2, header.Encryption, header.VaultId, store.Location));
+        }
+        else if (!string.IsNullOrEmpty(passphrase))
+        {
+            throw new AsrException(AsrErrorIds.VaultKeyNotExpected, AsrErrorKind.InvalidArgument,
+                $"The vault at '{store.Location}' is not encrypted; omit -EncryptionKey.", store.Location);
+        }
+        return new AsrVault(store, header, key, logger ?? NullLogger.Instance);
+    }
+
+    // PBKDF2 at 600k iterations costs ~0.3 s; a session opens the same vault many times.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string), VaultKey> KeyCache = new();
+
+    public static Task<AsrVault> CreateLocalAsync(string path, string? passphrase, ILogger? logger = null, CancellationToken ct = default)
+    {
+        if (File.Exists(path))
+            throw new AsrException(AsrErrorIds.VaultAlreadyExists, AsrErrorKind.InvalidArgument, $"'{path}' is a file; a local vault is a directory.", path);
+        if (Directory.Exists(path) && !File.Exists(Path.Combine(path, VaultHeader.Key)) && Directory.EnumerateFileSystemEntries(path).Any())
+            throw new AsrException(AsrErrorIds.VaultAlreadyExists, AsrErrorKind.InvalidArgument,
+                $"'{path}' is a directory that is not empty and not a vault. Give a new or empty directory.", path);
+        return CreateAsync(new LocalDirectoryStore(path), passphrase, logger, ct);
+    }
+
+    public static Task<AsrVault> OpenLocalAsync(string path, string? passphrase, ILogger? logger = null, CancellationToken ct = default)
+    {
+        if (!Directory.Exists(path))
+            throw new AsrException(AsrErrorIds.VaultNotFound, AsrErrorKind.ObjectNotFound, $"'{path}' is not a vault: the directory does not exist.", path);
+        return OpenAsync(new LocalDirectoryStore(path), passphrase, logger, ct);
+    }
+
+    // ---- policies ----
+
+    public async Task<AsrPolicy> CreatePolicyAsync(AsrPolicy policy, CancellationToken ct)
+    {
+        policy.Validate();
+        policy.Id = Guid.NewGuid();
+        policy.CreatedUtc = DateTimeOffset.UtcNow;
+        if (!await Store.TryCreateAsync(VaultLayout.Policy(policy.Name), VaultJson.Serialize(policy), ct).ConfigureAwait(false))
+            throw new AsrException(AsrErrorIds.PolicyAlreadyExists, AsrErrorKind.ResourceExists,
+                $"A policy named '{policy.Name}' already exists in the vault. Choose another name or use the existing policy.", policy.Name);
+        return policy;
+    }
+
+    public async Task<List<AsrPolicy>> GetPoliciesAsync(CancellationToken ct)
+    {
+        var list = new List<AsrPolicy>();
+        foreach (var o in await Store.ListAsync(VaultLayout.PoliciesPrefix, ct).ConfigureAwait(false))
+            if (await Store.ReadAsync<AsrPolicy>(o.Key, ct).ConfigureAwait(false) is { } p) list.Add(p);
+        return list;
+    }
+
+    public async Task<AsrPolicy> GetPolicyAsync(string name, CancellationToken ct) =>
+        await Store.ReadAsync<AsrPolicy>(VaultLayout.Policy(name), ct).ConfigureAwait(false)
+        ?? throw new AsrException(AsrErrorIds.PolicyNotFound, AsrErrorKind.ObjectNotFound,
+            $"No policy named '{name}' in the vault. Existing policies: {string.Join(", ", (await GetPoliciesAsync(ct).ConfigureAwait(false)).Select(p => p.Name).DefaultIfEmpty("(none)"))}.", name);
+
+    public async Task RemovePolicyAsync(string name, CancellationToken ct)
+    {
+        var policy = await GetPolicyAsync(name, ct).ConfigureAwait(false);
+        var users = (await GetItemsAsync(ct).ConfigureAwait(false)).Where(i => string.Equals(i.PolicyName, policy.Name, StringComparison.OrdinalIgnoreCase)).ToList();
+        if (users.Count > 0)
+            throw new AsrException(AsrErrorIds.PolicyInUse, AsrErrorKind.InvalidOperation,
+                $"Policy '{policy.Name}' is used by {string.Join(", ", users.Select(u => u.Name))}; disable their replication first.", policy.Name);
+        await Store.DeleteAsync(VaultLayout.Policy(policy.Name), ct).ConfigureAwait(false);
+    }
+
+    // ---- protected items ----
+
+    public async Task<List<AsrProtectedItem>> GetItemsAsync(CancellationToken ct)
+    {
+        var list = new List<AsrProtectedItem>();
+        foreach (var o in await Store.ListAsync(VaultLayout.ItemsPrefix, ct).ConfigureAwait(false))
+        {
+            if (!o.Key.EndsWith("/item.json", StringComparison.Ordinal) || o.Key.Count(c => c == '/') != 2) continue;
+            if (await Store.ReadAsync<AsrProtectedItem>(o.Key, ct).ConfigureAwait(false) is { } item)
+                list.Add(await DecorateAsync(item, ct).ConfigureAwait(false));
+        }
+        return list.OrderBy(i => i.Name, StringComparer.OrdinalIgnoreCase).ToList();
+    }
+
+    public async Task<AsrProtectedItem> GetItemAsync(string name, CancellationToken ct)
+    {
+        var claim = await Store.ReadAllAsync(VaultLayout.ItemNameClaim(name), ct).ConfigureAwait(false);
+        var item = claim is null ? null : await Store.ReadAsync<AsrProtectedItem>(VaultLayout.Item(System.Text.Encoding.UTF8.GetString(claim)), ct).ConfigureAwait(false);
+        if (item is null)
+            throw new AsrException(AsrErrorIds.ProtectedItemNotFound, AsrErrorKind.ObjectNotFound,
+                $"No protected item named '{name}' in the vault at '{Location}'. Use Get-AsrProtectedItem to list items.", name);
+        return await DecorateAsync(item, ct).ConfigureAwait(false);
+    }
+
+    internal Task SaveItemAsync(AsrProtectedItem item, CancellationToken ct) => Store.WriteJsonAsync(VaultLayout.Item(item.Id), item, ct);
+
+    /// <summary>Claims a name atomically, so two sessions enabling the same name cannot both succeed.</summary>
+    internal async Task ClaimItemNameAsync(AsrProtectedItem item, CancellationToken ct)
+    {
+        var id = System.Text.Encoding.UTF8.GetBytes(item.Id);
+        if (await Store.TryCreateAsync(VaultLayout.ItemNameClaim(item.Name), id, ct).ConfigureAwait(false)) return;
+        // A claim without an item record is what a crash between claim and save leaves: take it over.
+        var existing = await Store.ReadAllAsync(VaultLayout.ItemNameClaim(item.Name), ct).ConfigureAwait(false);
+        if (existing is not null && !await Store.ExistsAsync(VaultLayout.Item(System.Text.Encoding.UTF8.GetString(existing)), ct).ConfigureAwait(false))
+        {
+            await Store.WriteAsync(VaultLayout.ItemNameClaim(item.Name), id, ct).ConfigureAwait(false);
+            return;
+        }
+        throw new AsrException(AsrErrorIds.ProtectedItemAlreadyExists, AsrErrorKind.ResourceExists,
+                $"A protected item named '{item.Name}' already exists in the vault. Choose another name, or Disable-AsrReplication it first.", item.Name);
+    }
+
+    internal async Task RemoveItemAsync(AsrProtectedItem item, CancellationToken ct)
+    {
+        // Release the name last: until then a half-removed item still blocks a new one of the same name.
+        await Store.DeleteAsync(VaultLayout.Item(item.Id), ct).ConfigureAwait(false);
+        await Store.DeletePrefixAsync(VaultLayout.ItemPrefix(item.Id), ct).ConfigureAwait(false);
+        await Store.DeleteAsync(VaultLayout.ItemNameClaim(item.Name), ct).ConfigureAwait(false);
+    }
+
+    private async Task<AsrProtectedItem> DecorateAsync(AsrProtectedItem item, CancellationToken ct)
+    {
+        item.VaultLocation = Location;
+        var latest = await GetLatestPointAsync(item.Id, ct).ConfigureAwait(false);
+        if (latest is not null)
+        {
+            // The published manifests are the truth; the item record may lag after a crash.
+            item.LastPointSequence = latest.Sequence;
+            item.LastRecoveryPointTimeUtc = latest.RecoveryPointTimeUtc;
+            item.CurrentRpo = DateTimeOffset.UtcNow - latest.RecoveryPointTimeUtc;
+        }
+        var policy = await Store.ReadAsync<AsrPolicy>(VaultLayout.Policy(item.PolicyName), ct).ConfigureAwait(false);
+        double threshold = policy?.RpoThresholdMinutes ?? 15;
+        item.ReplicationHealth = item.State == ProtectedItemState.ResyncRequired || item.CurrentRpo is null ? ReplicationHealth.Critical
+            : item.CurrentRpo.Value.TotalMinutes > 2 * threshold ? ReplicationHealth.Critical
+            : item.CurrentRpo.Value.TotalMinutes > threshold ? ReplicationHealth.Warning
+            : ReplicationHealth.Normal;
+        if (item.State == ProtectedItemState.InitialReplicationPending && latest is null) item.ReplicationHealth = ReplicationHealth.Warning;
+        return item;
+    }
+
+    // ---- recovery points ----
+
+    public async Task<List<AsrRecoveryPoint>> GetPointsAsync(AsrProtectedItem item, CancellationToken ct)
+    {
+        var list = new List<AsrRecoveryPoint>();
+        foreach (var o in await Store.ListAsync(VaultLayout.PointsPrefix(item.Id), ct).ConfigureAwait(false))
+        {
+            if (!VaultLayout.TryParsePointSequence(o.Key, out _)) continue;
+            var p = await Store.ReadAsync<AsrRecoveryPoint>(o.Key, ct).ConfigureAwait(false);
+            if (p is not null) { p.VaultLocation = Location; list.Add(p); }
+        }
+        return list;
+    }
+
+    public async Task<AsrRecoveryPoint?> GetLatestPointAsync(string itemId, CancellationToken ct)
+    {
+        var keys = await Store.ListAsync(VaultLayout.PointsPrefix(itemId), ct).ConfigureAwait(false);
+        for (int i = keys.Count - 1; i >= 0; i--)
+        {
+            if (!VaultLayout.TryParsePointSequence(keys[i].Key, out _)) continue;
+            var p = await Store.ReadAsync<AsrRecoveryPoint>(keys[i].Key, ct).ConfigureAwait(false);
+            if (p is not null) { p.VaultLocation = Location; return p; }
+        }
+        return null;
+    }
+
+    public async Task<AsrRecoveryPoint> GetPointAsync(string itemId, long sequence, CancellationToken ct)
+    {
+        var p = await Store.ReadAsync<AsrRecoveryPoint>(VaultLayout.PointManifest(itemId, sequence), ct).ConfigureAwait(false)
+            ?? throw new AsrException(AsrErrorIds.RecoveryPointNotFound, AsrErrorKind.ObjectNotFound, $"Recovery point {sequence} does not exist.", sequence);
+        p.VaultLocation = Location;
+        return p;
+    }
+
+    /// <summary>The points whose deltas make up <paramref name="point"/>, base first.</summary>
+    public async Task<List<AsrRecoveryPoint>> GetPointChainAsync(AsrRecoveryPoint point, CancellationToken ct)
+    {
+        var chain = new List<AsrRecoveryPoint> { point };
+        var current = point;
+        while (current.ParentSequence is { } parent)
+        {
+            current = await GetPointAsync(point.ItemId, parent, ct).ConfigureAwait(false);
+            chain.Add(current);
+        }
+        chain.Reverse();
+        return chain;
+    }
+}
