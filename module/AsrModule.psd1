@@ -1,0 +1,27 @@
+@{
+    RootModule           = 'AsrModule.dll'
+    # Stamped from Directory.Build.props (AsrModuleVersion) when the module is packaged.
+    ModuleVersion        = '0.0.0-stamped-at-build'
+    GUID                 = '5b0f2f55-3a55-4f0c-9a8e-2a5d8f7d0a11'
+    Author               = 'AsrModule contributors'
+    Description          = 'Self-hosted site recovery: block-level replication of machine disks into a vault, recovery points, drills, failover and failback, driven from PowerShell.'
+    PowerShellVersion    = '7.6'
+    CompatiblePSEditions = @('Core')
+    FormatsToProcess     = @('AsrModule.Format.ps1xml')
+    TypesToProcess       = @('AsrModule.Types.ps1xml')
+    CmdletsToExport      = @(
+        'New-AsrVault', 'Connect-AsrVault', 'Disconnect-AsrVault', 'Get-AsrVault',
+        'New-AsrPolicy', 'Get-AsrPolicy', 'Remove-AsrPolicy',
+        'Enable-AsrReplication', 'Get-AsrProtectedItem', 'Invoke-AsrReplication', 'Disable-AsrReplication',
+        'Get-AsrRecoveryPoint', 'Export-AsrRecoveryPoint',
+        'Get-AsrJob', 'Wait-AsrJob', 'Stop-AsrJob'
+    )
+    FunctionsToExport    = @()
+    AliasesToExport      = @()
+    VariablesToExport    = @()
+    PrivateData          = @{
+        PSData = @{
+            Tags = @('DisasterRecovery', 'Replication', 'SiteRecovery', 'Backup')
+        }
+    }
+}

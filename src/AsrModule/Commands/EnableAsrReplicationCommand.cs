@@ -1,0 +1,50 @@
+using System.Management.Automation;
+using AsrModule.Engine.Jobs;
+using AsrModule.Engine.Replication;
+using AsrModule.Infrastructure;
+
+namespace AsrModule.Commands;
+
+/// <summary>Registers a machine's disks and runs its initial replication as a job.</summary>
+[Cmdlet(VerbsLifecycle.Enable, "AsrReplication", SupportsShouldProcess = true)]
+[OutputType(typeof(AsrJob))]
+public sealed class EnableAsrReplicationCommand : AsrCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("MachineName")]
+    public string Name { get; set; } = "";
+
+    /// <summary>Raw disk image files or block devices.</summary>
+    [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
+    [Alias("Path", "Disks")]
+    public string[] Disk { get; set; } = [];
+
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    [PolicyNameTransformation]
+    [ArgumentCompleter(typeof(PolicyNameCompleter))]
+    [Alias("PolicyName")]
+    public string Policy { get; set; } = "";
+
+    /// <summary>Returns the job at once instead of waiting for initial replication.</summary>
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var vault = ResolveVault();
+        var paths = Disk.Select(d => SessionState.Path.GetUnresolvedProviderPathFromPSPath(d)).ToList();
+        if (!ShouldProcess(Name, $"Enable replication of {paths.Count} disk(s) with policy '{Policy}'")) return;
+        ForItem(Name, () =>
+        {
+            var service = new ReplicationService(vault);
+            var item = Await(ct => service.RegisterAsync(Name, paths, Policy, ct));
+            var lease = Await(ct => service.PrepareCycleAsync(item, false, ct));
+            var job = JobRunner.NewRecord("EnableReplication", item.Name, item.Id);
+            var running = JobRunner.Start(vault, job, async ctx =>
+            {
+                using (lease) return await service.RunCycleAsync(item, false, ctx).ConfigureAwait(false);
+            });
+            CompleteJob(running, AsJob);
+        });
+    }
+}

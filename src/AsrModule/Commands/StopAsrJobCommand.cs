@@ -1,0 +1,46 @@
+using System.Management.Automation;
+using AsrModule.Engine.Errors;
+using AsrModule.Engine.Jobs;
+using AsrModule.Infrastructure;
+
+namespace AsrModule.Commands;
+
+/// <summary>Cancels a running job; the vault is left as it was before the job (no partial point is published).</summary>
+[Cmdlet(VerbsLifecycle.Stop, "AsrJob", SupportsShouldProcess = true, DefaultParameterSetName = "ByObject")]
+[OutputType(typeof(AsrJob))]
+public sealed class StopAsrJobCommand : AsrCmdlet
+{
+    [Parameter(Mandatory = true, ParameterSetName = "ByObject", ValueFromPipeline = true)]
+    public AsrJob[] InputObject { get; set; } = [];
+
+    [Parameter(Mandatory = true, ParameterSetName = "ById", Position = 0, ValueFromPipelineByPropertyName = true)]
+    public Guid[] Id { get; set; } = [];
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var ids = ParameterSetName == "ByObject" ? InputObject.Select(j => j.Id) : Id;
+        foreach (var id in ids)
+        {
+            if (!JobRunner.TryGetRunning(id, out var running))
+            {
+                ForItem(id, () =>
+                {
+                    var job = Await(ct => ResolveVault(InputObject.FirstOrDefault(j => j.Id == id)?.VaultLocation).Jobs.GetAsync(id, ct));
+                    if (job.IsFinished)
+                        throw new AsrException(AsrErrorIds.InvalidStateTransition, AsrErrorKind.InvalidOperation,
+                            $"Job {id} has already ended ({job.State}); only running jobs can be stopped.", id);
+                    throw new AsrException(AsrErrorIds.JobNotRunningHere, AsrErrorKind.InvalidOperation,
+                        $"Job {id} runs in process {job.OwnerProcessId} on {job.OwnerHost}; stop it from that session.", id);
+                });
+                continue;
+            }
+            if (!ShouldProcess($"{running.Job.Operation} {running.Job.TargetName} ({id})", "Stop job")) continue;
+            running.Cancel();
+            running.Completion.Wait();
+            if (PassThru) WriteObject(JobRunner.Snapshot(running.Job));
+        }
+    }
+}

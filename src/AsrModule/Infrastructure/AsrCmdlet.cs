@@ -1,0 +1,154 @@
+using System.Management.Automation;
+using System.Runtime.InteropServices;
+using System.Security;
+using AsrModule.Engine.Errors;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Jobs;
+using AsrModule.Engine.Vault;
+
+namespace AsrModule.Infrastructure;
+
+/// <summary>
+/// Base of every AsrModule cmdlet: resolves the vault, runs engine calls with a token that Ctrl+C
+/// (StopProcessing) cancels, waits for jobs on the pipeline thread while showing their progress, and
+/// turns engine errors into ErrorRecords.
+/// </summary>
+public abstract class AsrCmdlet : PSCmdlet
+{
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly List<RunningJob> _foregroundJobs = new();
+
+    /// <summary>The vault to use: a vault object or a local vault path. Defaults to the one Connect-AsrVault set.</summary>
+    [Parameter]
+    [VaultTransformation]
+    public AsrVault? Vault { get; set; }
+
+    protected CancellationToken StopToken => _stopping.Token;
+
+    protected override void StopProcessing()
+    {
+        _stopping.Cancel();
+        lock (_foregroundJobs)
+            foreach (var j in _foregroundJobs) j.Cancel();
+    }
+
+    /// <summary>The vault for this call: -Vault, else the vault <paramref name="location"/> came from, else the session default.</summary>
+    protected AsrVault ResolveVault(string? location = null)
+    {
+        if (Vault is not null) return Vault;
+        if (location is not null)
+        {
+            var known = VaultSession.Find(location);
+            if (known is not null) return known;
+            if (VaultSession.Default is { } d && d.Location == location) return d;
+            try
+            {
+                var opened = Await(ct => AsrVault.OpenAsync(new Engine.Storage.LocalDirectoryStore(location), null, null, ct));
+                VaultSession.Remember(opened);
+                return opened;
+            }
+            catch (AsrException) { /* fall through to the default vault */ }
+        }
+        if (VaultSession.Default is { } vault) return vault;
+        ThrowTerminating(new AsrException(AsrErrorIds.VaultNotConnected, AsrErrorKind.InvalidOperation,
+            "No vault is connected. Run Connect-AsrVault -Path <vault> first, or pass -Vault."));
+        throw new InvalidOperationException(); // unreachable: ThrowTerminatingError throws
+    }
+
+    /// <summary>Runs an engine call to completion; Ctrl+C cancels it.</summary>
+    protected T Await<T>(Func<CancellationToken, Task<T>> call) => call(StopToken).GetAwaiter().GetResult();
+
+    protected void Await(Func<CancellationToken, Task> call) => call(StopToken).GetAwaiter().GetResult();
+
+    /// <summary>Runs a per-item action; an engine error becomes a non-terminating error for that item.</summary>
+    protected void ForItem(object? target, Action action)
+    {
+        try
+        {
+            action();
+        }
+        catch (AsrException ex)
+        {
+            WriteError(ErrorMapping.ToErrorRecord(ex, target));
+        }
+    }
+
+    protected void ThrowTerminating(AsrException ex, object? target = null) =>
+        ThrowTerminatingError(ErrorMapping.ToErrorRecord(ex, target));
+
+    protected override void BeginProcessing()
+    {
+        if (Vault is not null) VaultSession.Remember(Vault);
+    }
+
+    /// <summary>
+    /// Either returns the job at once (-AsJob), or waits for it here with Write-Progress; Ctrl+C then
+    /// cancels the job and waits for it to leave the vault consistent.
+    /// </summary>
+    protected void CompleteJob(RunningJob running, bool asJob)
+    {
+        if (asJob)
+        {
+            WriteObject(JobRunner.Snapshot(running.Job));
+            return;
+        }
+        lock (_foregroundJobs) _foregroundJobs.Add(running);
+        if (_stopping.IsCancellationRequested) running.Cancel();
+        try
+        {
+            WaitForLocalJob(running);
+        }
+        finally
+        {
+            lock (_foregroundJobs) _foregroundJobs.Remove(running);
+        }
+        if (_stopping.IsCancellationRequested) throw new PipelineStoppedException();
+        WriteJobOutcome(JobRunner.Snapshot(running.Job));
+    }
+
+    /// <summary>Blocks until a job of this process ends, showing its progress. Returns false when the wait was stopped.</summary>
+    protected bool WaitForLocalJob(RunningJob running, DateTime? deadline = null)
+    {
+        int activityId = Math.Abs(running.Job.Id.GetHashCode() % 100000);
+        string activity = $"{running.Job.Operation} {running.Job.TargetName}";
+        int seen = -1;
+        bool progressShown = false;
+        while (!running.Completion.Wait(100))
+        {
+            if (deadline is { } d && DateTime.UtcNow >= d) return false;
+            if (_stopping.IsCancellationRequested && !_foregroundJobs.Contains(running)) return false;
+            int version = running.ProgressVersion;
+            if (version != seen && !_stopping.IsCancellationRequested)
+            {
+                seen = version;
+                var p = running.LatestProgress;
+                WriteProgress(new ProgressRecord(activityId, activity, string.IsNullOrEmpty(p.StatusMessage) ? "Running" : p.StatusMessage) { PercentComplete = p.PercentComplete });
+                progressShown = true;
+            }
+        }
+        if (progressShown && !_stopping.IsCancellationRequested)
+            WriteProgress(new ProgressRecord(activityId, activity, "Done") { RecordType = ProgressRecordType.Completed });
+        return true;
+    }
+
+    /// <summary>Writes a finished job; a failed or cancelled one also writes its error (so -ErrorAction Stop works in runbooks).</summary>
+    protected void WriteJobOutcome(AsrJob job)
+    {
+        WriteObject(job);
+        if (job.State is AsrJobState.Failed or AsrJobState.Cancelled or AsrJobState.Interrupted)
+            WriteError(ErrorMapping.FromJob(job));
+    }
+
+    protected AsrProtectedItem GetItem(AsrVault vault, string name) => Await(ct => vault.GetItemAsync(name, ct));
+
+    protected static string? PlainText(SecureString? secure)
+    {
+        if (secure is null) return null;
+        IntPtr ptr = Marshal.SecureStringToGlobalAllocUnicode(secure);
+        try { return Marshal.PtrToStringUni(ptr); }
+        finally { Marshal.ZeroFreeGlobalAllocUnicode(ptr); }
+    }
+
+    protected static WildcardPattern? Wildcard(string? pattern) =>
+        string.IsNullOrEmpty(pattern) ? null : new WildcardPattern(pattern, WildcardOptions.IgnoreCase);
+}
