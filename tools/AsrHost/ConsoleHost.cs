@@ -38,10 +38,12 @@ internal sealed class ConsoleHost : PSHost
             foreach (char c in ReadLine()) s.AppendChar(c);
             return s;
         }
-        public override void Write(string value) => Console.Write(value);
-        public override void Write(ConsoleColor foregroundColor, ConsoleColor backgroundColor, string value) => Console.Write(value);
-        public override void WriteLine(string value) => Console.WriteLine(value);
-        public override void WriteErrorLine(string value) => Console.Error.WriteLine(value);
+        // A host applies $PSStyle.OutputRendering itself: strip VT sequences when output is captured.
+        private static string Render(string value) => GetOutputString(value, supportsVirtualTerminal: !Console.IsOutputRedirected);
+        public override void Write(string value) => Console.Write(Render(value));
+        public override void Write(ConsoleColor foregroundColor, ConsoleColor backgroundColor, string value) => Console.Write(Render(value));
+        public override void WriteLine(string value) => Console.WriteLine(Render(value));
+        public override void WriteErrorLine(string value) => Console.Error.WriteLine(Render(value));
         public override void WriteDebugLine(string message) => Console.WriteLine("DEBUG: " + message);
         public override void WriteVerboseLine(string message) => Console.WriteLine("VERBOSE: " + message);
         public override void WriteWarningLine(string message) => Console.WriteLine("WARNING: " + message);

@@ -15,9 +15,6 @@ string? moduleDir = FindModuleRoot();
 if (moduleDir is not null)
     Environment.SetEnvironmentVariable("PSModulePath", moduleDir + Path.PathSeparator + Environment.GetEnvironmentVariable("PSModulePath"));
 
-// Logs and CI capture output: no ANSI colour codes there.
-if (Console.IsOutputRedirected) PSStyle.Instance.OutputRendering = OutputRendering.PlainText;
-
 var host = new ConsoleHost();
 var iss = InitialSessionState.CreateDefault2();
 using var runspace = RunspaceFactory.CreateRunspace(host, iss);
