@@ -12,19 +12,36 @@ namespace AsrModule.Engine.RecoveryPoints;
 /// </summary>
 public static class RecoveryPointExporter
 {
-    public static async Task<List<string>> ExportAsync(AsrVault vault, AsrRecoveryPoint point, string destinationDirectory, bool force,
-        IReadOnlyCollection<string>? diskFilter, JobContext context)
+    /// <summary>
+    /// Checks what an export would do (disks, target files) and throws if it must not run; call before
+    /// starting a job so a refused export leaves no trace.
+    /// </summary>
+    public static (List<RecoveryPointDisk> Disks, List<string> Targets) Plan(AsrRecoveryPoint point, string destinationDirectory, bool force, IReadOnlyCollection<string>? diskFilter)
     {
+        if (diskFilter is { Count: > 0 })
+            foreach (var f in diskFilter)
+                if (!point.Disks.Any(d => string.Equals(f, d.Name, StringComparison.OrdinalIgnoreCase) || f == d.DiskId))
+                    throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.ObjectNotFound,
+                        $"Recovery point {point} has no disk '{f}'. Its disks: {string.Join(", ", point.Disks.Select(d => d.Name))}.", f);
         var disks = point.Disks.Where(d => diskFilter is null || diskFilter.Count == 0
             || diskFilter.Any(f => string.Equals(f, d.Name, StringComparison.OrdinalIgnoreCase) || f == d.DiskId)).ToList();
-        Directory.CreateDirectory(destinationDirectory);
         var targets = disks.Select(d => Path.Combine(destinationDirectory, d.Name)).ToList();
+        if (File.Exists(destinationDirectory))
+            throw new AsrException(AsrErrorIds.ExportDestinationExists, AsrErrorKind.InvalidArgument,
+                $"'{destinationDirectory}' is a file; -Destination must be a directory.", destinationDirectory);
         if (!force)
             foreach (var t in targets)
                 if (File.Exists(t))
                     throw new AsrException(AsrErrorIds.ExportDestinationExists, AsrErrorKind.ResourceExists,
                         $"'{t}' already exists. Choose an empty destination or use -Force to overwrite it.", t);
+        return (disks, targets);
+    }
 
+    public static async Task<List<string>> ExportAsync(AsrVault vault, AsrRecoveryPoint point, string destinationDirectory, bool force,
+        IReadOnlyCollection<string>? diskFilter, JobContext context)
+    {
+        var (disks, targets) = Plan(point, destinationDirectory, force, diskFilter);
+        Directory.CreateDirectory(destinationDirectory);
         long totalBytes = Math.Max(1, disks.Sum(d => d.SizeBytes));
         long doneBytes = 0;
         for (int i = 0; i < disks.Count; i++)

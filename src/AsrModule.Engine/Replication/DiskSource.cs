@@ -38,10 +38,7 @@ internal sealed class DiskSource : IDisposable
         try
         {
             bool isBlockDevice = IsBlockDevicePath(path);
-            // lseek(SEEK_END) is the size for files and block devices alike (fstat reports 0 for devices).
-            long size;
-            using (var fs = new FileStream(new SafeFileHandle(handle.DangerousGetHandle(), ownsHandle: false), FileAccess.Read, 1))
-                size = fs.Seek(0, SeekOrigin.End);
+            long size = isBlockDevice ? DeviceSize(handle, path) : RandomAccess.GetLength(handle);
             var source = new DiskSource(path, handle, size, isBlockDevice);
             // Prove the disk is readable now rather than half-way through a job.
             if (size > 0)
@@ -57,6 +54,30 @@ internal sealed class DiskSource : IDisposable
             throw new AsrException(AsrErrorIds.DiskUnreadable, AsrErrorKind.ReadError, $"Disk '{path}' cannot be read: {ex.Message}", path, ex);
         }
     }
+
+    /// <summary>
+    /// A block device's size: fstat (what .NET's length uses) reports 0 for devices, while
+    /// lseek(fd, 0, SEEK_END) returns the device size.
+    /// </summary>
+    private static long DeviceSize(SafeFileHandle handle, string path)
+    {
+        bool added = false;
+        handle.DangerousAddRef(ref added);
+        try
+        {
+            long size = lseek((int)handle.DangerousGetHandle(), 0, 2 /* SEEK_END */);
+            if (size < 0)
+                throw new IOException($"lseek on '{path}' failed (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}).");
+            return size;
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern long lseek(int fd, long offset, int whence);
 
     private static bool IsBlockDevicePath(string path)
     {

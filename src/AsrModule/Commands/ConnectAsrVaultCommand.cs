@@ -7,15 +7,16 @@ using AsrModule.Infrastructure;
 namespace AsrModule.Commands;
 
 /// <summary>Opens a vault and makes it this session's default.</summary>
-[Cmdlet(VerbsCommunications.Connect, "AsrVault", DefaultParameterSetName = ByPath)]
+[Cmdlet(VerbsCommunications.Connect, "AsrVault", DefaultParameterSetName = ByObject)]
 [OutputType(typeof(AsrVault))]
 public sealed class ConnectAsrVaultCommand : AsrCmdlet
 {
     private const string ByPath = "ByPath";
     private const string ByObject = "ByObject";
 
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ByPath, ValueFromPipelineByPropertyName = true)]
-    [Alias("Location", "FullName")]
+    // No "Location" alias: a piped vault object must bind as a whole (it carries its key), not by its path.
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ByPath, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("FullName")]
     public string Path { get; set; } = "";
 
     [Parameter(Mandatory = true, ParameterSetName = ByObject, ValueFromPipeline = true)]

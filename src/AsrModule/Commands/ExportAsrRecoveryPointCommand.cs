@@ -37,6 +37,7 @@ public sealed class ExportAsrRecoveryPointCommand : AsrCmdlet
         var point = InputObject;
         ForItem(point, () =>
         {
+            RecoveryPointExporter.Plan(point, destination, Force, Disk);
             var job = JobRunner.NewRecord("ExportRecoveryPoint", point.ItemName, point.ItemId);
             var running = JobRunner.Start(vault, job, async ctx =>
             {

@@ -5,7 +5,7 @@ using AsrModule.Infrastructure;
 namespace AsrModule.Commands;
 
 /// <summary>Removes a policy no protected item uses.</summary>
-[Cmdlet(VerbsCommon.Remove, "AsrPolicy", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = "ByName")]
+[Cmdlet(VerbsCommon.Remove, "AsrPolicy", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = "ByObject")]
 [OutputType(typeof(void))]
 public sealed class RemoveAsrPolicyCommand : AsrCmdlet
 {

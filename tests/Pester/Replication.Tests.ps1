@@ -1,0 +1,203 @@
+Describe 'Replication of a generated two-disk machine through three cycles of scattered writes' {
+    BeforeAll {
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
+        Import-Module AsrModule
+        $dir = New-TestDirectory
+        $os = Join-TestPath $dir 'web01-os.img'
+        $data = Join-TestPath $dir 'web01-data.img'
+        New-AsrSampleDisk -Path $os -SizeBytes 40MB -Seed 1 | Out-Null
+        New-AsrSampleDisk -Path $data -SizeBytes (24MB + 1536) -Seed 2 | Out-Null   # not a multiple of the block size
+        New-AsrVault -Path (Join-TestPath $dir 'vault') -EncryptionKey 'pester key' | Connect-AsrVault
+        $policy = New-AsrPolicy -Name default -RecoveryPointRetentionHours 24 -CrashConsistentFrequencyMinutes 5 -AppConsistentFrequencyHours 4 -RpoThresholdMinutes 15
+
+        # Source hashes at the moment each point is taken: what each exported point must equal.
+        $expected = [Collections.Generic.List[hashtable]]::new()
+        $expected.Add(@{ 'web01-os.img' = Get-AsrSampleHash $os; 'web01-data.img' = Get-AsrSampleHash $data })
+        $enableJob = Enable-AsrReplication -Name web01 -Disk $os, $data -Policy $policy | Wait-AsrJob
+        $written = [Collections.Generic.List[long]]::new()
+        $cycleJobs = foreach ($cycle in 1..3) {
+            $written.Add((Write-AsrSampleChange -Path $os -Fraction 0.01 -Seed (10 + $cycle)) + (Write-AsrSampleChange -Path $data -Fraction 0.02 -Seed (20 + $cycle)))
+            $expected.Add(@{ 'web01-os.img' = Get-AsrSampleHash $os; 'web01-data.img' = Get-AsrSampleHash $data })
+            Get-AsrProtectedItem web01 | Invoke-AsrReplication | Wait-AsrJob
+        }
+    }
+    AfterAll { Disconnect-AsrVault; Remove-TestDirectory $dir }
+
+    It 'initial replication ran as a job that published point 1' {
+        $enableJob.State | Should -Be 'Succeeded'
+        $enableJob.Operation | Should -Be 'EnableReplication'
+        $enableJob.Result.RecoveryPointSequence | Should -Be 1
+        $enableJob.Result.Mode | Should -Be 'Initial'
+    }
+
+    It 'each delta cycle found at most the written bytes and stored about that much' {
+        for ($i = 0; $i -lt 3; $i++) {
+            $job = $cycleJobs[$i]
+            $job.State | Should -Be 'Succeeded'
+            $job.Result.Mode | Should -Be 'Delta'
+            $job.Result.ChangedBytes | Should -BeGreaterThan 0
+            $job.Result.ChangedBytes | Should -BeLessOrEqual $written[$i]
+            # random 4 KiB blocks do not compress: stored ~= changed, plus AES-GCM's 28 bytes per extent
+            $job.Result.BytesStored | Should -BeLessOrEqual ($job.Result.ChangedBytes * 1.05)
+        }
+    }
+
+    It 'lists four crash-consistent points, oldest first, covering both disks' {
+        $points = @(Get-AsrRecoveryPoint -Item web01)
+        $points.Count | Should -Be 4
+        ($points | ForEach-Object Sequence) | Should -Be @(1, 2, 3, 4)
+        ($points | ForEach-Object Consistency | Where-Object { $_ -ne 'CrashConsistent' }) | Should -BeNullOrEmpty
+        $points[0].Disks.Name | Should -Be @('web01-os.img', 'web01-data.img')
+        (Get-AsrRecoveryPoint -Item web01 -Latest).Sequence | Should -Be 4
+    }
+
+    It 'exports every point bit-exact: SHA-256 of each disk equals the source at that moment' {
+        foreach ($point in Get-AsrRecoveryPoint -Item web01) {
+            $got = Get-ExportedHashes $point (Join-TestPath $dir "restore-$($point.Sequence)")
+            foreach ($disk in 'web01-os.img', 'web01-data.img') {
+                $got[$disk] | Should -Be $expected[$point.Sequence - 1][$disk] -Because "disk $disk of point $($point.Sequence)"
+            }
+        }
+    }
+
+    It 'Export-AsrRecoveryPoint refuses to overwrite without -Force (ExportDestinationExists) and overwrites with it' {
+        $dest = Join-TestPath $dir 'restore-force'
+        $latest = Get-AsrRecoveryPoint -Item web01 -Latest
+        $latest | Export-AsrRecoveryPoint -Destination $dest -Disk web01-data.img | Out-Null
+        { $latest | Export-AsrRecoveryPoint -Destination $dest -Disk web01-data.img -ErrorAction Stop } | Should -Throw -ErrorId 'ExportDestinationExists'
+        ($latest | Export-AsrRecoveryPoint -Destination $dest -Disk web01-data.img -Force).State | Should -Be 'Succeeded'
+        Get-AsrSampleHash (Join-TestPath $dest 'web01-data.img') | Should -Be $expected[3]['web01-data.img']
+    }
+
+    It 'Get-AsrProtectedItem shows state, health, RPO and the operations allowed now' {
+        $item = Get-AsrProtectedItem web01
+        $item.State | Should -Be 'Protected'
+        $item.ReplicationHealth | Should -Be 'Normal'
+        $item.CurrentRpo.TotalMinutes | Should -BeLessThan 15
+        $item.LastPointSequence | Should -Be 4
+        $item.AllowedOperations | Should -Contain 'Invoke-AsrReplication'
+        @(Get-AsrProtectedItem 'web*').Count | Should -Be 1
+    }
+
+    It 'binds by property name from the pipeline' {
+        @([pscustomobject]@{ Name = 'web01' } | Get-AsrRecoveryPoint).Count | Should -Be 4
+        ([pscustomobject]@{ Name = 'web01' } | Invoke-AsrReplication).Result.Mode | Should -Be 'Delta'
+    }
+
+    It 'Get-AsrJob lists every job with its result, filterable by target and state' {
+        $all = @(Get-AsrJob -TargetName web01)
+        @($all | Where-Object Operation -eq 'EnableReplication').Count | Should -Be 1
+        @($all | Where-Object Operation -eq 'ReplicationCycle').Count | Should -BeGreaterOrEqual 3
+        @(Get-AsrJob -State Failed).Count | Should -Be 0
+        (Get-AsrJob -Id $enableJob.Id).Result.RecoveryPointSequence | Should -Be 1
+    }
+}
+
+Describe 'Bad input: a clear ErrorRecord and an unchanged vault' {
+    BeforeAll {
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
+        Import-Module AsrModule
+        $dir = New-TestDirectory
+        $vaultPath = Join-TestPath $dir 'vault'
+        $disk = Join-TestPath $dir 'd.img'
+        New-AsrSampleDisk -Path $disk -SizeBytes 3MB | Out-Null
+        New-AsrVault -Path $vaultPath | Connect-AsrVault
+        New-AsrPolicy -Name p | Out-Null
+        Enable-AsrReplication -Name existing -Disk $disk -Policy p | Out-Null
+    }
+    AfterAll { Disconnect-AsrVault; Remove-TestDirectory $dir }
+    BeforeEach { $before = Get-VaultSnapshot $vaultPath }
+    AfterEach { Get-VaultSnapshot $vaultPath | Should -Be $before -Because 'a refused operation must not change the vault' }
+
+    It 'missing disk path: DiskNotFound (ObjectNotFound) naming the path' {
+        $missing = Join-TestPath $dir 'missing.img'
+        $err = { Enable-AsrReplication -Name m2 -Disk $disk, $missing -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'DiskNotFound' -PassThru
+        $err.CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $err.Exception.Message | Should -Match 'missing.img'
+    }
+
+    It 'duplicate item name: ProtectedItemAlreadyExists (ResourceExists)' {
+        $err = { Enable-AsrReplication -Name EXISTING -Disk $disk -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'ProtectedItemAlreadyExists' -PassThru
+        $err.CategoryInfo.Category | Should -Be 'ResourceExists'
+    }
+
+    It 'unknown policy: PolicyNotFound (ObjectNotFound) listing the existing policies' {
+        $err = { Enable-AsrReplication -Name m3 -Disk $disk -Policy nope -ErrorAction Stop } | Should -Throw -ErrorId 'PolicyNotFound' -PassThru
+        $err.CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $err.Exception.Message | Should -Match 'Existing policies: p'
+    }
+
+    It 'the same disk twice: DiskDuplicate (InvalidArgument)' {
+        { Enable-AsrReplication -Name m4 -Disk $disk, $disk -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'DiskDuplicate'
+    }
+
+    It 'an empty disk: DiskEmpty' {
+        $empty = Join-TestPath $dir 'empty.img'
+        [IO.File]::WriteAllBytes($empty, [byte[]]::new(0))
+        { Enable-AsrReplication -Name m5 -Disk $empty -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'DiskEmpty'
+        [IO.File]::Delete($empty)
+    }
+
+    It 'an unreadable device: DiskUnreadable (ReadError)' {
+        # A directory opened as a disk fails at open(2)/read(2) even for root.
+        $notADisk = Join-TestPath $dir 'folder.img'
+        [void][IO.Directory]::CreateDirectory($notADisk)
+        try {
+            $err = { Enable-AsrReplication -Name m6 -Disk '/proc/self/mem' -Policy p -ErrorAction Stop } | Should -Throw -PassThru
+            $err.FullyQualifiedErrorId | Should -Match 'DiskUnreadable|DiskEmpty'
+        } finally { [IO.Directory]::Delete($notADisk) }
+    }
+
+    It 'an unknown item: ProtectedItemNotFound (ObjectNotFound) listing the items' {
+        $err = { Get-AsrProtectedItem nope -ErrorAction Stop } | Should -Throw -ErrorId 'ProtectedItemNotFound' -PassThru
+        $err.CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $err.Exception.Message | Should -Match 'existing'
+        { Invoke-AsrReplication -Name nope -ErrorAction Stop } | Should -Throw -ErrorId 'ProtectedItemNotFound'
+        { Get-AsrRecoveryPoint -Item existing -Sequence 99 -ErrorAction Stop } | Should -Throw -ErrorId 'RecoveryPointNotFound'
+    }
+
+    It 'an invalid machine name: ProtectedItemNameInvalid' {
+        { Enable-AsrReplication -Name 'bad name' -Disk $disk -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'ProtectedItemNameInvalid'
+    }
+
+    It 'WhatIf enables nothing' {
+        Enable-AsrReplication -Name m7 -Disk $disk -Policy p -WhatIf
+        @(Get-AsrProtectedItem).Name | Should -Be @('existing')
+    }
+}
+
+Describe 'A disk that changed size marks the item for resync; resync sends only differing blocks' {
+    BeforeAll {
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
+        Import-Module AsrModule
+        $dir = New-TestDirectory
+        $disk = Join-TestPath $dir 'grow.img'
+        New-AsrSampleDisk -Path $disk -SizeBytes 16MB | Out-Null
+        New-AsrVault -Path (Join-TestPath $dir 'vault') | Connect-AsrVault
+        New-AsrPolicy -Name p | Out-Null
+        Enable-AsrReplication -Name g -Disk $disk -Policy p | Out-Null
+    }
+    AfterAll { Disconnect-AsrVault; Remove-TestDirectory $dir }
+
+    It 'DiskSizeChanged names the disk; the item becomes ResyncRequired; no point is added' {
+        $fs = [IO.FileStream]::new($disk, [IO.FileMode]::Open); $fs.SetLength(17MB); $fs.Dispose()
+        $script:written = Write-AsrSampleChange -Path $disk -Fraction 0.01 -Seed 5
+        $err = { Get-AsrProtectedItem g | Invoke-AsrReplication -ErrorAction Stop } | Should -Throw -ErrorId 'DiskSizeChanged' -PassThru
+        $err.Exception.Message | Should -Match 'grow.img'
+        $item = Get-AsrProtectedItem g
+        $item.State | Should -Be 'ResyncRequired'
+        $item.ReplicationHealth | Should -Be 'Critical'
+        $item.ResyncReason | Should -Match 'grow.img'
+        @(Get-AsrRecoveryPoint -Item g).Count | Should -Be 1
+    }
+
+    It 'the next Invoke-AsrReplication resyncs by checksum, sending no more than the differing blocks' {
+        $expected = Get-AsrSampleHash $disk
+        $job = Get-AsrProtectedItem g | Invoke-AsrReplication
+        $job.Operation | Should -Be 'ResyncReplication'
+        $job.Result.Mode | Should -Be 'Resync'
+        $job.Result.ChangedBytes | Should -BeLessOrEqual $script:written
+        (Get-AsrProtectedItem g).State | Should -Be 'Protected'
+        (Get-ExportedHashes (Get-AsrRecoveryPoint -Item g -Latest) (Join-TestPath $dir 'r'))['grow.img'] | Should -Be $expected
+    }
+}

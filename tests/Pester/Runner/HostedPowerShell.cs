@@ -1,0 +1,75 @@
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using System.Management.Automation.Runspaces;
+
+namespace AsrModule.Tests.Pester.Runner;
+
+/// <summary>
+/// Locates the repository pieces the PowerShell-level tests need and runs scripts in fresh
+/// runspaces of the PowerShell 7.6 engine hosted in this process.
+/// </summary>
+public static class HostedPowerShell
+{
+    public static string RepoRoot { get; } = FindRepoRoot();
+    public static string PesterDir => Path.Combine(RepoRoot, "tests", "Pester");
+    public static string ModuleOut => Path.Combine(RepoRoot, "out");
+    public static string AsrHostDll => Path.Combine(RepoRoot, "tools", "AsrHost", "bin", Configuration, "net10.0", "AsrHost.dll");
+    private static string Configuration => AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
+
+    static HostedPowerShell()
+    {
+        // Test scripts use `Import-Module AsrModule`, exactly as under pwsh with the module installed.
+        Environment.SetEnvironmentVariable("PSModulePath", ModuleOut + Path.PathSeparator + Environment.GetEnvironmentVariable("PSModulePath"));
+        Environment.SetEnvironmentVariable("ASRMODULE_OUT", ModuleOut);
+        Environment.SetEnvironmentVariable("ASRHOST_DLL", AsrHostDll);
+        Environment.SetEnvironmentVariable("ASR_REPO_ROOT", RepoRoot);
+    }
+
+    private static string FindRepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "AsrModule.sln"))) return dir.FullName;
+        throw new InvalidOperationException("AsrModule.sln not found above " + AppContext.BaseDirectory);
+    }
+
+    public static Runspace OpenRunspace()
+    {
+        var runspace = RunspaceFactory.CreateRunspace(InitialSessionState.CreateDefault2());
+        runspace.Open();
+        return runspace;
+    }
+
+    private static readonly ConcurrentDictionary<string, Lazy<IReadOnlyList<PesterResult>>> RunCache = new();
+
+    /// <summary>Runs a .Tests.ps1 file once per test process (its Its are reported as separate cases).</summary>
+    public static IReadOnlyList<PesterResult> RunFile(string file) =>
+        RunCache.GetOrAdd(file, f => new Lazy<IReadOnlyList<PesterResult>>(() => Invoke(f, "Run"))).Value;
+
+    public static IReadOnlyList<PesterResult> Discover(string file) => Invoke(file, "Discover");
+
+    private static IReadOnlyList<PesterResult> Invoke(string file, string mode)
+    {
+        using var runspace = OpenRunspace();
+        using var ps = PowerShell.Create(runspace);
+        ps.AddScript($". '{Path.Combine(PesterDir, "Runner", "PesterShim.ps1")}'; $global:AsrPester.Mode = '{mode}'").Invoke();
+        ps.Commands.Clear();
+        ps.AddCommand(Path.Combine(PesterDir, file));
+        string? fatal = null;
+        try
+        {
+            ps.Invoke();
+        }
+        catch (RuntimeException ex)
+        {
+            fatal = $"{file} failed outside any It: {ex.Message} [{ex.ErrorRecord?.FullyQualifiedErrorId}]\n{ex.ErrorRecord?.InvocationInfo?.PositionMessage}";
+        }
+        ps.Commands.Clear();
+        var results = ps.AddScript("$global:AsrPester.Results").Invoke()
+            .Select(o => new PesterResult((string)o.Properties["Name"].Value, (string)o.Properties["Result"].Value, o.Properties["Message"].Value as string))
+            .ToList();
+        if (fatal is not null) results.Add(new PesterResult("(file)", "Failed", fatal));
+        return results;
+    }
+}
+
+public sealed record PesterResult(string Name, string Result, string? Message);

@@ -1,0 +1,60 @@
+# Shared by the .Tests.ps1 files. Core cmdlets and .NET only (they run in the hosted engine and in pwsh).
+. ([IO.Path]::Combine($PSScriptRoot, '..', '..', 'samples', 'AsrSampleDisks.ps1'))
+
+function New-TestDirectory {
+    $path = [IO.Path]::Combine([IO.Path]::GetTempPath(), 'asr-pester-' + [Guid]::NewGuid().ToString('N').Substring(0, 10))
+    [void][IO.Directory]::CreateDirectory($path)
+    $path
+}
+
+function Remove-TestDirectory([string]$Path) {
+    if ($Path -and [IO.Directory]::Exists($Path)) { [IO.Directory]::Delete($Path, $true) }
+}
+
+function Join-TestPath([string]$Base, [string]$Child) { [IO.Path]::Combine($Base, $Child) }
+
+function Get-VaultSnapshot([string]$VaultPath) {
+    <# Every file of the vault with its size and hash: equal snapshots mean nothing changed. #>
+    $lines = foreach ($f in [IO.Directory]::EnumerateFiles($VaultPath, '*', [IO.SearchOption]::AllDirectories)) {
+        if ($f.EndsWith('.lock')) { continue }
+        "$($f.Substring($VaultPath.Length)) $(Get-AsrSampleHash $f)"
+    }
+    (@($lines) | Sort-AsrLines) -join "`n"
+}
+
+function Sort-AsrLines { $list = [Collections.Generic.List[string]]::new(); foreach ($l in $input) { $list.Add($l) }; $list.Sort([StringComparer]::Ordinal); $list }
+
+function Get-DirectoryBytes([string]$Path) {
+    $total = 0L
+    foreach ($f in [IO.Directory]::EnumerateFiles($Path, '*', [IO.SearchOption]::AllDirectories)) { $total += [IO.FileInfo]::new($f).Length }
+    $total
+}
+
+function Start-AsrHostProcess([string]$Command) {
+    <# Another real PowerShell process (the hosted engine in AsrHost) running $Command. #>
+    $psi = [Diagnostics.ProcessStartInfo]::new('dotnet')
+    $psi.ArgumentList.Add($env:ASRHOST_DLL)
+    $psi.ArgumentList.Add('-Command')
+    $psi.ArgumentList.Add($Command)
+    $psi.RedirectStandardOutput = $true
+    $psi.RedirectStandardError = $true
+    $psi.UseShellExecute = $false
+    $psi.Environment['ASRMODULE_OUT'] = $env:ASRMODULE_OUT
+    [Diagnostics.Process]::Start($psi)
+}
+
+function Invoke-AsrHostProcess([string]$Command) {
+    $p = Start-AsrHostProcess $Command
+    $out = $p.StandardOutput.ReadToEndAsync()
+    $err = $p.StandardError.ReadToEndAsync()
+    if (-not $p.WaitForExit(120000)) { $p.Kill($true); throw "AsrHost timed out running: $Command" }
+    [pscustomobject]@{ ExitCode = $p.ExitCode; Output = $out.Result; Error = $err.Result }
+}
+
+function Get-ExportedHashes($Point, [string]$Destination) {
+    <# Exports a point and returns @{ diskName = sha256 }. #>
+    $job = $Point | Export-AsrRecoveryPoint -Destination $Destination -ErrorAction Stop
+    $hashes = @{}
+    foreach ($f in $job.Result.Files) { $hashes[[IO.Path]::GetFileName($f)] = Get-AsrSampleHash $f }
+    $hashes
+}
