@@ -138,14 +138,47 @@ Describe 'Bad input: a clear ErrorRecord and an unchanged vault' {
         [IO.File]::Delete($empty)
     }
 
-    It 'an unreadable device: DiskUnreadable (ReadError)' {
-        # A directory opened as a disk fails at open(2)/read(2) even for root.
-        $notADisk = Join-TestPath $dir 'folder.img'
-        [void][IO.Directory]::CreateDirectory($notADisk)
+    It 'an unreadable disk: DiskUnreadable (ReadError) naming the disk' {
+        # Root reads anything, so the refusal comes from a real unprivileged process (setpriv as
+        # nobody) opening a mode-000 image; run as non-root, this session itself is refused.
+        $secret = Join-TestPath $dir 'secret.img'
+        [IO.File]::WriteAllBytes($secret, [byte[]]::new(65536))
+        [IO.File]::SetUnixFileMode($secret, [IO.UnixFileMode]::None)
         try {
-            $err = { Enable-AsrReplication -Name m6 -Disk '/proc/self/mem' -Policy p -ErrorAction Stop } | Should -Throw -PassThru
-            $err.FullyQualifiedErrorId | Should -Match 'DiskUnreadable|DiskEmpty'
-        } finally { [IO.Directory]::Delete($notADisk) }
+            if ([Environment]::UserName -ne 'root') {
+                $err = { Enable-AsrReplication -Name m6 -Disk $secret -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'DiskUnreadable' -PassThru
+                $err.CategoryInfo.Category | Should -Be 'ReadError'
+                return
+            }
+            [IO.File]::Exists('/usr/bin/setpriv') | Should -BeTrue -Because 'util-linux setpriv runs the unprivileged process'
+            # A world-readable copy of the host and module, wherever the repository was cloned.
+            $shared = Join-TestPath $dir 'shared'
+            foreach ($pair in @(@([IO.Path]::GetDirectoryName($env:ASRHOST_DLL), (Join-TestPath $shared 'host')), @($env:ASRMODULE_OUT, (Join-TestPath $shared 'out')))) {
+                foreach ($f in [IO.Directory]::EnumerateFiles($pair[0], '*', [IO.SearchOption]::AllDirectories)) {
+                    $target = Join-TestPath $pair[1] ([IO.Path]::GetRelativePath($pair[0], $f))
+                    [void][IO.Directory]::CreateDirectory([IO.Path]::GetDirectoryName($target))
+                    [IO.File]::Copy($f, $target)
+                }
+            }
+            $rx = [IO.UnixFileMode]'UserRead, UserWrite, UserExecute, GroupRead, GroupExecute, OtherRead, OtherExecute'
+            foreach ($d in @($dir) + [IO.Directory]::GetDirectories($dir, '*', [IO.SearchOption]::AllDirectories)) { [IO.File]::SetUnixFileMode($d, $rx) }
+            foreach ($f in [IO.Directory]::GetFiles($dir, '*', [IO.SearchOption]::AllDirectories)) { if ($f -ne $secret) { [IO.File]::SetUnixFileMode($f, [IO.UnixFileMode]'UserRead, UserWrite, GroupRead, OtherRead') } }
+            $psi = [Diagnostics.ProcessStartInfo]::new('/usr/bin/setpriv')
+            foreach ($a in '--reuid=65534', '--regid=65534', '--clear-groups', 'dotnet', (Join-TestPath $shared 'host/AsrHost.dll'), '-Command',
+                "Import-Module AsrModule; try { Enable-AsrReplication -Name m6 -Disk '$secret' -Policy p -Vault '$vaultPath' -ErrorAction Stop } catch { 'id=' + `$_.FullyQualifiedErrorId; 'category=' + `$_.CategoryInfo.Category; 'message=' + `$_.Exception.Message }") { $psi.ArgumentList.Add($a) }
+            $psi.Environment['HOME'] = '/tmp'; $psi.Environment['DOTNET_CLI_HOME'] = '/tmp'
+            $psi.Environment['ASRMODULE_OUT'] = Join-TestPath $shared 'out'
+            $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
+            $p = [Diagnostics.Process]::Start($psi)
+            $out = $p.StandardOutput.ReadToEnd() + $p.StandardError.ReadToEnd()
+            $p.WaitForExit()
+            $out | Should -Match 'id=DiskUnreadable'
+            $out | Should -Match 'category=ReadError'
+            $out | Should -Match 'secret.img'
+        } finally {
+            [IO.File]::Delete($secret)
+            if ([IO.Directory]::Exists((Join-TestPath $dir 'shared'))) { [IO.Directory]::Delete((Join-TestPath $dir 'shared'), $true) }
+        }
     }
 
     It 'an unknown item: ProtectedItemNotFound (ObjectNotFound) listing the items' {
