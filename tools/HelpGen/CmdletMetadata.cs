@@ -33,7 +33,12 @@ internal sealed class CmdletMeta
         var names = Parameters.SelectMany(p => p.Sets).Select(s => s.SetName)
             .Where(n => n != CmdletMetadata.AllSets).Distinct(StringComparer.Ordinal).ToList();
         if (names.Count == 0) return [CmdletMetadata.AllSets];
-        if (DefaultParameterSetName is { } d && names.Remove(d)) names.Insert(0, d);
+        // The default set comes first; it may have no parameter of its own (only __AllParameterSets ones).
+        if (DefaultParameterSetName is { } d)
+        {
+            names.Remove(d);
+            names.Insert(0, d);
+        }
         return names;
     }
 }

@@ -44,6 +44,7 @@ public static class AsrErrorIds
     public const string DiskUnreadable = "DiskUnreadable";
     public const string DiskDuplicate = "DiskDuplicate";
     public const string DiskEmpty = "DiskEmpty";
+    public const string BlockSizeInvalid = "BlockSizeInvalid";
     public const string DiskSizeChanged = "DiskSizeChanged";
     public const string RecoveryPointNotFound = "RecoveryPointNotFound";
     public const string RecoveryPointVerificationFailed = "RecoveryPointVerificationFailed";

@@ -21,8 +21,10 @@ public sealed partial class ReplicationService
     private static partial Regex ItemNamePattern();
 
     /// <summary>Validates and registers a machine (state InitialReplicationPending). Nothing is written if any check fails.</summary>
-    public async Task<AsrProtectedItem> RegisterAsync(string name, IReadOnlyList<string> diskPaths, string policyName, CancellationToken ct)
+    public async Task<AsrProtectedItem> RegisterAsync(string name, IReadOnlyList<string> diskPaths, string policyName, CancellationToken ct, int blockSize = DefaultBlockSize)
     {
+        if (blockSize < 512 || blockSize > (1 << 20) || (blockSize & (blockSize - 1)) != 0)
+            throw new AsrException(AsrErrorIds.BlockSizeInvalid, AsrErrorKind.InvalidArgument, $"Block size {blockSize} must be a power of two from 512 bytes to 1 MiB.", blockSize);
         if (!ItemNamePattern().IsMatch(name))
             throw new AsrException(AsrErrorIds.ProtectedItemNameInvalid, AsrErrorKind.InvalidArgument,
                 $"'{name}' is not a valid machine name: use 1–63 letters, digits, '.', '_' or '-', starting with a letter or digit.", name);
@@ -59,7 +61,7 @@ public sealed partial class ReplicationService
                 Name = diskName,
                 SourcePath = full,
                 SizeBytes = source.Size,
-                BlockSize = DefaultBlockSize,
+                BlockSize = blockSize,
                 IsBlockDevice = source.IsBlockDevice,
             });
         }
