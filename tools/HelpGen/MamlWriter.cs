@@ -44,12 +44,13 @@ internal static class MamlWriter
                 parameters.Select(p => ParameterElement(p.Doc, p.Meta, p.Meta is null ? null : Aggregate(p.Meta)))),
             new XElement(Command + "inputTypes", Types(doc.Inputs, Command + "inputType")),
             new XElement(Command + "returnValues", Types(doc.Outputs, Command + "returnValue")),
-            new XElement(Maml + "alertSet",
+            doc.Notes.Count == 0 ? null : new XElement(Maml + "alertSet",
                 new XElement(Maml + "alert", Paras(doc.Notes))),
             new XElement(Command + "examples", doc.Examples.Select((e, i) => new XElement(Command + "example",
                 new XElement(Maml + "title", $"--------- {TitleOf(e, i)} ---------"),
                 new XElement(Dev + "code", e.Code),
-                new XElement(Dev + "remarks", Paras(e.Remarks))))),
+                // The trailing empty para gives the blank line Get-Help shows between examples.
+                new XElement(Dev + "remarks", Paras(e.Remarks), new XElement(Maml + "para"))))),
             new XElement(Maml + "relatedLinks", doc.Links.Select(l => new XElement(Maml + "navigationLink",
                 new XElement(Maml + "linkText", l.Text),
                 new XElement(Maml + "uri", l.Uri)))));
@@ -142,6 +143,19 @@ internal static class MamlWriter
 
     private static XElement Description(List<Block> blocks) => new(Maml + "description", Paras(blocks));
 
-    private static IEnumerable<XElement> Paras(List<Block> blocks) =>
-        blocks.Count == 0 ? [new XElement(Maml + "para")] : blocks.Select(b => new XElement(Maml + "para", b.Text));
+    /// <summary>One maml:para per paragraph; consecutive list items share one para, a line each.</summary>
+    private static IEnumerable<XElement> Paras(List<Block> blocks)
+    {
+        if (blocks.Count == 0) return [new XElement(Maml + "para")];
+        var paras = new List<string>();
+        bool previousWasItem = false;
+        foreach (var b in blocks)
+        {
+            bool isItem = b.IsListItem;
+            if (isItem && previousWasItem) paras[^1] += "\n" + b.Text;
+            else paras.Add(b.Text);
+            previousWasItem = isItem;
+        }
+        return paras.Select(p => new XElement(Maml + "para", p));
+    }
 }

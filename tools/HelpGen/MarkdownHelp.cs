@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 namespace AsrModule.HelpGen;
 
 /// <summary>A block of help text: a paragraph (inline markdown removed) or a fenced code block (verbatim).</summary>
-internal sealed record Block(string Text, bool IsCode);
+internal sealed record Block(string Text, bool IsCode, bool IsListItem = false);
 
 internal sealed record ExampleDoc(string Title, string Code, List<Block> Remarks, int Line);
 
@@ -201,10 +201,12 @@ internal static partial class MarkdownHelp
     {
         var blocks = new List<Block>();
         var para = new StringBuilder();
+        bool isItem = false;
         void Flush()
         {
-            if (para.Length > 0) blocks.Add(new Block(Inline(para.ToString()), false));
+            if (para.Length > 0) blocks.Add(new Block(Inline(para.ToString()), false, isItem));
             para.Clear();
+            isItem = false;
         }
         for (int i = 0; i < body.Count; i++)
         {
@@ -229,6 +231,7 @@ internal static partial class MarkdownHelp
             if (item.Success)
             {
                 Flush();
+                isItem = true;
                 para.Append(item.Groups[1].Value == "*" ? "-" : item.Groups[1].Value).Append(' ').Append(item.Groups[2].Value.Trim());
                 continue;
             }

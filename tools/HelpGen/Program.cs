@@ -84,6 +84,8 @@ else errors.Add(new Diagnostic(docsDir, 1, "The help directory does not exist.")
 if (errors.Count > 0)
 {
     foreach (var e in errors) Console.Error.WriteLine(e);
+    // Never leave stale help behind a failed build.
+    if (File.Exists(output)) File.Delete(output);
     Console.Error.WriteLine($"HelpGen: {errors.Count} error(s); {output} not written.");
     return 1;
 }

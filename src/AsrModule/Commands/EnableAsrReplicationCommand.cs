@@ -40,10 +40,10 @@ public sealed class EnableAsrReplicationCommand : AsrCmdlet
             var item = Await(ct => service.RegisterAsync(Name, paths, Policy, ct));
             var lease = Await(ct => service.PrepareCycleAsync(item, false, ct));
             var job = JobRunner.NewRecord("EnableReplication", item.Name, item.Id);
-            var running = JobRunner.Start(vault, job, async ctx =>
+            var running = StartJob(vault, job, async ctx =>
             {
                 using (lease) return await service.RunCycleAsync(item, false, ctx).ConfigureAwait(false);
-            });
+            }, AsJob);
             CompleteJob(running, AsJob);
         });
     }

@@ -39,11 +39,11 @@ public sealed class ExportAsrRecoveryPointCommand : AsrCmdlet
         {
             RecoveryPointExporter.Plan(point, destination, Force, Disk);
             var job = JobRunner.NewRecord("ExportRecoveryPoint", point.ItemName, point.ItemId);
-            var running = JobRunner.Start(vault, job, async ctx =>
+            var running = StartJob(vault, job, async ctx =>
             {
                 var files = await RecoveryPointExporter.ExportAsync(vault, point, destination, Force, Disk, ctx).ConfigureAwait(false);
                 return new AsrJobResult { RecoveryPointSequence = point.Sequence, RecoveryPointId = point.PointId, Files = files };
-            });
+            }, AsJob);
             CompleteJob(running, AsJob);
         });
     }

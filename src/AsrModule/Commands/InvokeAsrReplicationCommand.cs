@@ -25,10 +25,10 @@ public sealed class InvokeAsrReplicationCommand : ItemTargetCmdlet
         var service = new ReplicationService(vault);
         var lease = Await(ct => service.PrepareCycleAsync(item, resync, ct));
         var job = JobRunner.NewRecord(resync ? "ResyncReplication" : "ReplicationCycle", item.Name, item.Id);
-        var running = JobRunner.Start(vault, job, async ctx =>
+        var running = StartJob(vault, job, async ctx =>
         {
             using (lease) return await service.RunCycleAsync(item, Resync, ctx).ConfigureAwait(false);
-        });
+        }, AsJob);
         CompleteJob(running, AsJob);
     }
 }

@@ -25,6 +25,13 @@ public abstract class AsrCmdlet : PSCmdlet
 
     protected CancellationToken StopToken => _stopping.Token;
 
+    /// <summary>Engine log of foreground jobs, shown as verbose/warning output by <see cref="WaitForLocalJob"/>.</summary>
+    private protected PipelineLogger Log { get; } = new();
+
+    /// <summary>Starts a job body; its engine log reaches this cmdlet's streams when it runs in the foreground.</summary>
+    protected RunningJob StartJob(AsrVault vault, AsrJob job, Func<JobContext, Task<AsrJobResult?>> body, bool asJob) =>
+        JobRunner.Start(vault, job, body, asJob ? null : Log);
+
     protected override void StopProcessing()
     {
         _stopping.Cancel();
@@ -115,6 +122,7 @@ public abstract class AsrCmdlet : PSCmdlet
         bool progressShown = false;
         while (!running.Completion.Wait(100))
         {
+            DrainLog();
             if (deadline is { } d && DateTime.UtcNow >= d) return false;
             if (_stopping.IsCancellationRequested && !_foregroundJobs.Contains(running)) return false;
             int version = running.ProgressVersion;
@@ -126,9 +134,19 @@ public abstract class AsrCmdlet : PSCmdlet
                 progressShown = true;
             }
         }
+        DrainLog();
         if (progressShown && !_stopping.IsCancellationRequested)
             WriteProgress(new ProgressRecord(activityId, activity, "Done") { RecordType = ProgressRecordType.Completed });
         return true;
+    }
+
+    private void DrainLog()
+    {
+        while (Log.TryDequeue(out var entry) && !_stopping.IsCancellationRequested)
+        {
+            if (entry.Level >= Microsoft.Extensions.Logging.LogLevel.Warning) WriteWarning(entry.Message);
+            else WriteVerbose(entry.Message);
+        }
     }
 
     /// <summary>Writes a finished job; a failed or cancelled one also writes its error (so -ErrorAction Stop works in runbooks).</summary>
