@@ -18,6 +18,8 @@ $ErrorActionPreference = 'Stop'
 Import-Module AsrModule
 function Step([string]$Text) { [Console]::WriteLine(); [Console]::WriteLine("== $Text") }
 
+[Console]::WriteLine('AsrModule end-to-end scenario: protect a two-disk machine in a local vault, change its disks')
+[Console]::WriteLine('between replication cycles, then export every recovery point and check it by SHA-256.')
 [void][IO.Directory]::CreateDirectory($WorkDir)
 $os = [IO.Path]::Combine($WorkDir, 'web01-os.img')
 $data = [IO.Path]::Combine($WorkDir, 'web01-data.img')

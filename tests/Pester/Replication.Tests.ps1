@@ -234,3 +234,33 @@ Describe 'A disk that changed size marks the item for resync; resync sends only 
         (Get-ExportedHashes (Get-AsrRecoveryPoint -Item g -Latest) (Join-TestPath $dir 'r'))['grow.img'] | Should -Be $expected
     }
 }
+
+Describe 'Disable-AsrReplication' {
+    BeforeAll {
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
+        Import-Module AsrModule
+        $dir = New-TestDirectory
+        $vaultPath = Join-TestPath $dir 'vault'
+        $disk = Join-TestPath $dir 'gone.img'
+        New-AsrSampleDisk -Path $disk -SizeBytes 4MB | Out-Null
+        New-AsrVault -Path $vaultPath | Connect-AsrVault
+        New-AsrPolicy -Name p | Out-Null
+        Enable-AsrReplication -Name gone -Disk $disk -Policy p | Out-Null
+        Get-AsrProtectedItem gone | Invoke-AsrReplication | Out-Null
+    }
+    AfterAll { Disconnect-AsrVault; Remove-TestDirectory $dir }
+
+    It 'WhatIf removes nothing' {
+        $before = Get-VaultSnapshot $vaultPath
+        Get-AsrProtectedItem gone | Disable-AsrReplication -WhatIf
+        Get-VaultSnapshot $vaultPath | Should -Be $before
+    }
+
+    It 'removes the item and every object it had in the vault; the name can be used again' {
+        $id = (Get-AsrProtectedItem gone).Id
+        Get-AsrProtectedItem gone | Disable-AsrReplication -Confirm:$false
+        { Get-AsrProtectedItem gone -ErrorAction Stop } | Should -Throw -ErrorId 'ProtectedItemNotFound'
+        [IO.Directory]::Exists((Join-TestPath $vaultPath "items/$id")) | Should -BeFalse
+        (Enable-AsrReplication -Name gone -Disk $disk -Policy p).Result.RecoveryPointSequence | Should -Be 1
+    }
+}

@@ -27,7 +27,7 @@ if (args[0] == "-Command")
 else
 {
     ps.AddCommand(Path.GetFullPath(args[0]));
-    foreach (var a in args.Skip(1)) ps.AddArgument(a);
+    AddScriptArguments(ps, args.Skip(1).ToArray());
 }
 ps.Commands.Commands[0].MergeMyResults(PipelineResultTypes.Error, PipelineResultTypes.Output);
 ps.AddCommand("Out-Default");
@@ -46,6 +46,22 @@ catch (RuntimeException ex)
     return 1;
 }
 return host.ExitCode ?? (ps.HadErrors ? 1 : 0);
+
+// pwsh-style script arguments: "-Name value", "-Name:value", "-Switch", or positional values.
+static void AddScriptArguments(PowerShell ps, string[] rest)
+{
+    for (int i = 0; i < rest.Length; i++)
+    {
+        string a = rest[i];
+        bool isName = a.Length > 1 && a[0] == '-' && char.IsLetter(a[1]);
+        if (!isName) { ps.AddArgument(a); continue; }
+        int colon = a.IndexOf(':');
+        if (colon > 0) { ps.AddParameter(a[1..colon], a[(colon + 1)..]); continue; }
+        bool nextIsValue = i + 1 < rest.Length && !(rest[i + 1].Length > 1 && rest[i + 1][0] == '-' && char.IsLetter(rest[i + 1][1]));
+        if (nextIsValue) ps.AddParameter(a[1..], rest[++i]);
+        else ps.AddParameter(a[1..]);
+    }
+}
 
 static string? FindModuleRoot()
 {

@@ -104,7 +104,8 @@ public static class JobRunner
             job.Result = result;
             job.EndTimeUtc = DateTimeOffset.UtcNow;
             if (state == AsrJobState.Succeeded) job.PercentComplete = 100;
-            job.StatusMessage = error?.Message ?? (state == AsrJobState.Succeeded ? "Completed" : state.ToString());
+            // A successful job keeps its last progress line ("Recovery point 3 of 'web01' published"): more useful than "Completed".
+            job.StatusMessage = error?.Message ?? (state == AsrJobState.Succeeded ? (string.IsNullOrEmpty(job.StatusMessage) || job.StatusMessage == "Starting" ? "Completed" : job.StatusMessage) : state.ToString());
             if (error is not null) job.Errors.Add(error);
         }
     }

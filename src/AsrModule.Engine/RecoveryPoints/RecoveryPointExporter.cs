@@ -85,6 +85,7 @@ public static class RecoveryPointExporter
             doneBytes += disk.SizeBytes;
             context.Report((int)(100 * doneBytes / totalBytes), $"Exported disk '{disk.Name}' ({disk.SizeBytes:N0} bytes), verified");
         }
+        context.Report(100, $"Exported {disks.Count} disk(s) of {point} to '{destinationDirectory}', verified");
         return targets;
     }
 }
