@@ -26,7 +26,7 @@ public class ExtentMapTests
                 delta.Add(new ExtentRecord(b, count, zero ? ExtentFlags.Zero : ExtentFlags.None, 0, b * 10 + seq, 1, 0));
                 b += count + rng.Next(0, 150);
             }
-            map.Overlay(seq, delta);
+            map.Overlay(seq, delta, (long)blocks * 4096, 4096);
             foreach (var d in delta)
                 for (int i = 0; i < d.BlockCount; i++)
                     model[d.FirstBlock + i] = (d.Flags & ExtentFlags.Zero) != 0 ? null : (seq, (int)d.PackOffset, i);

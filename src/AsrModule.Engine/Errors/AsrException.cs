@@ -52,4 +52,5 @@ public static class AsrErrorIds
     public const string JobNotFound = "JobNotFound";
     public const string JobNotRunningHere = "JobNotRunningHere";
     public const string OperationCancelled = "OperationCancelled";
+    public const string HookFailed = "HookFailed";
 }

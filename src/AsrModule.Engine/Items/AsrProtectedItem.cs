@@ -22,15 +22,39 @@ public sealed class AsrProtectedItem
     [System.Text.Json.Serialization.JsonIgnore] public ReplicationHealth ReplicationHealth { get; set; }
     [System.Text.Json.Serialization.JsonIgnore] public string? VaultLocation { get; set; }
 
-    /// <summary>Operations this item accepts in its current state.</summary>
+    /// <summary>The running drill, if any.</summary>
+    public TestFailoverRecord? TestFailover { get; set; }
+    /// <summary>The last completed drill, with its cleanup comment.</summary>
+    public TestFailoverSummary? LastTestFailover { get; set; }
+    /// <summary>The failover in effect (FailedOver, Committed, Reprotected), if any.</summary>
+    public FailoverRecord? Failover { get; set; }
+    /// <summary>Reverse replication (recovered disks → original site) after reprotect.</summary>
+    public ReverseReplicationRecord? Reverse { get; set; }
+    /// <summary>Set while a replication cycle runs; a cycle whose process died leaves it set, which forces a resync.</summary>
+    public Guid? CycleInProgressJobId { get; set; }
+
+    // Filled in when read; not stored.
+    [System.Text.Json.Serialization.JsonIgnore] public int? ActiveJobPercent { get; set; }
+    [System.Text.Json.Serialization.JsonIgnore] public string? ActiveJobOperation { get; set; }
+
     [System.Text.Json.Serialization.JsonIgnore]
-    public string[] AllowedOperations => State switch
+    public ActiveLocation ActiveLocation => ItemStateMachine.LocationOf(State);
+
+    /// <summary>True when the next vault-direction cycle must compare checksums instead of trusting the tracker.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool NeedsResync => State == ProtectedItemState.ResyncRequired || ResyncReason is not null;
+
+    /// <summary>Cmdlets this item accepts in its current state.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string[] AllowedOperations => ItemStateMachine.AllowedOperations(State).Select(ItemStateMachine.CommandOf).ToArray();
+
+    /// <summary>Records that the replica must be checked by checksum on the next cycle.</summary>
+    public void MarkResyncRequired(string reason)
     {
-        ProtectedItemState.InitialReplicationPending => ["Invoke-AsrReplication", "Disable-AsrReplication"],
-        ProtectedItemState.Protected => ["Invoke-AsrReplication", "Export-AsrRecoveryPoint", "Disable-AsrReplication"],
-        ProtectedItemState.ResyncRequired => ["Invoke-AsrReplication (resync)", "Export-AsrRecoveryPoint", "Disable-AsrReplication"],
-        _ => [],
-    };
+        ResyncReason = reason;
+        LastError = reason;
+        if (State == ProtectedItemState.Protected) State = ProtectedItemState.ResyncRequired;
+    }
 
     public override string ToString() => Name;
 }

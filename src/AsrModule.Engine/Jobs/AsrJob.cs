@@ -52,9 +52,17 @@ public sealed class AsrJobResult
     public long? RecoveryPointSequence { get; set; }
     public Guid? RecoveryPointId { get; set; }
     public long? BytesScanned { get; set; }
+    /// <summary>Blocks whose checksums were compared (every block of every disk in a cycle).</summary>
+    public long? BlocksCompared { get; set; }
+    /// <summary>Bytes written to the destination (vault bytes stored, or bytes copied to a disk).</summary>
+    public long? BytesSent { get; set; }
     public long? ChangedBlocks { get; set; }
     public long? ChangedBytes { get; set; }
     public long? BytesStored { get; set; }
     public List<string>? Files { get; set; }
+    /// <summary>Drills: disk name → nbd:// URI of the served disk.</summary>
+    public Dictionary<string, string>? Exports { get; set; }
+    /// <summary>Drills: time from the job's start until every disk could be read.</summary>
+    public long? ReadyAfterMilliseconds { get; set; }
     public string? Note { get; set; }
 }

@@ -1,7 +1,10 @@
 namespace AsrModule.Engine.RecoveryPoints;
 
-/// <summary>A stored extent together with the point that stored it (its pack and key live there).</summary>
-public readonly record struct SourcedExtent(long Sequence, ExtentRecord Record);
+/// <summary>
+/// A stored extent together with the point that stored it (its pack and key live there) and the
+/// disk size at that point (which fixes the extent's plaintext length when the disk has since been resized).
+/// </summary>
+public readonly record struct SourcedExtent(long Sequence, ExtentRecord Record, long DiskSize);
 
 /// <summary>
 /// Blocks [FirstBlock, FirstBlock+BlockCount) of the disk are blocks [Skip, Skip+BlockCount) of extent
@@ -25,8 +28,11 @@ public sealed class ExtentMap
     public IReadOnlyList<SourcedExtent> Extents => _extents;
     public IReadOnlyList<MapSegment> Segments => _segments;
 
-    /// <summary>Overlays one point's delta (sorted, non-overlapping) on the map.</summary>
-    public void Overlay(long sequence, IReadOnlyList<ExtentRecord> delta)
+    /// <summary>
+    /// Overlays one point's delta (sorted, non-overlapping) on the map, then clips the map to that
+    /// point's disk size (a shrunk disk forgets its old tail; grown again, the tail reads as zero).
+    /// </summary>
+    public void Overlay(long sequence, IReadOnlyList<ExtentRecord> delta, long diskSize, int blockSize)
     {
         var result = new List<MapSegment>(_segments.Count + delta.Count);
         int i = 0;
@@ -54,11 +60,15 @@ public sealed class ExtentMap
             }
             if ((d.Flags & ExtentFlags.Zero) == 0)
             {
-                _extents.Add(new SourcedExtent(sequence, d));
+                _extents.Add(new SourcedExtent(sequence, d, diskSize));
                 result.Add(new MapSegment(d.FirstBlock, d.BlockCount, _extents.Count - 1, 0));
             }
         }
         while (HasNext()) { result.Add(Next()); Advance(); }
+        long blocks = (diskSize + blockSize - 1) / blockSize;
+        while (result.Count > 0 && result[^1].FirstBlock >= blocks) result.RemoveAt(result.Count - 1);
+        if (result.Count > 0 && result[^1].EndBlock > blocks)
+            result[^1] = result[^1] with { BlockCount = (int)(blocks - result[^1].FirstBlock) };
         _segments = result;
     }
 

@@ -37,32 +37,37 @@ public sealed class RecoveryPointDiskReader : IDisposable
         var map = new ExtentMap();
         foreach (var link in await vault.GetPointChainAsync(point, cancellationToken).ConfigureAwait(false))
         {
-            if (!link.Disks.Any(d => d.DiskId == pointDisk.DiskId)) continue;
+            var linkDisk = link.Disks.FirstOrDefault(d => d.DiskId == pointDisk.DiskId);
+            if (linkDisk is null) continue;
             string key = VaultLayout.PointIndex(point.ItemId, link.Sequence, pointDisk.DiskId);
             var sealedIndex = await vault.Store.ReadAllAsync(key, cancellationToken).ConfigureAwait(false)
                 ?? throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData, $"Extent index '{key}' of point {link} is missing.", key);
             var records = ExtentIndex.Decode(Security.MetadataSealer.Open(sealedIndex, vault.Key, key), key);
-            map.Overlay(link.Sequence, records);
+            map.Overlay(link.Sequence, records, linkDisk.SizeBytes, linkDisk.BlockSize);
         }
         return new RecoveryPointDiskReader(vault, point, pointDisk, map);
     }
 
     private ExtentCodec RentCodec() => _codecs.TryTake(out var c) ? c : new ExtentCodec(_vault.Key, 0);
 
-    public int PlainLength(in ExtentRecord r) =>
-        (int)Math.Min((long)r.BlockCount * BlockSize, Length - r.FirstBlock * BlockSize);
+    /// <summary>Plaintext length of a stored extent: the disk size of the point that stored it decides.</summary>
+    public int PlainLength(int extentRef)
+    {
+        var (_, r, diskSize) = Map.Extents[extentRef];
+        return (int)Math.Min((long)r.BlockCount * BlockSize, diskSize - r.FirstBlock * BlockSize);
+    }
 
     /// <summary>Decodes one stored extent into <paramref name="plain"/> (at least its plaintext length).</summary>
     public async Task DecodeExtentAsync(int extentRef, Memory<byte> plain, CancellationToken cancellationToken)
     {
-        var (sequence, record) = Map.Extents[extentRef];
+        var (sequence, record, _) = Map.Extents[extentRef];
         string packKey = VaultLayout.Pack(_point.ItemId, sequence, record.PackNumber);
         byte[] stored = ArrayPool<byte>.Shared.Rent(record.StoredLength);
         var codec = RentCodec();
         try
         {
             await _vault.Store.ReadRangeAsync(packKey, record.PackOffset, stored.AsMemory(0, record.StoredLength), cancellationToken).ConfigureAwait(false);
-            codec.Decode(stored.AsSpan(0, record.StoredLength), record, plain.Span[..PlainLength(record)],
+            codec.Decode(stored.AsSpan(0, record.StoredLength), record, plain.Span[..PlainLength(extentRef)],
                 _point.ItemId, Disk.DiskId, sequence, $"disk '{Disk.Name}' blocks {record.FirstBlock}+{record.BlockCount} of point {_point}");
         }
         finally
@@ -85,8 +90,7 @@ public sealed class RecoveryPointDiskReader : IDisposable
             CancellationToken = cancellationToken,
         }, async (group, ct) =>
         {
-            var record = Map.Extents[group.Key].Record;
-            byte[] plain = ArrayPool<byte>.Shared.Rent(PlainLength(record));
+            byte[] plain = ArrayPool<byte>.Shared.Rent(PlainLength(group.Key));
             try
             {
                 await DecodeExtentAsync(group.Key, plain, ct).ConfigureAwait(false);
@@ -110,14 +114,14 @@ public sealed class RecoveryPointDiskReader : IDisposable
         for (int b = 0; b < segment.BlockCount; b++)
         {
             int off = from + b * BlockSize;
-            table.Hashes[segment.FirstBlock + b] = BlockHashTable.Hash(plain.AsSpan(off, Math.Min(BlockSize, from + length - off)));
+            table.Hashes[segment.FirstBlock + b] = table.Hash(plain.AsSpan(off, Math.Min(BlockSize, from + length - off)));
         }
     }
 
     /// <summary>The block-hash table of this disk as the vault holds it: what checksum resync compares against.</summary>
     internal async Task<BlockHashTable> ComputeBlockHashesAsync(CancellationToken cancellationToken)
     {
-        var table = BlockHashTable.Zero(Length, BlockSize);
+        var table = BlockHashTable.Zero(Length, BlockSize, _vault.HashSeed);
         await ForEachExtentAsync((segments, plain, _) =>
         {
             foreach (var seg in segments) HashSegment(seg, plain, table);

@@ -48,7 +48,7 @@ public static class RecoveryPointExporter
         {
             var disk = disks[i];
             using var reader = await RecoveryPointDiskReader.OpenAsync(vault, point, disk.DiskId, context.CancellationToken).ConfigureAwait(false);
-            var table = BlockHashTable.Zero(disk.SizeBytes, disk.BlockSize);
+            var table = BlockHashTable.Zero(disk.SizeBytes, disk.BlockSize, vault.HashSeed);
             string temp = targets[i] + ".partial";
             try
             {

@@ -114,7 +114,7 @@ internal sealed class ExtentCodec : IDisposable
         {
             if (decrypted is not null) ArrayPool<byte>.Shared.Return(decrypted);
         }
-        if (BlockHashTable.Hash(plain) != record.PlainHash)
+        if (BlockHashTable.Checksum(plain) != record.PlainHash)
             throw Corrupt(what, "checksum mismatch");
     }
 

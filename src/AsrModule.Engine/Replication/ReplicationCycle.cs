@@ -26,7 +26,7 @@ internal sealed class ReplicationCycle
     private const int ReadChunkBlocks = 1024;   // 4 MiB reads
 
     private readonly AsrVault _vault;
-    private readonly AsrProtectedItem _item;
+    private AsrProtectedItem _item;
     private readonly JobContext _context;
     private long _bytesScanned, _changedBlocks, _changedBytes, _totalBytes;
 
@@ -47,8 +47,17 @@ internal sealed class ReplicationCycle
         var latest = await _vault.GetLatestPointAsync(_item.Id, ct).ConfigureAwait(false);
         await RemoveLeftoversAsync(latest?.Sequence ?? 0, ct).ConfigureAwait(false);
         long sequence = (latest?.Sequence ?? 0) + 1;
+        var jobId = _context.Job.Id;
+        _item = await _vault.UpdateItemAsync(_item.Id, i =>
+        {
+            if (i.CycleInProgressJobId is { } previous && previous != jobId && latest is not null)
+                i.MarkResyncRequired($"The previous cycle (job {previous}) did not complete (process killed or transfer failed).");
+            // Cleared on success or clean cancellation; left set by a crash or a failure, forcing the next cycle to resync.
+            i.CycleInProgressJobId = jobId;
+            i.LastJobId = jobId;
+        }, ct).ConfigureAwait(false);
         var mode = latest is null ? CycleMode.Initial
-            : forceResync || _item.State == ProtectedItemState.ResyncRequired ? CycleMode.Resync
+            : forceResync || _item.NeedsResync ? CycleMode.Resync
             : CycleMode.Delta;
         var startedUtc = DateTimeOffset.UtcNow;
 
@@ -62,7 +71,7 @@ internal sealed class ReplicationCycle
                 string reason = $"Disk '{_item.Disks[i].Name}' ({_item.Disks[i].SourcePath}) changed size from {_item.Disks[i].SizeBytes:N0} to {sources[i].Size:N0} bytes.";
                 if (mode == CycleMode.Delta)
                 {
-                    await MarkResyncRequiredAsync(reason, ct).ConfigureAwait(false);
+                    _item = await _vault.UpdateItemAsync(_item.Id, i => { i.CycleInProgressJobId = null; i.MarkResyncRequired(reason); }, ct).ConfigureAwait(false);
                     throw new AsrException(AsrErrorIds.DiskSizeChanged, AsrErrorKind.InvalidOperation,
                         reason + $" Item '{_item.Name}' is now marked ResyncRequired; the next Invoke-AsrReplication compares checksums and sends only differing blocks.",
                         _item.Disks[i].Name);
@@ -72,12 +81,21 @@ internal sealed class ReplicationCycle
             _totalBytes = Math.Max(1, sources.Sum(s => s.Size));
 
             var baselines = new BlockHashTable[sources.Count];
+            var forced = new long[sources.Count][];
             for (int i = 0; i < sources.Count; i++)
             {
+                // A resized disk resends its old and its new last block: either may be partial, and the
+                // vault's copy of a partial block cannot be trusted to line up with the new size.
+                long oldSize = latest?.Disks.FirstOrDefault(d => d.DiskId == _item.Disks[i].DiskId)?.SizeBytes ?? sources[i].Size;
+                forced[i] = oldSize == sources[i].Size ? [] : new[]
+                {
+                    BlockHashTable.BlockCount(oldSize, _item.Disks[i].BlockSize) - 1,
+                    BlockHashTable.BlockCount(sources[i].Size, _item.Disks[i].BlockSize) - 1,
+                }.Where(b => b >= 0 && b < BlockHashTable.BlockCount(sources[i].Size, _item.Disks[i].BlockSize)).Distinct().ToArray();
                 var disk = _item.Disks[i];
                 baselines[i] = mode switch
                 {
-                    CycleMode.Initial => BlockHashTable.Zero(sources[i].Size, disk.BlockSize),
+                    CycleMode.Initial => BlockHashTable.Zero(sources[i].Size, disk.BlockSize, _vault.HashSeed),
                     CycleMode.Delta => await LoadTrackerAsync(disk, latest!.Sequence, ct).ConfigureAwait(false)
                         ?? await ReplicaHashesAsync(latest!, disk, sources[i].Size, "its change tracker is missing", ct).ConfigureAwait(false),
                     _ => await ReplicaHashesAsync(latest!, disk, sources[i].Size, _item.ResyncReason ?? "resync was requested", ct).ConfigureAwait(false),
@@ -93,8 +111,8 @@ internal sealed class ReplicationCycle
             {
                 for (int i = 0; i < sources.Count; i++)
                 {
-                    tables[i] = new BlockHashTable(sources[i].Size, _item.Disks[i].BlockSize);
-                    await ScanAsync(i, sources[i], baselines[i], tables[i], pipeline, mode, ct).ConfigureAwait(false);
+                    tables[i] = new BlockHashTable(sources[i].Size, _item.Disks[i].BlockSize, _vault.HashSeed);
+                    await ScanAsync(i, sources[i], baselines[i], forced[i], tables[i], pipeline, mode, ct).ConfigureAwait(false);
                 }
                 stored = await pipeline.CompleteAsync().ConfigureAwait(false);
             }
@@ -145,15 +163,19 @@ internal sealed class ReplicationCycle
                 throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy,
                     $"Another session published point {sequence} of '{_item.Name}' first; run the cycle again.", _item.Name);
 
-            for (int i = 0; i < sources.Count; i++) _item.Disks[i].SizeBytes = sources[i].Size;
-            _item.State = ProtectedItemState.Protected;
-            _item.ResyncReason = null;
-            _item.LastError = null;
-            _item.LastPointSequence = sequence;
-            _item.LastRecoveryPointTimeUtc = point.RecoveryPointTimeUtc;
-            _item.LastCycleUtc = DateTimeOffset.UtcNow;
-            _item.LastJobId = _context.Job.Id;
-            await _vault.SaveItemAsync(_item, CancellationToken.None).ConfigureAwait(false);
+            var sizes = sources.Select(s => s.Size).ToArray();
+            _item = await _vault.UpdateItemAsync(_item.Id, i =>
+            {
+                for (int d = 0; d < sizes.Length; d++) i.Disks[d].SizeBytes = sizes[d];
+                if (i.State is ProtectedItemState.InitialReplicationPending or ProtectedItemState.ResyncRequired)
+                    i.State = ProtectedItemState.Protected;
+                i.ResyncReason = null;
+                i.LastError = null;
+                i.CycleInProgressJobId = null;
+                i.LastPointSequence = sequence;
+                i.LastRecoveryPointTimeUtc = point.RecoveryPointTimeUtc;
+                i.LastCycleUtc = DateTimeOffset.UtcNow;
+            }, CancellationToken.None).ConfigureAwait(false);
             await RemoveOldTrackersAsync(sequence).ConfigureAwait(false);
             _context.Report(100, $"Recovery point {sequence} of '{_item.Name}' published");
             _context.Logger.LogInformation("Item {Item}: {Mode} cycle published point {Sequence}: {Changed} bytes changed, {Stored} stored",
@@ -165,13 +187,21 @@ internal sealed class ReplicationCycle
                 RecoveryPointSequence = sequence,
                 RecoveryPointId = point.PointId,
                 BytesScanned = _bytesScanned,
+                BlocksCompared = tables.Sum(t => (long)t.Hashes.Length),
+                BytesSent = stored.StoredBytes,
                 ChangedBlocks = _changedBlocks,
                 ChangedBytes = _changedBytes,
                 BytesStored = stored.StoredBytes,
                 Note = _resyncedDisks.Count > 0 ? "Checksum resync of: " + string.Join("; ", _resyncedDisks) : null,
             };
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+        catch (OperationCanceledException)
+        {
+            // A clean cancel leaves the previous point and its tracker intact: no resync needed.
+            await SaveQuietlyAsync(i => i.CycleInProgressJobId = null).ConfigureAwait(false);
+            throw;
+        }
+        catch (Exception ex)
         {
             await RecordErrorAsync(ex.Message).ConfigureAwait(false);
             throw;
@@ -184,7 +214,7 @@ internal sealed class ReplicationCycle
 
     private readonly List<string> _resyncedDisks = new();
 
-    private async Task ScanAsync(int ordinal, DiskSource source, BlockHashTable baseline, BlockHashTable table, DataPipeline pipeline, CycleMode mode, CancellationToken ct)
+    private async Task ScanAsync(int ordinal, DiskSource source, BlockHashTable baseline, long[] forced, BlockHashTable table, DataPipeline pipeline, CycleMode mode, CancellationToken ct)
     {
         var disk = _item.Disks[ordinal];
         int bs = disk.BlockSize;
@@ -206,10 +236,10 @@ internal sealed class ReplicationCycle
                 {
                     int length = Math.Min(bs, bytes - b * bs);
                     var span = buffer.AsSpan(b * bs, length);
-                    ulong h = BlockHashTable.Hash(span);
+                    ulong h = table.Hash(span);
                     table.Hashes[chunkStart + b] = h;
-                    bool changed = h != baseline.Hashes[chunkStart + b];
-                    bool zero = changed && h == BlockHashTable.ZeroHash(length) && !span.ContainsAnyExcept((byte)0);
+                    bool changed = h != baseline.Hashes[chunkStart + b] || (forced.Length > 0 && forced.Contains(chunkStart + b));
+                    bool zero = changed && h == table.ZeroHash(length) && !span.ContainsAnyExcept((byte)0);
                     if (runLength > 0 && (!changed || zero != runZero || runLength == MaxExtentBlocks))
                     {
                         await SubmitRunAsync(pipeline, ordinal, disk.DiskId, chunkStart, buffer, runStart, runLength, runZero, bytes, bs).ConfigureAwait(false);
@@ -243,7 +273,7 @@ internal sealed class ReplicationCycle
             return pipeline.SubmitAsync(new ExtentWork(ordinal, diskId, chunkStart + runStart, runLength, null, 0, 0));
         byte[] data = ArrayPool<byte>.Shared.Rent(length);
         buffer.AsSpan(from, length).CopyTo(data);
-        return pipeline.SubmitAsync(new ExtentWork(ordinal, diskId, chunkStart + runStart, runLength, data, length, BlockHashTable.Hash(data.AsSpan(0, length))));
+        return pipeline.SubmitAsync(new ExtentWork(ordinal, diskId, chunkStart + runStart, runLength, data, length, BlockHashTable.Checksum(data.AsSpan(0, length))));
     }
 
     private async Task<BlockHashTable?> LoadTrackerAsync(ProtectedDisk disk, long sequence, CancellationToken ct)
@@ -253,7 +283,7 @@ internal sealed class ReplicationCycle
         if (sealedTable is null) return null;
         try
         {
-            return BlockHashTable.FromBytes(MetadataSealer.Open(sealedTable, _vault.Key, key), disk.SizeBytes, disk.BlockSize);
+            return BlockHashTable.FromBytes(MetadataSealer.Open(sealedTable, _vault.Key, key), disk.SizeBytes, disk.BlockSize, _vault.HashSeed);
         }
         catch (Exception ex) when (ex is AsrException or InvalidDataException)
         {
@@ -272,25 +302,18 @@ internal sealed class ReplicationCycle
         return newSize == table.DiskSize ? table : table.Resized(newSize);
     }
 
-    private async Task MarkResyncRequiredAsync(string reason, CancellationToken ct)
-    {
-        _item.State = ProtectedItemState.ResyncRequired;
-        _item.ResyncReason = reason;
-        _item.LastError = reason;
-        await _vault.SaveItemAsync(_item, ct).ConfigureAwait(false);
-    }
+    private Task RecordErrorAsync(string message) =>
+        SaveQuietlyAsync(i => { i.LastError = message; i.LastCycleUtc = DateTimeOffset.UtcNow; });
 
-    private async Task RecordErrorAsync(string message)
+    private async Task SaveQuietlyAsync(Action<AsrProtectedItem> mutate)
     {
         try
         {
-            _item.LastError = message;
-            _item.LastCycleUtc = DateTimeOffset.UtcNow;
-            await _vault.SaveItemAsync(_item, CancellationToken.None).ConfigureAwait(false);
+            _item = await _vault.UpdateItemAsync(_item.Id, mutate, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
-            _context.Logger.LogWarning(ex, "Could not record the error on item {Item}", _item.Name);
+            _context.Logger.LogWarning(ex, "Could not update item {Item}", _item.Name);
         }
     }
 
@@ -298,9 +321,12 @@ internal sealed class ReplicationCycle
     private async Task RemoveLeftoversAsync(long latestSequence, CancellationToken ct)
     {
         foreach (var prefix in new[] { VaultLayout.PacksPrefix(_item.Id), VaultLayout.IndexPrefix(_item.Id), VaultLayout.TrackerDirPrefix(_item.Id) })
+        {
+            await _vault.Store.DeleteIncompleteAsync(prefix, ct).ConfigureAwait(false);
             foreach (var o in await _vault.Store.ListAsync(prefix, ct).ConfigureAwait(false))
                 if (VaultLayout.SequenceOf(o.Key) > latestSequence)
                     await _vault.Store.DeleteAsync(o.Key, ct).ConfigureAwait(false);
+        }
     }
 
     private async Task RemoveOldTrackersAsync(long sequence)

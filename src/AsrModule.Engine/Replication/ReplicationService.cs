@@ -76,19 +76,21 @@ public sealed partial class ReplicationService
     /// </summary>
     public async Task<IDisposable> PrepareCycleAsync(AsrProtectedItem item, bool resync, CancellationToken ct)
     {
+        ItemStateMachine.EnsureAllowed(item, resync ? ItemOperation.Resync : ItemOperation.Replicate);
+        if (item.State == ProtectedItemState.Reprotected)
+            throw new AsrException(AsrErrorIds.InvalidStateTransition, AsrErrorKind.InvalidOperation,
+                $"'{item.Name}' replicates in the reverse direction (recovered disks → original site); use the reverse cycle.", item.Name);
         var lease = AcquireLease(item);
         try
         {
             foreach (var disk in item.Disks)
             {
                 using var source = DiskSource.Open(disk.SourcePath);
-                if (source.Size != disk.SizeBytes && !resync && item.State != ProtectedItemState.ResyncRequired && item.LastPointSequence > 0)
+                if (source.Size != disk.SizeBytes && !resync && !item.NeedsResync && item.LastPointSequence > 0)
                 {
                     string reason = $"Disk '{disk.Name}' ({disk.SourcePath}) changed size from {disk.SizeBytes:N0} to {source.Size:N0} bytes.";
-                    item.State = ProtectedItemState.ResyncRequired;
-                    item.ResyncReason = reason;
-                    item.LastError = reason;
-                    await _vault.SaveItemAsync(item, ct).ConfigureAwait(false);
+                    await _vault.UpdateItemAsync(item.Id, i => i.MarkResyncRequired(reason), ct).ConfigureAwait(false);
+                    item.MarkResyncRequired(reason);
                     throw new AsrException(AsrErrorIds.DiskSizeChanged, AsrErrorKind.InvalidOperation,
                         reason + $" Item '{item.Name}' is now marked ResyncRequired; run Invoke-AsrReplication again to compare checksums and send only the differing blocks.", disk.Name);
                 }
@@ -102,7 +104,11 @@ public sealed partial class ReplicationService
         }
     }
 
-    private IDisposable AcquireLease(AsrProtectedItem item) =>
+    /// <summary>
+    /// Takes the item's exclusive lock without touching its disks (for operations that must work when
+    /// the source site is gone). Disposing releases it; a dead process releases it too.
+    /// </summary>
+    public IDisposable AcquireLease(AsrProtectedItem item) =>
         _vault.Store.TryAcquireLock(VaultLayout.ItemLock(item.Id))
         ?? throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy,
             $"Protected item '{item.Name}' is busy: another job (in this or another session) is working on it. Wait for it with Get-AsrJob | Wait-AsrJob.", item.Name);
@@ -114,6 +120,7 @@ public sealed partial class ReplicationService
     /// <summary>Removes the item and everything the vault holds for it.</summary>
     public async Task DisableAsync(AsrProtectedItem item, CancellationToken ct)
     {
+        ItemStateMachine.EnsureAllowed(item, ItemOperation.Disable);
         using var lease = AcquireLease(item);
         await _vault.RemoveItemAsync(item, ct).ConfigureAwait(false);
     }

@@ -30,6 +30,12 @@ public interface IVaultStore
 
     Task DeleteAsync(string key, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Deletes what writes that never completed left under a prefix (a process killed mid-write).
+    /// Call only while holding the lock that guards writers of that prefix.
+    /// </summary>
+    Task DeleteIncompleteAsync(string prefix, CancellationToken cancellationToken);
+
     /// <summary>Deletes every object under a prefix.</summary>
     Task DeletePrefixAsync(string prefix, CancellationToken cancellationToken);
 

@@ -119,6 +119,15 @@ public sealed class LocalDirectoryStore : IVaultStore
         return Task.FromResult<IReadOnlyList<VaultObjectInfo>>(result);
     }
 
+    public Task DeleteIncompleteAsync(string prefix, CancellationToken cancellationToken)
+    {
+        string dir = PathOf(prefix.TrimEnd('/'));
+        if (Directory.Exists(dir))
+            foreach (var f in Directory.EnumerateFiles(dir, "*" + TempSuffix + "*", SearchOption.AllDirectories))
+                File.Delete(f);
+        return Task.CompletedTask;
+    }
+
     public Task DeleteAsync(string key, CancellationToken cancellationToken)
     {
         File.Delete(PathOf(key));

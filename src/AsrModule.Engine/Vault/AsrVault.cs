@@ -23,7 +23,11 @@ public sealed class AsrVault
         Key = key;
         Logger = logger;
         Jobs = new JobStore(store);
+        HashSeed = key is null ? header.BlockHashSeed : BitConverter.ToUInt64(key.DeriveSubkey("block-hash-seed"), 0);
     }
+
+    /// <summary>Key of the block hashes that detect changes (see BlockHashTable).</summary>
+    internal ulong HashSeed { get; }
 
     public IVaultStore Store { get; }
     public VaultHeader Header { get; }
@@ -44,10 +48,14 @@ public sealed class AsrVault
             VaultId = Guid.NewGuid().ToString("D"),
             CreatedUtc = DateTimeOffset.UtcNow,
             CreatedBy = $"{Environment.UserName}@{Environment.MachineName}",
+            BlockHashSeed = BitConverter.ToUInt64(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8)),
         };
         VaultKey? key = null;
         if (!string.IsNullOrEmpty(passphrase))
+        {
             header.Encryption = VaultKey.CreateSettings(passphrase, header.VaultId, out key);
+            header.BlockHashSeed = 0; // derived from the key instead, so it is not readable from the vault
+        }
         if (!await store.TryCreateAsync(VaultHeader.Key, VaultJson.Serialize(header), ct).ConfigureAwait(false))
             throw new AsrException(AsrErrorIds.VaultAlreadyExists, AsrErrorKind.ResourceExists,
                 $"A vault already exists at '{store.Location}'. Use Connect-AsrVault to open it.", store.Location);
@@ -130,7 +138,7 @@ public sealed class AsrVault
     }
 
     public async Task<AsrPolicy> GetPolicyAsync(string name, CancellationToken ct) =>
-        await Store.ReadAsync<AsrPolicy>(VaultLayout.Policy(name), ct).ConfigureAwait(false)
+        (VaultLayout.IsValidName(name) ? await Store.ReadAsync<AsrPolicy>(VaultLayout.Policy(name), ct).ConfigureAwait(false) : null)
         ?? throw new AsrException(AsrErrorIds.PolicyNotFound, AsrErrorKind.ObjectNotFound,
             $"No policy named '{name}' in the vault. Existing policies: {string.Join(", ", (await GetPoliciesAsync(ct).ConfigureAwait(false)).Select(p => p.Name).DefaultIfEmpty("(none)"))}.", name);
 
@@ -160,7 +168,7 @@ public sealed class AsrVault
 
     public async Task<AsrProtectedItem> GetItemAsync(string name, CancellationToken ct)
     {
-        var claim = await Store.ReadAllAsync(VaultLayout.ItemNameClaim(name), ct).ConfigureAwait(false);
+        var claim = VaultLayout.IsValidName(name) ? await Store.ReadAllAsync(VaultLayout.ItemNameClaim(name), ct).ConfigureAwait(false) : null;
         var item = claim is null ? null : await Store.ReadAsync<AsrProtectedItem>(VaultLayout.Item(System.Text.Encoding.UTF8.GetString(claim)), ct).ConfigureAwait(false);
         if (item is null)
             throw new AsrException(AsrErrorIds.ProtectedItemNotFound, AsrErrorKind.ObjectNotFound,
@@ -169,6 +177,30 @@ public sealed class AsrVault
     }
 
     internal Task SaveItemAsync(AsrProtectedItem item, CancellationToken ct) => Store.WriteJsonAsync(VaultLayout.Item(item.Id), item, ct);
+
+    /// <summary>
+    /// Atomic read-modify-write of an item record: several actors (a cycle, a drill, another
+    /// session) change different fields of the same record, so none may save a stale copy.
+    /// </summary>
+    public async Task<AsrProtectedItem> UpdateItemAsync(string itemId, Action<AsrProtectedItem> mutate, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        IDisposable? recordLock;
+        while ((recordLock = Store.TryAcquireLock(VaultLayout.ItemRecordLock(itemId))) is null)
+        {
+            if (DateTime.UtcNow > deadline)
+                throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy, $"The record of item {itemId} stayed locked for 30 s.", itemId);
+            await Task.Delay(10, ct).ConfigureAwait(false);
+        }
+        using (recordLock)
+        {
+            var item = await Store.ReadAsync<AsrProtectedItem>(VaultLayout.Item(itemId), ct).ConfigureAwait(false)
+                ?? throw new AsrException(AsrErrorIds.ProtectedItemNotFound, AsrErrorKind.ObjectNotFound, $"Protected item {itemId} no longer exists.", itemId);
+            mutate(item);
+            await SaveItemAsync(item, ct).ConfigureAwait(false);
+            return await DecorateAsync(item, ct).ConfigureAwait(false);
+        }
+    }
 
     /// <summary>Claims a name atomically, so two sessions enabling the same name cannot both succeed.</summary>
     internal async Task ClaimItemNameAsync(AsrProtectedItem item, CancellationToken ct)

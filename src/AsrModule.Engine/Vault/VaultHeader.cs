@@ -16,4 +16,6 @@ public sealed class VaultHeader
     public DateTimeOffset CreatedUtc { get; set; }
     public string CreatedBy { get; set; } = "";
     public EncryptionSettings? Encryption { get; set; }
+    /// <summary>Seed of the block hashes in an unencrypted vault (an encrypted vault derives it from its key, so it is secret).</summary>
+    public ulong BlockHashSeed { get; set; }
 }

@@ -11,6 +11,7 @@ public static class VaultLayout
     public static string Item(string itemId) => $"items/{itemId}/item.json";
     public static string ItemPrefix(string itemId) => $"items/{itemId}/";
     public static string ItemLock(string itemId) => $"locks/item-{itemId}.lock";
+    public static string ItemRecordLock(string itemId) => $"locks/record-{itemId}.lock";
     public static string ItemNameClaim(string name) => $"names/{name.ToLowerInvariant()}";
     public static string PointsPrefix(string itemId) => $"items/{itemId}/points/";
     public static string PointManifest(string itemId, long sequence) => $"items/{itemId}/points/{sequence:D12}.json";
@@ -34,8 +35,15 @@ public static class VaultLayout
         int firstDash = name.IndexOf('-');
         return long.Parse(name[..firstDash]);
     }
+    public static string ReversePrefix(string itemId) => $"items/{itemId}/reverse/";
+    public static string ReverseTracker(string itemId, string diskId) => $"items/{itemId}/reverse/{diskId}.hashes";
     public const string JobsPrefix = "jobs/";
     public static string Job(Guid jobId) => $"jobs/{jobId:D}.json";
+
+    /// <summary>Names of policies and items become key segments: letters, digits, '.', '_', '-' only, no "..".</summary>
+    public static bool IsValidName(string name) =>
+        name.Length is > 0 and <= 64 && !name.Contains("..", StringComparison.Ordinal)
+        && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
 
     public static bool TryParsePointSequence(string key, out long sequence)
     {

@@ -39,11 +39,19 @@ public sealed class EnableAsrReplicationCommand : AsrCmdlet
             var service = new ReplicationService(vault);
             var item = Await(ct => service.RegisterAsync(Name, paths, Policy, ct));
             var lease = Await(ct => service.PrepareCycleAsync(item, false, ct));
-            var job = JobRunner.NewRecord("EnableReplication", item.Name, item.Id);
-            var running = StartJob(vault, job, async ctx =>
+            RunningJob running;
+            try
             {
-                using (lease) return await service.RunCycleAsync(item, false, ctx).ConfigureAwait(false);
-            }, AsJob);
+                running = StartJob(vault, JobRunner.NewRecord("EnableReplication", item.Name, item.Id), async ctx =>
+                {
+                    using (lease) return await service.RunCycleAsync(item, false, ctx).ConfigureAwait(false);
+                }, AsJob);
+            }
+            catch
+            {
+                lease.Dispose();
+                throw;
+            }
             CompleteJob(running, AsJob);
         });
     }

@@ -11,7 +11,7 @@ public sealed class GetAsrVaultCommand : AsrCmdlet
 {
     protected override void EndProcessing()
     {
-        var vault = Vault ?? VaultSession.Default;
+        var vault = Vault is not null ? ResolveVault() : VaultSession.Default;
         if (vault is not null) WriteObject(vault);
     }
 }

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using AsrModule.Engine.Failover;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;
 using AsrModule.Engine.Replication;
@@ -20,15 +21,19 @@ public sealed class InvokeAsrReplicationCommand : ItemTargetCmdlet
 
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {
-        bool resync = Resync || item.State == ProtectedItemState.ResyncRequired;
-        if (!ShouldProcess(item.Name, resync ? "Resync replication (checksum compare)" : "Run a replication cycle")) return;
         var service = new ReplicationService(vault);
-        var lease = Await(ct => service.PrepareCycleAsync(item, resync, ct));
-        var job = JobRunner.NewRecord(resync ? "ResyncReplication" : "ReplicationCycle", item.Name, item.Id);
-        var running = StartJob(vault, job, async ctx =>
+        if (item.State == ProtectedItemState.Reprotected)
         {
-            using (lease) return await service.RunCycleAsync(item, Resync, ctx).ConfigureAwait(false);
-        }, AsJob);
-        CompleteJob(running, AsJob);
+            // After reprotect, a cycle replicates the recovered disks back to the original site.
+            if (!ShouldProcess(item.Name, "Run a reverse replication cycle (recovered disks → original site)")) return;
+            var reverseLease = service.AcquireLease(item);
+            RunItemJob(vault, item, "ReverseReplicationCycle", reverseLease, ctx => new FailoverService(vault).ReverseCycleAsync(item, ctx), AsJob);
+            return;
+        }
+        bool resync = Resync || item.NeedsResync;
+        ItemStateMachine.EnsureAllowed(item, resync ? ItemOperation.Resync : ItemOperation.Replicate);
+        if (!ShouldProcess(item.Name, resync ? "Resync replication (checksum compare)" : "Run a replication cycle")) return;
+        var lease = Await(ct => service.PrepareCycleAsync(item, resync, ct));
+        RunItemJob(vault, item, resync ? "ResyncReplication" : "ReplicationCycle", lease, ctx => service.RunCycleAsync(item, Resync, ctx), AsJob);
     }
 }

@@ -1,5 +1,7 @@
 using System.Management.Automation;
+using AsrModule.Engine.Errors;
 using AsrModule.Engine.Items;
+using AsrModule.Engine.Jobs;
 using AsrModule.Engine.Vault;
 using AsrModule.Infrastructure;
 
@@ -28,4 +30,43 @@ public abstract class ItemTargetCmdlet : AsrCmdlet
     }
 
     protected abstract void ProcessItem(AsrVault vault, AsrProtectedItem item);
+
+    /// <summary>Starts an operation on an item as a job that owns <paramref name="lease"/> (released when it ends).</summary>
+    protected void RunItemJob(AsrVault vault, AsrProtectedItem item, string operation, IDisposable? lease,
+        Func<JobContext, Task<AsrJobResult>> body, bool asJob)
+    {
+        RunningJob running;
+        try
+        {
+            running = StartJob(vault, JobRunner.NewRecord(operation, item.Name, item.Id), async ctx =>
+            {
+                using (lease) return await body(ctx).ConfigureAwait(false);
+            }, asJob);
+        }
+        catch
+        {
+            lease?.Dispose();
+            throw;
+        }
+        CompleteJob(running, asJob);
+    }
+
+    /// <summary>
+    /// Runs a user's source-side hook (e.g. stop the VM) on the pipeline thread, with the item as its
+    /// argument; a hook that fails stops the operation before anything changed.
+    /// </summary>
+    protected void InvokeHook(ScriptBlock? hook, AsrProtectedItem item, string what)
+    {
+        if (hook is null) return;
+        WriteVerbose($"Running the {what} hook for '{item.Name}'");
+        try
+        {
+            hook.Invoke(item);
+        }
+        catch (RuntimeException ex)
+        {
+            throw new AsrException(AsrErrorIds.HookFailed, AsrErrorKind.InvalidOperation,
+                $"The {what} hook for '{item.Name}' failed, so nothing was changed: {ex.Message}", item.Name, ex);
+        }
+    }
 }

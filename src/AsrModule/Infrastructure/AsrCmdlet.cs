@@ -20,8 +20,9 @@ public abstract class AsrCmdlet : PSCmdlet
 
     /// <summary>The vault to use: a vault object or a local vault path. Defaults to the one Connect-AsrVault set.</summary>
     [Parameter]
-    [VaultTransformation]
-    public AsrVault? Vault { get; set; }
+    public VaultArgument? Vault { get; set; }
+
+    private AsrVault? _explicitVault;
 
     protected CancellationToken StopToken => _stopping.Token;
 
@@ -42,19 +43,22 @@ public abstract class AsrCmdlet : PSCmdlet
     /// <summary>The vault for this call: -Vault, else the vault <paramref name="location"/> came from, else the session default.</summary>
     protected AsrVault ResolveVault(string? location = null)
     {
-        if (Vault is not null) return Vault;
+        if (_explicitVault is not null) return _explicitVault;
         if (location is not null)
         {
+            // An object piped from a vault acts in that vault, never silently in another one.
             var known = VaultSession.Find(location);
             if (known is not null) return known;
-            if (VaultSession.Default is { } d && d.Location == location) return d;
             try
             {
                 var opened = Await(ct => AsrVault.OpenAsync(new Engine.Storage.LocalDirectoryStore(location), null, null, ct));
                 VaultSession.Remember(opened);
                 return opened;
             }
-            catch (AsrException) { /* fall through to the default vault */ }
+            catch (AsrException ex)
+            {
+                ThrowTerminating(ex, location);
+            }
         }
         if (VaultSession.Default is { } vault) return vault;
         ThrowTerminating(new AsrException(AsrErrorIds.VaultNotConnected, AsrErrorKind.InvalidOperation,
@@ -85,7 +89,24 @@ public abstract class AsrCmdlet : PSCmdlet
 
     protected override void BeginProcessing()
     {
-        if (Vault is not null) VaultSession.Remember(Vault);
+        if (Vault is null) return;
+        if (Vault.Vault is { } given)
+        {
+            _explicitVault = given;
+        }
+        else
+        {
+            string full = System.IO.Path.GetFullPath(SessionState.Path.GetUnresolvedProviderPathFromPSPath(Vault.Path!));
+            try
+            {
+                _explicitVault = VaultSession.Find(full) ?? Await(ct => AsrVault.OpenLocalAsync(full, null, null, ct));
+            }
+            catch (AsrException ex)
+            {
+                ThrowTerminating(ex, Vault.Path);
+            }
+        }
+        VaultSession.Remember(_explicitVault!);
     }
 
     /// <summary>

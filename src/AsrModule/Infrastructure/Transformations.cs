@@ -5,21 +5,18 @@ using AsrModule.Engine.Vault;
 
 namespace AsrModule.Infrastructure;
 
-/// <summary>Lets -Vault take a vault object or a local vault path.</summary>
-public sealed class VaultTransformationAttribute : ArgumentTransformationAttribute
+/// <summary>
+/// What -Vault was given: a vault object, or a local vault path that is opened when the cmdlet runs
+/// (so a bad path fails with the engine's own error id, e.g. VaultNotFound, not a binding error).
+/// </summary>
+public sealed class VaultArgument
 {
-    public override object Transform(EngineIntrinsics engineIntrinsics, object inputData)
-    {
-        object value = inputData is PSObject pso ? pso.BaseObject : inputData;
-        if (value is AsrVault) return value;
-        if (value is string path)
-        {
-            string full = engineIntrinsics.SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
-            return VaultSession.Find(Path.GetFullPath(full))
-                ?? AsrVault.OpenLocalAsync(full, null).GetAwaiter().GetResult();
-        }
-        throw new ArgumentTransformationMetadataException($"-Vault takes a vault (from New-AsrVault/Connect-AsrVault) or a vault path, not {value?.GetType().Name ?? "null"}.");
-    }
+    public VaultArgument(AsrVault vault) => Vault = vault;
+    public VaultArgument(string path) => Path = path;
+
+    public AsrVault? Vault { get; }
+    public string? Path { get; }
+    public override string ToString() => Vault?.Location ?? Path ?? "";
 }
 
 /// <summary>Lets -Policy take a policy object or a policy name.</summary>

@@ -1,0 +1,287 @@
+using AsrModule.Engine.Errors;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Jobs;
+using AsrModule.Engine.RecoveryPoints;
+using AsrModule.Engine.Replication;
+using AsrModule.Engine.Security;
+using AsrModule.Engine.Vault;
+using Microsoft.Extensions.Logging;
+
+namespace AsrModule.Engine.Failover;
+
+/// <summary>
+/// Failover, change of recovery point, cancel, commit, reprotect (reverse replication by checksum
+/// comparison) and failback. Each operation is checked against the state machine before anything
+/// changes, and re-checked under the item's record lock when the state changes.
+/// </summary>
+public sealed class FailoverService
+{
+    private readonly AsrVault _vault;
+    private readonly ReplicationService _replication;
+
+    public FailoverService(AsrVault vault)
+    {
+        _vault = vault;
+        _replication = new ReplicationService(vault);
+    }
+
+    // ---------------------------------------------------------------- failover
+
+    /// <summary>
+    /// Fails over to <paramref name="target"/>. Planned: the caller has stopped the source; a final
+    /// cycle then captures every last write and that point is used. Unplanned: the chosen point
+    /// (Latest syncs first). The recovered disks are exported, verified, into the target.
+    /// </summary>
+    public async Task<AsrJobResult> FailoverAsync(AsrProtectedItem item, FailoverType type, RecoveryPointChoice choice, AsrLocalTarget target, JobContext context)
+    {
+        var ct = context.CancellationToken;
+        ItemStateMachine.EnsureAllowed(item, ItemOperation.Failover);
+        AsrJobResult? sync = null;
+        if (type == FailoverType.Planned || choice.Kind == RecoveryPointKind.Latest)
+        {
+            context.Report(0, type == FailoverType.Planned ? $"Planned failover: final sync of '{item.Name}'" : $"Latest: replicating '{item.Name}' first");
+            sync = await _replication.RunCycleAsync(item, false, context).ConfigureAwait(false);
+            item = await _vault.GetItemAsync(item.Name, ct).ConfigureAwait(false);
+            if (type == FailoverType.Planned) choice = new RecoveryPointChoice(RecoveryPointKind.Specific, sync.RecoveryPointSequence);
+        }
+        var point = await choice.ResolveAsync(_vault, item, ct).ConfigureAwait(false);
+        var recovered = await ExportToTargetAsync(item, point, target, context).ConfigureAwait(false);
+        await _vault.UpdateItemAsync(item.Id, i =>
+        {
+            ItemStateMachine.EnsureAllowed(i, ItemOperation.Failover);
+            i.State = ProtectedItemState.FailedOver;
+            i.Failover = new FailoverRecord
+            {
+                Type = type,
+                RecoveryPointSequence = point.Sequence,
+                RecoveryPointTimeUtc = point.RecoveryPointTimeUtc,
+                TargetPath = target.MachineDirectory(item.Name),
+                RecoveredDisks = recovered,
+                FailedOverUtc = DateTimeOffset.UtcNow,
+            };
+        }, CancellationToken.None).ConfigureAwait(false);
+        context.Report(100, $"'{item.Name}' failed over ({type}) to point {point.Sequence} in '{target.MachineDirectory(item.Name)}'");
+        return new AsrJobResult
+        {
+            Mode = type.ToString(),
+            RecoveryPointSequence = point.Sequence,
+            RecoveryPointId = point.PointId,
+            ChangedBytes = sync?.ChangedBytes,
+            Files = recovered.Values.Append(Path.Combine(target.MachineDirectory(item.Name), MachineDescription.FileName)).ToList(),
+        };
+    }
+
+    private async Task<Dictionary<string, string>> ExportToTargetAsync(AsrProtectedItem item, AsrRecoveryPoint point, AsrLocalTarget target, JobContext context)
+    {
+        string dir = target.MachineDirectory(item.Name);
+        var files = await RecoveryPointExporter.ExportAsync(_vault, point, dir, force: true, diskFilter: null, context).ConfigureAwait(false);
+        MachineDescription.For(item.Name, "Failover", _vault.VaultId, point,
+            point.Disks.Select((d, i) => new MachineDisk { Name = d.Name, SizeBytes = d.SizeBytes, Location = d.Name, BootOrder = i })).Write(dir);
+        return point.Disks.Zip(files).ToDictionary(p => p.First.DiskId, p => p.Second);
+    }
+
+    /// <summary>Before commit: recover from another point instead (the recovered disks are rewritten).</summary>
+    public async Task<AsrJobResult> ChangeRecoveryPointAsync(AsrProtectedItem item, RecoveryPointChoice choice, JobContext context)
+    {
+        ItemStateMachine.EnsureAllowed(item, ItemOperation.ChangeRecoveryPoint);
+        if (choice.Kind == RecoveryPointKind.Latest) choice = RecoveryPointChoice.LatestProcessed; // the source is down: nothing to sync
+        var point = await choice.ResolveAsync(_vault, item, context.CancellationToken).ConfigureAwait(false);
+        var target = new AsrLocalTarget(Path.GetDirectoryName(item.Failover!.TargetPath)!);
+        var recovered = await ExportToTargetAsync(item, point, target, context).ConfigureAwait(false);
+        await _vault.UpdateItemAsync(item.Id, i =>
+        {
+            ItemStateMachine.EnsureAllowed(i, ItemOperation.ChangeRecoveryPoint);
+            i.Failover!.RecoveryPointSequence = point.Sequence;
+            i.Failover.RecoveryPointTimeUtc = point.RecoveryPointTimeUtc;
+            i.Failover.RecoveredDisks = recovered;
+        }, CancellationToken.None).ConfigureAwait(false);
+        context.Report(100, $"'{item.Name}' now recovered from point {point.Sequence}");
+        return new AsrJobResult { Mode = "ChangeRecoveryPoint", RecoveryPointSequence = point.Sequence, RecoveryPointId = point.PointId, Files = recovered.Values.ToList() };
+    }
+
+    /// <summary>Before commit: undo the failover (the recovered disks are deleted; protection resumes from the original disks).</summary>
+    public async Task<AsrJobResult> CancelAsync(AsrProtectedItem item, JobContext context)
+    {
+        ItemStateMachine.EnsureAllowed(item, ItemOperation.CancelFailover);
+        var failover = item.Failover!;
+        foreach (var f in failover.RecoveredDisks.Values) File.Delete(f);
+        File.Delete(Path.Combine(failover.TargetPath, MachineDescription.FileName));
+        if (Directory.Exists(failover.TargetPath) && !Directory.EnumerateFileSystemEntries(failover.TargetPath).Any()) Directory.Delete(failover.TargetPath);
+        await _vault.UpdateItemAsync(item.Id, i =>
+        {
+            ItemStateMachine.EnsureAllowed(i, ItemOperation.CancelFailover);
+            i.State = i.ResyncReason is not null ? ProtectedItemState.ResyncRequired : ProtectedItemState.Protected;
+            i.Failover = null;
+        }, CancellationToken.None).ConfigureAwait(false);
+        context.Report(100, $"Failover of '{item.Name}' cancelled; the recovered disks were removed");
+        return new AsrJobResult { Mode = "CancelFailover", RecoveryPointSequence = failover.RecoveryPointSequence };
+    }
+
+    /// <summary>Commits the failover: the recovery point can no longer change.</summary>
+    public async Task<AsrJobResult> CommitAsync(AsrProtectedItem item, JobContext context)
+    {
+        ItemStateMachine.EnsureAllowed(item, ItemOperation.CommitFailover);
+        var updated = await _vault.UpdateItemAsync(item.Id, i =>
+        {
+            ItemStateMachine.EnsureAllowed(i, ItemOperation.CommitFailover);
+            i.State = ProtectedItemState.Committed;
+            i.Failover!.CommittedUtc = DateTimeOffset.UtcNow;
+        }, CancellationToken.None).ConfigureAwait(false);
+        context.Report(100, $"Failover of '{item.Name}' committed at point {updated.Failover!.RecoveryPointSequence}");
+        return new AsrJobResult { Mode = "Commit", RecoveryPointSequence = updated.Failover.RecoveryPointSequence };
+    }
+
+    // ---------------------------------------------------------------- reprotect, reverse cycles, failback
+
+    /// <summary>
+    /// Starts replication from the recovered disks back to the original disks (or to
+    /// <paramref name="alternateDisks"/>, new disks that get a full copy). Both sides are hashed and
+    /// only differing blocks are sent.
+    /// </summary>
+    public async Task<AsrJobResult> ReprotectAsync(AsrProtectedItem item, IReadOnlyList<string>? alternateDisks, JobContext context)
+    {
+        ItemStateMachine.EnsureAllowed(item, ItemOperation.Reprotect);
+        var targets = ReverseTargets(item, alternateDisks);
+        var stats = await SyncReverseAsync(item, targets, useTracker: false, context).ConfigureAwait(false);
+        await _vault.UpdateItemAsync(item.Id, i =>
+        {
+            ItemStateMachine.EnsureAllowed(i, ItemOperation.Reprotect);
+            i.State = ProtectedItemState.Reprotected;
+            i.Reverse = new ReverseReplicationRecord
+            {
+                TargetDisks = targets,
+                AlternateLocation = alternateDisks is { Count: > 0 },
+                StartedUtc = DateTimeOffset.UtcNow,
+                LastSyncUtc = DateTimeOffset.UtcNow,
+                BytesSent = stats.BytesSent,
+            };
+        }, CancellationToken.None).ConfigureAwait(false);
+        context.Report(100, $"'{item.Name}' reprotected: {stats.BlocksSent:N0} of {stats.BlocksCompared:N0} blocks differed, {stats.BytesSent:N0} bytes sent");
+        return Result("Reprotect", stats);
+    }
+
+    /// <summary>One reverse cycle: blocks of the recovered disks changed since the last one are sent to the original site.</summary>
+    public async Task<AsrJobResult> ReverseCycleAsync(AsrProtectedItem item, JobContext context)
+    {
+        ItemStateMachine.EnsureAllowed(item, ItemOperation.Replicate);
+        var stats = await SyncReverseAsync(item, item.Reverse!.TargetDisks, useTracker: true, context).ConfigureAwait(false);
+        await _vault.UpdateItemAsync(item.Id, i =>
+        {
+            i.Reverse!.LastSyncUtc = DateTimeOffset.UtcNow;
+            i.Reverse.BytesSent += stats.BytesSent;
+        }, CancellationToken.None).ConfigureAwait(false);
+        context.Report(100, $"Reverse cycle of '{item.Name}': {stats.BytesSent:N0} bytes sent to the original site");
+        return Result("ReverseDelta", stats);
+    }
+
+    /// <summary>
+    /// Planned failover back to the original site (the caller has stopped the recovered machine): a
+    /// final reverse cycle, then the original disks are the machine again and protection to the vault
+    /// resumes with a checksum resync against the vault's latest point.
+    /// </summary>
+    public async Task<AsrJobResult> FailbackAsync(AsrProtectedItem item, JobContext context)
+    {
+        ItemStateMachine.EnsureAllowed(item, ItemOperation.Failback);
+        var reverse = item.Reverse!;
+        var stats = await SyncReverseAsync(item, reverse.TargetDisks, useTracker: true, context).ConfigureAwait(false);
+        item = await _vault.UpdateItemAsync(item.Id, i =>
+        {
+            ItemStateMachine.EnsureAllowed(i, ItemOperation.Failback);
+            foreach (var disk in i.Disks) disk.SourcePath = reverse.TargetDisks[disk.DiskId];
+            i.State = ProtectedItemState.Protected;
+            i.MarkResyncRequired($"Failed back from '{i.Failover!.TargetPath}': the original disks now hold the recovered machine.");
+            i.Failover = null;
+            i.Reverse = null;
+        }, CancellationToken.None).ConfigureAwait(false);
+        await _vault.Store.DeletePrefixAsync(VaultLayout.ReversePrefix(item.Id), CancellationToken.None).ConfigureAwait(false);
+        context.Report(60, $"'{item.Name}' is back on its original disks; re-enabling protection to the vault (checksum resync)");
+        // The caller's item lease covers this cycle too.
+        var resync = await _replication.RunCycleAsync(item, forceResync: true, context).ConfigureAwait(false);
+        context.Report(100, $"'{item.Name}' failed back; protection re-enabled at point {resync.RecoveryPointSequence}");
+        return new AsrJobResult
+        {
+            Mode = "Failback",
+            BlocksCompared = stats.BlocksCompared,
+            ChangedBlocks = stats.BlocksSent,
+            BytesSent = stats.BytesSent,
+            RecoveryPointSequence = resync.RecoveryPointSequence,
+            RecoveryPointId = resync.RecoveryPointId,
+            Note = $"Final reverse sync sent {stats.BytesSent:N0} bytes; the resync to the vault stored {resync.BytesStored:N0} bytes.",
+        };
+    }
+
+    private static AsrJobResult Result(string mode, DiskSyncStats s) => new()
+    {
+        Mode = mode,
+        BlocksCompared = s.BlocksCompared,
+        ChangedBlocks = s.BlocksSent,
+        ChangedBytes = s.BytesSent,
+        BytesSent = s.BytesSent,
+    };
+
+    private static Dictionary<string, string> ReverseTargets(AsrProtectedItem item, IReadOnlyList<string>? alternateDisks)
+    {
+        if (alternateDisks is not { Count: > 0 })
+        {
+            foreach (var d in item.Disks)
+                if (!File.Exists(d.SourcePath))
+                    throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.ObjectNotFound,
+                        $"The original disk '{d.SourcePath}' of '{item.Name}' is gone. Reprotect to an alternate location with -AlternateDisk.", d.SourcePath);
+            return item.Disks.ToDictionary(d => d.DiskId, d => d.SourcePath);
+        }
+        if (alternateDisks.Count != item.Disks.Count)
+            throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.InvalidArgument,
+                $"'{item.Name}' has {item.Disks.Count} disk(s) ({string.Join(", ", item.Disks.Select(d => d.Name))}); give one alternate disk for each, in that order.", item.Name);
+        var full = alternateDisks.Select(Path.GetFullPath).ToList();
+        if (full.Distinct().Count() != full.Count)
+            throw new AsrException(AsrErrorIds.DiskDuplicate, AsrErrorKind.InvalidArgument, "The alternate disks must be distinct.", item.Name);
+        return item.Disks.Zip(full).ToDictionary(p => p.First.DiskId, p => p.Second);
+    }
+
+    /// <summary>
+    /// Recovered disk → target disk. With <paramref name="useTracker"/>, the recovered side is compared
+    /// with its state at the last reverse sync (no read of the target); otherwise both sides are hashed.
+    /// </summary>
+    private async Task<DiskSyncStats> SyncReverseAsync(AsrProtectedItem item, IReadOnlyDictionary<string, string> targets, bool useTracker, JobContext context)
+    {
+        var ct = context.CancellationToken;
+        var recovered = item.Failover!.RecoveredDisks;
+        long total = Math.Max(1, item.Disks.Sum(d => new FileInfo(recovered[d.DiskId]).Length) * (useTracker ? 1 : 2));
+        long done = 0;
+        var progress = new Progress(bytes =>
+        {
+            long now = Interlocked.Add(ref done, bytes);
+            context.Report((int)(90 * now / total), $"Comparing checksums of '{item.Name}' ({now * 100 / total}%)");
+        });
+        long compared = 0, sent = 0, bytesSent = 0;
+        foreach (var disk in item.Disks)
+        {
+            string from = recovered[disk.DiskId], to = targets[disk.DiskId];
+            long size = new FileInfo(from).Length;
+            string trackerKey = VaultLayout.ReverseTracker(item.Id, disk.DiskId);
+            var fromTask = DiskChecksums.HashAsync(from, size, disk.BlockSize, _vault.HashSeed, progress, ct);
+            Task<BlockHashTable> toTask = useTracker
+                ? LoadReverseTrackerAsync(trackerKey, size, disk.BlockSize, ct)
+                : DiskChecksums.HashAsync(to, size, disk.BlockSize, _vault.HashSeed, progress, ct);
+            await Task.WhenAll(fromTask, toTask).ConfigureAwait(false);
+            var s = await DiskChecksums.CopyDifferencesAsync(from, fromTask.Result, to, toTask.Result, null, ct).ConfigureAwait(false);
+            await _vault.Store.WriteAsync(trackerKey, MetadataSealer.Seal(fromTask.Result.ToBytes(), _vault.Key, trackerKey), ct).ConfigureAwait(false);
+            compared += s.BlocksCompared; sent += s.BlocksSent; bytesSent += s.BytesSent;
+            context.Logger.LogInformation("Disk {Disk}: {Sent} of {Compared} blocks differed; {Bytes} bytes sent to {Target}", disk.Name, s.BlocksSent, s.BlocksCompared, s.BytesSent, to);
+        }
+        return new DiskSyncStats(compared, sent, bytesSent);
+    }
+
+    private async Task<BlockHashTable> LoadReverseTrackerAsync(string key, long size, int blockSize, CancellationToken ct)
+    {
+        var sealedTable = await _vault.Store.ReadAllAsync(key, ct).ConfigureAwait(false)
+            ?? throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData, $"The reverse change tracker '{key}' is missing; reprotect again.", key);
+        var table = BlockHashTable.FromBytes(MetadataSealer.Open(sealedTable, _vault.Key, key), size, blockSize, _vault.HashSeed);
+        return table;
+    }
+
+    private sealed class Progress(Action<long> onReport) : IProgress<long>
+    {
+        public void Report(long value) => onReport(value);
+    }
+}

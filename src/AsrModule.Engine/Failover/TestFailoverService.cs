@@ -1,0 +1,155 @@
+using System.Diagnostics;
+using AsrModule.Engine.Errors;
+using AsrModule.Engine.Exports;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Jobs;
+using AsrModule.Engine.RecoveryPoints;
+using AsrModule.Engine.Replication;
+using AsrModule.Engine.Vault;
+using Microsoft.Extensions.Logging;
+
+namespace AsrModule.Engine.Failover;
+
+/// <summary>
+/// Drills (test failover): the disks of a recovery point served as NBD exports straight out of the
+/// vault, each under a copy-on-write overlay in the drill's own directory. Nothing is copied before the
+/// first read, so a disk of any size is readable as soon as its extent map is loaded; writes go to the
+/// overlay only, so the vault and the source never see them; replication continues meanwhile (points
+/// are immutable). The NBD server lives in the process that started the drill.
+/// </summary>
+public sealed class TestFailoverService
+{
+    private readonly AsrVault _vault;
+
+    public TestFailoverService(AsrVault vault) => _vault = vault;
+
+    public void Validate(AsrProtectedItem item) => ItemStateMachine.EnsureAllowed(item, ItemOperation.TestFailover);
+
+    public async Task<AsrJobResult> StartAsync(AsrProtectedItem item, RecoveryPointChoice choice, AsrLocalTarget target, Func<JobContext, Task>? syncFirst, JobContext context)
+    {
+        var ct = context.CancellationToken;
+        var started = Stopwatch.StartNew();
+        if (choice.Kind == RecoveryPointKind.Latest && syncFirst is not null)
+        {
+            context.Report(0, $"Latest: replicating '{item.Name}' before the drill");
+            await syncFirst(context).ConfigureAwait(false);
+            item = await _vault.GetItemAsync(item.Name, ct).ConfigureAwait(false);
+        }
+        Validate(item);
+        var point = await choice.ResolveAsync(_vault, item, ct).ConfigureAwait(false);
+        var drillId = Guid.NewGuid();
+        string dir = target.DrillDirectory(item.Name, drillId);
+        Directory.CreateDirectory(dir);
+        var devices = new List<OverlayBlockDevice>();
+        NbdServer? server = null;
+        try
+        {
+            var exports = new Dictionary<string, IBlockDevice>(StringComparer.Ordinal);
+            foreach (var disk in point.Disks)
+            {
+                var baseDevice = await RecoveryPointBlockDevice.OpenAsync(_vault, point, disk.DiskId, ct).ConfigureAwait(false);
+                var overlay = new OverlayBlockDevice(baseDevice, Path.Combine(dir, disk.Name + ".overlay"));
+                devices.Add(overlay);
+                exports[disk.Name] = overlay;
+            }
+            server = new NbdServer(exports, logger: context.Logger);
+            await server.StartAsync(ct).ConfigureAwait(false);
+            var uris = point.Disks.ToDictionary(d => d.Name, d => server.ExportUri(d.Name).ToString());
+            long readyMs = started.ElapsedMilliseconds;
+
+            MachineDescription.For(item.Name, "TestFailover", _vault.VaultId, point,
+                point.Disks.Select((d, i) => new MachineDisk { Name = d.Name, SizeBytes = d.SizeBytes, Location = uris[d.Name], BootOrder = i })).Write(dir);
+
+            var record = new TestFailoverRecord
+            {
+                Id = drillId,
+                RecoveryPointSequence = point.Sequence,
+                RecoveryPointTimeUtc = point.RecoveryPointTimeUtc,
+                Directory = dir,
+                StartedUtc = DateTimeOffset.UtcNow,
+                OwnerProcessId = Environment.ProcessId,
+                OwnerHost = Environment.MachineName,
+                Exports = uris,
+                JobId = context.Job.Id,
+            };
+            await _vault.UpdateItemAsync(item.Id, i =>
+            {
+                ItemStateMachine.EnsureAllowed(i, ItemOperation.TestFailover); // re-checked under the record lock
+                i.State = ProtectedItemState.TestFailedOver;
+                i.TestFailover = record;
+            }, ct).ConfigureAwait(false);
+            ActiveDrills.Add(item.Id, new ActiveDrill(server, devices));
+            context.Report(100, $"Drill of '{item.Name}' from point {point.Sequence}: {uris.Count} disk(s) served over NBD, ready after {readyMs} ms");
+            context.Logger.LogInformation("Drill {Drill} of {Item}: {Exports}", drillId, item.Name, string.Join(", ", uris.Values));
+            return new AsrJobResult
+            {
+                Mode = "TestFailover",
+                RecoveryPointSequence = point.Sequence,
+                RecoveryPointId = point.PointId,
+                Exports = uris,
+                Files = [Path.Combine(dir, MachineDescription.FileName)],
+                ReadyAfterMilliseconds = readyMs,
+            };
+        }
+        catch
+        {
+            if (server is not null) await server.DisposeAsync().ConfigureAwait(false);
+            foreach (var d in devices) await d.DisposeAsync().ConfigureAwait(false);
+            TryDeleteDirectory(dir);
+            throw;
+        }
+    }
+
+    public void ValidateCleanup(AsrProtectedItem item)
+    {
+        ItemStateMachine.EnsureAllowed(item, ItemOperation.TestFailoverCleanup);
+        var drill = item.TestFailover!;
+        if (!ActiveDrills.IsServedHere(item.Id) && drill.OwnerHost == Environment.MachineName && drill.OwnerProcessId != Environment.ProcessId && ProcessIsAlive(drill.OwnerProcessId))
+            throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy,
+                $"The drill of '{item.Name}' is served by process {drill.OwnerProcessId}; clean it up from that session, or end that process first.", item.Name);
+    }
+
+    /// <summary>Stops serving the drill, deletes everything it made and returns the item to its protection state.</summary>
+    public async Task<AsrJobResult> CleanupAsync(AsrProtectedItem item, string? comment, JobContext context)
+    {
+        ValidateCleanup(item);
+        var drill = item.TestFailover!;
+        if (ActiveDrills.Remove(item.Id) is { } active)
+        {
+            long written = active.Devices.Sum(d => d.WrittenBytes);
+            context.Logger.LogInformation("Drill {Drill}: discarding {Bytes} bytes the drill wrote", drill.Id, written);
+            await active.DisposeAsync().ConfigureAwait(false);
+        }
+        TryDeleteDirectory(drill.Directory);
+        if (Directory.Exists(drill.Directory))
+            throw new AsrException(AsrErrorIds.DiskUnreadable, AsrErrorKind.WriteError, $"Could not remove the drill directory '{drill.Directory}'.", drill.Directory);
+        await _vault.UpdateItemAsync(item.Id, i =>
+        {
+            i.State = i.ResyncReason is not null ? ProtectedItemState.ResyncRequired : ProtectedItemState.Protected;
+            i.TestFailover = null;
+            i.LastTestFailover = new TestFailoverSummary
+            {
+                Id = drill.Id,
+                RecoveryPointSequence = drill.RecoveryPointSequence,
+                StartedUtc = drill.StartedUtc,
+                CleanedUpUtc = DateTimeOffset.UtcNow,
+                Comment = comment,
+            };
+        }, CancellationToken.None).ConfigureAwait(false);
+        context.Report(100, $"Drill of '{item.Name}' cleaned up{(string.IsNullOrEmpty(comment) ? "" : ": " + comment)}");
+        return new AsrJobResult { Mode = "TestFailoverCleanup", RecoveryPointSequence = drill.RecoveryPointSequence, Note = comment };
+    }
+
+    private static bool ProcessIsAlive(int pid)
+    {
+        try { using var p = Process.GetProcessById(pid); return !p.HasExited; }
+        catch (ArgumentException) { return false; }
+    }
+
+    private static void TryDeleteDirectory(string dir)
+    {
+        try { if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
+}

@@ -1,0 +1,54 @@
+namespace AsrModule.Engine.Items;
+
+public enum FailoverType { Planned, Unplanned }
+
+/// <summary>A drill in progress: what it serves and what it made (so cleanup removes exactly that).</summary>
+public sealed class TestFailoverRecord
+{
+    public Guid Id { get; set; }
+    public long RecoveryPointSequence { get; set; }
+    public DateTimeOffset RecoveryPointTimeUtc { get; set; }
+    /// <summary>Directory the drill owns: overlays and machine.json. Removed by cleanup.</summary>
+    public string Directory { get; set; } = "";
+    public DateTimeOffset StartedUtc { get; set; }
+    public int OwnerProcessId { get; set; }
+    public string OwnerHost { get; set; } = "";
+    /// <summary>disk name → nbd:// URI served while the drill's process runs.</summary>
+    public Dictionary<string, string> Exports { get; set; } = new();
+    public Guid JobId { get; set; }
+}
+
+/// <summary>The failover in effect.</summary>
+public sealed class FailoverRecord
+{
+    public FailoverType Type { get; set; }
+    public long RecoveryPointSequence { get; set; }
+    public DateTimeOffset RecoveryPointTimeUtc { get; set; }
+    /// <summary>Target directory holding the recovered disks and machine.json.</summary>
+    public string TargetPath { get; set; } = "";
+    /// <summary>disk id → recovered disk file.</summary>
+    public Dictionary<string, string> RecoveredDisks { get; set; } = new();
+    public DateTimeOffset FailedOverUtc { get; set; }
+    public DateTimeOffset? CommittedUtc { get; set; }
+}
+
+/// <summary>Replication from the recovered disks back to the original site (or an alternate location).</summary>
+public sealed class ReverseReplicationRecord
+{
+    /// <summary>disk id → disk at the original site (or the alternate location) being written.</summary>
+    public Dictionary<string, string> TargetDisks { get; set; } = new();
+    public bool AlternateLocation { get; set; }
+    public DateTimeOffset StartedUtc { get; set; }
+    public DateTimeOffset? LastSyncUtc { get; set; }
+    public long BytesSent { get; set; }
+}
+
+/// <summary>The last drill's outcome, kept on the item after cleanup.</summary>
+public sealed class TestFailoverSummary
+{
+    public Guid Id { get; set; }
+    public long RecoveryPointSequence { get; set; }
+    public DateTimeOffset StartedUtc { get; set; }
+    public DateTimeOffset CleanedUpUtc { get; set; }
+    public string? Comment { get; set; }
+}

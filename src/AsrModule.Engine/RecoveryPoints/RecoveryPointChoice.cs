@@ -1,0 +1,48 @@
+using AsrModule.Engine.Errors;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Vault;
+
+namespace AsrModule.Engine.RecoveryPoints;
+
+public enum RecoveryPointKind
+{
+    /// <summary>Run a replication cycle first, then use the point it publishes (least data loss).</summary>
+    Latest,
+    /// <summary>The newest point already in the vault (fastest).</summary>
+    LatestProcessed,
+    /// <summary>The newest app-consistent point.</summary>
+    LatestAppConsistent,
+    /// <summary>A given point, by sequence or by time (the newest point at or before it).</summary>
+    Specific,
+}
+
+/// <summary>Which recovery point an operation uses, as the user said it.</summary>
+public sealed record RecoveryPointChoice(RecoveryPointKind Kind, long? Sequence = null, DateTimeOffset? AtOrBefore = null)
+{
+    public static RecoveryPointChoice LatestProcessed { get; } = new(RecoveryPointKind.LatestProcessed);
+    public static RecoveryPointChoice Of(AsrRecoveryPoint point) => new(RecoveryPointKind.Specific, point.Sequence);
+
+    public override string ToString() => Kind switch
+    {
+        RecoveryPointKind.Specific when Sequence is { } s => $"point {s}",
+        RecoveryPointKind.Specific => $"the newest point at or before {AtOrBefore:u}",
+        _ => Kind.ToString(),
+    };
+
+    /// <summary>Resolves to a published point. <see cref="RecoveryPointKind.Latest"/> must be synced by the caller first.</summary>
+    public async Task<AsrRecoveryPoint> ResolveAsync(AsrVault vault, AsrProtectedItem item, CancellationToken ct)
+    {
+        var points = await vault.GetPointsAsync(item, ct).ConfigureAwait(false);
+        AsrRecoveryPoint? found = Kind switch
+        {
+            RecoveryPointKind.Latest or RecoveryPointKind.LatestProcessed => points.LastOrDefault(),
+            RecoveryPointKind.LatestAppConsistent => points.LastOrDefault(p => p.Consistency == RecoveryPointConsistency.AppConsistent),
+            _ when Sequence is { } s => points.FirstOrDefault(p => p.Sequence == s),
+            _ => points.LastOrDefault(p => p.RecoveryPointTimeUtc <= AtOrBefore),
+        };
+        return found ?? throw new AsrException(AsrErrorIds.RecoveryPointNotFound, AsrErrorKind.ObjectNotFound,
+            $"'{item.Name}' has no recovery point matching {this}. Its points: " +
+            (points.Count == 0 ? "none yet" : string.Join(", ", points.Select(p => $"{p.Sequence} ({p.Consistency}, {p.RecoveryPointTimeUtc:u})"))) + ".",
+            item.Name);
+    }
+}

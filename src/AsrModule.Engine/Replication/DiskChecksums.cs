@@ -1,0 +1,105 @@
+using System.Buffers;
+using AsrModule.Engine.Errors;
+
+namespace AsrModule.Engine.Replication;
+
+/// <summary>What a checksum comparison of two disks found and sent.</summary>
+public sealed record DiskSyncStats(long BlocksCompared, long BlocksSent, long BytesSent);
+
+/// <summary>
+/// Checksum synchronisation between two disks, as DRBD's checksum resync and Veeam's failback do:
+/// each side hashes its own blocks (in parallel; across a network only the hashes would travel),
+/// then only blocks whose hashes differ are copied.
+/// </summary>
+internal static class DiskChecksums
+{
+    private const int ChunkBlocks = 1024;
+
+    /// <summary>Hashes every block of a disk (the source side or the target side).</summary>
+    public static async Task<BlockHashTable> HashAsync(string path, long size, int blockSize, ulong seed, IProgress<long>? bytesDone, CancellationToken ct)
+    {
+        var table = BlockHashTable.Zero(size, blockSize, seed);
+        if (!File.Exists(path)) return table; // a missing target is an empty disk: every non-zero block differs
+        using var source = DiskSource.Open(path);
+        long readable = Math.Min(size, source.Size);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(ChunkBlocks * blockSize);
+        try
+        {
+            for (long offset = 0; offset < readable; offset += (long)ChunkBlocks * blockSize)
+            {
+                ct.ThrowIfCancellationRequested();
+                int bytes = (int)Math.Min((long)ChunkBlocks * blockSize, readable - offset);
+                await Task.Run(() => source.ReadExactly(offset, buffer.AsSpan(0, bytes)), ct).ConfigureAwait(false);
+                long first = offset / blockSize;
+                for (int b = 0; b * blockSize < bytes; b++)
+                {
+                    int len = Math.Min(blockSize, bytes - b * blockSize);
+                    // A block cut short by a smaller target compares as different (its hash covers fewer bytes).
+                    table.Hashes[first + b] = table.Hash(buffer.AsSpan(b * blockSize, len));
+                }
+                bytesDone?.Report(bytes);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return table;
+    }
+
+    /// <summary>
+    /// Makes <paramref name="targetPath"/> equal to <paramref name="sourcePath"/> by copying only the blocks
+    /// whose hashes differ between <paramref name="sourceTable"/> and <paramref name="targetTable"/>. The target
+    /// is created or resized to the source's size.
+    /// </summary>
+    public static async Task<DiskSyncStats> CopyDifferencesAsync(string sourcePath, BlockHashTable sourceTable, string targetPath, BlockHashTable targetTable,
+        IProgress<long>? bytesSent, CancellationToken ct)
+    {
+        int bs = sourceTable.BlockSize;
+        long size = sourceTable.DiskSize;
+        using var source = DiskSource.Open(sourcePath);
+        using var target = OpenTarget(targetPath, size);
+        long blocksSent = 0, bytes = 0;
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(64 * bs);
+        try
+        {
+            long blocks = sourceTable.Hashes.Length;
+            for (long b = 0; b < blocks;)
+            {
+                ct.ThrowIfCancellationRequested();
+                if (sourceTable.Hashes[b] == targetTable.Hashes[b]) { b++; continue; }
+                long runStart = b;
+                while (b < blocks && b - runStart < 64 && sourceTable.Hashes[b] != targetTable.Hashes[b]) b++;
+                long offset = runStart * bs;
+                int length = (int)Math.Min((b - runStart) * bs, size - offset);
+                source.ReadExactly(offset, buffer.AsSpan(0, length));
+                await RandomAccess.WriteAsync(target, buffer.AsMemory(0, length), offset, ct).ConfigureAwait(false);
+                blocksSent += b - runStart;
+                bytes += length;
+                bytesSent?.Report(length);
+            }
+            RandomAccess.FlushToDisk(target);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return new DiskSyncStats(sourceTable.Hashes.Length, blocksSent, bytes);
+    }
+
+    private static Microsoft.Win32.SafeHandles.SafeFileHandle OpenTarget(string path, long size)
+    {
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            var handle = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite);
+            bool isDevice = path.StartsWith("/dev/", StringComparison.Ordinal);
+            if (!isDevice && RandomAccess.GetLength(handle) != size) RandomAccess.SetLength(handle, size);
+            return handle;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new AsrException(AsrErrorIds.DiskUnreadable, AsrErrorKind.WriteError, $"Disk '{path}' cannot be opened for writing: {ex.Message}", path, ex);
+        }
+    }
+}

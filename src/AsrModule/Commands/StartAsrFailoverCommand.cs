@@ -1,0 +1,64 @@
+using System.Management.Automation;
+using AsrModule.Engine.Errors;
+using AsrModule.Engine.Failover;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Jobs;
+using AsrModule.Engine.RecoveryPoints;
+using AsrModule.Engine.Replication;
+using AsrModule.Engine.Vault;
+using AsrModule.Infrastructure;
+
+namespace AsrModule.Commands;
+
+/// <summary>
+/// Fails a machine over to the target. -Planned: runs -StopSource, does a final sync and uses that
+/// point (no data lost). Unplanned (default): from -RecoveryPoint (default LatestProcessed).
+/// </summary>
+[Cmdlet(VerbsLifecycle.Start, "AsrFailover", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = ByObject)]
+[OutputType(typeof(AsrJob))]
+public sealed class StartAsrFailoverCommand : ItemTargetCmdlet
+{
+    [Parameter(Mandatory = true)]
+    public AsrLocalTarget Target { get; set; } = null!;
+
+    [Parameter]
+    public SwitchParameter Planned { get; set; }
+
+    [Parameter]
+    [RecoveryPointChoiceTransformation]
+    public RecoveryPointChoice? RecoveryPoint { get; set; }
+
+    /// <summary>Source-side hook for a planned failover: stops or quiesces the source machine. Receives the item.</summary>
+    [Parameter]
+    public ScriptBlock? StopSource { get; set; }
+
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
+    protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
+    {
+        if (Planned && RecoveryPoint is not null)
+            throw new AsrException(AsrErrorIds.InvalidStateTransition, AsrErrorKind.InvalidArgument,
+                "A planned failover always uses the point its final sync takes; omit -RecoveryPoint, or drop -Planned for an unplanned failover.", item.Name);
+        ItemStateMachine.EnsureAllowed(item, ItemOperation.Failover);
+        var type = Planned ? FailoverType.Planned : FailoverType.Unplanned;
+        var choice = RecoveryPoint ?? RecoveryPointChoice.LatestProcessed;
+        if (!ShouldProcess(item.Name, $"{type} failover to '{Target.MachineDirectory(item.Name)}'" + (Planned ? " (final sync)" : $" from {choice}"))) return;
+        var replication = new ReplicationService(vault);
+        // A sync needs the source readable; an unplanned failover from a stored point must work without it.
+        var lease = Planned || choice.Kind == RecoveryPointKind.Latest
+            ? Await(ct => replication.PrepareCycleAsync(item, false, ct))
+            : replication.AcquireLease(item);
+        try
+        {
+            if (Planned) InvokeHook(StopSource, item, "StopSource");
+        }
+        catch
+        {
+            lease.Dispose();
+            throw;
+        }
+        var service = new FailoverService(vault);
+        RunItemJob(vault, item, Planned ? "PlannedFailover" : "UnplannedFailover", lease, ctx => service.FailoverAsync(item, type, choice, Target, ctx), AsJob);
+    }
+}

@@ -1,0 +1,43 @@
+using System.Management.Automation;
+using AsrModule.Engine.Failover;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Jobs;
+using AsrModule.Engine.RecoveryPoints;
+using AsrModule.Engine.Replication;
+using AsrModule.Engine.Vault;
+using AsrModule.Infrastructure;
+
+namespace AsrModule.Commands;
+
+/// <summary>Starts a drill: the point's disks served over NBD under copy-on-write overlays; production replication continues.</summary>
+[Cmdlet(VerbsLifecycle.Start, "AsrTestFailover", SupportsShouldProcess = true, DefaultParameterSetName = ByObject)]
+[OutputType(typeof(AsrJob))]
+public sealed class StartAsrTestFailoverCommand : ItemTargetCmdlet
+{
+    [Parameter]
+    [RecoveryPointChoiceTransformation]
+    public RecoveryPointChoice RecoveryPoint { get; set; } = RecoveryPointChoice.LatestProcessed;
+
+    [Parameter(Mandatory = true)]
+    public AsrLocalTarget Target { get; set; } = null!;
+
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
+    protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
+    {
+        var service = new TestFailoverService(vault);
+        service.Validate(item);
+        if (!ShouldProcess(item.Name, $"Start a drill from {RecoveryPoint} in '{Target.Path}'")) return;
+        var replication = new ReplicationService(vault);
+        // Latest syncs first, under the item's lock; the drill itself does not hold it (replication continues).
+        var syncLease = RecoveryPoint.Kind == RecoveryPointKind.Latest ? Await(ct => replication.PrepareCycleAsync(item, false, ct)) : null;
+        var choice = RecoveryPoint;
+        RunItemJob(vault, item, "TestFailover", null, async ctx =>
+        {
+            using (syncLease)
+                return await service.StartAsync(item, choice, Target,
+                    syncLease is null ? null : async c => { using (syncLease) await replication.RunCycleAsync(item, false, c).ConfigureAwait(false); }, ctx).ConfigureAwait(false);
+        }, AsJob);
+    }
+}

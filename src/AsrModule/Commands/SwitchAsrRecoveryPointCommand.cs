@@ -1,0 +1,31 @@
+using System.Management.Automation;
+using AsrModule.Engine.Failover;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Jobs;
+using AsrModule.Engine.RecoveryPoints;
+using AsrModule.Engine.Replication;
+using AsrModule.Engine.Vault;
+using AsrModule.Infrastructure;
+
+namespace AsrModule.Commands;
+
+/// <summary>Before commit: recovers the failed-over machine from another recovery point.</summary>
+[Cmdlet(VerbsCommon.Switch, "AsrRecoveryPoint", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = ByObject)]
+[OutputType(typeof(AsrJob))]
+public sealed class SwitchAsrRecoveryPointCommand : ItemTargetCmdlet
+{
+    [Parameter(Mandatory = true)]
+    [RecoveryPointChoiceTransformation]
+    public RecoveryPointChoice RecoveryPoint { get; set; } = null!;
+
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
+    protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
+    {
+        ItemStateMachine.EnsureAllowed(item, ItemOperation.ChangeRecoveryPoint);
+        if (!ShouldProcess(item.Name, $"Rewrite the recovered disks from {RecoveryPoint} (changes made to them are lost)")) return;
+        var lease = new ReplicationService(vault).AcquireLease(item);
+        RunItemJob(vault, item, "ChangeRecoveryPoint", lease, ctx => new FailoverService(vault).ChangeRecoveryPointAsync(item, RecoveryPoint, ctx), AsJob);
+    }
+}

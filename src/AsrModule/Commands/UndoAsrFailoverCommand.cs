@@ -1,0 +1,25 @@
+using System.Management.Automation;
+using AsrModule.Engine.Failover;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Jobs;
+using AsrModule.Engine.Replication;
+using AsrModule.Engine.Vault;
+
+namespace AsrModule.Commands;
+
+/// <summary>Before commit: cancels a failover; the recovered disks are deleted and protection resumes from the original disks.</summary>
+[Cmdlet(VerbsCommon.Undo, "AsrFailover", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = ByObject)]
+[OutputType(typeof(AsrJob))]
+public sealed class UndoAsrFailoverCommand : ItemTargetCmdlet
+{
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
+    protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
+    {
+        ItemStateMachine.EnsureAllowed(item, ItemOperation.CancelFailover);
+        if (!ShouldProcess(item.Name, $"Cancel the failover and delete the recovered disks in '{item.Failover!.TargetPath}'")) return;
+        var lease = new ReplicationService(vault).AcquireLease(item);
+        RunItemJob(vault, item, "CancelFailover", lease, ctx => new FailoverService(vault).CancelAsync(item, ctx), AsJob);
+    }
+}

@@ -1,0 +1,34 @@
+using System.Management.Automation;
+using AsrModule.Engine.Failover;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Jobs;
+using AsrModule.Engine.Replication;
+using AsrModule.Engine.Vault;
+
+namespace AsrModule.Commands;
+
+/// <summary>
+/// Reprotect: replicates the recovered disks back to the original disks (or to -AlternateDisk, new
+/// disks that get a full copy), sending only the blocks whose checksums differ.
+/// </summary>
+[Cmdlet(VerbsData.Update, "AsrProtectionDirection", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = ByObject)]
+[OutputType(typeof(AsrJob))]
+public sealed class UpdateAsrProtectionDirectionCommand : ItemTargetCmdlet
+{
+    /// <summary>Disks to fail back to instead of the original ones, one per disk in the item's order.</summary>
+    [Parameter]
+    public string[]? AlternateDisk { get; set; }
+
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
+    protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
+    {
+        ItemStateMachine.EnsureAllowed(item, ItemOperation.Reprotect);
+        var alternate = AlternateDisk?.Select(d => SessionState.Path.GetUnresolvedProviderPathFromPSPath(d)).ToList();
+        string where = alternate is { Count: > 0 } ? string.Join(", ", alternate) : string.Join(", ", item.Disks.Select(d => d.SourcePath));
+        if (!ShouldProcess(item.Name, $"Reprotect: write the recovered disks' differing blocks to {where}")) return;
+        var lease = new ReplicationService(vault).AcquireLease(item);
+        RunItemJob(vault, item, "Reprotect", lease, ctx => new FailoverService(vault).ReprotectAsync(item, alternate, ctx), AsJob);
+    }
+}
