@@ -26,10 +26,7 @@ $config = if ($engine) { $engine.GetCustomAttributes([Reflection.AssemblyConfigu
 $item = 'bench'
 
 if ($Step -eq 'init') {
-    # Not 'New-AsrVault ... | Connect-AsrVault': the piped vault binds to -Path by its Location
-    # property and the key is lost (VaultKeyRequired), so pass the object explicitly.
-    $v = New-AsrVault -Path $Vault -EncryptionKey $Key
-    Connect-AsrVault -InputObject $v
+    New-AsrVault -Path $Vault -EncryptionKey $Key | Connect-AsrVault
     $policy = New-AsrPolicy -Name default
     [Console]::WriteLine("policy: compression=$($policy.Compression) level=$($policy.CompressionLevel)")
 }

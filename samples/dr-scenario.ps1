@@ -42,7 +42,7 @@ try {
     $expected.Add(@{ 'web01-os.img' = Get-AsrSampleHash $os; 'web01-data.img' = Get-AsrSampleHash $data })
     Enable-AsrReplication -Name web01 -Disk $os, $data -Policy $policy | Wait-AsrJob | Out-Default
 
-    foreach ($cycle in 1..2) {
+    foreach ($cycle in 1..3) {
         Step "Cycle ${cycle}: 1% of 4 KiB blocks rewritten at random, then Invoke-AsrReplication"
         $changed = (Write-AsrSampleChange -Path $os -Fraction 0.01 -Seed (10 + $cycle)) + (Write-AsrSampleChange -Path $data -Fraction 0.01 -Seed (20 + $cycle))
         $expected.Add(@{ 'web01-os.img' = Get-AsrSampleHash $os; 'web01-data.img' = Get-AsrSampleHash $data })

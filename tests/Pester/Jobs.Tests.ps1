@@ -48,13 +48,26 @@ Describe 'Jobs: -AsJob, Wait-AsrJob, Stop-AsrJob' {
     It 'Stop-AsrJob of a finished job is InvalidStateTransition; Wait-AsrJob -TimeoutSeconds reports a timeout' {
         $finished = Get-AsrJob -State Succeeded | ForEach-Object { $_ } | Where-Object Operation -eq 'EnableReplication'
         { $finished | Stop-AsrJob -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidStateTransition'
-        New-AsrSampleDisk -Path $disk -SizeBytes 192MB -Seed 6 | Out-Null
-        $job = Get-AsrProtectedItem big | Invoke-AsrReplication -AsJob
+        # A job of another, live process that will not finish within the timeout: a record owned by a
+        # real child process (sleep), exactly what Wait-AsrJob sees while another session's job runs.
+        $sleeper = [Diagnostics.Process]::Start('sleep', '60')
         try {
-            # A point cannot be published within the first second of a 192 MB cycle's scan? It can: so only assert the shape.
-            $r = $job | Wait-AsrJob -TimeoutSeconds 1 -ErrorAction SilentlyContinue -ErrorVariable timeoutErrors
-            if ($r.State -eq 'InProgress') { $timeoutErrors[0].FullyQualifiedErrorId | Should -Match 'JobWaitTimeout' }
-        } finally { $job | Wait-AsrJob | Out-Null }
+            $id = [Guid]::NewGuid()
+            $vaultDir = (Get-AsrVault).Location
+            $record = @{ id = $id; operation = 'ReplicationCycle'; targetName = 'big'; state = 'InProgress'; percentComplete = 40
+                startTimeUtc = [DateTimeOffset]::UtcNow.ToString('o'); ownerProcessId = $sleeper.Id
+                ownerProcessStartUtc = $sleeper.StartTime.ToUniversalTime().ToString('o'); ownerHost = [Environment]::MachineName }
+            [IO.File]::WriteAllText((Join-TestPath $vaultDir "jobs/$id.json"), [Text.Json.JsonSerializer]::Serialize($record, [hashtable], [Text.Json.JsonSerializerOptions]$null))
+            $watch = [Diagnostics.Stopwatch]::StartNew()
+            $r = Wait-AsrJob -Id $id -TimeoutSeconds 1 -ErrorAction SilentlyContinue -ErrorVariable timeoutErrors
+            $r.State | Should -Be 'InProgress'
+            $timeoutErrors[0].FullyQualifiedErrorId | Should -Match 'JobWaitTimeout'
+            $timeoutErrors[0].CategoryInfo.Category | Should -Be 'OperationTimeout'
+            # ... and once that process is gone, the same record reads as Interrupted.
+            $sleeper.Kill(); $sleeper.WaitForExit()
+            (Get-AsrJob -Id $id).State | Should -Be 'Interrupted'
+            [IO.File]::Delete((Join-TestPath $vaultDir "jobs/$id.json"))
+        } finally { if (-not $sleeper.HasExited) { $sleeper.Kill() } }
     }
 }
 
