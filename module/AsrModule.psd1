@@ -14,7 +14,10 @@
         'New-AsrPolicy', 'Get-AsrPolicy', 'Remove-AsrPolicy',
         'Enable-AsrReplication', 'Get-AsrProtectedItem', 'Invoke-AsrReplication', 'Disable-AsrReplication',
         'Get-AsrRecoveryPoint', 'Export-AsrRecoveryPoint',
-        'Get-AsrJob', 'Wait-AsrJob', 'Stop-AsrJob'
+        'Get-AsrJob', 'Wait-AsrJob', 'Stop-AsrJob',
+        'New-AsrLocalTarget', 'Start-AsrTestFailover', 'Start-AsrTestFailoverCleanup',
+        'Start-AsrFailover', 'Switch-AsrRecoveryPoint', 'Undo-AsrFailover', 'Complete-AsrFailover',
+        'Update-AsrProtectionDirection', 'Invoke-AsrFailback', 'Resume-AsrResync', 'Test-AsrTestFailover'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

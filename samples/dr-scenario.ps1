@@ -4,7 +4,10 @@
 .DESCRIPTION
     Protects a two-disk machine, changes its disks between three replication cycles, lists the
     recovery points, exports every point and proves by SHA-256 that each exported disk equals the
-    source as it was when that point was taken. Exits non-zero on any mismatch.
+    source as it was when that point was taken. Then the failover lifecycle: a drill served over NBD
+    and verified while replication continues, a planned failover with no data lost, commit,
+    reprotect after the recovered machine diverged, failback and a checksum resync.
+    Exits non-zero on any mismatch.
 #>
 param(
     [string]$WorkDir = [IO.Path]::Combine([IO.Path]::GetTempPath(), "asr-scenario-" + [Guid]::NewGuid().ToString('N').Substring(0, 8)),
@@ -19,7 +22,8 @@ Import-Module AsrModule
 function Step([string]$Text) { [Console]::WriteLine(); [Console]::WriteLine("== $Text") }
 
 [Console]::WriteLine('AsrModule end-to-end scenario: protect a two-disk machine in a local vault, change its disks')
-[Console]::WriteLine('between replication cycles, then export every recovery point and check it by SHA-256.')
+[Console]::WriteLine('between replication cycles, export every recovery point and check it by SHA-256; then drill,')
+[Console]::WriteLine('fail over, commit, reprotect, fail back and resync, checking the disks at every step.')
 [void][IO.Directory]::CreateDirectory($WorkDir)
 $os = [IO.Path]::Combine($WorkDir, 'web01-os.img')
 $data = [IO.Path]::Combine($WorkDir, 'web01-data.img')
@@ -71,15 +75,60 @@ try {
     }
     $rows | Out-Default
 
+    Step 'Drill: Start-AsrTestFailover (served over NBD, copy-on-write), verified while replication continues'
+    $item = Get-AsrProtectedItem web01
+    $drill = $item | Start-AsrTestFailover -RecoveryPoint LatestProcessed -Target (New-AsrLocalTarget ([IO.Path]::Combine($WorkDir, 'drills'))) | Wait-AsrJob
+    foreach ($e in $drill.Result.Exports.GetEnumerator()) { [Console]::WriteLine("  $($e.Key) -> $($e.Value)") }
+    [Console]::WriteLine("  disks readable $($drill.Result.ReadyAfterMilliseconds) ms after the drill started (qemu-system-x86_64 -drive file=<uri>,format=raw boots them)")
+    Write-AsrSampleChange -Path $os -Fraction 0.01 -Seed 40 | Out-Null
+    [Console]::WriteLine("  production replication during the drill: $(($item | Invoke-AsrReplication).Result.Mode) cycle")
+    $check = $item | Test-AsrTestFailover
+    [Console]::WriteLine("  Test-AsrTestFailover: verified=$($check.Result.Verified): $($check.Result.Note)")
+    if (-not $check.Result.Verified) { throw 'The drill does not present the recovery point.' }
+    $item | Start-AsrTestFailoverCleanup -Comment 'drill ok' -Confirm:$false | Out-Default
+
+    Step 'Planned failover: stop the source (hook), final sync, no data lost; then commit'
+    Write-AsrSampleChange -Path $data -Fraction 0.01 -Seed 41 | Out-Null   # written just before the failover
+    $recovery = New-AsrLocalTarget ([IO.Path]::Combine($WorkDir, 'recovery'))
+    $item | Start-AsrFailover -Planned -Target $recovery -Confirm:$false -StopSource { param($i) [Console]::WriteLine("  StopSource hook: here '$($i.Name)' would be shut down") } | Out-Default
+    $recoveredOs = [IO.Path]::Combine($recovery.Path, 'web01', 'web01-os.img')
+    $recoveredData = [IO.Path]::Combine($recovery.Path, 'web01', 'web01-data.img')
+    $same = ((Get-AsrSampleHash $recoveredOs) -eq (Get-AsrSampleHash $os)) -and ((Get-AsrSampleHash $recoveredData) -eq (Get-AsrSampleHash $data))
+    [Console]::WriteLine("  recovered disks equal the source after its last write: $same")
+    if (-not $same) { throw 'The planned failover lost data.' }
+    $item | Complete-AsrFailover -Confirm:$false | Out-Default
+
+    Step 'The recovered machine runs (2% of its OS disk changes); reprotect sends only what differs'
+    $diverged = Write-AsrSampleChange -Path $recoveredOs -Fraction 0.02 -Seed 42
+    $re = $item | Update-AsrProtectionDirection -Confirm:$false
+    $re | Out-Default
+    [Console]::WriteLine("  diverged: $diverged bytes; reprotect compared $($re.Result.BlocksCompared) blocks on both sides and sent $($re.Result.BytesSent) bytes")
+
+    Step 'Failback: final reverse sync, original disks become the machine again, protection to the vault resumes'
+    Write-AsrSampleChange -Path $recoveredData -Fraction 0.01 -Seed 43 | Out-Null
+    $expectedBack = @{ 'web01-os.img' = Get-AsrSampleHash $recoveredOs; 'web01-data.img' = Get-AsrSampleHash $recoveredData }
+    $fb = $item | Invoke-AsrFailback -Confirm:$false
+    $fb | Out-Default
+    $back = ((Get-AsrSampleHash $os) -eq $expectedBack['web01-os.img']) -and ((Get-AsrSampleHash $data) -eq $expectedBack['web01-data.img'])
+    [Console]::WriteLine("  original disks equal the recovered machine: $back; $($fb.Result.Note)")
+    if (-not $back) { throw 'Failback did not bring the recovered data home.' }
+
+    Step 'Resume-AsrResync: checksum compare of every block with the vault'
+    $rs = $item | Resume-AsrResync
+    [Console]::WriteLine("  compared $($rs.Result.BlocksCompared) blocks, sent $($rs.Result.ChangedBlocks) ($($rs.Result.BytesSent) bytes)")
+    Get-AsrProtectedItem web01 | Out-Default
+
     Step 'Get-AsrJob'
     Get-AsrJob | Out-Default
 
     $vaultBytes = 0L
     foreach ($f in [IO.Directory]::EnumerateFiles($vaultArgs.Path, '*', [IO.SearchOption]::AllDirectories)) { $vaultBytes += [IO.FileInfo]::new($f).Length }
     Step 'Result'
-    [Console]::WriteLine("source disks: $($OsDiskBytes + $DataDiskBytes) bytes; vault: $vaultBytes bytes for $($points.Count) points")
+    $allPoints = @(Get-AsrRecoveryPoint -Item web01).Count
+    [Console]::WriteLine("source disks: $($OsDiskBytes + $DataDiskBytes) bytes; vault: $vaultBytes bytes for $allPoints points")
     if ($failures -gt 0) { throw "$failures exported disk(s) did not match the source at their point." }
-    [Console]::WriteLine("OK: $($rows.Count) exported disks across $($points.Count) recovery points match the source bit for bit.")
+    [Console]::WriteLine("OK: $($rows.Count) exported disks across $($points.Count) recovery points match the source bit for bit;")
+    [Console]::WriteLine("    the drill presented its point exactly, the planned failover lost no write, and failback brought every block home.")
 }
 finally {
     Disconnect-AsrVault

@@ -117,9 +117,28 @@ Describe 'Crash safety: a replication process killed mid-cycle' {
         $job.StatusMessage | Should -Match 'ended before the job'
     }
 
-    It 'the next cycle removes the leftovers, publishes point 2, and it is exact' {
-        $job = Get-AsrProtectedItem crash | Invoke-AsrReplication
-        $job.Result.RecoveryPointSequence | Should -Be 2
+    It 'the item remembers the interrupted cycle, so the next one is a checksum resync' {
+        (Get-AsrProtectedItem crash).CycleInProgressJobId | Should -Not -BeNullOrEmpty
+    }
+
+    It 'the resync compares every block, sends only the differing ones, shows its percentage on the item, and point 2 is exact' {
+        $job = Get-AsrProtectedItem crash | Invoke-AsrReplication -AsJob
+        $seen = [Collections.Generic.List[int]]::new()
+        while (-not (Get-AsrJob -Id $job.Id).IsFinished) {
+            $i = Get-AsrProtectedItem crash
+            if ($null -ne $i.ActiveJobPercent) { $seen.Add($i.ActiveJobPercent) }
+        }
+        $done = $job | Wait-AsrJob
+        $done.Result.Mode | Should -Be 'Resync'
+        $done.Result.RecoveryPointSequence | Should -Be 2
+        $done.Result.BlocksCompared | Should -Be (512MB / 4096)
+        # Regenerated with another seed, the random and text regions differ (256 MiB of 512);
+        # the zero regions are compared and not sent.
+        $done.Result.ChangedBytes | Should -BeGreaterThan (250MB)
+        $done.Result.ChangedBytes | Should -BeLessOrEqual (256MB)
+        $done.Result.ChangedBlocks | Should -Be ($done.Result.ChangedBytes / 4096)
+        $seen.Count | Should -BeGreaterThan 0 -Because 'Get-AsrProtectedItem shows the running resync''s percentage'
+        (Get-AsrProtectedItem crash).CycleInProgressJobId | Should -BeNullOrEmpty
         (Get-ExportedHashes (Get-AsrRecoveryPoint -Item crash -Latest) (Join-TestPath $dir 'p2'))['crash.img'] | Should -Be $atPoint2
     }
 }

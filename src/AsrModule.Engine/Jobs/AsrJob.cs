@@ -64,5 +64,7 @@ public sealed class AsrJobResult
     public Dictionary<string, string>? Exports { get; set; }
     /// <summary>Drills: time from the job's start until every disk could be read.</summary>
     public long? ReadyAfterMilliseconds { get; set; }
+    /// <summary>Verifications: whether what was checked matched.</summary>
+    public bool? Verified { get; set; }
     public string? Note { get; set; }
 }

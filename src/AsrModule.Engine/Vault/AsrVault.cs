@@ -244,6 +244,17 @@ public sealed class AsrVault
             : item.CurrentRpo.Value.TotalMinutes > threshold ? ReplicationHealth.Warning
             : ReplicationHealth.Normal;
         if (item.State == ProtectedItemState.InitialReplicationPending && latest is null) item.ReplicationHealth = ReplicationHealth.Warning;
+        if (item.LastJobId is { } jobId)
+        {
+            // A running job's progress shows on the item (e.g. a resync's percentage), from any session.
+            var job = JobRunner.TryGetRunning(jobId, out var running) ? JobRunner.Snapshot(running.Job)
+                : await Store.ReadAsync<AsrJob>(VaultLayout.Job(jobId), ct).ConfigureAwait(false);
+            if (job is { State: AsrJobState.InProgress } && !JobRunner.OwnerIsGone(job))
+            {
+                item.ActiveJobOperation = job.Operation;
+                item.ActiveJobPercent = job.PercentComplete;
+            }
+        }
         return item;
     }
 

@@ -38,7 +38,10 @@ public abstract class ItemTargetCmdlet : AsrCmdlet
         RunningJob running;
         try
         {
-            running = StartJob(vault, JobRunner.NewRecord(operation, item.Name, item.Id), async ctx =>
+            var record = JobRunner.NewRecord(operation, item.Name, item.Id);
+            // The item points at its running job, so any session sees the operation and its progress.
+            Await(ct => vault.UpdateItemAsync(item.Id, i => i.LastJobId = record.Id, ct));
+            running = StartJob(vault, record, async ctx =>
             {
                 using (lease) return await body(ctx).ConfigureAwait(false);
             }, asJob);

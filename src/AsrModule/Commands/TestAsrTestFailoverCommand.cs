@@ -1,0 +1,22 @@
+using System.Management.Automation;
+using AsrModule.Engine.Failover;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Jobs;
+using AsrModule.Engine.Vault;
+
+namespace AsrModule.Commands;
+
+/// <summary>
+/// Verifies a running drill: reads every served disk over NBD, as a hypervisor would, and compares it
+/// with the recovery point. The job's Result.Verified says whether every disk matched.
+/// </summary>
+[Cmdlet(VerbsDiagnostic.Test, "AsrTestFailover", DefaultParameterSetName = ByObject)]
+[OutputType(typeof(AsrJob))]
+public sealed class TestAsrTestFailoverCommand : ItemTargetCmdlet
+{
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
+    protected override void ProcessItem(AsrVault vault, AsrProtectedItem item) =>
+        RunItemJob(vault, item, "VerifyTestFailover", null, ctx => new TestFailoverService(vault).VerifyAsync(item, ctx), AsJob);
+}
