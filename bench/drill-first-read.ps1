@@ -6,7 +6,7 @@
     (a) the drill job (ReadyAfterMilliseconds: until every disk is served) and (b) from the cmdlet
     call until qemu-io has read 1 MiB at the start and 1 MiB at the end of the disk over NBD.
 #>
-param([Parameter(Mandatory)][string]$WorkDir, [Parameter(Mandatory)][string[]]$Images)
+param([Parameter(Mandatory)][string]$WorkDir, [Parameter(Mandatory)][string]$Images)  # images: comma-separated
 $ErrorActionPreference = 'Stop'
 Import-Module AsrModule
 New-AsrVault -Path ([IO.Path]::Combine($WorkDir, 'vault')) | Connect-AsrVault
@@ -19,7 +19,7 @@ function Invoke-QemuRead([string]$Uri, [long]$Offset) {
     $p = [Diagnostics.Process]::Start($psi); [void]$p.StandardOutput.ReadToEnd(); $p.WaitForExit()
     if ($p.ExitCode -ne 0) { throw "qemu-io read failed for $Uri" }
 }
-foreach ($image in $Images) {
+foreach ($image in $Images.Split(',')) {
     $name = [IO.Path]::GetFileNameWithoutExtension($image)
     $size = [IO.FileInfo]::new($image).Length
     $enable = [Diagnostics.Stopwatch]::StartNew()

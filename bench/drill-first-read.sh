@@ -10,5 +10,5 @@ command -v qemu-io >/dev/null || { echo "qemu-io missing: apt-get install qemu-u
 dotnet build -c Release "$REPO/tools/AsrHost" -v q -nologo >/dev/null
 for gib in 1 8; do python3 "$HERE/make-image.py" create "$W/disk${gib}g.img" $((gib * 1024)) >/dev/null; done
 ASRMODULE_OUT="$REPO/out" dotnet "$REPO/tools/AsrHost/bin/Release/net10.0/AsrHost.dll" "$HERE/drill-first-read.ps1" \
-  -WorkDir "$W" -Images "$W/disk1g.img" "$W/disk8g.img" | grep '^BENCH'
+  -WorkDir "$W" -Images "$W/disk1g.img,$W/disk8g.img" | grep '^BENCH'
 rm -rf "$W"

@@ -90,6 +90,28 @@ Describe 'Drill during ongoing replication, then cleanup' {
         $after.State | Should -Be 'Protected'
         $after.LastTestFailover.Comment | Should -Be 'drill ok'
     }
+
+    It '-RecoveryPoint Latest replicates first and drills from the point that cycle publishes' {
+        $before = (Get-AsrRecoveryPoint -Item web01 -Latest).Sequence
+        Write-AsrSampleChange -Path $os -Fraction 0.01 -Seed 30 | Out-Null
+        $now = Get-AsrSampleHash $os
+        $latest = Get-AsrProtectedItem web01 | Start-AsrTestFailover -RecoveryPoint Latest -Target $drillTarget
+        try {
+            $latest.Result.RecoveryPointSequence | Should -Be ($before + 1)
+            $copy = Join-TestPath $dir 'drill-latest.img'
+            & nbdcopy $latest.Result.Exports['web01-os.img'] $copy
+            Get-AsrSampleHash $copy | Should -Be $now
+        } finally { Get-AsrProtectedItem web01 | Start-AsrTestFailoverCleanup -Confirm:$false | Out-Null }
+    }
+
+    It '-RecoveryPoint LatestAppConsistent without such a point fails clearly and starts nothing' {
+        $err = { Get-AsrProtectedItem web01 | Start-AsrTestFailover -RecoveryPoint LatestAppConsistent -Target $drillTarget -ErrorAction Stop } |
+            Should -Throw -ErrorId 'RecoveryPointNotFound' -PassThru
+        $err.Exception.Message | Should -Match 'LatestAppConsistent'
+        (Get-AsrProtectedItem web01).State | Should -Be 'Protected'
+        @([IO.Directory]::GetFileSystemEntries($drillTarget.Path)).Count | Should -Be 0
+        @(Get-AsrJob -TargetName web01 -State Failed).Count | Should -Be 0 -Because 'a refused drill starts no job'
+    }
 }
 
 Describe 'Planned failover with writes up to the last moment, commit, reprotect, failback' {
@@ -169,6 +191,16 @@ Describe 'Planned failover with writes up to the last moment, commit, reprotect,
         $written = Write-AsrSampleChange -Path (Join-TestPath $recovered 'app-data.img') -Fraction 0.01 -Seed 7
         $job = Get-AsrProtectedItem app | Invoke-AsrReplication
         $job.Operation | Should -Be 'ReverseReplicationCycle'
+        $job.Result.BytesSent | Should -BeLessOrEqual $written
+        Get-AsrSampleHash $data | Should -Be (Get-AsrSampleHash (Join-TestPath $recovered 'app-data.img'))
+    }
+
+    It 'a lost reverse tracker falls back to comparing checksums of both sides (no dead end)' {
+        $item = Get-AsrProtectedItem app
+        foreach ($f in [IO.Directory]::GetFiles((Join-TestPath (Get-AsrVault).Location "items/$($item.Id)/reverse"))) { [IO.File]::Delete($f) }
+        $written = Write-AsrSampleChange -Path (Join-TestPath $recovered 'app-data.img') -Fraction 0.01 -Seed 17
+        $job = $item | Invoke-AsrReplication -Verbose 4>&1 | Where-Object { $_ -is [AsrModule.Engine.Jobs.AsrJob] }
+        $job.State | Should -Be 'Succeeded'
         $job.Result.BytesSent | Should -BeLessOrEqual $written
         Get-AsrSampleHash $data | Should -Be (Get-AsrSampleHash (Join-TestPath $recovered 'app-data.img'))
     }

@@ -260,8 +260,10 @@ public sealed class FailoverService
             long size = new FileInfo(from).Length;
             string trackerKey = VaultLayout.ReverseTracker(item.Id, disk.DiskId);
             var fromTask = DiskChecksums.HashAsync(from, size, disk.BlockSize, _vault.HashSeed, progress, ct);
-            Task<BlockHashTable> toTask = useTracker
-                ? LoadReverseTrackerAsync(trackerKey, size, disk.BlockSize, ct)
+            // Without a usable tracker (first sync, or lost), hash the target side too.
+            var tracker = useTracker ? await LoadReverseTrackerAsync(trackerKey, size, disk.BlockSize, context, ct).ConfigureAwait(false) : null;
+            Task<BlockHashTable> toTask = tracker is not null
+                ? Task.FromResult(tracker)
                 : DiskChecksums.HashAsync(to, size, disk.BlockSize, _vault.HashSeed, progress, ct);
             await Task.WhenAll(fromTask, toTask).ConfigureAwait(false);
             var s = await DiskChecksums.CopyDifferencesAsync(from, fromTask.Result, to, toTask.Result, null, ct).ConfigureAwait(false);
@@ -272,12 +274,20 @@ public sealed class FailoverService
         return new DiskSyncStats(compared, sent, bytesSent);
     }
 
-    private async Task<BlockHashTable> LoadReverseTrackerAsync(string key, long size, int blockSize, CancellationToken ct)
+    private async Task<BlockHashTable?> LoadReverseTrackerAsync(string key, long size, int blockSize, JobContext context, CancellationToken ct)
     {
-        var sealedTable = await _vault.Store.ReadAllAsync(key, ct).ConfigureAwait(false)
-            ?? throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData, $"The reverse change tracker '{key}' is missing; reprotect again.", key);
-        var table = BlockHashTable.FromBytes(MetadataSealer.Open(sealedTable, _vault.Key, key), size, blockSize, _vault.HashSeed);
-        return table;
+        var sealedTable = await _vault.Store.ReadAllAsync(key, ct).ConfigureAwait(false);
+        try
+        {
+            if (sealedTable is not null)
+                return BlockHashTable.FromBytes(MetadataSealer.Open(sealedTable, _vault.Key, key), size, blockSize, _vault.HashSeed);
+        }
+        catch (Exception ex) when (ex is AsrException or InvalidDataException)
+        {
+            context.Logger.LogWarning(ex, "Reverse change tracker {Key} is unusable", key);
+        }
+        context.Logger.LogWarning("Reverse change tracker {Key} is missing or unusable: comparing checksums of both sides instead", key);
+        return null;
     }
 
     private sealed class Progress(Action<long> onReport) : IProgress<long>

@@ -43,6 +43,7 @@ public sealed class StartAsrFailoverCommand : ItemTargetCmdlet
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Failover);
         var type = Planned ? FailoverType.Planned : FailoverType.Unplanned;
         var choice = RecoveryPoint ?? RecoveryPointChoice.LatestProcessed;
+        if (!Planned && choice.Kind != RecoveryPointKind.Latest) Await(ct => choice.ResolveAsync(vault, item, ct)); // fail before any job exists
         if (!ShouldProcess(item.Name, $"{type} failover to '{Target.MachineDirectory(item.Name)}'" + (Planned ? " (final sync)" : $" from {choice}"))) return;
         var replication = new ReplicationService(vault);
         // A sync needs the source readable; an unplanned failover from a stored point must work without it.

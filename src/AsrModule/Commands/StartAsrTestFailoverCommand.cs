@@ -28,6 +28,7 @@ public sealed class StartAsrTestFailoverCommand : ItemTargetCmdlet
     {
         var service = new TestFailoverService(vault);
         service.Validate(item);
+        if (RecoveryPoint.Kind != RecoveryPointKind.Latest) Await(ct => RecoveryPoint.ResolveAsync(vault, item, ct)); // fail before any job exists
         if (!ShouldProcess(item.Name, $"Start a drill from {RecoveryPoint} in '{Target.Path}'")) return;
         var replication = new ReplicationService(vault);
         // Latest syncs first, under the item's lock; the drill itself does not hold it (replication continues).

@@ -24,6 +24,7 @@ public sealed class SwitchAsrRecoveryPointCommand : ItemTargetCmdlet
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {
         ItemStateMachine.EnsureAllowed(item, ItemOperation.ChangeRecoveryPoint);
+        if (RecoveryPoint.Kind != RecoveryPointKind.Latest) Await(ct => RecoveryPoint.ResolveAsync(vault, item, ct)); // fail before any job exists
         if (!ShouldProcess(item.Name, $"Rewrite the recovered disks from {RecoveryPoint} (changes made to them are lost)")) return;
         var lease = new ReplicationService(vault).AcquireLease(item);
         RunItemJob(vault, item, "ChangeRecoveryPoint", lease, ctx => new FailoverService(vault).ChangeRecoveryPointAsync(item, RecoveryPoint, ctx), AsJob);
