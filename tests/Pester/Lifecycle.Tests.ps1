@@ -272,10 +272,15 @@ Describe 'Unplanned failover to an older point, change of point, cancel; failbac
         (Get-AsrProtectedItem db01 | Invoke-AsrReplication).Result.Mode | Should -Be 'Delta'
     }
 
-    It 'fails over to the latest point by time, commits, and fails back to a new empty disk (full copy)' {
+    It 'with the original site gone: fails over by time, commits, and fails back to a new empty disk (full copy)' {
+        [IO.File]::Delete($disk)   # the original site is lost
         $job = Get-AsrProtectedItem db01 | Start-AsrFailover -RecoveryPoint ([DateTime]::UtcNow) -Target $target -Confirm:$false
         $job.Result.RecoveryPointSequence | Should -Be 4
         Get-AsrProtectedItem db01 | Complete-AsrFailover -Confirm:$false | Out-Null
+        $err = { Get-AsrProtectedItem db01 | Update-AsrProtectionDirection -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'DiskNotFound' -PassThru
+        $err.Exception.Message | Should -Match '-AlternateDisk'
+        (Get-AsrProtectedItem db01).State | Should -Be 'Committed'
+        @(Get-AsrJob -TargetName db01 -Operation Reprotect).Count | Should -Be 0 -Because 'a refused reprotect starts no job'
         $alternate = Join-TestPath $dir 'new-site/db01.img'
         $re = Get-AsrProtectedItem db01 | Update-AsrProtectionDirection -AlternateDisk $alternate -Confirm:$false
         $re.Result.BytesSent | Should -BeGreaterThan (6MB)   # every non-zero block, since the new disk is empty

@@ -219,6 +219,13 @@ public sealed class FailoverService
         BytesSent = s.BytesSent,
     };
 
+    /// <summary>Checks a reprotect request (state and target disks) without changing anything.</summary>
+    public void ValidateReprotect(AsrProtectedItem item, IReadOnlyList<string>? alternateDisks)
+    {
+        ItemStateMachine.EnsureAllowed(item, ItemOperation.Reprotect);
+        ReverseTargets(item, alternateDisks);
+    }
+
     private static Dictionary<string, string> ReverseTargets(AsrProtectedItem item, IReadOnlyList<string>? alternateDisks)
     {
         if (alternateDisks is not { Count: > 0 })

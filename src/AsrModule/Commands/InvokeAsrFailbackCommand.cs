@@ -2,7 +2,6 @@ using System.Management.Automation;
 using AsrModule.Engine.Failover;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;
-using AsrModule.Engine.Replication;
 using AsrModule.Engine.Vault;
 
 namespace AsrModule.Commands;
@@ -22,20 +21,8 @@ public sealed class InvokeAsrFailbackCommand : ItemTargetCmdlet
     [Parameter]
     public SwitchParameter AsJob { get; set; }
 
-    protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
-    {
-        ItemStateMachine.EnsureAllowed(item, ItemOperation.Failback);
-        if (!ShouldProcess(item.Name, $"Fail back to {string.Join(", ", item.Reverse!.TargetDisks.Values)}")) return;
-        var lease = new ReplicationService(vault).AcquireLease(item);
-        try
-        {
-            InvokeHook(StopSource, item, "StopSource");
-        }
-        catch
-        {
-            lease.Dispose();
-            throw;
-        }
-        RunItemJob(vault, item, "Failback", lease, ctx => new FailoverService(vault).FailbackAsync(item, ctx), AsJob);
-    }
+    protected override void ProcessItem(AsrVault vault, AsrProtectedItem item) =>
+        RunLockedOperation(vault, item, ItemOperation.Failback, "Failback", $"Fail back to {string.Join(", ", (IEnumerable<string>?)item.Reverse?.TargetDisks.Values ?? [])}",
+            ctx => new FailoverService(vault).FailbackAsync(item, ctx), AsJob,
+            beforeJob: () => InvokeHook(StopSource, item, "StopSource"));
 }

@@ -55,6 +55,28 @@ public abstract class ItemTargetCmdlet : AsrCmdlet
     }
 
     /// <summary>
+    /// The common shape of a lifecycle operation: check the state machine, confirm, take the item's
+    /// lock (released when the job ends), run <paramref name="beforeJob"/> (e.g. a hook) under it, start the job.
+    /// </summary>
+    protected void RunLockedOperation(AsrVault vault, AsrProtectedItem item, ItemOperation operation, string jobOperation, string action,
+        Func<JobContext, Task<AsrJobResult>> body, bool asJob, Action? beforeJob = null)
+    {
+        ItemStateMachine.EnsureAllowed(item, operation);
+        if (!ShouldProcess(item.Name, action)) return;
+        var lease = new Engine.Replication.ReplicationService(vault).AcquireLease(item);
+        try
+        {
+            beforeJob?.Invoke();
+        }
+        catch
+        {
+            lease.Dispose();
+            throw;
+        }
+        RunItemJob(vault, item, jobOperation, lease, body, asJob);
+    }
+
+    /// <summary>
     /// Runs a user's source-side hook (e.g. stop the VM) on the pipeline thread, with the item as its
     /// argument; a hook that fails stops the operation before anything changed.
     /// </summary>

@@ -3,7 +3,6 @@ using AsrModule.Engine.Failover;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;
 using AsrModule.Engine.RecoveryPoints;
-using AsrModule.Engine.Replication;
 using AsrModule.Engine.Vault;
 using AsrModule.Infrastructure;
 
@@ -25,8 +24,8 @@ public sealed class SwitchAsrRecoveryPointCommand : ItemTargetCmdlet
     {
         ItemStateMachine.EnsureAllowed(item, ItemOperation.ChangeRecoveryPoint);
         if (RecoveryPoint.Kind != RecoveryPointKind.Latest) Await(ct => RecoveryPoint.ResolveAsync(vault, item, ct)); // fail before any job exists
-        if (!ShouldProcess(item.Name, $"Rewrite the recovered disks from {RecoveryPoint} (changes made to them are lost)")) return;
-        var lease = new ReplicationService(vault).AcquireLease(item);
-        RunItemJob(vault, item, "ChangeRecoveryPoint", lease, ctx => new FailoverService(vault).ChangeRecoveryPointAsync(item, RecoveryPoint, ctx), AsJob);
+        RunLockedOperation(vault, item, ItemOperation.ChangeRecoveryPoint, "ChangeRecoveryPoint",
+            $"Rewrite the recovered disks from {RecoveryPoint} (changes made to them are lost)",
+            ctx => new FailoverService(vault).ChangeRecoveryPointAsync(item, RecoveryPoint, ctx), AsJob);
     }
 }

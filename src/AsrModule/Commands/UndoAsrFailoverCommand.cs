@@ -2,7 +2,6 @@ using System.Management.Automation;
 using AsrModule.Engine.Failover;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;
-using AsrModule.Engine.Replication;
 using AsrModule.Engine.Vault;
 
 namespace AsrModule.Commands;
@@ -15,11 +14,8 @@ public sealed class UndoAsrFailoverCommand : ItemTargetCmdlet
     [Parameter]
     public SwitchParameter AsJob { get; set; }
 
-    protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
-    {
-        ItemStateMachine.EnsureAllowed(item, ItemOperation.CancelFailover);
-        if (!ShouldProcess(item.Name, $"Cancel the failover and delete the recovered disks in '{item.Failover!.TargetPath}'")) return;
-        var lease = new ReplicationService(vault).AcquireLease(item);
-        RunItemJob(vault, item, "CancelFailover", lease, ctx => new FailoverService(vault).CancelAsync(item, ctx), AsJob);
-    }
+    protected override void ProcessItem(AsrVault vault, AsrProtectedItem item) =>
+        RunLockedOperation(vault, item, ItemOperation.CancelFailover, "CancelFailover",
+            $"Cancel the failover and delete the recovered disks in '{item.Failover?.TargetPath}'",
+            ctx => new FailoverService(vault).CancelAsync(item, ctx), AsJob);
 }

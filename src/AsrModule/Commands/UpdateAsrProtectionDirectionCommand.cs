@@ -2,7 +2,6 @@ using System.Management.Automation;
 using AsrModule.Engine.Failover;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;
-using AsrModule.Engine.Replication;
 using AsrModule.Engine.Vault;
 
 namespace AsrModule.Commands;
@@ -24,11 +23,10 @@ public sealed class UpdateAsrProtectionDirectionCommand : ItemTargetCmdlet
 
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {
-        ItemStateMachine.EnsureAllowed(item, ItemOperation.Reprotect);
         var alternate = AlternateDisk?.Select(d => SessionState.Path.GetUnresolvedProviderPathFromPSPath(d)).ToList();
+        new FailoverService(vault).ValidateReprotect(item, alternate); // refuse before any job exists
         string where = alternate is { Count: > 0 } ? string.Join(", ", alternate) : string.Join(", ", item.Disks.Select(d => d.SourcePath));
-        if (!ShouldProcess(item.Name, $"Reprotect: write the recovered disks' differing blocks to {where}")) return;
-        var lease = new ReplicationService(vault).AcquireLease(item);
-        RunItemJob(vault, item, "Reprotect", lease, ctx => new FailoverService(vault).ReprotectAsync(item, alternate, ctx), AsJob);
+        RunLockedOperation(vault, item, ItemOperation.Reprotect, "Reprotect", $"Reprotect: write the recovered disks' differing blocks to {where}",
+            ctx => new FailoverService(vault).ReprotectAsync(item, alternate, ctx), AsJob);
     }
 }
