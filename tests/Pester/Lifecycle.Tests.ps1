@@ -16,11 +16,16 @@ Describe 'Drill during ongoing replication, then cleanup' {
         $drillTarget = New-AsrLocalTarget (Join-TestPath $dir 'drills')
         $drill = $item | Start-AsrTestFailover -RecoveryPoint LatestProcessed -Target $drillTarget | Wait-AsrJob
         $drillDir = (Get-AsrProtectedItem web01).TestFailover.Directory
-        # Production keeps replicating while the drill runs.
+        # Production keeps replicating while the drill runs, and while a real NBD client reads the drill disk.
+        $concurrentCopy = Join-TestPath $dir 'drill-during-cycles.img'
+        $psi = [Diagnostics.ProcessStartInfo]::new('nbdcopy')
+        foreach ($a in '--connections=1', '--requests=1', $drill.Result.Exports['web01-os.img'], $concurrentCopy) { $psi.ArgumentList.Add($a) }
+        $reader = [Diagnostics.Process]::Start($psi)
         $cycles = foreach ($i in 1..2) {
             Write-AsrSampleChange -Path $os -Fraction 0.01 -Seed (10 + $i) | Out-Null
             Get-AsrProtectedItem web01 | Invoke-AsrReplication
         }
+        $reader.WaitForExit()
         $sourceNow = Get-AsrSampleHash $os
     }
     AfterAll { Disconnect-AsrVault; Remove-TestDirectory $dir }
@@ -39,6 +44,11 @@ Describe 'Drill during ongoing replication, then cleanup' {
         ($cycles | ForEach-Object { $_.Result.Mode }) | Should -Be @('Delta', 'Delta')
         @(Get-AsrRecoveryPoint -Item web01).Count | Should -Be 4
         (Get-AsrProtectedItem web01).State | Should -Be 'TestFailedOver'
+    }
+
+    It 'an NBD read running while the cycles ran saw exactly point 2' {
+        $reader.ExitCode | Should -Be 0
+        Get-AsrSampleHash $concurrentCopy | Should -Be $atPoint2['web01-os.img']
     }
 
     It 'a real NBD client (nbdcopy) reads each drill disk equal to the source at point 2' {
@@ -195,13 +205,12 @@ Describe 'Planned failover with writes up to the last moment, commit, reprotect,
         Get-AsrSampleHash $data | Should -Be (Get-AsrSampleHash (Join-TestPath $recovered 'app-data.img'))
     }
 
-    It 'a lost reverse tracker falls back to comparing checksums of both sides (no dead end)' {
-        $item = Get-AsrProtectedItem app
-        foreach ($f in [IO.Directory]::GetFiles((Join-TestPath (Get-AsrVault).Location "items/$($item.Id)/reverse"))) { [IO.File]::Delete($f) }
-        $written = Write-AsrSampleChange -Path (Join-TestPath $recovered 'app-data.img') -Fraction 0.01 -Seed 17
-        $job = $item | Invoke-AsrReplication -Verbose 4>&1 | Where-Object { $_ -is [AsrModule.Engine.Jobs.AsrJob] }
+    It 'a target rewritten behind the reverse replication''s back is made exact again (both sides compared every cycle)' {
+        $tampered = Write-AsrSampleChange -Path $data -Fraction 0.01 -Seed 17   # someone writes to the original disk
+        $job = Get-AsrProtectedItem app | Invoke-AsrReplication
         $job.State | Should -Be 'Succeeded'
-        $job.Result.BytesSent | Should -BeLessOrEqual $written
+        $job.Result.BytesSent | Should -BeGreaterThan 0
+        $job.Result.BytesSent | Should -BeLessOrEqual $tampered
         Get-AsrSampleHash $data | Should -Be (Get-AsrSampleHash (Join-TestPath $recovered 'app-data.img'))
     }
 
@@ -352,8 +361,122 @@ Describe 'Every invalid transition is refused and changes nothing' {
         Assert-Refused 'Committed' @('Invoke-AsrReplication', 'Switch-AsrRecoveryPoint', 'Undo-AsrFailover', 'Complete-AsrFailover', 'Invoke-AsrFailback', 'Start-AsrFailover')
     }
 
-    It 'Reprotected: failover, drills, commit, a second reprotect, resync and disable are refused' {
+    It 'Reprotected: failover, drills, commit, cancel, change of point and resync are refused' {
         Get-AsrProtectedItem x | Update-AsrProtectionDirection -Confirm:$false | Out-Null
-        Assert-Refused 'Reprotected' @('Start-AsrFailover', 'Start-AsrTestFailover', 'Complete-AsrFailover', 'Update-AsrProtectionDirection', 'Resume-AsrResync', 'Disable-AsrReplication')
+        Assert-Refused 'Reprotected' @('Start-AsrFailover', 'Start-AsrTestFailover', 'Complete-AsrFailover', 'Undo-AsrFailover', 'Switch-AsrRecoveryPoint', 'Resume-AsrResync')
+    }
+
+    It 'ResyncRequired: cleanup, change point, cancel, commit, reprotect and failback are refused' {
+        Get-AsrProtectedItem x | Invoke-AsrFailback -Confirm:$false | Out-Null
+        $fs = [IO.FileStream]::new($disk, [IO.FileMode]::Open); $fs.SetLength(3MB); $fs.Dispose()
+        { Get-AsrProtectedItem x | Invoke-AsrReplication -ErrorAction Stop } | Should -Throw -ErrorId 'DiskSizeChanged'
+        Assert-Refused 'ResyncRequired' @('Start-AsrTestFailoverCleanup', 'Switch-AsrRecoveryPoint', 'Undo-AsrFailover', 'Complete-AsrFailover', 'Update-AsrProtectionDirection', 'Invoke-AsrFailback')
+    }
+}
+
+Describe 'Failover safety: nothing lost, nothing overwritten, no dead ends' {
+    BeforeAll {
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
+        Import-Module AsrModule
+        $dir = New-TestDirectory
+        $vms = Join-TestPath $dir 'vms'
+        $disk = Join-TestPath $vms 'a/a.img'
+        [void][IO.Directory]::CreateDirectory([IO.Path]::GetDirectoryName($disk))
+        New-AsrSampleDisk -Path $disk -SizeBytes 16MB -Seed 11 | Out-Null
+        $other = Join-TestPath $dir 'b.img'
+        New-AsrSampleDisk -Path $other -SizeBytes 2MB -Seed 12 | Out-Null
+        New-AsrVault -Path (Join-TestPath $dir 'vault') | Connect-AsrVault
+        New-AsrPolicy -Name p | Out-Null
+        Enable-AsrReplication -Name a -Disk $disk -Policy p | Out-Null
+        Enable-AsrReplication -Name b -Disk $other -Policy p | Out-Null
+        $target = New-AsrLocalTarget (Join-TestPath $dir 'recovery')
+    }
+    AfterAll {
+        if ($writer -and -not $writer.HasExited) { $writer.Kill() }
+        Disconnect-AsrVault; Remove-TestDirectory $dir
+    }
+
+    It 'a target that would hold a protected disk is refused before anything runs (FailoverTargetInvalid)' {
+        $before = Get-AsrSampleHash $disk
+        $err = { Get-AsrProtectedItem a | Start-AsrFailover -Target (New-AsrLocalTarget $vms) -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'FailoverTargetInvalid' -PassThru
+        $err.Exception.Message | Should -Match 'a.img'
+        Get-AsrSampleHash $disk | Should -Be $before
+        (Get-AsrProtectedItem a).State | Should -Be 'Protected'
+    }
+
+    It 'a planned failover needs -StopSource or -SourceStopped' {
+        { Get-AsrProtectedItem a | Start-AsrFailover -Planned -Target $target -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'HookFailed'
+    }
+
+    It 'a planned failover of a source that is still written fails (SourceStillWriting) and leaves nothing behind' {
+        $psi = [Diagnostics.ProcessStartInfo]::new('/bin/bash')
+        $psi.ArgumentList.Add('-c')
+        $psi.ArgumentList.Add("while true; do dd if=/dev/urandom of='$disk' bs=4096 count=1 seek=`$((RANDOM % 4096)) conv=notrunc status=none; done")
+        $script:writer = [Diagnostics.Process]::Start($psi)
+        try {
+            [Threading.Thread]::Sleep(300)
+            $err = { Get-AsrProtectedItem a | Start-AsrFailover -Planned -SourceStopped -Target $target -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'SourceStillWriting' -PassThru
+            $err.Exception.Message | Should -Match 'nothing was failed over'
+        } finally { $script:writer.Kill(); $script:writer.WaitForExit() }
+        (Get-AsrProtectedItem a).State | Should -Be 'Protected'
+        (Get-AsrProtectedItem a).ExclusiveOperation | Should -BeNullOrEmpty
+        [IO.Directory]::Exists((Join-TestPath $target.Path 'a')) | Should -BeFalse
+    }
+
+    It 'a point object of another item is refused, not swapped for a same-numbered point' {
+        $pointOfB = Get-AsrRecoveryPoint -Item b -Sequence 1
+        { Get-AsrProtectedItem a | Start-AsrFailover -RecoveryPoint $pointOfB -Target $target -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'RecoveryPointNotFound'
+        { Get-AsrProtectedItem a | Start-AsrTestFailover -RecoveryPoint $pointOfB -Target $target -ErrorAction Stop } | Should -Throw -ErrorId 'RecoveryPointNotFound'
+    }
+
+    It 'losing the original disk while Reprotected is not a dead end: reprotect again to an alternate disk, fail back' {
+        $now = Get-AsrSampleHash $disk
+        (Get-AsrProtectedItem a | Start-AsrFailover -Planned -SourceStopped -Target $target -Confirm:$false).State | Should -Be 'Succeeded'
+        Get-AsrSampleHash (Join-TestPath $target.Path 'a/a.img') | Should -Be $now
+        Get-AsrProtectedItem a | Complete-AsrFailover -Confirm:$false | Out-Null
+        Get-AsrProtectedItem a | Update-AsrProtectionDirection -Confirm:$false | Out-Null
+        [IO.File]::Delete($disk)
+        { Get-AsrProtectedItem a | Invoke-AsrReplication -ErrorAction Stop } | Should -Throw -ErrorId 'DiskNotFound'
+        { Get-AsrProtectedItem a | Invoke-AsrFailback -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'DiskNotFound'
+        (Get-AsrProtectedItem a).State | Should -Be 'Reprotected'
+        $alternate = Join-TestPath $dir 'site2/a.img'
+        (Get-AsrProtectedItem a | Update-AsrProtectionDirection -AlternateDisk $alternate -Confirm:$false).State | Should -Be 'Succeeded'
+        Get-AsrProtectedItem a | Invoke-AsrFailback -Confirm:$false | Out-Null
+        (Get-AsrProtectedItem a).Disks[0].SourcePath | Should -Be $alternate
+        Get-AsrSampleHash $alternate | Should -Be (Get-AsrSampleHash (Join-TestPath $target.Path 'a/a.img'))
+    }
+}
+
+Describe 'A drill whose serving process ended' {
+    BeforeAll {
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
+        Import-Module AsrModule
+        $dir = New-TestDirectory
+        $disk = Join-TestPath $dir 'gone.img'
+        New-AsrSampleDisk -Path $disk -SizeBytes 4MB -Seed 13 | Out-Null
+        $vaultPath = Join-TestPath $dir 'vault'
+        New-AsrVault -Path $vaultPath | Connect-AsrVault
+        New-AsrPolicy -Name p | Out-Null
+        Enable-AsrReplication -Name g -Disk $disk -Policy p | Out-Null
+        $drillTarget = Join-TestPath $dir 'drills'
+        # Another process starts the drill and exits: its NBD exports end with it.
+        $r = Invoke-AsrHostProcess "Import-Module AsrModule; Connect-AsrVault -Path '$vaultPath'; Get-AsrProtectedItem g | Start-AsrTestFailover -Target (New-AsrLocalTarget '$drillTarget') | Out-Null"
+    }
+    AfterAll { Disconnect-AsrVault; Remove-TestDirectory $dir }
+
+    It 'the item says its drill is no longer served and needs cleanup' {
+        $r.ExitCode | Should -Be 0 -Because $r.Error
+        $item = Get-AsrProtectedItem g
+        $item.State | Should -Be 'TestFailedOver'
+        $item.LastError | Should -Match 'no longer served'
+        $item.ReplicationHealth | Should -Be 'Warning'
+    }
+
+    It 'cleanup from this session removes what the drill made' {
+        $drillDir = (Get-AsrProtectedItem g).TestFailover.Directory
+        [IO.Directory]::Exists($drillDir) | Should -BeTrue
+        (Get-AsrProtectedItem g | Start-AsrTestFailoverCleanup -Confirm:$false).State | Should -Be 'Succeeded'
+        [IO.Directory]::Exists($drillDir) | Should -BeFalse
+        (Get-AsrProtectedItem g).State | Should -Be 'Protected'
     }
 }

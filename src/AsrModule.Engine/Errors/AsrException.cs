@@ -53,4 +53,6 @@ public static class AsrErrorIds
     public const string JobNotRunningHere = "JobNotRunningHere";
     public const string OperationCancelled = "OperationCancelled";
     public const string HookFailed = "HookFailed";
+    public const string FailoverTargetInvalid = "FailoverTargetInvalid";
+    public const string SourceStillWriting = "SourceStillWriting";
 }

@@ -36,39 +36,116 @@ public sealed class FailoverService
     {
         var ct = context.CancellationToken;
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Failover);
-        AsrJobResult? sync = null;
-        if (type == FailoverType.Planned || choice.Kind == RecoveryPointKind.Latest)
-        {
-            context.Report(0, type == FailoverType.Planned ? $"Planned failover: final sync of '{item.Name}'" : $"Latest: replicating '{item.Name}' first");
-            sync = await _replication.RunCycleAsync(item, false, context).ConfigureAwait(false);
-            item = await _vault.GetItemAsync(item.Name, ct).ConfigureAwait(false);
-            if (type == FailoverType.Planned) choice = new RecoveryPointChoice(RecoveryPointKind.Specific, sync.RecoveryPointSequence);
-        }
-        var point = await choice.ResolveAsync(_vault, item, ct).ConfigureAwait(false);
-        var recovered = await ExportToTargetAsync(item, point, target, context).ConfigureAwait(false);
+        await ValidateTargetAsync(item, target, ct).ConfigureAwait(false);
+        var jobId = context.Job.Id;
+        // Claim the item under its record lock: a drill cannot start while this job runs, and this job
+        // cannot start while a drill runs.
         await _vault.UpdateItemAsync(item.Id, i =>
         {
             ItemStateMachine.EnsureAllowed(i, ItemOperation.Failover);
-            i.State = ProtectedItemState.FailedOver;
-            i.Failover = new FailoverRecord
+            i.ExclusiveOperation = new ExclusiveOperationRecord
             {
-                Type = type,
-                RecoveryPointSequence = point.Sequence,
-                RecoveryPointTimeUtc = point.RecoveryPointTimeUtc,
-                TargetPath = target.MachineDirectory(item.Name),
-                RecoveredDisks = recovered,
-                FailedOverUtc = DateTimeOffset.UtcNow,
+                Operation = $"{type}Failover", JobId = jobId, OwnerProcessId = Environment.ProcessId, OwnerHost = Environment.MachineName,
             };
-        }, CancellationToken.None).ConfigureAwait(false);
-        context.Report(100, $"'{item.Name}' failed over ({type}) to point {point.Sequence} in '{target.MachineDirectory(item.Name)}'");
-        return new AsrJobResult
+        }, ct).ConfigureAwait(false);
+        var created = new List<string>();
+        try
         {
-            Mode = type.ToString(),
-            RecoveryPointSequence = point.Sequence,
-            RecoveryPointId = point.PointId,
-            ChangedBytes = sync?.ChangedBytes,
-            Files = recovered.Values.Append(Path.Combine(target.MachineDirectory(item.Name), MachineDescription.FileName)).ToList(),
-        };
+            AsrJobResult? sync = null;
+            if (type == FailoverType.Planned || choice.Kind == RecoveryPointKind.Latest)
+            {
+                context.Report(0, type == FailoverType.Planned ? $"Planned failover: final sync of '{item.Name}'" : $"Latest: replicating '{item.Name}' first");
+                sync = await _replication.RunCycleAsync(item, false, context).ConfigureAwait(false);
+                item = await _vault.GetItemAsync(item.Name, ct).ConfigureAwait(false);
+                if (type == FailoverType.Planned)
+                {
+                    await VerifySourceQuietAsync(item, sync.RecoveryPointSequence!.Value, context).ConfigureAwait(false);
+                    choice = new RecoveryPointChoice(RecoveryPointKind.Specific, sync.RecoveryPointSequence);
+                }
+            }
+            var point = await choice.ResolveAsync(_vault, item, ct).ConfigureAwait(false);
+            var recovered = await ExportToTargetAsync(item, point, target, context).ConfigureAwait(false);
+            created.AddRange(recovered.Values);
+            created.Add(Path.Combine(target.MachineDirectory(item.Name), MachineDescription.FileName));
+            await _vault.UpdateItemAsync(item.Id, i =>
+            {
+                ItemStateMachine.EnsureAllowed(i, ItemOperation.Failover);
+                i.State = ProtectedItemState.FailedOver;
+                i.ExclusiveOperation = null;
+                i.Failover = new FailoverRecord
+                {
+                    Type = type,
+                    RecoveryPointSequence = point.Sequence,
+                    RecoveryPointTimeUtc = point.RecoveryPointTimeUtc,
+                    TargetPath = target.MachineDirectory(item.Name),
+                    RecoveredDisks = recovered,
+                    FailedOverUtc = DateTimeOffset.UtcNow,
+                };
+            }, CancellationToken.None).ConfigureAwait(false);
+            context.Report(100, $"'{item.Name}' failed over ({type}) to point {point.Sequence} in '{target.MachineDirectory(item.Name)}'");
+            return new AsrJobResult
+            {
+                Mode = type.ToString(),
+                RecoveryPointSequence = point.Sequence,
+                RecoveryPointId = point.PointId,
+                ChangedBytes = sync?.ChangedBytes,
+                Files = created,
+            };
+        }
+        catch
+        {
+            // A failover that did not complete leaves nothing anyone could boot by mistake.
+            foreach (var f in created) File.Delete(f);
+            DeleteIfEmpty(target.MachineDirectory(item.Name));
+            try { await _vault.UpdateItemAsync(item.Id, i => { if (i.ExclusiveOperation?.JobId == jobId) i.ExclusiveOperation = null; }, CancellationToken.None).ConfigureAwait(false); }
+            catch (AsrException ex) { context.Logger.LogWarning(ex, "Could not release the failover claim on {Item}", item.Name); }
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A failover target must be fresh: it may not hold (or be inside) any protected disk of the vault,
+    /// and the machine's disk files must not exist there yet.
+    /// </summary>
+    public async Task ValidateTargetAsync(AsrProtectedItem item, AsrLocalTarget target, CancellationToken ct)
+    {
+        string dir = Path.GetFullPath(target.MachineDirectory(item.Name)).TrimEnd('/') + "/";
+        foreach (var other in await _vault.GetItemsAsync(ct).ConfigureAwait(false))
+            foreach (var disk in other.Disks)
+                if (Path.GetFullPath(disk.SourcePath).StartsWith(dir, StringComparison.Ordinal))
+                    throw new AsrException(AsrErrorIds.FailoverTargetInvalid, AsrErrorKind.InvalidArgument,
+                        $"Target '{target.Path}' would put recovered disks in '{dir}', which holds the protected disk '{disk.SourcePath}' of '{other.Name}'. Choose a target away from protected disks.", target.Path);
+        foreach (var disk in item.Disks)
+            if (File.Exists(dir + disk.Name) || File.Exists(dir + MachineDescription.FileName))
+                throw new AsrException(AsrErrorIds.FailoverTargetInvalid, AsrErrorKind.ResourceExists,
+                    $"'{dir}' already holds '{disk.Name}' or {MachineDescription.FileName}; a failover never overwrites files it did not create. Choose an empty target.", target.Path);
+    }
+
+    /// <summary>
+    /// Proves a planned failover loses nothing: after the final sync, every block of the source must
+    /// still hash as it did in that sync. A source still being written fails the failover before anything changes.
+    /// </summary>
+    private async Task VerifySourceQuietAsync(AsrProtectedItem item, long sequence, JobContext context)
+    {
+        var ct = context.CancellationToken;
+        foreach (var disk in item.Disks)
+        {
+            context.Report(50, $"Planned failover: checking that '{disk.Name}' no longer changes");
+            string key = VaultLayout.Tracker(item.Id, disk.DiskId, sequence);
+            var final = BlockHashTable.FromBytes(MetadataSealer.Open((await _vault.Store.ReadAllAsync(key, ct).ConfigureAwait(false))!, _vault.Key, key),
+                disk.SizeBytes, disk.BlockSize, _vault.HashSeed);
+            var now = await DiskChecksums.HashAsync(disk.SourcePath, disk.SizeBytes, disk.BlockSize, _vault.HashSeed, null, ct).ConfigureAwait(false);
+            long changed = final.Hashes.Where((h, b) => h != now.Hashes[b]).LongCount();
+            if (changed > 0)
+                throw new AsrException(AsrErrorIds.SourceStillWriting, AsrErrorKind.InvalidOperation,
+                    $"'{item.Name}' is still being written: {changed:N0} block(s) of disk '{disk.Name}' changed after the final sync. " +
+                    "Stop the source (a -StopSource hook must wait until it has stopped) and retry; nothing was failed over.", disk.Name);
+        }
+    }
+
+    private static void DeleteIfEmpty(string dir)
+    {
+        if (Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any()) Directory.Delete(dir);
     }
 
     private async Task<Dictionary<string, string>> ExportToTargetAsync(AsrProtectedItem item, AsrRecoveryPoint point, AsrLocalTarget target, JobContext context)
@@ -106,7 +183,7 @@ public sealed class FailoverService
         var failover = item.Failover!;
         foreach (var f in failover.RecoveredDisks.Values) File.Delete(f);
         File.Delete(Path.Combine(failover.TargetPath, MachineDescription.FileName));
-        if (Directory.Exists(failover.TargetPath) && !Directory.EnumerateFileSystemEntries(failover.TargetPath).Any()) Directory.Delete(failover.TargetPath);
+        DeleteIfEmpty(failover.TargetPath);
         await _vault.UpdateItemAsync(item.Id, i =>
         {
             ItemStateMachine.EnsureAllowed(i, ItemOperation.CancelFailover);
@@ -142,7 +219,7 @@ public sealed class FailoverService
     {
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Reprotect);
         var targets = ReverseTargets(item, alternateDisks);
-        var stats = await SyncReverseAsync(item, targets, useTracker: false, context).ConfigureAwait(false);
+        var stats = await SyncReverseAsync(item, targets, allowCreate: alternateDisks is { Count: > 0 }, context).ConfigureAwait(false);
         await _vault.UpdateItemAsync(item.Id, i =>
         {
             ItemStateMachine.EnsureAllowed(i, ItemOperation.Reprotect);
@@ -164,7 +241,7 @@ public sealed class FailoverService
     public async Task<AsrJobResult> ReverseCycleAsync(AsrProtectedItem item, JobContext context)
     {
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Replicate);
-        var stats = await SyncReverseAsync(item, item.Reverse!.TargetDisks, useTracker: true, context).ConfigureAwait(false);
+        var stats = await SyncReverseAsync(item, item.Reverse!.TargetDisks, allowCreate: false, context).ConfigureAwait(false);
         await _vault.UpdateItemAsync(item.Id, i =>
         {
             i.Reverse!.LastSyncUtc = DateTimeOffset.UtcNow;
@@ -183,7 +260,7 @@ public sealed class FailoverService
     {
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Failback);
         var reverse = item.Reverse!;
-        var stats = await SyncReverseAsync(item, reverse.TargetDisks, useTracker: true, context).ConfigureAwait(false);
+        var stats = await SyncReverseAsync(item, reverse.TargetDisks, allowCreate: false, context).ConfigureAwait(false);
         item = await _vault.UpdateItemAsync(item.Id, i =>
         {
             ItemStateMachine.EnsureAllowed(i, ItemOperation.Failback);
@@ -193,7 +270,6 @@ public sealed class FailoverService
             i.Failover = null;
             i.Reverse = null;
         }, CancellationToken.None).ConfigureAwait(false);
-        await _vault.Store.DeletePrefixAsync(VaultLayout.ReversePrefix(item.Id), CancellationToken.None).ConfigureAwait(false);
         context.Report(60, $"'{item.Name}' is back on its original disks; re-enabling protection to the vault (checksum resync)");
         // The caller's item lease covers this cycle too.
         var resync = await _replication.RunCycleAsync(item, forceResync: true, context).ConfigureAwait(false);
@@ -246,55 +322,39 @@ public sealed class FailoverService
     }
 
     /// <summary>
-    /// Recovered disk → target disk. With <paramref name="useTracker"/>, the recovered side is compared
-    /// with its state at the last reverse sync (no read of the target); otherwise both sides are hashed.
+    /// Recovered disk → target disk, by checksum comparison of both sides every time (each side hashes
+    /// its own disk, in parallel; only differing blocks are sent). Nothing is trusted from an earlier
+    /// sync, so a target that was replaced or rewritten meanwhile is still made exact. A missing target
+    /// is an error unless <paramref name="allowCreate"/> (a new alternate disk: full copy).
     /// </summary>
-    private async Task<DiskSyncStats> SyncReverseAsync(AsrProtectedItem item, IReadOnlyDictionary<string, string> targets, bool useTracker, JobContext context)
+    private async Task<DiskSyncStats> SyncReverseAsync(AsrProtectedItem item, IReadOnlyDictionary<string, string> targets, bool allowCreate, JobContext context)
     {
         var ct = context.CancellationToken;
         var recovered = item.Failover!.RecoveredDisks;
-        long total = Math.Max(1, item.Disks.Sum(d => new FileInfo(recovered[d.DiskId]).Length) * (useTracker ? 1 : 2));
+        foreach (var disk in item.Disks)
+            if (!allowCreate && !File.Exists(targets[disk.DiskId]))
+                throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.ObjectNotFound,
+                    $"Disk '{targets[disk.DiskId]}' at the original site is gone. Reprotect again with -AlternateDisk to a new location.", targets[disk.DiskId]);
+        long total = Math.Max(1, item.Disks.Sum(d => new FileInfo(recovered[d.DiskId]).Length) * 2);
         long done = 0;
         var progress = new Progress(bytes =>
         {
             long now = Interlocked.Add(ref done, bytes);
-            context.Report((int)(90 * now / total), $"Comparing checksums of '{item.Name}' ({now * 100 / total}%)");
+            context.Report((int)(90 * now / total), $"Comparing checksums of '{item.Name}' on both sides ({now * 100 / total}%)");
         });
         long compared = 0, sent = 0, bytesSent = 0;
         foreach (var disk in item.Disks)
         {
             string from = recovered[disk.DiskId], to = targets[disk.DiskId];
             long size = new FileInfo(from).Length;
-            string trackerKey = VaultLayout.ReverseTracker(item.Id, disk.DiskId);
             var fromTask = DiskChecksums.HashAsync(from, size, disk.BlockSize, _vault.HashSeed, progress, ct);
-            // Without a usable tracker (first sync, or lost), hash the target side too.
-            var tracker = useTracker ? await LoadReverseTrackerAsync(trackerKey, size, disk.BlockSize, context, ct).ConfigureAwait(false) : null;
-            Task<BlockHashTable> toTask = tracker is not null
-                ? Task.FromResult(tracker)
-                : DiskChecksums.HashAsync(to, size, disk.BlockSize, _vault.HashSeed, progress, ct);
+            var toTask = DiskChecksums.HashAsync(to, size, disk.BlockSize, _vault.HashSeed, progress, ct);
             await Task.WhenAll(fromTask, toTask).ConfigureAwait(false);
             var s = await DiskChecksums.CopyDifferencesAsync(from, fromTask.Result, to, toTask.Result, null, ct).ConfigureAwait(false);
-            await _vault.Store.WriteAsync(trackerKey, MetadataSealer.Seal(fromTask.Result.ToBytes(), _vault.Key, trackerKey), ct).ConfigureAwait(false);
             compared += s.BlocksCompared; sent += s.BlocksSent; bytesSent += s.BytesSent;
             context.Logger.LogInformation("Disk {Disk}: {Sent} of {Compared} blocks differed; {Bytes} bytes sent to {Target}", disk.Name, s.BlocksSent, s.BlocksCompared, s.BytesSent, to);
         }
         return new DiskSyncStats(compared, sent, bytesSent);
-    }
-
-    private async Task<BlockHashTable?> LoadReverseTrackerAsync(string key, long size, int blockSize, JobContext context, CancellationToken ct)
-    {
-        var sealedTable = await _vault.Store.ReadAllAsync(key, ct).ConfigureAwait(false);
-        try
-        {
-            if (sealedTable is not null)
-                return BlockHashTable.FromBytes(MetadataSealer.Open(sealedTable, _vault.Key, key), size, blockSize, _vault.HashSeed);
-        }
-        catch (Exception ex) when (ex is AsrException or InvalidDataException)
-        {
-            context.Logger.LogWarning(ex, "Reverse change tracker {Key} is unusable", key);
-        }
-        context.Logger.LogWarning("Reverse change tracker {Key} is missing or unusable: comparing checksums of both sides instead", key);
-        return null;
     }
 
     private sealed class Progress(Action<long> onReport) : IProgress<long>

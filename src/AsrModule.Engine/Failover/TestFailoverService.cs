@@ -23,7 +23,16 @@ public sealed class TestFailoverService
 
     public TestFailoverService(AsrVault vault) => _vault = vault;
 
-    public void Validate(AsrProtectedItem item) => ItemStateMachine.EnsureAllowed(item, ItemOperation.TestFailover);
+    public void Validate(AsrProtectedItem item)
+    {
+        ItemStateMachine.EnsureAllowed(item, ItemOperation.TestFailover);
+        if (item.ExclusiveOperation is { } op && !OwnerGone(op))
+            throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy,
+                $"'{item.Name}' is busy with {op.Operation} (job {op.JobId}); start the drill after it ends.", item.Name);
+    }
+
+    internal static bool OwnerGone(ExclusiveOperationRecord op) =>
+        op.OwnerHost == Environment.MachineName && !ProcessIsAlive(op.OwnerProcessId);
 
     public async Task<AsrJobResult> StartAsync(AsrProtectedItem item, RecoveryPointChoice choice, AsrLocalTarget target, Func<JobContext, Task>? syncFirst, JobContext context)
     {
@@ -74,7 +83,7 @@ public sealed class TestFailoverService
             };
             await _vault.UpdateItemAsync(item.Id, i =>
             {
-                ItemStateMachine.EnsureAllowed(i, ItemOperation.TestFailover); // re-checked under the record lock
+                Validate(i); // re-checked under the record lock: a failover may have claimed the item meanwhile
                 i.State = ProtectedItemState.TestFailedOver;
                 i.TestFailover = record;
             }, ct).ConfigureAwait(false);
@@ -189,6 +198,8 @@ public sealed class TestFailoverService
         context.Report(100, $"Drill of '{item.Name}' cleaned up{(string.IsNullOrEmpty(comment) ? "" : ": " + comment)}");
         return new AsrJobResult { Mode = "TestFailoverCleanup", RecoveryPointSequence = drill.RecoveryPointSequence, Note = comment };
     }
+
+    internal static bool ProcessIsAliveOrHere(int pid) => pid == Environment.ProcessId || ProcessIsAlive(pid);
 
     private static bool ProcessIsAlive(int pid)
     {

@@ -30,6 +30,8 @@ public sealed class AsrProtectedItem
     public FailoverRecord? Failover { get; set; }
     /// <summary>Reverse replication (recovered disks → original site) after reprotect.</summary>
     public ReverseReplicationRecord? Reverse { get; set; }
+    /// <summary>Set while a failover job runs, so a drill cannot start under it.</summary>
+    public ExclusiveOperationRecord? ExclusiveOperation { get; set; }
     /// <summary>Set while a replication cycle runs; a cycle whose process died leaves it set, which forces a resync.</summary>
     public Guid? CycleInProgressJobId { get; set; }
 

@@ -8,6 +8,7 @@ namespace AsrModule.Engine.Items;
 /// InitialReplicationPending ─cycle→ Protected ⇄ ResyncRequired
 /// Protected ─TestFailover→ TestFailedOver ─TestFailoverCleanup→ Protected
 /// Protected ─Failover→ FailedOver ─CommitFailover→ Committed ─Reprotect→ Reprotected ─Failback→ Protected
+///             Reprotected ─Reprotect→ Reprotected (again, e.g. to an alternate disk)
 ///             FailedOver ─CancelFailover→ Protected;  FailedOver ─ChangeRecoveryPoint→ FailedOver
 /// </code>
 /// Any other request fails with InvalidStateTransition, naming the state and what is allowed now.
@@ -19,14 +20,17 @@ public static class ItemStateMachine
         [ProtectedItemState.InitialReplicationPending] = [ItemOperation.Replicate, ItemOperation.Disable],
         [ProtectedItemState.Protected] = [ItemOperation.Replicate, ItemOperation.Resync, ItemOperation.ExportRecoveryPoint,
             ItemOperation.TestFailover, ItemOperation.Failover, ItemOperation.Disable],
+        // Points are immutable, so a drill or a failover from a stored point is safe before the resync.
         [ProtectedItemState.ResyncRequired] = [ItemOperation.Replicate, ItemOperation.Resync, ItemOperation.ExportRecoveryPoint,
-            ItemOperation.Failover, ItemOperation.Disable],
+            ItemOperation.TestFailover, ItemOperation.Failover, ItemOperation.Disable],
         [ProtectedItemState.TestFailedOver] = [ItemOperation.Replicate, ItemOperation.Resync, ItemOperation.ExportRecoveryPoint,
             ItemOperation.TestFailoverCleanup],
         [ProtectedItemState.FailedOver] = [ItemOperation.ChangeRecoveryPoint, ItemOperation.CancelFailover, ItemOperation.CommitFailover,
             ItemOperation.ExportRecoveryPoint],
         [ProtectedItemState.Committed] = [ItemOperation.Reprotect, ItemOperation.ExportRecoveryPoint, ItemOperation.Disable],
-        [ProtectedItemState.Reprotected] = [ItemOperation.Replicate, ItemOperation.Failback, ItemOperation.ExportRecoveryPoint],
+        // Reprotect again (e.g. to an alternate disk after the original one was lost) or give up: never a dead end.
+        [ProtectedItemState.Reprotected] = [ItemOperation.Replicate, ItemOperation.Failback, ItemOperation.Reprotect,
+            ItemOperation.ExportRecoveryPoint, ItemOperation.Disable],
     };
 
     /// <summary>The cmdlet a user runs for each operation (used in messages).</summary>

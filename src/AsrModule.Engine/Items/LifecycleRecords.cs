@@ -18,6 +18,15 @@ public sealed class TestFailoverRecord
     public Guid JobId { get; set; }
 }
 
+/// <summary>An operation that owns the item exclusively while its job runs (drills must not start meanwhile).</summary>
+public sealed class ExclusiveOperationRecord
+{
+    public string Operation { get; set; } = "";
+    public Guid JobId { get; set; }
+    public int OwnerProcessId { get; set; }
+    public string OwnerHost { get; set; } = "";
+}
+
 /// <summary>The failover in effect.</summary>
 public sealed class FailoverRecord
 {

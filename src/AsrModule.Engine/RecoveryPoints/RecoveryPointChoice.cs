@@ -19,8 +19,14 @@ public enum RecoveryPointKind
 /// <summary>Which recovery point an operation uses, as the user said it.</summary>
 public sealed record RecoveryPointChoice(RecoveryPointKind Kind, long? Sequence = null, DateTimeOffset? AtOrBefore = null)
 {
+    /// <summary>Set when the user gave a point object: it must belong to the item it is used for.</summary>
+    public string? ItemId { get; init; }
+    public Guid? PointId { get; init; }
+    public string? ItemName { get; init; }
+
     public static RecoveryPointChoice LatestProcessed { get; } = new(RecoveryPointKind.LatestProcessed);
-    public static RecoveryPointChoice Of(AsrRecoveryPoint point) => new(RecoveryPointKind.Specific, point.Sequence);
+    public static RecoveryPointChoice Of(AsrRecoveryPoint point) =>
+        new(RecoveryPointKind.Specific, point.Sequence) { ItemId = point.ItemId, PointId = point.PointId, ItemName = point.ItemName };
 
     public override string ToString() => Kind switch
     {
@@ -32,12 +38,15 @@ public sealed record RecoveryPointChoice(RecoveryPointKind Kind, long? Sequence 
     /// <summary>Resolves to a published point. <see cref="RecoveryPointKind.Latest"/> must be synced by the caller first.</summary>
     public async Task<AsrRecoveryPoint> ResolveAsync(AsrVault vault, AsrProtectedItem item, CancellationToken ct)
     {
+        if (ItemId is not null && ItemId != item.Id)
+            throw new AsrException(AsrErrorIds.RecoveryPointNotFound, AsrErrorKind.InvalidArgument,
+                $"The recovery point given is point {Sequence} of '{ItemName}', not of '{item.Name}'.", item.Name);
         var points = await vault.GetPointsAsync(item, ct).ConfigureAwait(false);
         AsrRecoveryPoint? found = Kind switch
         {
             RecoveryPointKind.Latest or RecoveryPointKind.LatestProcessed => points.LastOrDefault(),
             RecoveryPointKind.LatestAppConsistent => points.LastOrDefault(p => p.Consistency == RecoveryPointConsistency.AppConsistent),
-            _ when Sequence is { } s => points.FirstOrDefault(p => p.Sequence == s),
+            _ when Sequence is { } s => points.FirstOrDefault(p => p.Sequence == s && (PointId is null || p.PointId == PointId)),
             _ => points.LastOrDefault(p => p.RecoveryPointTimeUtc <= AtOrBefore),
         };
         return found ?? throw new AsrException(AsrErrorIds.RecoveryPointNotFound, AsrErrorKind.ObjectNotFound,

@@ -119,12 +119,14 @@ public sealed class RecoveryPointDiskReader : IDisposable
     }
 
     /// <summary>The block-hash table of this disk as the vault holds it: what checksum resync compares against.</summary>
-    internal async Task<BlockHashTable> ComputeBlockHashesAsync(CancellationToken cancellationToken)
+    internal async Task<BlockHashTable> ComputeBlockHashesAsync(CancellationToken cancellationToken, IProgress<double>? fractionDone = null)
     {
         var table = BlockHashTable.Zero(Length, BlockSize, _vault.HashSeed);
+        long total = Math.Max(1, Map.Segments.Sum(s => (long)s.BlockCount)), done = 0;
         await ForEachExtentAsync((segments, plain, _) =>
         {
             foreach (var seg in segments) HashSegment(seg, plain, table);
+            fractionDone?.Report((double)Interlocked.Add(ref done, segments.Sum(s => (long)s.BlockCount)) / total);
             return ValueTask.CompletedTask;
         }, cancellationToken).ConfigureAwait(false);
         return table;

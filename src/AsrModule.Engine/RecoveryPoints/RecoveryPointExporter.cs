@@ -44,48 +44,51 @@ public static class RecoveryPointExporter
         Directory.CreateDirectory(destinationDirectory);
         long totalBytes = Math.Max(1, disks.Sum(d => d.SizeBytes));
         long doneBytes = 0;
-        for (int i = 0; i < disks.Count; i++)
+        // All disks are written and verified as .partial files first, then renamed together: a failed
+        // or cancelled export never leaves a machine made of disks from different points.
+        var partials = targets.Select(t => t + ".partial").ToList();
+        try
         {
-            var disk = disks[i];
-            using var reader = await RecoveryPointDiskReader.OpenAsync(vault, point, disk.DiskId, context.CancellationToken).ConfigureAwait(false);
-            var table = BlockHashTable.Zero(disk.SizeBytes, disk.BlockSize, vault.HashSeed);
-            string temp = targets[i] + ".partial";
-            try
+            for (int i = 0; i < disks.Count; i++)
             {
-                using (var handle = File.OpenHandle(temp, FileMode.Create, FileAccess.ReadWrite, FileShare.None))
-                {
-                    RandomAccess.SetLength(handle, disk.SizeBytes);
-                    long diskDone = 0;
-                    await reader.ForEachExtentAsync(async (segments, plain, ct) =>
-                    {
-                        foreach (var seg in segments)
-                        {
-                            reader.HashSegment(seg, plain, table);
-                            var (from, length) = reader.SegmentRange(seg);
-                            await RandomAccess.WriteAsync(handle, plain.AsMemory(from, length), seg.FirstBlock * disk.BlockSize, ct).ConfigureAwait(false);
-                            long now = Interlocked.Add(ref diskDone, length);
-                            context.Report((int)(100 * (doneBytes + now) / totalBytes), $"Exporting disk '{disk.Name}' of {point}");
-                        }
-                    }, context.CancellationToken).ConfigureAwait(false);
-                    RandomAccess.FlushToDisk(handle);
-                }
+                await ExportDiskAsync(vault, point, disks[i], partials[i], doneBytes, totalBytes, context).ConfigureAwait(false);
+                doneBytes += disks[i].SizeBytes;
+                context.Report((int)(100 * doneBytes / totalBytes), $"Exported disk '{disks[i].Name}' ({disks[i].SizeBytes:N0} bytes), verified");
             }
-            catch
-            {
-                File.Delete(temp);
-                throw;
-            }
-            if (table.Digest() != disk.ContentDigest)
-            {
-                File.Delete(temp);
-                throw new AsrException(AsrErrorIds.RecoveryPointVerificationFailed, AsrErrorKind.InvalidData,
-                    $"Disk '{disk.Name}' of point {point} did not verify after export: content digest {table.Digest()} != {disk.ContentDigest}.", disk.Name);
-            }
-            File.Move(temp, targets[i], overwrite: true);
-            doneBytes += disk.SizeBytes;
-            context.Report((int)(100 * doneBytes / totalBytes), $"Exported disk '{disk.Name}' ({disk.SizeBytes:N0} bytes), verified");
         }
+        catch
+        {
+            foreach (var p in partials) File.Delete(p);
+            throw;
+        }
+        for (int i = 0; i < disks.Count; i++) File.Move(partials[i], targets[i], overwrite: true);
         context.Report(100, $"Exported {disks.Count} disk(s) of {point} to '{destinationDirectory}', verified");
         return targets;
+    }
+
+    private static async Task ExportDiskAsync(AsrVault vault, AsrRecoveryPoint point, RecoveryPointDisk disk, string partial, long doneBytes, long totalBytes, JobContext context)
+    {
+        using var reader = await RecoveryPointDiskReader.OpenAsync(vault, point, disk.DiskId, context.CancellationToken).ConfigureAwait(false);
+        var table = BlockHashTable.Zero(disk.SizeBytes, disk.BlockSize, vault.HashSeed);
+        using (var handle = File.OpenHandle(partial, FileMode.Create, FileAccess.ReadWrite, FileShare.None))
+        {
+            RandomAccess.SetLength(handle, disk.SizeBytes);
+            long diskDone = 0;
+            await reader.ForEachExtentAsync(async (segments, plain, ct) =>
+            {
+                foreach (var seg in segments)
+                {
+                    reader.HashSegment(seg, plain, table);
+                    var (from, length) = reader.SegmentRange(seg);
+                    await RandomAccess.WriteAsync(handle, plain.AsMemory(from, length), seg.FirstBlock * disk.BlockSize, ct).ConfigureAwait(false);
+                    long now = Interlocked.Add(ref diskDone, length);
+                    context.Report((int)(100 * (doneBytes + now) / totalBytes), $"Exporting disk '{disk.Name}' of {point}");
+                }
+            }, context.CancellationToken).ConfigureAwait(false);
+            RandomAccess.FlushToDisk(handle);
+        }
+        if (table.Digest() != disk.ContentDigest)
+            throw new AsrException(AsrErrorIds.RecoveryPointVerificationFailed, AsrErrorKind.InvalidData,
+                $"Disk '{disk.Name}' of point {point} did not verify after export: content digest {table.Digest()} != {disk.ContentDigest}.", disk.Name);
     }
 }

@@ -47,23 +47,24 @@ internal sealed class ReplicationCycle
         var latest = await _vault.GetLatestPointAsync(_item.Id, ct).ConfigureAwait(false);
         await RemoveLeftoversAsync(latest?.Sequence ?? 0, ct).ConfigureAwait(false);
         long sequence = (latest?.Sequence ?? 0) + 1;
-        var jobId = _context.Job.Id;
-        _item = await _vault.UpdateItemAsync(_item.Id, i =>
-        {
-            if (i.CycleInProgressJobId is { } previous && previous != jobId && latest is not null)
-                i.MarkResyncRequired($"The previous cycle (job {previous}) did not complete (process killed or transfer failed).");
-            // Cleared on success or clean cancellation; left set by a crash or a failure, forcing the next cycle to resync.
-            i.CycleInProgressJobId = jobId;
-            i.LastJobId = jobId;
-        }, ct).ConfigureAwait(false);
-        var mode = latest is null ? CycleMode.Initial
-            : forceResync || _item.NeedsResync ? CycleMode.Resync
-            : CycleMode.Delta;
-        var startedUtc = DateTimeOffset.UtcNow;
-
         var sources = new List<DiskSource>();
+        var mode = CycleMode.Initial;
+        var startedUtc = DateTimeOffset.UtcNow;
         try
         {
+            var jobId = _context.Job.Id;
+            _item = await _vault.UpdateItemAsync(_item.Id, i =>
+            {
+                if (i.CycleInProgressJobId is { } previous && previous != jobId && latest is not null)
+                    i.MarkResyncRequired($"The previous cycle (job {previous}) did not complete (process killed or transfer failed).");
+                // Cleared on success or clean cancellation; left set by a crash or a failure, forcing the next cycle to resync.
+                i.CycleInProgressJobId = jobId;
+                i.LastJobId = jobId;
+            }, ct).ConfigureAwait(false);
+            mode = latest is null ? CycleMode.Initial
+                : forceResync || _item.NeedsResync ? CycleMode.Resync
+                : CycleMode.Delta;
+
             foreach (var disk in _item.Disks) sources.Add(DiskSource.Open(disk.SourcePath));
             for (int i = 0; i < sources.Count; i++)
             {
@@ -213,6 +214,13 @@ internal sealed class ReplicationCycle
     }
 
     private readonly List<string> _resyncedDisks = new();
+    private int _scanBase;
+
+    /// <summary>Reports on the calling thread (System.Progress would post to the pool and reorder reports).</summary>
+    private sealed class SyncProgress(Action<double> report) : IProgress<double>
+    {
+        public void Report(double value) => report(value);
+    }
 
     private async Task ScanAsync(int ordinal, DiskSource source, BlockHashTable baseline, long[] forced, BlockHashTable table, DataPipeline pipeline, CycleMode mode, CancellationToken ct)
     {
@@ -253,7 +261,7 @@ internal sealed class ReplicationCycle
                     await SubmitRunAsync(pipeline, ordinal, disk.DiskId, chunkStart, buffer, runStart, runLength, runZero, bytes, bs).ConfigureAwait(false);
 
                 _bytesScanned += bytes;
-                _context.Report((int)(95 * _bytesScanned / _totalBytes),
+                _context.Report(_scanBase + (int)((95 - _scanBase) * _bytesScanned / _totalBytes),
                     $"{mode} replication of '{_item.Name}': disk '{disk.Name}' {100 * (offset + bytes) / Math.Max(1, source.Size)}% read, {_changedBytes:N0} bytes changed");
             }
         }
@@ -296,9 +304,12 @@ internal sealed class ReplicationCycle
     private async Task<BlockHashTable> ReplicaHashesAsync(AsrRecoveryPoint latest, ProtectedDisk disk, long newSize, string why, CancellationToken ct)
     {
         _resyncedDisks.Add($"disk '{disk.Name}' ({why})");
+        _scanBase = 30; // a resync spends its first 30% hashing the replica, then scans the source
         _context.Report(0, $"Resync of '{_item.Name}': computing checksums of the replica of disk '{disk.Name}' ({why})");
         using var reader = await RecoveryPointDiskReader.OpenAsync(_vault, latest, disk.DiskId, ct).ConfigureAwait(false);
-        var table = await reader.ComputeBlockHashesAsync(ct).ConfigureAwait(false);
+        int diskOrdinal = _item.Disks.IndexOf(disk), disks = _item.Disks.Count;
+        var table = await reader.ComputeBlockHashesAsync(ct, new SyncProgress(f => _context.Report((int)(30 * (diskOrdinal + f) / disks),
+            $"Resync of '{_item.Name}': checksums of the replica of disk '{disk.Name}' {(int)(100 * f)}% computed"))).ConfigureAwait(false);
         return newSize == table.DiskSize ? table : table.Resized(newSize);
     }
 

@@ -198,7 +198,8 @@ public sealed class AsrVault
                 ?? throw new AsrException(AsrErrorIds.ProtectedItemNotFound, AsrErrorKind.ObjectNotFound, $"Protected item {itemId} no longer exists.", itemId);
             mutate(item);
             await SaveItemAsync(item, ct).ConfigureAwait(false);
-            return await DecorateAsync(item, ct).ConfigureAwait(false);
+            // Saved: from here nothing may throw a cancellation that would suggest it was not.
+            return await DecorateAsync(item, CancellationToken.None).ConfigureAwait(false);
         }
     }
 
@@ -239,11 +240,31 @@ public sealed class AsrVault
         }
         var policy = await Store.ReadAsync<AsrPolicy>(VaultLayout.Policy(item.PolicyName), ct).ConfigureAwait(false);
         double threshold = policy?.RpoThresholdMinutes ?? 15;
-        item.ReplicationHealth = item.State == ProtectedItemState.ResyncRequired || item.CurrentRpo is null ? ReplicationHealth.Critical
-            : item.CurrentRpo.Value.TotalMinutes > 2 * threshold ? ReplicationHealth.Critical
-            : item.CurrentRpo.Value.TotalMinutes > threshold ? ReplicationHealth.Warning
-            : ReplicationHealth.Normal;
-        if (item.State == ProtectedItemState.InitialReplicationPending && latest is null) item.ReplicationHealth = ReplicationHealth.Warning;
+        if (item.CycleInProgressJobId is { } cycleJob && !JobRunner.TryGetRunning(cycleJob, out _))
+        {
+            var record = await Store.ReadAsync<AsrJob>(VaultLayout.Job(cycleJob), ct).ConfigureAwait(false);
+            if (record is not null && (record.IsFinished || JobRunner.OwnerIsGone(record)))
+            {
+                // Shown now, not only when the next cycle notices: that cycle will be a checksum resync.
+                item.ResyncReason ??= $"The cycle of job {cycleJob} did not complete (process killed or transfer failed).";
+                if (item.State == ProtectedItemState.Protected) item.State = ProtectedItemState.ResyncRequired;
+            }
+        }
+        if (item.TestFailover is { } drill && drill.OwnerHost == Environment.MachineName && !Failover.TestFailoverService.ProcessIsAliveOrHere(drill.OwnerProcessId))
+            item.LastError = $"The drill's disks are no longer served: process {drill.OwnerProcessId} that served them has ended. Clean it up with Start-AsrTestFailoverCleanup.";
+        item.ReplicationHealth = item.State switch
+        {
+            // After failover the vault is not being replicated to: RPO does not apply.
+            ProtectedItemState.FailedOver or ProtectedItemState.Committed => ReplicationHealth.Warning,
+            ProtectedItemState.Reprotected => ReplicationHealth.Normal,
+            ProtectedItemState.InitialReplicationPending when latest is null => ReplicationHealth.Warning,
+            _ when item.State == ProtectedItemState.ResyncRequired || item.CurrentRpo is null => ReplicationHealth.Critical,
+            _ when item.CurrentRpo!.Value.TotalMinutes > 2 * threshold => ReplicationHealth.Critical,
+            _ when item.CurrentRpo!.Value.TotalMinutes > threshold => ReplicationHealth.Warning,
+            _ => ReplicationHealth.Normal,
+        };
+        if (item.TestFailover is not null && item.LastError?.StartsWith("The drill's disks", StringComparison.Ordinal) == true && item.ReplicationHealth == ReplicationHealth.Normal)
+            item.ReplicationHealth = ReplicationHealth.Warning;
         if (item.LastJobId is { } jobId)
         {
             // A running job's progress shows on the item (e.g. a resync's percentage), from any session.

@@ -35,8 +35,6 @@ public static class VaultLayout
         int firstDash = name.IndexOf('-');
         return long.Parse(name[..firstDash]);
     }
-    public static string ReversePrefix(string itemId) => $"items/{itemId}/reverse/";
-    public static string ReverseTracker(string itemId, string diskId) => $"items/{itemId}/reverse/{diskId}.hashes";
     public const string JobsPrefix = "jobs/";
     public static string Job(Guid jobId) => $"jobs/{jobId:D}.json";
 

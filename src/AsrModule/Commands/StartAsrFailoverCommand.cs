@@ -28,9 +28,13 @@ public sealed class StartAsrFailoverCommand : ItemTargetCmdlet
     [RecoveryPointChoiceTransformation]
     public RecoveryPointChoice? RecoveryPoint { get; set; }
 
-    /// <summary>Source-side hook for a planned failover: stops or quiesces the source machine. Receives the item.</summary>
+    /// <summary>Source-side hook for a planned failover: stops or quiesces the source machine, and returns only once it has stopped. Receives the item.</summary>
     [Parameter]
     public ScriptBlock? StopSource { get; set; }
+
+    /// <summary>For a planned failover without a hook: states that the source is already stopped.</summary>
+    [Parameter]
+    public SwitchParameter SourceStopped { get; set; }
 
     [Parameter]
     public SwitchParameter AsJob { get; set; }
@@ -40,16 +44,30 @@ public sealed class StartAsrFailoverCommand : ItemTargetCmdlet
         if (Planned && RecoveryPoint is not null)
             throw new AsrException(AsrErrorIds.InvalidStateTransition, AsrErrorKind.InvalidArgument,
                 "A planned failover always uses the point its final sync takes; omit -RecoveryPoint, or drop -Planned for an unplanned failover.", item.Name);
+        if (Planned && StopSource is null && !SourceStopped)
+            throw new AsrException(AsrErrorIds.HookFailed, AsrErrorKind.InvalidArgument,
+                "A planned failover must know the source is stopped: give -StopSource { ... } (a hook that returns once it has stopped) or -SourceStopped.", item.Name);
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Failover);
+        Await(ct => new FailoverService(vault).ValidateTargetAsync(item, Target, ct));
         var type = Planned ? FailoverType.Planned : FailoverType.Unplanned;
         var choice = RecoveryPoint ?? RecoveryPointChoice.LatestProcessed;
         if (!Planned && choice.Kind != RecoveryPointKind.Latest) Await(ct => choice.ResolveAsync(vault, item, ct)); // fail before any job exists
         if (!ShouldProcess(item.Name, $"{type} failover to '{Target.MachineDirectory(item.Name)}'" + (Planned ? " (final sync)" : $" from {choice}"))) return;
         var replication = new ReplicationService(vault);
         // A sync needs the source readable; an unplanned failover from a stored point must work without it.
-        var lease = Planned || choice.Kind == RecoveryPointKind.Latest
-            ? Await(ct => replication.PrepareCycleAsync(item, false, ct))
-            : replication.AcquireLease(item);
+        IDisposable lease;
+        try
+        {
+            lease = Planned || choice.Kind == RecoveryPointKind.Latest
+                ? Await(ct => replication.PrepareCycleAsync(item, false, ct))
+                : replication.AcquireLease(item);
+        }
+        catch (AsrException ex) when (ex.ErrorId is AsrErrorIds.DiskNotFound or AsrErrorIds.DiskUnreadable)
+        {
+            throw new AsrException(ex.ErrorId, ex.Kind,
+                ex.Message + (Planned ? " A planned failover needs the source; if the site is gone, fail over unplanned with -RecoveryPoint LatestProcessed."
+                                      : " Latest replicates first and needs the source; if the site is gone, use -RecoveryPoint LatestProcessed."), ex.Target, ex);
+        }
         try
         {
             if (Planned) InvokeHook(StopSource, item, "StopSource");

@@ -34,11 +34,8 @@ public sealed class StartAsrTestFailoverCommand : ItemTargetCmdlet
         // Latest syncs first, under the item's lock; the drill itself does not hold it (replication continues).
         var syncLease = RecoveryPoint.Kind == RecoveryPointKind.Latest ? Await(ct => replication.PrepareCycleAsync(item, false, ct)) : null;
         var choice = RecoveryPoint;
-        RunItemJob(vault, item, "TestFailover", null, async ctx =>
-        {
-            using (syncLease)
-                return await service.StartAsync(item, choice, Target,
-                    syncLease is null ? null : async c => { using (syncLease) await replication.RunCycleAsync(item, false, c).ConfigureAwait(false); }, ctx).ConfigureAwait(false);
-        }, AsJob);
+        // The job owns the sync lease (released when the drill has started, or if the job cannot start).
+        RunItemJob(vault, item, "TestFailover", syncLease, ctx => service.StartAsync(item, choice, Target,
+            syncLease is null ? null : c => replication.RunCycleAsync(item, false, c), ctx), AsJob);
     }
 }
