@@ -17,9 +17,11 @@
         'Get-AsrJob', 'Wait-AsrJob', 'Stop-AsrJob',
         'New-AsrLocalTarget', 'Start-AsrTestFailover', 'Start-AsrTestFailoverCleanup',
         'Start-AsrFailover', 'Switch-AsrRecoveryPoint', 'Undo-AsrFailover', 'Complete-AsrFailover',
-        'Update-AsrProtectionDirection', 'Invoke-AsrFailback', 'Resume-AsrResync', 'Test-AsrTestFailover'
+        'Update-AsrProtectionDirection', 'Invoke-AsrFailback', 'Resume-AsrResync', 'Test-AsrTestFailover',
+        'Start-AsrRecoveryPlan', 'Resume-AsrJob', 'Restart-AsrJob'
     )
-    FunctionsToExport    = @()
+    NestedModules        = @('AsrModule.Plans.psm1')
+    FunctionsToExport    = @('AsrRecoveryPlan', 'AsrGroup', 'AsrStep', 'AsrPause')
     AliasesToExport      = @()
     VariablesToExport    = @()
     PrivateData          = @{

@@ -55,4 +55,7 @@ public static class AsrErrorIds
     public const string HookFailed = "HookFailed";
     public const string FailoverTargetInvalid = "FailoverTargetInvalid";
     public const string SourceStillWriting = "SourceStillWriting";
+    public const string RecoveryPlanInvalid = "RecoveryPlanInvalid";
+    public const string RecoveryPlanStepFailed = "RecoveryPlanStepFailed";
+    public const string JobNotResumable = "JobNotResumable";
 }

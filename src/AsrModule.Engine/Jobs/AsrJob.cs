@@ -1,6 +1,6 @@
 namespace AsrModule.Engine.Jobs;
 
-public enum AsrJobState { NotStarted, InProgress, Succeeded, Failed, Cancelled, Interrupted }
+public enum AsrJobState { NotStarted, InProgress, Suspended, Succeeded, Failed, Cancelled, Interrupted }
 
 /// <summary>A long operation, as recorded in the vault (<c>jobs/&lt;id&gt;.json</c>).</summary>
 public sealed class AsrJob
@@ -16,6 +16,9 @@ public sealed class AsrJob
     public DateTimeOffset? EndTimeUtc { get; set; }
     public List<AsrJobError> Errors { get; set; } = new();
     public AsrJobResult? Result { get; set; }
+    /// <summary>Recovery plan runs: one task per step, machine and pause.</summary>
+    public List<Plans.PlanTask>? Tasks { get; set; }
+    public Plans.PlanRunRecord? Plan { get; set; }
     public int OwnerProcessId { get; set; }
     public DateTimeOffset? OwnerProcessStartUtc { get; set; }
     public string OwnerHost { get; set; } = "";
@@ -23,13 +26,21 @@ public sealed class AsrJob
     [System.Text.Json.Serialization.JsonIgnore] public string? VaultLocation { get; set; }
     [System.Text.Json.Serialization.JsonIgnore] public bool IsFinished => State is AsrJobState.Succeeded or AsrJobState.Failed or AsrJobState.Cancelled or AsrJobState.Interrupted;
     [System.Text.Json.Serialization.JsonIgnore] public TimeSpan? Duration => (EndTimeUtc ?? (IsFinished ? null : DateTimeOffset.UtcNow)) - StartTimeUtc;
-    [System.Text.Json.Serialization.JsonIgnore] public string[] AllowedActions => IsFinished ? [] : ["Stop-AsrJob", "Wait-AsrJob"];
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string[] AllowedActions => State switch
+    {
+        AsrJobState.Suspended => ["Resume-AsrJob", "Stop-AsrJob"],
+        AsrJobState.Interrupted or AsrJobState.Failed when Plan is not null => ["Restart-AsrJob"],
+        _ when IsFinished => [],
+        _ => ["Stop-AsrJob", "Wait-AsrJob"],
+    };
 
     public AsrJob Clone() => (AsrJob)MemberwiseClone() is var c ? WithLists(c) : throw new InvalidOperationException();
 
     private AsrJob WithLists(AsrJob c)
     {
         c.Errors = new List<AsrJobError>(Errors);
+        c.Tasks = Tasks?.Select(t => (Plans.PlanTask)t.CloneTask()).ToList();
         return c;
     }
 

@@ -20,6 +20,16 @@ public static class JobRunner
 
     public static bool TryGetRunning(Guid jobId, out RunningJob job) => Running.TryGetValue(jobId, out job!);
 
+    /// <summary>Makes this process the owner of an existing record (a plan run resumed or restarted here).</summary>
+    public static void TakeOver(AsrJob job)
+    {
+        job.State = AsrJobState.InProgress;
+        job.EndTimeUtc = null;
+        job.OwnerProcessId = Environment.ProcessId;
+        job.OwnerProcessStartUtc = ProcessStart;
+        job.OwnerHost = Environment.MachineName;
+    }
+
     public static AsrJob NewRecord(string operation, string targetName, string? targetId) => new()
     {
         Id = Guid.NewGuid(),
@@ -67,6 +77,11 @@ public static class JobRunner
             {
                 var result = await body(context).ConfigureAwait(false);
                 Finish(job, AsrJobState.Succeeded, result, null);
+            }
+            catch (Plans.JobSuspendedException suspended)
+            {
+                Finish(job, AsrJobState.Suspended, null, null);
+                lock (job) job.StatusMessage = suspended.Message;
             }
             catch (OperationCanceledException) when (cts.IsCancellationRequested)
             {

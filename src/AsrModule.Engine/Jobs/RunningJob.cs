@@ -34,5 +34,9 @@ public sealed class RunningJob
         Interlocked.Increment(ref _progressVersion);
     }
 
-    public void Cancel() => _cts.Cancel();
+    public void Cancel()
+    {
+        try { _cts.Cancel(); }
+        catch (ObjectDisposedException) { /* the job has already ended */ }
+    }
 }

@@ -28,7 +28,20 @@ public sealed class StopAsrJobCommand : AsrCmdlet
             {
                 ForItem(id, () =>
                 {
-                    var job = Await(ct => ResolveVault(InputObject.FirstOrDefault(j => j.Id == id)?.VaultLocation).Jobs.GetAsync(id, ct));
+                    var vault = ResolveVault(InputObject.FirstOrDefault(j => j.Id == id)?.VaultLocation);
+                    var job = Await(ct => vault.Jobs.GetAsync(id, ct));
+                    if (job.State == AsrJobState.Suspended)
+                    {
+                        // A suspended plan run has no process: stopping it is a change of its record.
+                        if (!ShouldProcess($"{job.Operation} {job.TargetName} ({id})", "Stop the suspended plan run (it cannot be resumed afterwards)")) return;
+                        job.State = AsrJobState.Cancelled;
+                        job.EndTimeUtc = DateTimeOffset.UtcNow;
+                        job.StatusMessage = $"Stopped while suspended{(job.Plan?.PauseMessage is { } p ? $" at '{p}'" : "")}.";
+                        job.Errors.Add(new AsrJobError { ErrorId = AsrErrorIds.OperationCancelled, Kind = nameof(AsrErrorKind.OperationStopped), Message = job.StatusMessage, Target = job.TargetName });
+                        Await(ct => vault.Jobs.SaveAsync(job, ct));
+                        if (PassThru) WriteObject(job);
+                        return;
+                    }
                     if (job.IsFinished)
                         throw new AsrException(AsrErrorIds.InvalidStateTransition, AsrErrorKind.InvalidOperation,
                             $"Job {id} has already ended ({job.State}); only running jobs can be stopped.", id);

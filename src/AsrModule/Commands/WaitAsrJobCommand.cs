@@ -51,7 +51,7 @@ public sealed class WaitAsrJobCommand : AsrCmdlet
             try
             {
                 job = Await(ct => vault.Jobs.GetAsync(id, ct));
-                while (!job.IsFinished)
+                while (!job.IsFinished && job.State != AsrJobState.Suspended)
                 {
                     if (deadline is { } d && DateTime.UtcNow >= d) break;
                     Await(ct => Task.Delay(500, ct));
@@ -63,7 +63,7 @@ public sealed class WaitAsrJobCommand : AsrCmdlet
                 WriteError(ErrorMapping.ToErrorRecord(ex, id));
                 continue;
             }
-            if (job.IsFinished) WriteJobOutcome(job);
+            if (job.IsFinished || job.State == AsrJobState.Suspended) WriteJobOutcome(job);
             else WriteTimeout(job);
         }
     }

@@ -117,6 +117,8 @@ public abstract class AsrCmdlet : PSCmdlet
     {
         if (asJob)
         {
+            // Also a PowerShell job of this session: Get-Job / Wait-Job / Receive-Job / Stop-Job work on it.
+            JobRepository.Add(new AsrPowerShellJob(running));
             WriteObject(JobRunner.Snapshot(running.Job));
             return;
         }

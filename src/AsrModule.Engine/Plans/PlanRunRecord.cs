@@ -1,0 +1,16 @@
+namespace AsrModule.Engine.Plans;
+
+/// <summary>What a suspended or interrupted plan run needs to be continued by any process.</summary>
+public sealed class PlanRunRecord
+{
+    public string PlanName { get; set; } = "";
+    public string PlanPath { get; set; } = "";
+    /// <summary>SHA-256 of the plan file when the run started: a changed plan is not resumed silently.</summary>
+    public string PlanSha256 { get; set; } = "";
+    public PlanFailoverType FailoverType { get; set; }
+    public string? TargetPath { get; set; }
+    /// <summary>The first task not yet done.</summary>
+    public int NextTask { get; set; }
+    public string? PauseMessage { get; set; }
+    public List<string> Comments { get; set; } = new();
+}

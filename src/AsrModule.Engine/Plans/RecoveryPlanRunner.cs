@@ -1,0 +1,195 @@
+using AsrModule.Engine.Errors;
+using AsrModule.Engine.Failover;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Jobs;
+using AsrModule.Engine.RecoveryPoints;
+using AsrModule.Engine.Replication;
+using AsrModule.Engine.Vault;
+using Microsoft.Extensions.Logging;
+
+namespace AsrModule.Engine.Plans;
+
+/// <summary>
+/// Runs a recovery plan's tasks from the run's cursor: groups in order, the machines of a group in
+/// parallel (each through the same lifecycle services the cmdlets use), script steps through
+/// <see cref="IPlanStepRunner"/>, and a pause suspends the job until someone resumes it (from any
+/// process). The job record is saved at every task change, so another session sees each step and a
+/// run whose process died can be restarted at its first unfinished task.
+/// </summary>
+public sealed class RecoveryPlanRunner
+{
+    private readonly AsrVault _vault;
+    private readonly RecoveryPlan _plan;
+    private readonly IPlanStepRunner _steps;
+
+    public RecoveryPlanRunner(AsrVault vault, RecoveryPlan plan, IPlanStepRunner steps)
+    {
+        _vault = vault;
+        _plan = plan;
+        _steps = steps;
+    }
+
+    public async Task<AsrJobResult> RunAsync(JobContext context)
+    {
+        var job = context.Job;
+        var run = job.Plan!;
+        var tasks = job.Tasks!;
+        var ct = context.CancellationToken;
+        var planContext = new PlanContext
+        {
+            RecoveryPlanName = _plan.Name,
+            FailoverType = run.FailoverType.ToString(),
+            FailoverDirection = RecoveryPlan.DirectionOf(run.FailoverType).ToString(),
+            JobId = job.Id.ToString(),
+        };
+        await RefreshVmMapAsync(planContext, ct).ConfigureAwait(false);
+        int i = run.NextTask;
+        while (i < tasks.Count)
+        {
+            ct.ThrowIfCancellationRequested();
+            var task = tasks[i];
+            context.Report(100 * i / Math.Max(1, tasks.Count), task.Name);
+            if (task.Kind == PlanTaskKind.Pause)
+            {
+                if (task.State != PlanTaskState.Succeeded)
+                {
+                    // Suspend here; Resume-AsrJob marks the pause done and continues after it.
+                    await UpdateAsync(job, () => { task.State = PlanTaskState.Waiting; task.StartTimeUtc ??= DateTimeOffset.UtcNow; run.NextTask = i; run.PauseMessage = task.Name["Pause: ".Length..]; }).ConfigureAwait(false);
+                    throw new JobSuspendedException($"Waiting at '{run.PauseMessage}'. Resume with Resume-AsrJob -Id {job.Id}.");
+                }
+                i++;
+                continue;
+            }
+            // The machines of one group fail over together.
+            var batch = task.Kind == PlanTaskKind.Machine
+                ? tasks.Skip(i).TakeWhile(t => t.Kind == PlanTaskKind.Machine && t.GroupId == task.GroupId).ToList()
+                : [task];
+            planContext.GroupId = task.GroupId;
+            await UpdateAsync(job, () => { foreach (var t in batch) { t.State = PlanTaskState.InProgress; t.StartTimeUtc = DateTimeOffset.UtcNow; t.Error = null; } }).ConfigureAwait(false);
+            var outcomes = await Task.WhenAll(batch.Select(t => RunTaskAsync(t, planContext, run, context))).ConfigureAwait(false);
+            string? fatal = null;
+            await UpdateAsync(job, () =>
+            {
+                for (int k = 0; k < batch.Count; k++)
+                {
+                    var (ok, message, output, continueOnError) = outcomes[k];
+                    batch[k].EndTimeUtc = DateTimeOffset.UtcNow;
+                    batch[k].State = ok ? PlanTaskState.Succeeded : PlanTaskState.Failed;
+                    batch[k].Error = ok ? null : message;
+                    batch[k].Output = output;
+                    if (!ok && !continueOnError) fatal ??= $"Task '{batch[k].Name}' failed: {message}";
+                }
+                run.NextTask = fatal is null ? i + batch.Count : i;
+            }).ConfigureAwait(false);
+            if (fatal is not null)
+                throw new AsrException(AsrErrorIds.RecoveryPlanStepFailed, AsrErrorKind.InvalidOperation,
+                    fatal + $" The plan stopped; fix the cause and continue with Restart-AsrJob -Id {job.Id}.", _plan.Name);
+            if (task.Kind == PlanTaskKind.Machine) await RefreshVmMapAsync(planContext, ct).ConfigureAwait(false);
+            i += batch.Count;
+        }
+        context.Report(100, $"Recovery plan '{_plan.Name}' ({run.FailoverType}) completed: {tasks.Count} task(s)");
+        return new AsrJobResult { Mode = $"RecoveryPlan{run.FailoverType}", Note = $"{tasks.Count(t => t.State == PlanTaskState.Succeeded)} task(s) succeeded" };
+    }
+
+    private async Task<(bool Ok, string? Message, string? Output, bool ContinueOnError)> RunTaskAsync(PlanTask task, PlanContext planContext, PlanRunRecord run, JobContext context)
+    {
+        var step = task.StepId is { } id ? FindStep(id) : null;
+        try
+        {
+            switch (task.Kind)
+            {
+                case PlanTaskKind.Machine:
+                    await RunMachineAsync(task.Item!, run, context).ConfigureAwait(false);
+                    return (true, null, null, false);
+                default:
+                    string? output = await _steps.RunStepAsync(task.StepId!.Value, task.Kind != PlanTaskKind.StepAfter, planContext, context.CancellationToken).ConfigureAwait(false);
+                    return (true, null, output, step?.ContinueOnError ?? false);
+            }
+        }
+        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception ex)
+        {
+            context.Logger.LogWarning(ex, "Plan task {Task} failed", task.Name);
+            return (false, ex.Message, null, step?.ContinueOnError ?? false);
+        }
+    }
+
+    private PlanStep? FindStep(int id) =>
+        _plan.Elements.OfType<PlanStep>().Concat(_plan.Groups.SelectMany(g => g.Steps)).FirstOrDefault(s => s.Id == id);
+
+    /// <summary>One machine's part of the run, through the same services (and locks) as the cmdlets.</summary>
+    private async Task RunMachineAsync(string name, PlanRunRecord run, JobContext context)
+    {
+        var ct = context.CancellationToken;
+        var item = await _vault.GetItemAsync(name, ct).ConfigureAwait(false);
+        var replication = new ReplicationService(_vault);
+        var failover = new FailoverService(_vault);
+        var target = run.TargetPath is null ? null : new AsrLocalTarget(run.TargetPath);
+        // Each machine gets a child context: its own progress must not overwrite the plan's.
+        var machineContext = new JobContext(context.Job, ct, null, context.Logger);
+        switch (run.FailoverType)
+        {
+            case PlanFailoverType.Test:
+                await new TestFailoverService(_vault).StartAsync(item, RecoveryPointChoice.LatestProcessed, Require(target), null, machineContext).ConfigureAwait(false);
+                break;
+            case PlanFailoverType.TestCleanup:
+                await new TestFailoverService(_vault).CleanupAsync(item, $"Recovery plan '{_plan.Name}' (job {context.Job.Id})", machineContext).ConfigureAwait(false);
+                break;
+            case PlanFailoverType.Planned:
+                using (await replication.PrepareCycleAsync(item, false, ct).ConfigureAwait(false))
+                    await failover.FailoverAsync(item, FailoverType.Planned, RecoveryPointChoice.LatestProcessed, Require(target), machineContext).ConfigureAwait(false);
+                break;
+            case PlanFailoverType.Unplanned:
+                using (replication.AcquireLease(item))
+                    await failover.FailoverAsync(item, FailoverType.Unplanned, RecoveryPointChoice.LatestProcessed, Require(target), machineContext).ConfigureAwait(false);
+                break;
+            case PlanFailoverType.Commit:
+                using (replication.AcquireLease(item)) await failover.CommitAsync(item, machineContext).ConfigureAwait(false);
+                break;
+            case PlanFailoverType.Reprotect:
+                using (replication.AcquireLease(item)) await failover.ReprotectAsync(item, null, machineContext).ConfigureAwait(false);
+                break;
+            case PlanFailoverType.Failback:
+                using (replication.AcquireLease(item)) await failover.FailbackAsync(item, machineContext).ConfigureAwait(false);
+                break;
+        }
+    }
+
+    private static AsrLocalTarget Require(AsrLocalTarget? target) =>
+        target ?? throw new AsrException(AsrErrorIds.RecoveryPlanInvalid, AsrErrorKind.InvalidArgument, "This failover type needs -Target.", null);
+
+    private async Task RefreshVmMapAsync(PlanContext planContext, CancellationToken ct)
+    {
+        foreach (var name in _plan.Groups.SelectMany(g => g.Items))
+        {
+            var item = await _vault.GetItemAsync(name, ct).ConfigureAwait(false);
+            var vm = new PlanVm { Name = item.Name, State = item.State.ToString() };
+            if (item.TestFailover is { } drill)
+            {
+                vm.RecoveryPointSequence = drill.RecoveryPointSequence;
+                vm.TargetPath = drill.Directory;
+                vm.Disks = new Dictionary<string, string>(drill.Exports);
+            }
+            else if (item.Failover is { } f)
+            {
+                vm.RecoveryPointSequence = f.RecoveryPointSequence;
+                vm.TargetPath = f.TargetPath;
+                vm.Disks = item.Disks.ToDictionary(d => d.Name, d => f.RecoveredDisks.GetValueOrDefault(d.DiskId, ""));
+            }
+            else
+            {
+                vm.Disks = item.Disks.ToDictionary(d => d.Name, d => d.SourcePath);
+            }
+            planContext.VmMap[item.Name] = vm;
+        }
+    }
+
+    private async Task UpdateAsync(AsrJob job, Action change)
+    {
+        lock (job) change();
+        await _vault.Jobs.SaveAsync(JobRunner.Snapshot(job), CancellationToken.None).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,65 @@
+using System.Management.Automation;
+using AsrModule.Engine.Errors;
+using AsrModule.Engine.Failover;
+using AsrModule.Engine.Jobs;
+using AsrModule.Engine.Plans;
+using AsrModule.Infrastructure;
+using AsrModule.Plans;
+
+namespace AsrModule.Commands;
+
+/// <summary>
+/// Runs a recovery plan (a .ps1 that calls AsrRecoveryPlan) as one job: groups in order, machines of
+/// a group in parallel, steps before/after them, pauses that suspend the job until Resume-AsrJob.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Start, "AsrRecoveryPlan", SupportsShouldProcess = true)]
+[OutputType(typeof(AsrJob))]
+public sealed class StartAsrRecoveryPlanCommand : AsrCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("FullName")]
+    public string Path { get; set; } = "";
+
+    [Parameter(Mandatory = true)]
+    public PlanFailoverType FailoverType { get; set; }
+
+    /// <summary>Where drills and failovers put their disks (Test, Planned, Unplanned).</summary>
+    [Parameter]
+    public AsrLocalTarget? Target { get; set; }
+
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var vault = ResolveVault();
+        string path = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
+        ForItem(path, () =>
+        {
+            if (Target is null && FailoverType is PlanFailoverType.Test or PlanFailoverType.Planned or PlanFailoverType.Unplanned)
+                throw new AsrException(AsrErrorIds.RecoveryPlanInvalid, AsrErrorKind.InvalidArgument, $"A {FailoverType} run needs -Target (New-AsrLocalTarget).", path);
+            var session = PlanSession.Load(path, ModuleManifest());
+            try
+            {
+                var plan = session.Definition.Plan;
+                Await(ct => RecoveryPlanValidator.ValidateAsync(vault, plan, FailoverType, path, ct));
+                if (!ShouldProcess(plan.Name, $"Run a {FailoverType} over {string.Join(", ", plan.Groups.SelectMany(g => g.Items))}"))
+                {
+                    session.Dispose();
+                    return;
+                }
+                var job = JobRunner.NewRecord($"RecoveryPlan{FailoverType}", plan.Name, null);
+                job.Tasks = RecoveryPlanValidator.Tasks(plan, FailoverType);
+                job.Plan = new PlanRunRecord { PlanName = plan.Name, PlanPath = path, PlanSha256 = session.Sha256, FailoverType = FailoverType, TargetPath = Target?.Path };
+                CompleteJob(PlanJobs.Start(vault, job, session, asJob: AsJob, Log), AsJob);
+            }
+            catch
+            {
+                session.Dispose();
+                throw;
+            }
+        });
+    }
+
+    private string ModuleManifest() => System.IO.Path.Combine(MyInvocation.MyCommand.Module?.ModuleBase ?? System.IO.Path.GetDirectoryName(typeof(PlanSession).Assembly.Location)!, "AsrModule.psd1");
+}

@@ -1,0 +1,91 @@
+using System.Management.Automation;
+using System.Management.Automation.Language;
+using System.Management.Automation.Runspaces;
+using System.Security.Cryptography;
+using AsrModule.Engine.Errors;
+using AsrModule.Engine.Plans;
+
+namespace AsrModule.Plans;
+
+/// <summary>
+/// A plan file evaluated in its own runspace (with the module imported), which then runs the plan's
+/// steps: their script blocks belong to that runspace. Lives as long as the plan's job runs.
+/// </summary>
+internal sealed class PlanSession : IPlanStepRunner, IDisposable
+{
+    private readonly Runspace _runspace;
+    private readonly object _gate = new();
+
+    private PlanSession(Runspace runspace, PlanDefinition definition, string path, string sha256)
+    {
+        _runspace = runspace;
+        Definition = definition;
+        Path = path;
+        Sha256 = sha256;
+    }
+
+    public PlanDefinition Definition { get; }
+    public string Path { get; }
+    public string Sha256 { get; }
+
+    public static string HashFile(string path) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)));
+
+    /// <summary>Parses and evaluates a plan file; every problem is a RecoveryPlanInvalid error before anything runs.</summary>
+    public static PlanSession Load(string path, string moduleManifest)
+    {
+        if (!File.Exists(path))
+            throw Invalid(path, $"the plan file '{path}' does not exist");
+        Parser.ParseFile(path, out _, out var parseErrors);
+        if (parseErrors.Length > 0)
+            throw Invalid(path, "syntax errors: " + string.Join("; ", parseErrors.Select(e => $"line {e.Extent.StartLineNumber}, column {e.Extent.StartColumnNumber}: {e.Message}")));
+        var runspace = RunspaceFactory.CreateRunspace(InitialSessionState.CreateDefault2());
+        runspace.Open();
+        try
+        {
+            using var ps = PowerShell.Create();
+            ps.Runspace = runspace;
+            ps.AddScript("param($m) $ErrorActionPreference = 'Stop'; Import-Module $m").AddArgument(moduleManifest).Invoke();
+            ps.Commands.Clear();
+            ps.AddCommand(path);
+            var results = ps.Invoke();
+            var plans = results.Select(r => r?.BaseObject).OfType<PlanDefinition>().ToList();
+            if (plans.Count != 1)
+                throw Invalid(path, $"the script must call AsrRecoveryPlan exactly once (it produced {plans.Count} plan(s))");
+            return new PlanSession(runspace, plans[0], path, HashFile(path));
+        }
+        catch (RuntimeException ex)
+        {
+            runspace.Dispose();
+            throw Invalid(path, $"the script failed: {ex.Message}");
+        }
+        catch
+        {
+            runspace.Dispose();
+            throw;
+        }
+    }
+
+    private static AsrException Invalid(string path, string why) =>
+        new(AsrErrorIds.RecoveryPlanInvalid, AsrErrorKind.InvalidArgument, $"Recovery plan '{path}' is not valid; nothing was started: {why}.", path);
+
+    public Task<string?> RunStepAsync(int stepId, bool before, PlanContext context, CancellationToken cancellationToken) => Task.Run(() =>
+    {
+        var (b, a) = Definition.StepScripts[stepId];
+        var script = before ? b : a;
+        if (script is null) return (string?)null;
+        lock (_gate) // one step at a time in the plan's runspace
+        {
+            using var ps = PowerShell.Create();
+            ps.Runspace = _runspace;
+            ps.AddScript("param($__step, $__ctx) $ErrorActionPreference = 'Stop'; & $__step $__ctx").AddArgument(script).AddArgument(context);
+            using var stop = cancellationToken.Register(() => ps.BeginStop(null, null));
+            var output = ps.Invoke();
+            cancellationToken.ThrowIfCancellationRequested();
+            if (ps.HadErrors && ps.Streams.Error.Count > 0)
+                throw new InvalidOperationException(ps.Streams.Error[0].ToString());
+            return string.Join(Environment.NewLine, output.Where(o => o is not null).Select(o => o.ToString()));
+        }
+    }, cancellationToken);
+
+    public void Dispose() => _runspace.Dispose();
+}
