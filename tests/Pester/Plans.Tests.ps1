@@ -84,13 +84,7 @@ Describe 'Recovery plans: pause, then resume from another process' {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
         $dir = New-TestDirectory
-        $vaultPath = Join-TestPath $dir 'vault'
-        New-AsrVault -Path $vaultPath | Connect-AsrVault
-        New-AsrPolicy -Name p | Out-Null
-        foreach ($m in 'db01', 'web01') {
-            New-AsrSampleDisk -Path (Join-TestPath $dir "$m.img") -SizeBytes 2MB | Out-Null
-            Enable-AsrReplication -Name $m -Disk (Join-TestPath $dir "$m.img") -Policy p | Out-Null
-        }
+        $vaultPath = Initialize-TestVault $dir -Machines 'db01', 'web01' -SizeBytes 2MB
         $plan = Join-TestPath $dir 'paused.ps1'
         [IO.File]::WriteAllText($plan, @"
 AsrRecoveryPlan 'paused' {
@@ -143,13 +137,7 @@ Describe 'Recovery plans: failing steps, restart, and bad plans' {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
         $dir = New-TestDirectory
-        $vaultPath = Join-TestPath $dir 'vault'
-        New-AsrVault -Path $vaultPath | Connect-AsrVault
-        New-AsrPolicy -Name p | Out-Null
-        foreach ($m in 'a1', 'a2') {
-            New-AsrSampleDisk -Path (Join-TestPath $dir "$m.img") -SizeBytes 1MB | Out-Null
-            Enable-AsrReplication -Name $m -Disk (Join-TestPath $dir "$m.img") -Policy p | Out-Null
-        }
+        $vaultPath = Initialize-TestVault $dir -Machines 'a1', 'a2' -SizeBytes 1MB
         $flag = Join-TestPath $dir 'ready.flag'
         $plan = Join-TestPath $dir 'fails.ps1'
         [IO.File]::WriteAllText($plan, @"
@@ -213,13 +201,7 @@ Describe 'Recovery plans: a run whose process is killed, restarted' {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
         $dir = New-TestDirectory
-        $vaultPath = Join-TestPath $dir 'vault'
-        New-AsrVault -Path $vaultPath | Connect-AsrVault
-        New-AsrPolicy -Name p | Out-Null
-        foreach ($m in 'k1', 'k2') {
-            New-AsrSampleDisk -Path (Join-TestPath $dir "$m.img") -SizeBytes 1MB | Out-Null
-            Enable-AsrReplication -Name $m -Disk (Join-TestPath $dir "$m.img") -Policy p | Out-Null
-        }
+        $vaultPath = Initialize-TestVault $dir -Machines 'k1', 'k2' -SizeBytes 1MB
         $go = Join-TestPath $dir 'go.flag'
         $plan = Join-TestPath $dir 'slow.ps1'
         # The step before group 2 waits (up to 60 s) for a flag: the run is killed while it waits.

@@ -58,3 +58,17 @@ function Get-ExportedHashes($Point, [string]$Destination) {
     foreach ($f in $job.Result.Files) { $hashes[[IO.Path]::GetFileName($f)] = Get-AsrSampleHash $f }
     $hashes
 }
+
+function Initialize-TestVault([string]$Dir, [string[]]$Machines = @(), [long]$SizeBytes = 1MB) {
+    <# A connected vault in $Dir with policy 'p' and each machine protected (one sample disk each). #>
+    $vaultPath = Join-TestPath $Dir 'vault'
+    New-AsrVault -Path $vaultPath | Connect-AsrVault
+    New-AsrPolicy -Name p | Out-Null
+    $seed = 0
+    foreach ($m in $Machines) {
+        $disk = Join-TestPath $Dir "$m.img"
+        New-AsrSampleDisk -Path $disk -SizeBytes $SizeBytes -Seed (++$seed) | Out-Null
+        Enable-AsrReplication -Name $m -Disk $disk -Policy p | Out-Null
+    }
+    $vaultPath
+}
