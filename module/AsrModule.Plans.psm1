@@ -54,10 +54,11 @@ function AsrStep {
         [scriptblock]$After,
         [ValidateSet('Test', 'TestCleanup', 'Planned', 'Unplanned', 'Commit', 'Reprotect', 'Failback')][string[]]$FailoverType,
         [ValidateSet('PrimaryToRecovery', 'RecoveryToPrimary')][string[]]$Direction,
-        [switch]$ContinueOnError
+        [switch]$ContinueOnError,
+        [ValidateRange(1, 604800)][int]$TimeoutSeconds = 3600
     )
     if (-not $script:AsrPlan) { throw 'AsrStep must be inside AsrRecoveryPlan.' }
-    $null = $script:AsrPlan.AddStep($script:AsrGroup, $Name, $Before, $After, $FailoverType, $Direction, $ContinueOnError.IsPresent)
+    $null = $script:AsrPlan.AddStep($script:AsrGroup, $Name, $Before, $After, $FailoverType, $Direction, $ContinueOnError.IsPresent, $TimeoutSeconds)
 }
 
 function AsrPause {

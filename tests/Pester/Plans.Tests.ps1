@@ -363,3 +363,45 @@ AsrRecoveryPlan 'all' {
         (Get-AsrProtectedItem f1).State | Should -Be 'Protected'
     }
 }
+
+Describe 'Recovery plans: restart after a partly failed group; step timeouts' {
+    BeforeAll {
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
+        Import-Module AsrModule
+        $dir = New-TestDirectory
+        $vaultPath = Initialize-TestVault $dir -Machines 'm1', 'm2' -SizeBytes 1MB
+        $plan = Join-TestPath $dir 'pair.ps1'
+        [IO.File]::WriteAllText($plan, "AsrRecoveryPlan 'pair' { AsrGroup 1 -Items m1, m2 }")
+        $target = New-AsrLocalTarget (Join-TestPath $dir 'recovery')
+        # Another operation holds m2: its failover fails, m1's succeeds.
+        $lock = [IO.File]::Open((Join-TestPath $vaultPath "locks/item-$((Get-AsrProtectedItem m2).Id).lock"), 'OpenOrCreate', 'ReadWrite', 'None')
+        $job = Start-AsrRecoveryPlan -Path $plan -FailoverType Unplanned -Target $target -Confirm:$false -ErrorAction SilentlyContinue
+        $lock.Dispose()
+    }
+    AfterAll { Disconnect-AsrVault; Remove-TestDirectory $dir }
+
+    It 'the group failed on m2 only' {
+        $job.State | Should -Be 'Failed'
+        ($job.Tasks | Where-Object Item -eq 'm1').State | Should -Be 'Succeeded'
+        ($job.Tasks | Where-Object Item -eq 'm2').Error | Should -Match 'busy'
+    }
+
+    It 'Restart-AsrJob runs only m2: m1 is not failed over again' {
+        $m1End = ($job.Tasks | Where-Object Item -eq 'm1').EndTimeUtc
+        $done = Get-AsrJob -Id $job.Id | Restart-AsrJob
+        $done.State | Should -Be 'Succeeded'
+        ($done.Tasks | Where-Object Item -eq 'm1').EndTimeUtc | Should -Be $m1End
+        (Get-AsrProtectedItem m2).State | Should -Be 'FailedOver'
+    }
+
+    It 'a step past its -TimeoutSeconds is stopped and fails its task' {
+        $slow = Join-TestPath $dir 'slow-step.ps1'
+        [IO.File]::WriteAllText($slow, "AsrRecoveryPlan 'slow' { AsrStep 'Hangs' -TimeoutSeconds 1 -Before { while (`$true) { [Threading.Thread]::Sleep(50) } }; AsrGroup 1 -Items m1, m2 }")
+        $watch = [Diagnostics.Stopwatch]::StartNew()
+        $r = Start-AsrRecoveryPlan -Path $slow -FailoverType Commit -Confirm:$false -ErrorAction SilentlyContinue
+        $watch.Elapsed.TotalSeconds | Should -BeLessThan 30
+        $r.State | Should -Be 'Failed'
+        ($r.Tasks | Where-Object Name -eq 'Hangs').Error | Should -Match 'did not finish within 1 s'
+        (Get-AsrProtectedItem m1).State | Should -Be 'FailedOver'
+    }
+}

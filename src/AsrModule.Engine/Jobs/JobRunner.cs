@@ -104,7 +104,7 @@ public static class JobRunner
             {
                 try { await vault.Jobs.SaveAsync(Snapshot(job), CancellationToken.None).ConfigureAwait(false); }
                 catch (Exception ex) { logger.LogError(ex, "Could not persist the end of job {JobId}", job.Id); }
-                Running.TryRemove(job.Id, out _);
+                Running.TryRemove(KeyValuePair.Create(job.Id, running));
                 cts.Dispose();
             }
         });

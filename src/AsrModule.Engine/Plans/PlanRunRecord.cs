@@ -13,4 +13,9 @@ public sealed class PlanRunRecord
     public int NextTask { get; set; }
     public string? PauseMessage { get; set; }
     public List<string> Comments { get; set; } = new();
+    /// <summary>How many times the run was continued (resume, restart) or stopped while suspended; names the claim each takes.</summary>
+    public int Attempt { get; set; }
+
+    /// <summary>The vault key that exactly one continuation (or stop) of attempt <paramref name="attempt"/> can create.</summary>
+    public static string ClaimKey(Guid jobId, int attempt) => $"locks/job-{jobId:N}-attempt-{attempt}.claim";
 }

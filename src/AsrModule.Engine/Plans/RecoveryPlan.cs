@@ -48,6 +48,8 @@ public sealed class PlanStep : PlanElement
     public bool HasBefore { get; set; }
     public bool HasAfter { get; set; }
     public bool ContinueOnError { get; set; }
+    /// <summary>A step still running after this long is stopped and fails.</summary>
+    public int TimeoutSeconds { get; set; } = 3600;
 }
 
 /// <summary>A manual action: the plan's job is suspended here until someone resumes it.</summary>

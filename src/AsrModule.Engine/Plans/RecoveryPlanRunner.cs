@@ -61,31 +61,33 @@ public sealed class RecoveryPlanRunner
                 continue;
             }
             // The machines of one group fail over together.
-            var batch = task.Kind == PlanTaskKind.Machine
+            var span = task.Kind == PlanTaskKind.Machine
                 ? tasks.Skip(i).TakeWhile(t => t.Kind == PlanTaskKind.Machine && t.GroupId == task.GroupId).ToList()
                 : [task];
+            // A restarted group runs only what has not succeeded yet.
+            var batch = span.Where(t => t.State != PlanTaskState.Succeeded).ToList();
             planContext.GroupId = task.GroupId;
             await UpdateAsync(job, () => { foreach (var t in batch) { t.State = PlanTaskState.InProgress; t.StartTimeUtc = DateTimeOffset.UtcNow; t.Error = null; } }).ConfigureAwait(false);
-            var outcomes = await Task.WhenAll(batch.Select(t => RunTaskAsync(t, planContext, run, context))).ConfigureAwait(false);
             string? fatal = null;
-            await UpdateAsync(job, () =>
+            // Each result is saved as soon as it is known, so a crash mid-group loses no finished machine.
+            await Task.WhenAll(batch.Select(async t =>
             {
-                for (int k = 0; k < batch.Count; k++)
+                var (ok, message, output, continueOnError) = await RunTaskAsync(t, planContext, run, context).ConfigureAwait(false);
+                await UpdateAsync(job, () =>
                 {
-                    var (ok, message, output, continueOnError) = outcomes[k];
-                    batch[k].EndTimeUtc = DateTimeOffset.UtcNow;
-                    batch[k].State = ok ? PlanTaskState.Succeeded : PlanTaskState.Failed;
-                    batch[k].Error = ok ? null : message;
-                    batch[k].Output = output;
-                    if (!ok && !continueOnError) fatal ??= $"Task '{batch[k].Name}' failed: {message}";
-                }
-                run.NextTask = fatal is null ? i + batch.Count : i;
-            }).ConfigureAwait(false);
+                    t.EndTimeUtc = DateTimeOffset.UtcNow;
+                    t.State = ok ? PlanTaskState.Succeeded : PlanTaskState.Failed;
+                    t.Error = ok ? null : message;
+                    t.Output = output;
+                    if (!ok && !continueOnError) fatal ??= $"Task '{t.Name}' failed: {message}";
+                }).ConfigureAwait(false);
+            })).ConfigureAwait(false);
+            await UpdateAsync(job, () => run.NextTask = fatal is null ? i + span.Count : i).ConfigureAwait(false);
             if (fatal is not null)
                 throw new AsrException(AsrErrorIds.RecoveryPlanStepFailed, AsrErrorKind.InvalidOperation,
                     fatal + $" The plan stopped; fix the cause and continue with Restart-AsrJob -Id {job.Id}.", _plan.Name);
             if (task.Kind == PlanTaskKind.Machine) await RefreshVmMapAsync(planContext, ct).ConfigureAwait(false);
-            i += batch.Count;
+            i += span.Count;
         }
         context.Report(100, $"Recovery plan '{_plan.Name}' ({run.FailoverType}) completed: {tasks.Count} task(s)");
         return new AsrJobResult { Mode = $"RecoveryPlan{run.FailoverType}", Note = $"{tasks.Count(t => t.State == PlanTaskState.Succeeded)} task(s) succeeded" };
@@ -187,9 +189,20 @@ public sealed class RecoveryPlanRunner
         }
     }
 
+    private readonly SemaphoreSlim _saveGate = new(1, 1);
+
     private async Task UpdateAsync(AsrJob job, Action change)
     {
-        lock (job) change();
-        await _vault.Jobs.SaveAsync(JobRunner.Snapshot(job), CancellationToken.None).ConfigureAwait(false);
+        // Parallel machines finish concurrently: their saves are serialized, each writing the latest state.
+        await _saveGate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            lock (job) change();
+            await _vault.Jobs.SaveAsync(JobRunner.Snapshot(job), CancellationToken.None).ConfigureAwait(false);
+        }
+        finally
+        {
+            _saveGate.Release();
+        }
     }
 }

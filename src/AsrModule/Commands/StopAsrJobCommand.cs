@@ -33,7 +33,11 @@ public sealed class StopAsrJobCommand : AsrCmdlet
                     if (job.State == AsrJobState.Suspended)
                     {
                         // A suspended plan run has no process: stopping it is a change of its record.
-                        if (!ShouldProcess($"{job.Operation} {job.TargetName} ({id})", "Stop the suspended plan run (it cannot be resumed afterwards)")) return;
+                        if (!ShouldProcess($"{job.Operation} {job.TargetName} ({id})", "Stop the suspended plan run (Resume-AsrJob no longer continues it)")) return;
+                        // The same claim a resume takes: a stop and a resume of one attempt cannot both win.
+                        if (!Await(ct => vault.Store.TryCreateAsync(Engine.Plans.PlanRunRecord.ClaimKey(id, job.Plan!.Attempt + 1), Array.Empty<byte>(), ct)))
+                            throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy, $"Another session is continuing job {id}; stop it there.", id);
+                        job.Plan!.Attempt++;
                         job.State = AsrJobState.Cancelled;
                         job.EndTimeUtc = DateTimeOffset.UtcNow;
                         job.StatusMessage = $"Stopped while suspended{(job.Plan?.PauseMessage is { } p ? $" at '{p}'" : "")}.";

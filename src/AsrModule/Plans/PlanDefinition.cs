@@ -26,13 +26,14 @@ public sealed class PlanDefinition
         return group;
     }
 
-    public PlanStep AddStep(PlanGroup? group, string name, ScriptBlock? before, ScriptBlock? after, string[]? failoverTypes, string[]? directions, bool continueOnError)
+    public PlanStep AddStep(PlanGroup? group, string name, ScriptBlock? before, ScriptBlock? after, string[]? failoverTypes, string[]? directions, bool continueOnError, int timeoutSeconds = 3600)
     {
+        if (timeoutSeconds < 1) throw new ArgumentException($"Step '{name}': -TimeoutSeconds must be at least 1.");
         if (before is null && after is null)
             throw new ArgumentException($"Step '{name}' needs -Before and/or -After.");
         if (group is null && before is not null && after is not null)
             throw new ArgumentException($"Step '{name}' is outside any group: give it one script block (-Before or -After), it runs at its place in the plan.");
-        var step = new PlanStep { Id = _nextStepId++, Name = name, HasBefore = before is not null, HasAfter = after is not null, ContinueOnError = continueOnError };
+        var step = new PlanStep { Id = _nextStepId++, Name = name, HasBefore = before is not null, HasAfter = after is not null, ContinueOnError = continueOnError, TimeoutSeconds = timeoutSeconds };
         Filter(step, failoverTypes, directions);
         StepScripts[step.Id] = (before, after);
         if (group is null)

@@ -19,6 +19,8 @@ internal static class PlanRunContinuation
         if (!ok)
             throw new AsrException(AsrErrorIds.InvalidStateTransition, AsrErrorKind.InvalidOperation,
                 $"Job {job.Id} is {job.State}. {(restart ? "Restart-AsrJob continues Interrupted, Failed or Cancelled plan runs" : "Resume-AsrJob continues Suspended plan runs")}; allowed now: {string.Join(", ", job.AllowedActions.DefaultIfEmpty("nothing"))}.", job.Id);
+        if (JobRunner.TryGetRunning(job.Id, out _))
+            throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy, $"Job {job.Id} is still finishing in this session; try again in a moment.", job.Id);
         if (!File.Exists(run.PlanPath) || PlanSession.HashFile(run.PlanPath) != run.PlanSha256)
             throw new AsrException(AsrErrorIds.JobNotResumable, AsrErrorKind.InvalidOperation,
                 $"The plan file '{run.PlanPath}' is missing or changed since job {job.Id} started; a run continues only with the plan it started with. Start a new run.", job.Id);
@@ -27,8 +29,9 @@ internal static class PlanRunContinuation
         {
             await RecoveryPlanValidator.ValidateAsync(vault, session.Definition.Plan, run.FailoverType, run.PlanPath, ct, checkStates: false).ConfigureAwait(false);
             // Exactly one process continues from a given task, even if several try at once.
-            if (!await vault.Store.TryCreateAsync($"locks/job-{job.Id:N}-{run.NextTask}-{(restart ? "restart" : "resume")}-{job.Errors.Count}.claim", Array.Empty<byte>(), ct).ConfigureAwait(false))
-                throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy, $"Another session is already continuing job {job.Id}.", job.Id);
+            if (!await vault.Store.TryCreateAsync(PlanRunRecord.ClaimKey(job.Id, run.Attempt + 1), Array.Empty<byte>(), ct).ConfigureAwait(false))
+                throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy, $"Another session is already continuing (or stopping) job {job.Id}.", job.Id);
+            run.Attempt++;
             var tasks = job.Tasks!;
             if (restart)
             {

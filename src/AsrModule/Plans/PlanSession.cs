@@ -68,19 +68,33 @@ internal sealed class PlanSession : IPlanStepRunner, IDisposable
     private static AsrException Invalid(string path, string why) =>
         new(AsrErrorIds.RecoveryPlanInvalid, AsrErrorKind.InvalidArgument, $"Recovery plan '{path}' is not valid; nothing was started: {why}.", path);
 
+    private bool _abandoned;
+
     public Task<string?> RunStepAsync(int stepId, bool before, PlanContext context, CancellationToken cancellationToken) => Task.Run(() =>
     {
         var (b, a) = Definition.StepScripts[stepId];
         var script = before ? b : a;
         if (script is null) return (string?)null;
+        var step = Definition.Plan.Elements.OfType<PlanStep>().Concat(Definition.Plan.Groups.SelectMany(g => g.Steps)).First(s => s.Id == stepId);
         lock (_gate) // one step at a time in the plan's runspace
         {
+            if (_abandoned)
+                throw new InvalidOperationException("The plan's runspace was abandoned after a step that could not be stopped; restart the run.");
             using var ps = PowerShell.Create();
             ps.Runspace = _runspace;
             ps.AddScript("param($__step, $__ctx) $ErrorActionPreference = 'Stop'; & $__step $__ctx").AddArgument(script).AddArgument(context);
-            using var stop = cancellationToken.Register(() => ps.BeginStop(null, null));
-            var output = ps.Invoke();
-            cancellationToken.ThrowIfCancellationRequested();
+            var pending = ps.BeginInvoke();
+            int signalled = WaitHandle.WaitAny([pending.AsyncWaitHandle, cancellationToken.WaitHandle], TimeSpan.FromSeconds(step.TimeoutSeconds));
+            if (signalled != 0)
+            {
+                // Timed out or cancelled: stop the step; a step stuck in a blocking call may not stop,
+                // then the runspace is abandoned rather than the job hanging.
+                ps.BeginStop(null, null);
+                if (!pending.AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(10))) _abandoned = true;
+                cancellationToken.ThrowIfCancellationRequested();
+                throw new TimeoutException($"Step '{step.Name}' did not finish within {step.TimeoutSeconds} s and was stopped.");
+            }
+            var output = ps.EndInvoke(pending);
             if (ps.HadErrors && ps.Streams.Error.Count > 0)
                 throw new InvalidOperationException(ps.Streams.Error[0].ToString());
             return string.Join(Environment.NewLine, output.Where(o => o is not null).Select(o => o.ToString()));
