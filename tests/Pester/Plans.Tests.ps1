@@ -281,7 +281,8 @@ Describe 'Recovery plan jobs compose with PowerShell''s own job cmdlets' {
     It 'after Resume-AsrJob -AsJob, Wait-Job/Receive-Job see the run complete' {
         $asr = @(Get-AsrJob -State Suspended)[0]
         $resumed = $asr | Resume-AsrJob -Comment 'approved' -AsJob
-        $result = Get-Job -Name $resumed.Id | Where-Object State -eq 'Running' | Wait-Job -Timeout 60 | Receive-Job
+        # The newest PowerShell job of that name is the resumed run (it may already have finished).
+        $result = @(Get-Job -Name $resumed.Id)[-1] | Wait-Job -Timeout 60 | Receive-Job
         $result.State | Should -Be 'Succeeded'
         (Get-AsrProtectedItem j1).State | Should -Be 'TestFailedOver'
     }

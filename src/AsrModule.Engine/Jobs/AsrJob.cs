@@ -30,7 +30,7 @@ public sealed class AsrJob
     public string[] AllowedActions => State switch
     {
         AsrJobState.Suspended => ["Resume-AsrJob", "Stop-AsrJob"],
-        AsrJobState.Interrupted or AsrJobState.Failed when Plan is not null => ["Restart-AsrJob"],
+        AsrJobState.Interrupted or AsrJobState.Failed or AsrJobState.Cancelled when Plan is not null => ["Restart-AsrJob"],
         _ when IsFinished => [],
         _ => ["Stop-AsrJob", "Wait-AsrJob"],
     };
