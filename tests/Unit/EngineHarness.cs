@@ -29,6 +29,14 @@ internal sealed class EngineHarness : IDisposable
         return await Vault.GetItemAsync(name, default);
     }
 
+    /// <summary>Generates a sample disk file in the test folder and protects it as item <paramref name="name"/>.</summary>
+    public async Task<(string Disk, AsrProtectedItem Item)> NewMachineAsync(string name, long sizeBytes, int seed, string file = "d.img")
+    {
+        string disk = Dir[file];
+        TestDisks.Create(disk, sizeBytes, seed);
+        return (disk, await EnableAsync(name, disk));
+    }
+
     public async Task<AsrJobResult> CycleAsync(string name, bool resync = false, CancellationToken ct = default, IProgress<JobProgress>? progress = null)
     {
         var item = await Vault.GetItemAsync(name, ct);

@@ -45,9 +45,7 @@ public class ReplicationTests
     public async Task DeltaAfterOnePercentScatteredWrites_AddsAtMostThreeTimesTheChange()
     {
         using var h = await EngineHarness.CreateAsync("k");
-        string disk = h.Dir["disk.img"];
-        TestDisks.Create(disk, 64L << 20, 3);
-        await h.EnableAsync("m1", disk);
+        var (disk, _) = await h.NewMachineAsync("m1", 64L << 20, 3, "disk.img");
         long before = h.VaultBytes();
         long changed = TestDisks.ScatterWrites(disk, 0.01, 4);
         var result = await h.CycleAsync("m1");
@@ -60,9 +58,7 @@ public class ReplicationTests
     public async Task UnchangedDisk_CycleStoresNothingButPublishesAPoint()
     {
         using var h = await EngineHarness.CreateAsync();
-        string disk = h.Dir["d.img"];
-        TestDisks.Create(disk, 8L << 20, 5);
-        await h.EnableAsync("m", disk);
+        var (disk, _) = await h.NewMachineAsync("m", 8L << 20, 5);
         var r = await h.CycleAsync("m");
         Assert.Equal(0, r.ChangedBytes);
         Assert.Equal(0, r.BytesStored);
@@ -73,9 +69,7 @@ public class ReplicationTests
     public async Task ZeroedBlocks_AreRecordedAsTrimsAndReadBackAsZeros()
     {
         using var h = await EngineHarness.CreateAsync();
-        string disk = h.Dir["d.img"];
-        TestDisks.Create(disk, 8L << 20, 6);
-        await h.EnableAsync("m", disk);
+        var (disk, _) = await h.NewMachineAsync("m", 8L << 20, 6);
         using (var fs = new FileStream(disk, FileMode.Open)) { fs.Position = 100_000; fs.Write(new byte[300_000]); }
         string expected = TestDisks.Sha256(disk);
         await h.CycleAsync("m");
@@ -112,9 +106,7 @@ public class ReplicationTests
     public async Task DiskResize_MarksResyncRequired_ThenResyncSendsOnlyDifferingBlocks()
     {
         using var h = await EngineHarness.CreateAsync();
-        string disk = h.Dir["d.img"];
-        TestDisks.Create(disk, 16L << 20, 10);
-        await h.EnableAsync("m", disk);
+        var (disk, _) = await h.NewMachineAsync("m", 16L << 20, 10);
         using (var fs = new FileStream(disk, FileMode.Open)) fs.SetLength((16L << 20) + (1 << 20));
         TestDisks.ScatterWrites(disk, 0.01, 11);
         string expected = TestDisks.Sha256(disk);
@@ -140,9 +132,7 @@ public class ReplicationTests
     public async Task LostChangeTracker_NextCycleResyncsByChecksumAndStaysExact()
     {
         using var h = await EngineHarness.CreateAsync();
-        string disk = h.Dir["d.img"];
-        TestDisks.Create(disk, 8L << 20, 12);
-        var item = await h.EnableAsync("m", disk);
+        var (disk, item) = await h.NewMachineAsync("m", 8L << 20, 12);
         foreach (var f in Directory.GetFiles(h.Dir["vault"], "*.hashes", SearchOption.AllDirectories)) File.Delete(f);
         long written = TestDisks.ScatterWrites(disk, 0.02, 13);
         string expected = TestDisks.Sha256(disk);
@@ -157,9 +147,7 @@ public class ReplicationTests
     public async Task CancelledCycle_PublishesNothing_AndTheNextCycleIsExact()
     {
         using var h = await EngineHarness.CreateAsync();
-        string disk = h.Dir["d.img"];
-        TestDisks.Create(disk, 64L << 20, 14);
-        await h.EnableAsync("m", disk);
+        var (disk, _) = await h.NewMachineAsync("m", 64L << 20, 14);
         TestDisks.ScatterWrites(disk, 0.2, 15);
         // Cancel once the scan is a third through: packs have been written, no point published.
         using var cts = new CancellationTokenSource();

@@ -33,9 +33,7 @@ public class ResizeTests
     public async Task Shrink_ThenExport()
     {
         using var h = await EngineHarness.CreateAsync();
-        string disk = h.Dir["d.img"];
-        TestDisks.Create(disk, 16L << 20, 22);
-        await h.EnableAsync("m", disk);
+        var (disk, _) = await h.NewMachineAsync("m", 16L << 20, 22);
         using (var fs = new FileStream(disk, FileMode.Open)) fs.SetLength(12L << 20);
         string expected = TestDisks.Sha256(disk);
         await Assert.ThrowsAsync<AsrException>(() => h.CycleAsync("m"));
@@ -47,9 +45,7 @@ public class ResizeTests
     public async Task Shrink_ThenGrowBack_ResurrectsOldData()
     {
         using var h = await EngineHarness.CreateAsync();
-        string disk = h.Dir["d.img"];
-        TestDisks.Create(disk, 16L << 20, 23);
-        await h.EnableAsync("m", disk);
+        var (disk, _) = await h.NewMachineAsync("m", 16L << 20, 23);
         using (var fs = new FileStream(disk, FileMode.Open)) fs.SetLength(12L << 20);
         await Assert.ThrowsAsync<AsrException>(() => h.CycleAsync("m"));
         await h.CycleAsync("m");
@@ -64,9 +60,7 @@ public class ResizeTests
     public async Task Shrink_ReaderReadAsyncMatches()
     {
         using var h = await EngineHarness.CreateAsync();
-        string disk = h.Dir["d.img"];
-        TestDisks.Create(disk, 16L << 20, 24);
-        await h.EnableAsync("m", disk);
+        var (disk, _) = await h.NewMachineAsync("m", 16L << 20, 24);
         using (var fs = new FileStream(disk, FileMode.Open)) fs.SetLength((12L << 20) + 100);
         await Assert.ThrowsAsync<AsrException>(() => h.CycleAsync("m"));
         await h.CycleAsync("m");

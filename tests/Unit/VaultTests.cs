@@ -73,9 +73,7 @@ public class VaultTests
     public async Task ItemBusy_WhenAnotherCycleHoldsTheLock()
     {
         using var h = await EngineHarness.CreateAsync();
-        string disk = h.Dir["d.img"];
-        TestDisks.Create(disk, 1 << 20, 1);
-        var item = await h.EnableAsync("m", disk);
+        var (disk, item) = await h.NewMachineAsync("m", 1 << 20, 1);
         using var lease = await h.Replication.PrepareCycleAsync(item, false, default);
         var other = await AsrVault.OpenLocalAsync(h.Dir["vault"], null);
         var ex = await Assert.ThrowsAsync<AsrException>(() => new ReplicationService(other).PrepareCycleAsync(item, false, default));
