@@ -9,11 +9,8 @@ namespace AsrModule.Commands;
 /// <summary>Commits a failover: the recovery point is fixed; next comes reprotect.</summary>
 [Cmdlet(VerbsLifecycle.Complete, "AsrFailover", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = ByObject)]
 [OutputType(typeof(AsrJob))]
-public sealed class CompleteAsrFailoverCommand : ItemTargetCmdlet
+public sealed class CompleteAsrFailoverCommand : ItemJobCmdlet
 {
-    [Parameter]
-    public SwitchParameter AsJob { get; set; }
-
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item) =>
         RunLockedOperation(vault, item, ItemOperation.CommitFailover, "CommitFailover",
             $"Commit the failover at point {item.Failover?.RecoveryPointSequence} (it can no longer be changed or cancelled)",

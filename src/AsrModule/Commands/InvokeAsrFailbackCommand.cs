@@ -12,14 +12,12 @@ namespace AsrModule.Commands;
 /// </summary>
 [Cmdlet(VerbsLifecycle.Invoke, "AsrFailback", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = ByObject)]
 [OutputType(typeof(AsrJob))]
-public sealed class InvokeAsrFailbackCommand : ItemTargetCmdlet
+public sealed class InvokeAsrFailbackCommand : ItemJobCmdlet
 {
     /// <summary>Hook that stops the recovered machine before the final sync. Receives the item.</summary>
     [Parameter]
     public ScriptBlock? StopSource { get; set; }
 
-    [Parameter]
-    public SwitchParameter AsJob { get; set; }
 
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item) =>
         RunLockedOperation(vault, item, ItemOperation.Failback, "Failback", $"Fail back to {string.Join(", ", (IEnumerable<string>?)item.Reverse?.TargetDisks.Values ?? [])}",

@@ -10,14 +10,12 @@ namespace AsrModule.Commands;
 /// <summary>Runs one replication cycle (delta, or checksum resync when needed) and publishes a crash-consistent point.</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "AsrReplication", SupportsShouldProcess = true, DefaultParameterSetName = ByObject)]
 [OutputType(typeof(AsrJob))]
-public sealed class InvokeAsrReplicationCommand : ItemTargetCmdlet
+public sealed class InvokeAsrReplicationCommand : ItemJobCmdlet
 {
     /// <summary>Compares checksums of every block with the replica instead of trusting the change tracker.</summary>
     [Parameter]
     public SwitchParameter Resync { get; set; }
 
-    [Parameter]
-    public SwitchParameter AsJob { get; set; }
 
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {

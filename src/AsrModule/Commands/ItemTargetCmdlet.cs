@@ -95,3 +95,11 @@ public abstract class ItemTargetCmdlet : AsrCmdlet
         }
     }
 }
+
+/// <summary>An item cmdlet whose operation is a job: waits in the foreground, or returns it at once with -AsJob.</summary>
+public abstract class ItemJobCmdlet : ItemTargetCmdlet
+{
+    /// <summary>Returns the job at once (also as a PowerShell job) instead of waiting for it.</summary>
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+}

@@ -13,11 +13,8 @@ namespace AsrModule.Commands;
 /// </summary>
 [Cmdlet(VerbsLifecycle.Resume, "AsrResync", SupportsShouldProcess = true, DefaultParameterSetName = ByObject)]
 [OutputType(typeof(AsrJob))]
-public sealed class ResumeAsrResyncCommand : ItemTargetCmdlet
+public sealed class ResumeAsrResyncCommand : ItemJobCmdlet
 {
-    [Parameter]
-    public SwitchParameter AsJob { get; set; }
-
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {
         var service = new ReplicationService(vault);

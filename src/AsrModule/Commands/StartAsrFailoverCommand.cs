@@ -16,7 +16,7 @@ namespace AsrModule.Commands;
 /// </summary>
 [Cmdlet(VerbsLifecycle.Start, "AsrFailover", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = ByObject)]
 [OutputType(typeof(AsrJob))]
-public sealed class StartAsrFailoverCommand : ItemTargetCmdlet
+public sealed class StartAsrFailoverCommand : ItemJobCmdlet
 {
     [Parameter(Mandatory = true)]
     public AsrLocalTarget Target { get; set; } = null!;
@@ -36,8 +36,6 @@ public sealed class StartAsrFailoverCommand : ItemTargetCmdlet
     [Parameter]
     public SwitchParameter SourceStopped { get; set; }
 
-    [Parameter]
-    public SwitchParameter AsJob { get; set; }
 
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {

@@ -9,14 +9,12 @@ namespace AsrModule.Commands;
 /// <summary>Ends a drill: stops serving its disks, deletes everything it made and records a comment.</summary>
 [Cmdlet(VerbsLifecycle.Start, "AsrTestFailoverCleanup", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = ByObject)]
 [OutputType(typeof(AsrJob))]
-public sealed class StartAsrTestFailoverCleanupCommand : ItemTargetCmdlet
+public sealed class StartAsrTestFailoverCleanupCommand : ItemJobCmdlet
 {
     /// <summary>What the drill showed; kept on the item (LastTestFailover) and in the job.</summary>
     [Parameter]
     public string? Comment { get; set; }
 
-    [Parameter]
-    public SwitchParameter AsJob { get; set; }
 
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {

@@ -12,7 +12,7 @@ namespace AsrModule.Commands;
 /// <summary>Starts a drill: the point's disks served over NBD under copy-on-write overlays; production replication continues.</summary>
 [Cmdlet(VerbsLifecycle.Start, "AsrTestFailover", SupportsShouldProcess = true, DefaultParameterSetName = ByObject)]
 [OutputType(typeof(AsrJob))]
-public sealed class StartAsrTestFailoverCommand : ItemTargetCmdlet
+public sealed class StartAsrTestFailoverCommand : ItemJobCmdlet
 {
     [Parameter]
     [RecoveryPointChoiceTransformation]
@@ -21,8 +21,6 @@ public sealed class StartAsrTestFailoverCommand : ItemTargetCmdlet
     [Parameter(Mandatory = true)]
     public AsrLocalTarget Target { get; set; } = null!;
 
-    [Parameter]
-    public SwitchParameter AsJob { get; set; }
 
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {

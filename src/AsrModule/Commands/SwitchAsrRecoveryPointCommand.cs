@@ -11,14 +11,12 @@ namespace AsrModule.Commands;
 /// <summary>Before commit: recovers the failed-over machine from another recovery point.</summary>
 [Cmdlet(VerbsCommon.Switch, "AsrRecoveryPoint", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = ByObject)]
 [OutputType(typeof(AsrJob))]
-public sealed class SwitchAsrRecoveryPointCommand : ItemTargetCmdlet
+public sealed class SwitchAsrRecoveryPointCommand : ItemJobCmdlet
 {
     [Parameter(Mandatory = true)]
     [RecoveryPointChoiceTransformation]
     public RecoveryPointChoice RecoveryPoint { get; set; } = null!;
 
-    [Parameter]
-    public SwitchParameter AsJob { get; set; }
 
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {

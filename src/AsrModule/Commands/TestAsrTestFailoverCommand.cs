@@ -12,11 +12,8 @@ namespace AsrModule.Commands;
 /// </summary>
 [Cmdlet(VerbsDiagnostic.Test, "AsrTestFailover", DefaultParameterSetName = ByObject)]
 [OutputType(typeof(AsrJob))]
-public sealed class TestAsrTestFailoverCommand : ItemTargetCmdlet
+public sealed class TestAsrTestFailoverCommand : ItemJobCmdlet
 {
-    [Parameter]
-    public SwitchParameter AsJob { get; set; }
-
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item) =>
         RunItemJob(vault, item, "VerifyTestFailover", null, ctx => new TestFailoverService(vault).VerifyAsync(item, ctx), AsJob);
 }

@@ -9,11 +9,8 @@ namespace AsrModule.Commands;
 /// <summary>Before commit: cancels a failover; the recovered disks are deleted and protection resumes from the original disks.</summary>
 [Cmdlet(VerbsCommon.Undo, "AsrFailover", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = ByObject)]
 [OutputType(typeof(AsrJob))]
-public sealed class UndoAsrFailoverCommand : ItemTargetCmdlet
+public sealed class UndoAsrFailoverCommand : ItemJobCmdlet
 {
-    [Parameter]
-    public SwitchParameter AsJob { get; set; }
-
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item) =>
         RunLockedOperation(vault, item, ItemOperation.CancelFailover, "CancelFailover",
             $"Cancel the failover and delete the recovered disks in '{item.Failover?.TargetPath}'",

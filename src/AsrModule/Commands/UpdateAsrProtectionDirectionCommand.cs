@@ -12,14 +12,12 @@ namespace AsrModule.Commands;
 /// </summary>
 [Cmdlet(VerbsData.Update, "AsrProtectionDirection", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = ByObject)]
 [OutputType(typeof(AsrJob))]
-public sealed class UpdateAsrProtectionDirectionCommand : ItemTargetCmdlet
+public sealed class UpdateAsrProtectionDirectionCommand : ItemJobCmdlet
 {
     /// <summary>Disks to fail back to instead of the original ones, one per disk in the item's order.</summary>
     [Parameter]
     public string[]? AlternateDisk { get; set; }
 
-    [Parameter]
-    public SwitchParameter AsJob { get; set; }
 
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {
