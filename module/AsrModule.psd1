@@ -18,7 +18,9 @@
         'New-AsrLocalTarget', 'Start-AsrTestFailover', 'Start-AsrTestFailoverCleanup',
         'Start-AsrFailover', 'Switch-AsrRecoveryPoint', 'Undo-AsrFailover', 'Complete-AsrFailover',
         'Update-AsrProtectionDirection', 'Invoke-AsrFailback', 'Resume-AsrResync', 'Test-AsrTestFailover',
-        'Start-AsrRecoveryPlan', 'Resume-AsrJob', 'Restart-AsrJob'
+        'Start-AsrRecoveryPlan', 'Resume-AsrJob', 'Restart-AsrJob',
+        'Set-AsrProtectedItem', 'Test-AsrRecoveryPoint', 'Get-AsrEvent',
+        'Start-AsrAgent', 'Stop-AsrAgent', 'Get-AsrAgent'
     )
     NestedModules        = @('AsrModule.Plans.psm1')
     FunctionsToExport    = @('AsrRecoveryPlan', 'AsrGroup', 'AsrStep', 'AsrPause')

@@ -17,4 +17,6 @@ public enum AsrErrorKind
     OperationStopped,
     ResourceBusy,
     NotImplemented,
+    OperationTimeout,
+    ConnectionError,
 }

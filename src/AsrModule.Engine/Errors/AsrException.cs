@@ -53,9 +53,20 @@ public static class AsrErrorIds
     public const string JobNotRunningHere = "JobNotRunningHere";
     public const string OperationCancelled = "OperationCancelled";
     public const string HookFailed = "HookFailed";
+    public const string ReplicationGroupNotFound = "ReplicationGroupNotFound";
+    public const string ReplicationGroupInvalid = "ReplicationGroupInvalid";
+    public const string AgentAlreadyRunning = "AgentAlreadyRunning";
+    public const string AgentNotFound = "AgentNotFound";
+    public const string AgentStartFailed = "AgentStartFailed";
+    public const string AgentStopTimeout = "AgentStopTimeout";
+    public const string AgentHostNameInvalid = "AgentHostNameInvalid";
     public const string FailoverTargetInvalid = "FailoverTargetInvalid";
     public const string SourceStillWriting = "SourceStillWriting";
     public const string RecoveryPlanInvalid = "RecoveryPlanInvalid";
     public const string RecoveryPlanStepFailed = "RecoveryPlanStepFailed";
     public const string JobNotResumable = "JobNotResumable";
+    /// <summary>The item's QEMU cannot be reached over QMP, or does not have one of the item's disks open.</summary>
+    public const string QemuSourceUnavailable = "QemuSourceUnavailable";
+    /// <summary>QEMU refused a QMP command the tracker needs (the message carries QEMU's error class and text).</summary>
+    public const string QemuCommandFailed = "QemuCommandFailed";
 }

@@ -1,7 +1,7 @@
 namespace AsrModule.Engine.Exports;
 
 /// <summary>
-/// Wire constants of the NBD protocol (fixed newstyle handshake, simple replies), as given by the
+/// Wire constants of the NBD protocol (fixed newstyle handshake, simple and structured replies), as given by the
 /// NetworkBlockDevice/nbd <c>doc/proto.md</c>. All integers travel big-endian.
 /// </summary>
 internal static class NbdProtocol
@@ -14,6 +14,7 @@ internal static class NbdProtocol
     // Transmission magics.
     public const uint RequestMagic = 0x25609513;
     public const uint SimpleReplyMagic = 0x67446698;
+    public const uint StructuredReplyMagic = 0x668e33ef;
 
     // Handshake flags (server, 16 bits) and client flags (32 bits).
     public const ushort FlagFixedNewstyle = 1 << 0;
@@ -48,6 +49,7 @@ internal static class NbdProtocol
     public const uint RepAck = 1;
     public const uint RepServer = 2;
     public const uint RepInfo = 3;
+    public const uint RepMetaContext = 4;
     public const uint RepFlagError = 1u << 31;
     public const uint RepErrUnsup = RepFlagError | 1;
     public const uint RepErrPolicy = RepFlagError | 2;
@@ -81,6 +83,16 @@ internal static class NbdProtocol
     public const ushort CmdFlagReqOne = 1 << 3;
     public const ushort CmdFlagFastZero = 1 << 4;
 
+    // Structured reply chunks: flags and types (bit 15 marks an error chunk).
+    public const ushort ReplyFlagDone = 1 << 0;
+    public const ushort ReplyTypeNone = 0;
+    public const ushort ReplyTypeOffsetData = 1;
+    public const ushort ReplyTypeOffsetHole = 2;
+    public const ushort ReplyTypeBlockStatus = 5;
+    public const ushort ReplyTypeErrorBit = 1 << 15;
+    public const ushort ReplyTypeError = ReplyTypeErrorBit | 1;
+    public const ushort ReplyTypeErrorOffset = ReplyTypeErrorBit | 2;
+
     // Error values (the only ones the protocol allows).
     public const uint EPerm = 1;
     public const uint EIo = 5;
@@ -94,6 +106,7 @@ internal static class NbdProtocol
     public const int RequestHeaderSize = 28;   // magic 4 + flags 2 + type 2 + handle 8 + offset 8 + length 4
     public const int SimpleReplyHeaderSize = 16; // magic 4 + error 4 + handle 8
     public const int OptionReplyHeaderSize = 20; // magic 8 + option 4 + type 4 + length 4
+    public const int StructuredReplyHeaderSize = 20; // magic 4 + flags 2 + type 2 + handle 8 + length 4
     public const int ExportNameTrailerZeroes = 124;
 
     /// <summary>Block-size constraints advertised in NBD_INFO_BLOCK_SIZE.</summary>

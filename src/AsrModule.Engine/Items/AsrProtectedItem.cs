@@ -17,6 +17,24 @@ public sealed class AsrProtectedItem
     public string? LastError { get; set; }
     public Guid? LastJobId { get; set; }
 
+    /// <summary>Host name of the agent that replicates this item continuously (null: none, cycles run only on request).</summary>
+    public string? AgentHost { get; set; }
+    /// <summary>Replication group: members get coordinated points taken at one instant.</summary>
+    public string? ReplicationGroup { get; set; }
+    /// <summary>
+    /// Script run with the argument "freeze" before an app-consistent point and "thaw" after it
+    /// (e.g. samples/hooks/fsfreeze.sh). Null: no app-consistent points.
+    /// </summary>
+    public string? AppConsistencyScript { get; set; }
+    /// <summary>QMP socket of the running QEMU/KVM guest whose disks these are: changes come from QEMU's dirty bitmaps.</summary>
+    public string? QmpSocketPath { get; set; }
+    public DateTimeOffset? LastAppConsistentPointTimeUtc { get; set; }
+    /// <summary>
+    /// Set before the freeze script runs and cleared after its thaw: a process killed in between leaves
+    /// it set, and the next cycle runs the thaw first so the application is not left frozen.
+    /// </summary>
+    public Guid? FreezeHeldByJobId { get; set; }
+
     // Filled in when read, from the policy in force; not stored.
     [System.Text.Json.Serialization.JsonIgnore] public TimeSpan? CurrentRpo { get; set; }
     [System.Text.Json.Serialization.JsonIgnore] public ReplicationHealth ReplicationHealth { get; set; }

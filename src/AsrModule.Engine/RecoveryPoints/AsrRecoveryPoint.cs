@@ -23,6 +23,16 @@ public sealed class AsrRecoveryPoint
     /// <summary>Pack objects this point's own extents live in.</summary>
     public List<string> Packs { get; set; } = new();
     public List<RecoveryPointDisk> Disks { get; set; } = new();
+    /// <summary>Set when the point belongs to a replication group's coordinated point (same id on every member).</summary>
+    public Guid? GroupPointId { get; set; }
+    public string? ReplicationGroup { get; set; }
+    /// <summary>How the changes were found ("HashScan", "QemuDirtyBitmap").</summary>
+    public string? Tracker { get; set; }
+    /// <summary>
+    /// 0: each disk's index is the point's delta over its parent. Above 0: the point was rebased by
+    /// retention (its parent pruned) and each disk's index is a full map stored under this generation.
+    /// </summary>
+    public int IndexGeneration { get; set; }
 
     [JsonIgnore] public string? VaultLocation { get; set; }
     [JsonIgnore] public long ChangedBytes => Disks.Sum(d => d.ChangedBytes);

@@ -19,17 +19,32 @@ internal static class ExtentIndex
         var span = buffer.AsSpan(8);
         foreach (var r in records)
         {
-            BinaryPrimitives.WriteInt64LittleEndian(span, r.FirstBlock);
-            BinaryPrimitives.WriteInt32LittleEndian(span[8..], r.BlockCount);
-            span[12] = (byte)r.Flags;
-            BinaryPrimitives.WriteInt32LittleEndian(span[13..], r.PackNumber);
-            BinaryPrimitives.WriteInt64LittleEndian(span[17..], r.PackOffset);
-            BinaryPrimitives.WriteInt32LittleEndian(span[25..], r.StoredLength);
-            BinaryPrimitives.WriteUInt64LittleEndian(span[29..], r.PlainHash);
+            WriteRecord(span, r);
             span = span[ExtentRecord.EncodedSize..];
         }
         return buffer;
     }
+
+    /// <summary>One record in the index's layout; the full-map index (<see cref="FullMapIndex"/>) embeds the same layout.</summary>
+    internal static void WriteRecord(Span<byte> span, in ExtentRecord r)
+    {
+        BinaryPrimitives.WriteInt64LittleEndian(span, r.FirstBlock);
+        BinaryPrimitives.WriteInt32LittleEndian(span[8..], r.BlockCount);
+        span[12] = (byte)r.Flags;
+        BinaryPrimitives.WriteInt32LittleEndian(span[13..], r.PackNumber);
+        BinaryPrimitives.WriteInt64LittleEndian(span[17..], r.PackOffset);
+        BinaryPrimitives.WriteInt32LittleEndian(span[25..], r.StoredLength);
+        BinaryPrimitives.WriteUInt64LittleEndian(span[29..], r.PlainHash);
+    }
+
+    internal static ExtentRecord ReadRecord(ReadOnlySpan<byte> span) => new(
+        BinaryPrimitives.ReadInt64LittleEndian(span),
+        BinaryPrimitives.ReadInt32LittleEndian(span[8..]),
+        (ExtentFlags)span[12],
+        BinaryPrimitives.ReadInt32LittleEndian(span[13..]),
+        BinaryPrimitives.ReadInt64LittleEndian(span[17..]),
+        BinaryPrimitives.ReadInt32LittleEndian(span[25..]),
+        BinaryPrimitives.ReadUInt64LittleEndian(span[29..]));
 
     public static ExtentRecord[] Decode(byte[] buffer, string key)
     {
@@ -42,14 +57,7 @@ internal static class ExtentIndex
         ReadOnlySpan<byte> span = buffer.AsSpan(8);
         for (int i = 0; i < count; i++)
         {
-            records[i] = new ExtentRecord(
-                BinaryPrimitives.ReadInt64LittleEndian(span),
-                BinaryPrimitives.ReadInt32LittleEndian(span[8..]),
-                (ExtentFlags)span[12],
-                BinaryPrimitives.ReadInt32LittleEndian(span[13..]),
-                BinaryPrimitives.ReadInt64LittleEndian(span[17..]),
-                BinaryPrimitives.ReadInt32LittleEndian(span[25..]),
-                BinaryPrimitives.ReadUInt64LittleEndian(span[29..]));
+            records[i] = ReadRecord(span);
             span = span[ExtentRecord.EncodedSize..];
         }
         return records;

@@ -16,8 +16,17 @@ public readonly record struct MapSegment(long FirstBlock, int BlockCount, int Ex
 }
 
 /// <summary>
+/// One segment of a flattened map, self-contained: blocks [FirstBlock, FirstBlock+BlockCount) of the
+/// disk are blocks [Skip, Skip+BlockCount) of <see cref="Extent"/>. What a rebased point's full map stores.
+/// </summary>
+public readonly record struct FlattenedSegment(SourcedExtent Extent, long FirstBlock, int BlockCount, int Skip)
+{
+    public long EndBlock => FirstBlock + BlockCount;
+}
+
+/// <summary>
 /// The logically full content of one disk at one point: the chain of delta indexes from the base
-/// point up to this one, overlaid in order. Memory is proportional to the number of extents, not to
+/// point (or a rebased point's full map) up to this one, overlaid in order. Memory is proportional to the number of extents, not to
 /// the disk size, so large disks with few changes stay cheap.
 /// </summary>
 public sealed class ExtentMap
@@ -69,6 +78,33 @@ public sealed class ExtentMap
         while (result.Count > 0 && result[^1].FirstBlock >= blocks) result.RemoveAt(result.Count - 1);
         if (result.Count > 0 && result[^1].EndBlock > blocks)
             result[^1] = result[^1] with { BlockCount = (int)(blocks - result[^1].FirstBlock) };
+        _segments = result;
+    }
+
+    /// <summary>The map as self-contained segments, in block order: what a rebase writes as a full map.</summary>
+    public IEnumerable<FlattenedSegment> Flatten() =>
+        _segments.Select(s => new FlattenedSegment(_extents[s.ExtentRef], s.FirstBlock, s.BlockCount, s.Skip));
+
+    /// <summary>
+    /// Replaces the map with a flattened one (sorted, non-overlapping: see FullMapIndex). A rebased
+    /// point has no parent, so this is always the first link of a chain; later links overlay it.
+    /// </summary>
+    public void LoadFlattened(IReadOnlyList<FlattenedSegment> segments)
+    {
+        _extents.Clear();
+        // Several segments may cut the same stored extent; one ExtentRef each keeps exports decoding it once.
+        var refs = new Dictionary<(long Sequence, int Pack, long Offset), int>();
+        var result = new List<MapSegment>(segments.Count);
+        foreach (var s in segments)
+        {
+            var key = (s.Extent.Sequence, s.Extent.Record.PackNumber, s.Extent.Record.PackOffset);
+            if (!refs.TryGetValue(key, out int extentRef))
+            {
+                _extents.Add(s.Extent);
+                refs[key] = extentRef = _extents.Count - 1;
+            }
+            result.Add(new MapSegment(s.FirstBlock, s.BlockCount, extentRef, s.Skip));
+        }
         _segments = result;
     }
 

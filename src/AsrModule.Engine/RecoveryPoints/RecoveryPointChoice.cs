@@ -24,12 +24,18 @@ public sealed record RecoveryPointChoice(RecoveryPointKind Kind, long? Sequence 
     public Guid? PointId { get; init; }
     public string? ItemName { get; init; }
 
+    /// <summary>Set when the user gave a replication group's point: each member uses its own point of it.</summary>
+    public Replication.Groups.AsrGroupRecoveryPoint? GroupPoint { get; init; }
+
     public static RecoveryPointChoice LatestProcessed { get; } = new(RecoveryPointKind.LatestProcessed);
+    public static RecoveryPointChoice OfGroup(Replication.Groups.AsrGroupRecoveryPoint point) =>
+        new(RecoveryPointKind.Specific) { GroupPoint = point };
     public static RecoveryPointChoice Of(AsrRecoveryPoint point) =>
         new(RecoveryPointKind.Specific, point.Sequence) { ItemId = point.ItemId, PointId = point.PointId, ItemName = point.ItemName };
 
     public override string ToString() => Kind switch
     {
+        RecoveryPointKind.Specific when GroupPoint is { } g => $"group point {g}",
         RecoveryPointKind.Specific when Sequence is { } s => $"point {s}",
         RecoveryPointKind.Specific => $"the newest point at or before {AtOrBefore:u}",
         _ => Kind.ToString(),
@@ -42,8 +48,14 @@ public sealed record RecoveryPointChoice(RecoveryPointKind Kind, long? Sequence 
             throw new AsrException(AsrErrorIds.RecoveryPointNotFound, AsrErrorKind.InvalidArgument,
                 $"The recovery point given is point {Sequence} of '{ItemName}', not of '{item.Name}'.", item.Name);
         var points = await vault.GetPointsAsync(item, ct).ConfigureAwait(false);
+        long? groupMemberSequence = null;
+        if (GroupPoint is { } gp)
+            groupMemberSequence = gp.Members.FirstOrDefault(m => m.ItemId == item.Id)?.PointSequence
+                ?? throw new AsrException(AsrErrorIds.RecoveryPointNotFound, AsrErrorKind.InvalidArgument,
+                    $"'{item.Name}' is not a member of group point {gp}; its members are {gp.MemberNames}.", item.Name);
         AsrRecoveryPoint? found = Kind switch
         {
+            _ when groupMemberSequence is { } gs => points.FirstOrDefault(p => p.Sequence == gs && p.GroupPointId == GroupPoint!.GroupPointId),
             RecoveryPointKind.Latest or RecoveryPointKind.LatestProcessed => points.LastOrDefault(),
             RecoveryPointKind.LatestAppConsistent => points.LastOrDefault(p => p.Consistency == RecoveryPointConsistency.AppConsistent),
             _ when Sequence is { } s => points.FirstOrDefault(p => p.Sequence == s && (PointId is null || p.PointId == PointId)),

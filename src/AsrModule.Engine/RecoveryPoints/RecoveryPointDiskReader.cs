@@ -39,13 +39,34 @@ public sealed class RecoveryPointDiskReader : IDisposable
         {
             var linkDisk = link.Disks.FirstOrDefault(d => d.DiskId == pointDisk.DiskId);
             if (linkDisk is null) continue;
-            string key = VaultLayout.PointIndex(point.ItemId, link.Sequence, pointDisk.DiskId);
-            var sealedIndex = await vault.Store.ReadAllAsync(key, cancellationToken).ConfigureAwait(false)
-                ?? throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData, $"Extent index '{key}' of point {link} is missing.", key);
-            var records = ExtentIndex.Decode(Security.MetadataSealer.Open(sealedIndex, vault.Key, key), key);
-            map.Overlay(link.Sequence, records, linkDisk.SizeBytes, linkDisk.BlockSize);
+            // A rebased link has no parent, so it is the chain's base: its full map replaces the (empty) map.
+            if (link.IndexGeneration > 0)
+                map.LoadFlattened(await ReadFullMapAsync(vault, link, pointDisk.DiskId, cancellationToken).ConfigureAwait(false));
+            else
+                map.Overlay(link.Sequence, await ReadDeltaAsync(vault, link, pointDisk.DiskId, cancellationToken).ConfigureAwait(false), linkDisk.SizeBytes, linkDisk.BlockSize);
         }
         return new RecoveryPointDiskReader(vault, point, pointDisk, map);
+    }
+
+    /// <summary>The extents <paramref name="point"/> itself stored for a disk (its delta index).</summary>
+    private static async Task<ExtentRecord[]> ReadDeltaAsync(AsrVault vault, AsrRecoveryPoint point, string diskId, CancellationToken cancellationToken)
+    {
+        string key = VaultLayout.PointIndex(point.ItemId, point.Sequence, diskId);
+        return ExtentIndex.Decode(await ReadSealedAsync(vault, point, key, cancellationToken).ConfigureAwait(false), key);
+    }
+
+    /// <summary>The full map of a rebased point's disk, under the generation its manifest names.</summary>
+    internal static async Task<FlattenedSegment[]> ReadFullMapAsync(AsrVault vault, AsrRecoveryPoint point, string diskId, CancellationToken cancellationToken)
+    {
+        string key = VaultLayout.PointFullMap(point.ItemId, point.Sequence, diskId, point.IndexGeneration);
+        return FullMapIndex.Decode(await ReadSealedAsync(vault, point, key, cancellationToken).ConfigureAwait(false), key);
+    }
+
+    private static async Task<byte[]> ReadSealedAsync(AsrVault vault, AsrRecoveryPoint point, string key, CancellationToken cancellationToken)
+    {
+        var sealedIndex = await vault.Store.ReadAllAsync(key, cancellationToken).ConfigureAwait(false)
+            ?? throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData, $"Extent index '{key}' of point {point} is missing.", key);
+        return Security.MetadataSealer.Open(sealedIndex, vault.Key, key);
     }
 
     private ExtentCodec RentCodec() => _codecs.TryTake(out var c) ? c : new ExtentCodec(_vault.Key, 0);

@@ -39,6 +39,7 @@ internal sealed class DiskSource : IDisposable
         {
             bool isBlockDevice = IsBlockDevicePath(path);
             long size = isBlockDevice ? DeviceSize(handle, path) : RandomAccess.GetLength(handle);
+            if (isBlockDevice) DropCachedPages(handle);
             var source = new DiskSource(path, handle, size, isBlockDevice);
             // Prove the disk is readable now rather than half-way through a job.
             if (size > 0)
@@ -78,6 +79,22 @@ internal sealed class DiskSource : IDisposable
 
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
     private static extern long lseek(int fd, long offset, int whence);
+
+    [System.Runtime.InteropServices.DllImport("libc")]
+    private static extern int posix_fadvise(int fd, long offset, long length, int advice);
+
+    /// <summary>
+    /// A mounted filesystem writes file data to its device with bios that bypass the device node's page
+    /// cache, so pages this process cached in an earlier cycle can be stale. Dropping them (they are
+    /// clean) makes the reads of this cycle go to the device.
+    /// </summary>
+    private static void DropCachedPages(SafeFileHandle handle)
+    {
+        bool added = false;
+        handle.DangerousAddRef(ref added);
+        try { posix_fadvise((int)handle.DangerousGetHandle(), 0, 0, 4 /* POSIX_FADV_DONTNEED */); }
+        finally { if (added) handle.DangerousRelease(); }
+    }
 
     private static bool IsBlockDevicePath(string path)
     {

@@ -4,6 +4,8 @@ using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;
 using AsrModule.Engine.Policies;
 using AsrModule.Engine.RecoveryPoints;
+using AsrModule.Engine.Replication.Consistency;
+using AsrModule.Engine.Replication.Tracking;
 using AsrModule.Engine.Security;
 using AsrModule.Engine.Vault;
 using Microsoft.Extensions.Logging;
@@ -37,183 +39,343 @@ internal sealed class ReplicationCycle
         _context = context;
     }
 
-    public static Task<AsrJobResult> RunAsync(AsrVault vault, AsrProtectedItem item, bool forceResync, JobContext context) =>
-        new ReplicationCycle(vault, item, context).RunAsync(forceResync);
+    public static Task<AsrJobResult> RunAsync(AsrVault vault, AsrProtectedItem item, bool forceResync, JobContext context, CycleOptions? options = null) =>
+        new ReplicationCycle(vault, item, context).RunAsync(forceResync, options ?? CycleOptions.Default);
 
-    private async Task<AsrJobResult> RunAsync(bool forceResync)
+    /// <summary>A cycle whose phases a group cycle drives for several machines at one instant.</summary>
+    internal static ReplicationCycle ForGroup(AsrVault vault, AsrProtectedItem item, JobContext context) => new(vault, item, context);
+
+    internal AsrProtectedItem Item => _item;
+    internal long Sequence => _sequence;
+    internal IChangeTracker? Tracker => _tracker;
+    internal FreezeHook? Hook => _hook;
+    internal RecoveryPointConsistency Consistency => _consistency;
+    internal string? ConsistencyNote => _consistencyNote;
+
+    private AsrPolicy _policy = null!;
+    private AsrRecoveryPoint? _latest;
+    private long _sequence;
+    private CycleMode _mode;
+    private IChangeTracker? _tracker;
+    private FreezeHook? _hook;
+    private IReadOnlyList<IDiskCapture> _captures = [];
+    private DateTimeOffset _captureUtc;
+    private RecoveryPointConsistency _consistency;
+    private string? _consistencyNote;
+    private BlockHashTable[] _tables = [];
+    private PipelineResult? _stored;
+
+    private async Task<AsrJobResult> RunAsync(bool forceResync, CycleOptions options)
     {
-        var ct = _context.CancellationToken;
-        var policy = await _vault.GetPolicyAsync(_item.PolicyName, ct).ConfigureAwait(false);
-        var latest = await _vault.GetLatestPointAsync(_item.Id, ct).ConfigureAwait(false);
-        await RemoveLeftoversAsync(latest?.Sequence ?? 0, ct).ConfigureAwait(false);
-        long sequence = (latest?.Sequence ?? 0) + 1;
-        var sources = new List<DiskSource>();
-        var mode = CycleMode.Initial;
-        var startedUtc = DateTimeOffset.UtcNow;
         try
         {
-            var jobId = _context.Job.Id;
-            _item = await _vault.UpdateItemAsync(_item.Id, i =>
-            {
-                if (i.CycleInProgressJobId is { } previous && previous != jobId && latest is not null)
-                    i.MarkResyncRequired($"The previous cycle (job {previous}) did not complete (process killed or transfer failed).");
-                // Cleared on success or clean cancellation; left set by a crash or a failure, forcing the next cycle to resync.
-                i.CycleInProgressJobId = jobId;
-                i.LastJobId = jobId;
-            }, ct).ConfigureAwait(false);
-            mode = latest is null ? CycleMode.Initial
-                : forceResync || _item.NeedsResync ? CycleMode.Resync
-                : CycleMode.Delta;
-
-            foreach (var disk in _item.Disks) sources.Add(DiskSource.Open(disk.SourcePath));
-            for (int i = 0; i < sources.Count; i++)
-            {
-                if (sources[i].Size == _item.Disks[i].SizeBytes) continue;
-                string reason = $"Disk '{_item.Disks[i].Name}' ({_item.Disks[i].SourcePath}) changed size from {_item.Disks[i].SizeBytes:N0} to {sources[i].Size:N0} bytes.";
-                if (mode == CycleMode.Delta)
-                {
-                    _item = await _vault.UpdateItemAsync(_item.Id, i => { i.CycleInProgressJobId = null; i.MarkResyncRequired(reason); }, ct).ConfigureAwait(false);
-                    throw new AsrException(AsrErrorIds.DiskSizeChanged, AsrErrorKind.InvalidOperation,
-                        reason + $" Item '{_item.Name}' is now marked ResyncRequired; the next Invoke-AsrReplication compares checksums and sends only differing blocks.",
-                        _item.Disks[i].Name);
-                }
-                _context.Logger.LogInformation("{Reason} Resync adopts the new size.", reason);
-            }
-            _totalBytes = Math.Max(1, sources.Sum(s => s.Size));
-
-            var baselines = new BlockHashTable[sources.Count];
-            var forced = new long[sources.Count][];
-            for (int i = 0; i < sources.Count; i++)
-            {
-                // A resized disk resends its old and its new last block: either may be partial, and the
-                // vault's copy of a partial block cannot be trusted to line up with the new size.
-                long oldSize = latest?.Disks.FirstOrDefault(d => d.DiskId == _item.Disks[i].DiskId)?.SizeBytes ?? sources[i].Size;
-                forced[i] = oldSize == sources[i].Size ? [] : new[]
-                {
-                    BlockHashTable.BlockCount(oldSize, _item.Disks[i].BlockSize) - 1,
-                    BlockHashTable.BlockCount(sources[i].Size, _item.Disks[i].BlockSize) - 1,
-                }.Where(b => b >= 0 && b < BlockHashTable.BlockCount(sources[i].Size, _item.Disks[i].BlockSize)).Distinct().ToArray();
-                var disk = _item.Disks[i];
-                baselines[i] = mode switch
-                {
-                    CycleMode.Initial => BlockHashTable.Zero(sources[i].Size, disk.BlockSize, _vault.HashSeed),
-                    CycleMode.Delta => await LoadTrackerAsync(disk, latest!.Sequence, ct).ConfigureAwait(false)
-                        ?? await ReplicaHashesAsync(latest!, disk, sources[i].Size, "its change tracker is missing", ct).ConfigureAwait(false),
-                    _ => await ReplicaHashesAsync(latest!, disk, sources[i].Size, _item.ResyncReason ?? "resync was requested", ct).ConfigureAwait(false),
-                };
-            }
-            if (mode == CycleMode.Delta && _resyncedDisks.Count > 0) mode = CycleMode.Resync;
-
-            var tables = new BlockHashTable[sources.Count];
-            var pipeline = new DataPipeline(_vault.Store, _item.Id, sequence, _vault.Key,
-                policy.Compression == CompressionMethod.Zstd ? policy.CompressionLevel : 0, sources.Count, ct);
-            PipelineResult stored;
-            try
-            {
-                for (int i = 0; i < sources.Count; i++)
-                {
-                    tables[i] = new BlockHashTable(sources[i].Size, _item.Disks[i].BlockSize, _vault.HashSeed);
-                    await ScanAsync(i, sources[i], baselines[i], forced[i], tables[i], pipeline, mode, ct).ConfigureAwait(false);
-                }
-                stored = await pipeline.CompleteAsync().ConfigureAwait(false);
-            }
-            catch
-            {
-                await pipeline.AbortAsync().ConfigureAwait(false);
-                throw;
-            }
-            ct.ThrowIfCancellationRequested();
-            _context.Report(97, $"Publishing recovery point {sequence} of '{_item.Name}'");
-
-            var point = new AsrRecoveryPoint
-            {
-                PointId = Guid.NewGuid(),
-                Sequence = sequence,
-                ParentSequence = latest?.Sequence,
-                ItemId = _item.Id,
-                ItemName = _item.Name,
-                RecoveryPointTimeUtc = startedUtc,
-                Consistency = RecoveryPointConsistency.CrashConsistent,
-                JobId = _context.Job.Id,
-                Packs = stored.PackKeys,
-            };
-            for (int i = 0; i < sources.Count; i++)
-            {
-                var disk = _item.Disks[i];
-                var records = stored.RecordsByDisk[i];
-                records.Sort((a, b) => a.FirstBlock.CompareTo(b.FirstBlock));
-                string indexKey = VaultLayout.PointIndex(_item.Id, sequence, disk.DiskId);
-                await _vault.Store.WriteAsync(indexKey, MetadataSealer.Seal(ExtentIndex.Encode(records), _vault.Key, indexKey), ct).ConfigureAwait(false);
-                string trackerKey = VaultLayout.Tracker(_item.Id, disk.DiskId, sequence);
-                await _vault.Store.WriteAsync(trackerKey, MetadataSealer.Seal(tables[i].ToBytes(), _vault.Key, trackerKey), ct).ConfigureAwait(false);
-                point.Disks.Add(new RecoveryPointDisk
-                {
-                    DiskId = disk.DiskId,
-                    Name = disk.Name,
-                    SizeBytes = sources[i].Size,
-                    BlockSize = disk.BlockSize,
-                    ContentDigest = tables[i].Digest(),
-                    ChangedBlocks = records.Sum(r => (long)r.BlockCount),
-                    ChangedBytes = records.Sum(r => Math.Min((long)r.BlockCount * disk.BlockSize, sources[i].Size - r.FirstBlock * disk.BlockSize)),
-                    StoredBytes = records.Sum(r => (long)r.StoredLength),
-                    ExtentCount = records.Count,
-                });
-            }
-            // No cancellation from here: the manifest and the item record must agree.
-            if (!await _vault.Store.TryCreateAsync(VaultLayout.PointManifest(_item.Id, sequence), Storage.VaultJson.Serialize(point), CancellationToken.None).ConfigureAwait(false))
-                throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy,
-                    $"Another session published point {sequence} of '{_item.Name}' first; run the cycle again.", _item.Name);
-
-            var sizes = sources.Select(s => s.Size).ToArray();
-            _item = await _vault.UpdateItemAsync(_item.Id, i =>
-            {
-                for (int d = 0; d < sizes.Length; d++) i.Disks[d].SizeBytes = sizes[d];
-                if (i.State is ProtectedItemState.InitialReplicationPending or ProtectedItemState.ResyncRequired)
-                    i.State = ProtectedItemState.Protected;
-                i.ResyncReason = null;
-                i.LastError = null;
-                i.CycleInProgressJobId = null;
-                i.LastPointSequence = sequence;
-                i.LastRecoveryPointTimeUtc = point.RecoveryPointTimeUtc;
-                i.LastCycleUtc = DateTimeOffset.UtcNow;
-            }, CancellationToken.None).ConfigureAwait(false);
-            await RemoveOldTrackersAsync(sequence).ConfigureAwait(false);
-            _context.Report(100, $"Recovery point {sequence} of '{_item.Name}' published");
-            _context.Logger.LogInformation("Item {Item}: {Mode} cycle published point {Sequence}: {Changed} bytes changed, {Stored} stored",
-                _item.Name, mode, sequence, _changedBytes, stored.StoredBytes);
-
-            return new AsrJobResult
-            {
-                Mode = mode.ToString(),
-                RecoveryPointSequence = sequence,
-                RecoveryPointId = point.PointId,
-                BytesScanned = _bytesScanned,
-                BlocksCompared = tables.Sum(t => (long)t.Hashes.Length),
-                BytesSent = stored.StoredBytes,
-                ChangedBlocks = _changedBlocks,
-                ChangedBytes = _changedBytes,
-                BytesStored = stored.StoredBytes,
-                Note = _resyncedDisks.Count > 0 ? "Checksum resync of: " + string.Join("; ", _resyncedDisks) : null,
-            };
-        }
-        catch (OperationCanceledException)
-        {
-            // A clean cancel leaves the previous point and its tracker intact: no resync needed.
-            await SaveQuietlyAsync(i => i.CycleInProgressJobId = null).ConfigureAwait(false);
-            throw;
+            await BeginAsync(forceResync, options.AppConsistent).ConfigureAwait(false);
+            await FreezeAsync().ConfigureAwait(false);
+            await CaptureAsync().ConfigureAwait(false);
+            if (_tracker!.CapturesPointInTime) await ThawAsync().ConfigureAwait(false);
+            await ScanAsync().ConfigureAwait(false);
+            await ThawAsync().ConfigureAwait(false);
+            return await PublishAsync(null, null).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
-            await RecordErrorAsync(ex.Message).ConfigureAwait(false);
+            await FailAsync(ex).ConfigureAwait(false);
             throw;
         }
         finally
         {
-            foreach (var s in sources) s.Dispose();
+            await DisposeAsync().ConfigureAwait(false);
         }
     }
 
+    /// <summary>Reads the policy and the latest point, cleans up an unpublished cycle, marks the cycle in progress and picks the mode.</summary>
+    /// <param name="freeze">Run the item's freeze script (when it has one) around the capture.</param>
+    internal async Task BeginAsync(bool forceResync, bool freeze)
+    {
+        var ct = _context.CancellationToken;
+        _policy = await _vault.GetPolicyAsync(_item.PolicyName, ct).ConfigureAwait(false);
+        _latest = await _vault.GetLatestPointAsync(_item.Id, ct).ConfigureAwait(false);
+        await RemoveLeftoversAsync(_latest?.Sequence ?? 0, ct).ConfigureAwait(false);
+        _sequence = (_latest?.Sequence ?? 0) + 1;
+        var jobId = _context.Job.Id;
+        var latest = _latest;
+        _item = await _vault.UpdateItemAsync(_item.Id, i =>
+        {
+            if (i.CycleInProgressJobId is { } previous && previous != jobId && latest is not null)
+                i.MarkResyncRequired($"The previous cycle (job {previous}) did not complete (process killed or transfer failed).");
+            // Cleared on success or clean cancellation; left set by a crash or a failure, forcing the next cycle to resync.
+            i.CycleInProgressJobId = jobId;
+            i.LastJobId = jobId;
+        }, ct).ConfigureAwait(false);
+        _mode = _latest is null ? CycleMode.Initial
+            : forceResync || _item.NeedsResync ? CycleMode.Resync
+            : CycleMode.Delta;
+        if (_item.FreezeHeldByJobId is { } heldBy && heldBy != jobId && _item.AppConsistencyScript is not null)
+            await RecoverFreezeAsync(heldBy).ConfigureAwait(false);
+        _tracker = await ChangeTrackers.OpenAsync(_item, _context.Logger, ct).ConfigureAwait(false);
+        if (freeze && _item.AppConsistencyScript is not null)
+            _hook = new FreezeHook(_item, _sequence, _context.Logger);
+    }
+
+    /// <summary>A cycle of job <paramref name="heldBy"/> died between freeze and thaw: thaw now, before anything else.</summary>
+    private async Task RecoverFreezeAsync(Guid heldBy)
+    {
+        var hook = new FreezeHook(_item, _sequence, _context.Logger);
+        hook.MarkFrozen();
+        string? error = await hook.ThawAsync().ConfigureAwait(false);
+        _context.Logger.LogWarning("Item {Item}: the cycle of job {Job} ended while its freeze was held; thaw run {Outcome}", _item.Name, heldBy, error is null ? "successfully" : "and failed: " + error);
+        await _vault.Events.WriteAsync(error is null ? Events.AsrEventSeverity.Warning : Events.AsrEventSeverity.Error, Events.AsrEventTypes.FreezeRecovered,
+            $"The cycle of job {heldBy} ended while '{_item.Name}' was frozen; the thaw script was run{(error is null ? "" : " and failed: " + error)}.", _item.Name, jobId: _context.Job.Id).ConfigureAwait(false);
+        await SaveQuietlyAsync(i => i.FreezeHeldByJobId = null).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs the item's freeze script; a failed freeze leaves the point crash-consistent (noted), not failed.</summary>
+    internal async Task FreezeAsync()
+    {
+        _consistency = RecoveryPointConsistency.CrashConsistent;
+        if (_hook is null) return;
+        var jobId = _context.Job.Id;
+        _item = await _vault.UpdateItemAsync(_item.Id, i => i.FreezeHeldByJobId = jobId, _context.CancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _hook.FreezeAsync(_context.CancellationToken).ConfigureAwait(false);
+            _consistency = RecoveryPointConsistency.AppConsistent;
+        }
+        catch (AsrException ex) when (ex.ErrorId == AsrErrorIds.HookFailed)
+        {
+            _consistencyNote = "App-consistent point not possible: " + ex.Message + " The point is crash-consistent.";
+            _context.Logger.LogWarning("{Note}", _consistencyNote);
+            _hook = null;
+            await SaveQuietlyAsync(i => i.FreezeHeldByJobId = null).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A group member whose group needs no freeze this time.</summary>
+    internal Task SkipFreezeAsync()
+    {
+        _hook = null;
+        _consistency = RecoveryPointConsistency.CrashConsistent;
+        return Task.CompletedTask;
+    }
+
+    internal void MarkCrashConsistent() => _consistency = RecoveryPointConsistency.CrashConsistent;
+
+    internal async Task ThawAsync()
+    {
+        if (_hook is null || !_hook.IsFrozen) return;
+        if (await _hook.ThawAsync().ConfigureAwait(false) is { } error)
+            _consistencyNote = $"The thaw script failed after the capture: {error}";
+        await SaveQuietlyAsync(i => i.FreezeHeldByJobId = null).ConfigureAwait(false);
+    }
+
+    /// <summary>Captures every disk at one instant (the point's time).</summary>
+    internal async Task CaptureAsync(DateTimeOffset? instantUtc = null)
+    {
+        var ct = _context.CancellationToken;
+        _captureUtc = instantUtc ?? _vault.Clock.GetUtcNow();
+        _captures = await _tracker!.CaptureAsync(_item, _latest?.Sequence ?? 0, _sequence, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Finds the changed blocks of every captured disk and stores them in packs.</summary>
+    internal async Task ScanAsync()
+    {
+        var ct = _context.CancellationToken;
+        var captures = _item.Disks.Select(d => _captures.First(c => c.DiskId == d.DiskId)).ToList();
+        for (int i = 0; i < captures.Count; i++)
+        {
+            if (captures[i].Size == _item.Disks[i].SizeBytes) continue;
+            string reason = $"Disk '{_item.Disks[i].Name}' ({_item.Disks[i].SourcePath}) changed size from {_item.Disks[i].SizeBytes:N0} to {captures[i].Size:N0} bytes.";
+            if (_mode == CycleMode.Delta)
+            {
+                _item = await _vault.UpdateItemAsync(_item.Id, i => { i.CycleInProgressJobId = null; i.MarkResyncRequired(reason); }, ct).ConfigureAwait(false);
+                throw new AsrException(AsrErrorIds.DiskSizeChanged, AsrErrorKind.InvalidOperation,
+                    reason + $" Item '{_item.Name}' is now marked ResyncRequired; the next Invoke-AsrReplication compares checksums and sends only differing blocks.",
+                    _item.Disks[i].Name);
+            }
+            _context.Logger.LogInformation("{Reason} Resync adopts the new size.", reason);
+        }
+        _totalBytes = Math.Max(1, captures.Sum(s => s.Size));
+
+        var baselines = new BlockHashTable[captures.Count];
+        var forced = new long[captures.Count][];
+        var ranges = new IReadOnlyList<ByteRange>?[captures.Count];
+        for (int i = 0; i < captures.Count; i++)
+        {
+            // A resized disk resends its old and its new last block: either may be partial, and the
+            // vault's copy of a partial block cannot be trusted to line up with the new size.
+            long size = captures[i].Size;
+            long oldSize = _latest?.Disks.FirstOrDefault(d => d.DiskId == _item.Disks[i].DiskId)?.SizeBytes ?? size;
+            forced[i] = oldSize == size ? [] : new[]
+            {
+                BlockHashTable.BlockCount(oldSize, _item.Disks[i].BlockSize) - 1,
+                BlockHashTable.BlockCount(size, _item.Disks[i].BlockSize) - 1,
+            }.Where(b => b >= 0 && b < BlockHashTable.BlockCount(size, _item.Disks[i].BlockSize)).Distinct().ToArray();
+            var disk = _item.Disks[i];
+            BlockHashTable? tracked = null;
+            baselines[i] = _mode switch
+            {
+                CycleMode.Initial => BlockHashTable.Zero(size, disk.BlockSize, _vault.HashSeed),
+                CycleMode.Delta => (tracked = await LoadTrackerAsync(disk, _latest!.Sequence, ct).ConfigureAwait(false))
+                    ?? await ReplicaHashesAsync(_latest!, disk, size, "its change tracker is missing", ct).ConfigureAwait(false),
+                _ => await ReplicaHashesAsync(_latest!, disk, size, _item.ResyncReason ?? "resync was requested", ct).ConfigureAwait(false),
+            };
+            // Only a delta over an intact hash table may trust the tracker's changed ranges.
+            ranges[i] = _mode == CycleMode.Delta && tracked is not null && oldSize == size ? captures[i].ChangedRanges : null;
+            if (_mode == CycleMode.Delta && tracked is not null && captures[i].HistoryLostReason is { } lost)
+                _fullScans.Add($"disk '{disk.Name}' read in full ({lost})");
+        }
+        if (_mode == CycleMode.Delta && _resyncedDisks.Count > 0) _mode = CycleMode.Resync;
+
+        _tables = new BlockHashTable[captures.Count];
+        var pipeline = new DataPipeline(_vault.Store, _item.Id, _sequence, _vault.Key,
+            _policy.Compression == CompressionMethod.Zstd ? _policy.CompressionLevel : 0, captures.Count, ct);
+        try
+        {
+            for (int i = 0; i < captures.Count; i++)
+            {
+                _tables[i] = ranges[i] is null
+                    ? new BlockHashTable(captures[i].Size, _item.Disks[i].BlockSize, _vault.HashSeed)
+                    : baselines[i].Clone();
+                await ScanDiskAsync(i, captures[i], ranges[i], baselines[i], forced[i], _tables[i], pipeline, ct).ConfigureAwait(false);
+            }
+            _stored = await pipeline.CompleteAsync().ConfigureAwait(false);
+        }
+        catch
+        {
+            await pipeline.AbortAsync().ConfigureAwait(false);
+            throw;
+        }
+        ct.ThrowIfCancellationRequested();
+    }
+
+    /// <summary>
+    /// Writes the indexes and trackers, then publishes the manifest (the atomic step) and updates the item.
+    /// A group member passes its group's point id and name; the group record is written after all members.
+    /// </summary>
+    internal async Task<AsrJobResult> PublishAsync(Guid? groupPointId, string? groupName, DateTimeOffset? pointTimeUtc = null)
+    {
+        var ct = _context.CancellationToken;
+        var stored = _stored!;
+        var sequence = _sequence;
+        _context.Report(97, $"Publishing recovery point {sequence} of '{_item.Name}'");
+        var point = new AsrRecoveryPoint
+        {
+            PointId = Guid.NewGuid(),
+            Sequence = sequence,
+            ParentSequence = _latest?.Sequence,
+            ItemId = _item.Id,
+            ItemName = _item.Name,
+            RecoveryPointTimeUtc = pointTimeUtc ?? _captureUtc,
+            Consistency = _consistency,
+            JobId = _context.Job.Id,
+            Packs = stored.PackKeys,
+            GroupPointId = groupPointId,
+            ReplicationGroup = groupName,
+            Tracker = _tracker!.Kind,
+        };
+        var captures = _item.Disks.Select(d => _captures.First(c => c.DiskId == d.DiskId)).ToList();
+        for (int i = 0; i < captures.Count; i++)
+        {
+            var disk = _item.Disks[i];
+            var records = stored.RecordsByDisk[i];
+            records.Sort((a, b) => a.FirstBlock.CompareTo(b.FirstBlock));
+            string indexKey = VaultLayout.PointIndex(_item.Id, sequence, disk.DiskId);
+            await _vault.Store.WriteAsync(indexKey, MetadataSealer.Seal(ExtentIndex.Encode(records), _vault.Key, indexKey), ct).ConfigureAwait(false);
+            string trackerKey = VaultLayout.Tracker(_item.Id, disk.DiskId, sequence);
+            await _vault.Store.WriteAsync(trackerKey, MetadataSealer.Seal(_tables[i].ToBytes(), _vault.Key, trackerKey), ct).ConfigureAwait(false);
+            point.Disks.Add(new RecoveryPointDisk
+            {
+                DiskId = disk.DiskId,
+                Name = disk.Name,
+                SizeBytes = captures[i].Size,
+                BlockSize = disk.BlockSize,
+                ContentDigest = _tables[i].Digest(),
+                ChangedBlocks = records.Sum(r => (long)r.BlockCount),
+                ChangedBytes = records.Sum(r => Math.Min((long)r.BlockCount * disk.BlockSize, captures[i].Size - r.FirstBlock * disk.BlockSize)),
+                StoredBytes = records.Sum(r => (long)r.StoredLength),
+                ExtentCount = records.Count,
+            });
+        }
+        // No cancellation from here: the manifest and the item record must agree.
+        if (!await _vault.Store.TryCreateAsync(VaultLayout.PointManifest(_item.Id, sequence), Storage.VaultJson.Serialize(point), CancellationToken.None).ConfigureAwait(false))
+            throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy,
+                $"Another session published point {sequence} of '{_item.Name}' first; run the cycle again.", _item.Name);
+
+        var sizes = captures.Select(s => s.Size).ToArray();
+        var consistency = _consistency;
+        _item = await _vault.UpdateItemAsync(_item.Id, i =>
+        {
+            for (int d = 0; d < sizes.Length; d++) i.Disks[d].SizeBytes = sizes[d];
+            if (i.State is ProtectedItemState.InitialReplicationPending or ProtectedItemState.ResyncRequired)
+                i.State = ProtectedItemState.Protected;
+            i.ResyncReason = null;
+            i.LastError = null;
+            i.CycleInProgressJobId = null;
+            i.LastPointSequence = sequence;
+            i.LastRecoveryPointTimeUtc = point.RecoveryPointTimeUtc;
+            if (consistency == RecoveryPointConsistency.AppConsistent) i.LastAppConsistentPointTimeUtc = point.RecoveryPointTimeUtc;
+            i.LastCycleUtc = _vault.Clock.GetUtcNow();
+        }, CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            await _tracker.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // The point is published; a tracker that cannot forget its changes only makes the next cycle read more.
+            _context.Logger.LogWarning(ex, "Tracker of {Item} could not commit point {Sequence}", _item.Name, sequence);
+        }
+        await RemoveOldTrackersAsync(sequence).ConfigureAwait(false);
+        _context.Report(100, $"Recovery point {sequence} of '{_item.Name}' published");
+        _context.Logger.LogInformation("Item {Item}: {Mode} cycle published {Consistency} point {Sequence}: {Changed} bytes changed, {Stored} stored",
+            _item.Name, _mode, consistency, sequence, _changedBytes, stored.StoredBytes);
+
+        var notes = new List<string>();
+        if (_resyncedDisks.Count > 0) notes.Add("Checksum resync of: " + string.Join("; ", _resyncedDisks));
+        if (_fullScans.Count > 0) notes.Add(string.Join("; ", _fullScans));
+        if (_consistencyNote is not null) notes.Add(_consistencyNote);
+        return new AsrJobResult
+        {
+            Mode = _mode.ToString(),
+            RecoveryPointSequence = sequence,
+            RecoveryPointId = point.PointId,
+            BytesScanned = _bytesScanned,
+            BlocksCompared = _blocksCompared,
+            BytesSent = stored.StoredBytes,
+            ChangedBlocks = _changedBlocks,
+            ChangedBytes = _changedBytes,
+            BytesStored = stored.StoredBytes,
+            Note = notes.Count > 0 ? string.Join(" ", notes) : null,
+        };
+    }
+
+    /// <summary>Records a failed or cancelled cycle; the tracker keeps its changes for the next cycle.</summary>
+    internal async Task FailAsync(Exception ex)
+    {
+        await ThawAsync().ConfigureAwait(false);
+        if (_tracker is not null)
+        {
+            try { await _tracker.AbortAsync().ConfigureAwait(false); }
+            catch (Exception abortError) { _context.Logger.LogWarning(abortError, "Tracker of {Item} could not keep the cycle's changes", _item.Name); }
+        }
+        if (ex is OperationCanceledException)
+            // A clean cancel leaves the previous point and its tracker intact: no resync needed.
+            await SaveQuietlyAsync(i => i.CycleInProgressJobId = null).ConfigureAwait(false);
+        else
+            await RecordErrorAsync(ex.Message).ConfigureAwait(false);
+    }
+
+    internal async ValueTask DisposeAsync()
+    {
+        foreach (var c in _captures) c.Dispose();
+        _captures = [];
+        if (_tracker is not null) await _tracker.DisposeAsync().ConfigureAwait(false);
+        _tracker = null;
+    }
+
     private readonly List<string> _resyncedDisks = new();
+    private readonly List<string> _fullScans = new();
+    private long _blocksCompared;
     private int _scanBase;
 
     /// <summary>Reports on the calling thread (System.Progress would post to the pool and reorder reports).</summary>
@@ -222,21 +384,27 @@ internal sealed class ReplicationCycle
         public void Report(double value) => report(value);
     }
 
-    private async Task ScanAsync(int ordinal, DiskSource source, BlockHashTable baseline, long[] forced, BlockHashTable table, DataPipeline pipeline, CycleMode mode, CancellationToken ct)
+    private async Task ScanDiskAsync(int ordinal, IDiskCapture source, IReadOnlyList<ByteRange>? changed, BlockHashTable baseline, long[] forced, BlockHashTable table, DataPipeline pipeline, CancellationToken ct)
     {
         var disk = _item.Disks[ordinal];
         int bs = disk.BlockSize;
         long blockCount = table.Hashes.Length;
+        // The tracker's ranges, widened to whole blocks and to the forced blocks; null reads every block.
+        var spans = changed is null
+            ? new List<(long First, long End)> { (0, blockCount) }
+            : BlockSpans(changed, forced, bs, blockCount);
+        long spanBlocks = Math.Max(1, spans.Sum(s => s.End - s.First)), spanDone = 0;
         byte[] buffer = ArrayPool<byte>.Shared.Rent(ReadChunkBlocks * bs);
         try
         {
-            for (long chunkStart = 0; chunkStart < blockCount; chunkStart += ReadChunkBlocks)
+            foreach (var (first, end) in spans)
+            for (long chunkStart = first; chunkStart < end; chunkStart += ReadChunkBlocks)
             {
                 ct.ThrowIfCancellationRequested();
-                int blocks = (int)Math.Min(ReadChunkBlocks, blockCount - chunkStart);
+                int blocks = (int)Math.Min(ReadChunkBlocks, end - chunkStart);
                 long offset = chunkStart * bs;
                 int bytes = (int)Math.Min((long)blocks * bs, source.Size - offset);
-                source.ReadExactly(offset, buffer.AsSpan(0, bytes));
+                await source.ReadAsync(offset, buffer.AsMemory(0, bytes), ct).ConfigureAwait(false);
 
                 int runStart = 0, runLength = 0;
                 bool runZero = false;
@@ -246,14 +414,14 @@ internal sealed class ReplicationCycle
                     var span = buffer.AsSpan(b * bs, length);
                     ulong h = table.Hash(span);
                     table.Hashes[chunkStart + b] = h;
-                    bool changed = h != baseline.Hashes[chunkStart + b] || (forced.Length > 0 && forced.Contains(chunkStart + b));
-                    bool zero = changed && h == table.ZeroHash(length) && !span.ContainsAnyExcept((byte)0);
-                    if (runLength > 0 && (!changed || zero != runZero || runLength == MaxExtentBlocks))
+                    bool changedBlock = h != baseline.Hashes[chunkStart + b] || (forced.Length > 0 && forced.Contains(chunkStart + b));
+                    bool zero = changedBlock && h == table.ZeroHash(length) && !span.ContainsAnyExcept((byte)0);
+                    if (runLength > 0 && (!changedBlock || zero != runZero || runLength == MaxExtentBlocks))
                     {
                         await SubmitRunAsync(pipeline, ordinal, disk.DiskId, chunkStart, buffer, runStart, runLength, runZero, bytes, bs).ConfigureAwait(false);
                         runLength = 0;
                     }
-                    if (!changed) continue;
+                    if (!changedBlock) continue;
                     if (runLength == 0) { runStart = b; runZero = zero; }
                     runLength++;
                 }
@@ -261,14 +429,36 @@ internal sealed class ReplicationCycle
                     await SubmitRunAsync(pipeline, ordinal, disk.DiskId, chunkStart, buffer, runStart, runLength, runZero, bytes, bs).ConfigureAwait(false);
 
                 _bytesScanned += bytes;
-                _context.Report(_scanBase + (int)((95 - _scanBase) * _bytesScanned / _totalBytes),
-                    $"{mode} replication of '{_item.Name}': disk '{disk.Name}' {100 * (offset + bytes) / Math.Max(1, source.Size)}% read, {_changedBytes:N0} bytes changed");
+                _blocksCompared += blocks;
+                spanDone += blocks;
+                long share = changed is null ? _bytesScanned : (long)((double)spanDone / spanBlocks * source.Size);
+                _context.Report(_scanBase + (int)((95 - _scanBase) * Math.Min(1.0, (double)share / _totalBytes)),
+                    $"{_mode} replication of '{_item.Name}': disk '{disk.Name}' {100 * spanDone / spanBlocks}% of {(changed is null ? "blocks" : "changed blocks")} read, {_changedBytes:N0} bytes changed");
             }
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>Sorted, merged block spans covering the changed byte ranges and the forced blocks.</summary>
+    internal static List<(long First, long End)> BlockSpans(IReadOnlyList<ByteRange> changed, long[] forced, int blockSize, long blockCount)
+    {
+        var spans = changed.Where(r => r.Length > 0)
+            .Select(r => (First: r.Offset / blockSize, End: Math.Min(blockCount, (r.End + blockSize - 1) / blockSize)))
+            .Concat(forced.Select(b => (First: b, End: b + 1)))
+            .Where(s => s.First < s.End)
+            .OrderBy(s => s.First).ToList();
+        var merged = new List<(long First, long End)>();
+        foreach (var s in spans)
+        {
+            if (merged.Count > 0 && s.First <= merged[^1].End)
+                merged[^1] = (merged[^1].First, Math.Max(merged[^1].End, s.End));
+            else
+                merged.Add(s);
+        }
+        return merged;
     }
 
     private ValueTask SubmitRunAsync(DataPipeline pipeline, int ordinal, string diskId, long chunkStart, byte[] buffer, int runStart, int runLength, bool zero, int chunkBytes, int bs)

@@ -3,6 +3,7 @@ using AsrModule.Engine.Errors;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;
 using AsrModule.Engine.Vault;
+using Microsoft.Extensions.Logging;
 
 namespace AsrModule.Engine.Replication;
 
@@ -21,7 +22,7 @@ public sealed partial class ReplicationService
     private static partial Regex ItemNamePattern();
 
     /// <summary>Validates and registers a machine (state InitialReplicationPending). Nothing is written if any check fails.</summary>
-    public async Task<AsrProtectedItem> RegisterAsync(string name, IReadOnlyList<string> diskPaths, string policyName, CancellationToken ct, int blockSize = DefaultBlockSize)
+    public async Task<AsrProtectedItem> RegisterAsync(string name, IReadOnlyList<string> diskPaths, string policyName, CancellationToken ct, int blockSize = DefaultBlockSize, ItemReplicationSettings? settings = null)
     {
         if (blockSize < 512 || blockSize > (1 << 20) || (blockSize & (blockSize - 1)) != 0)
             throw new AsrException(AsrErrorIds.BlockSizeInvalid, AsrErrorKind.InvalidArgument, $"Block size {blockSize} must be a power of two from 512 bytes to 1 MiB.", blockSize);
@@ -65,6 +66,7 @@ public sealed partial class ReplicationService
                 IsBlockDevice = source.IsBlockDevice,
             });
         }
+        (settings ?? new ItemReplicationSettings()).ApplyTo(item, await _vault.GetItemsAsync(ct).ConfigureAwait(false));
         await _vault.ClaimItemNameAsync(item, ct).ConfigureAwait(false);
         await _vault.SaveItemAsync(item, ct).ConfigureAwait(false);
         return item;
@@ -114,8 +116,44 @@ public sealed partial class ReplicationService
             $"Protected item '{item.Name}' is busy: another job (in this or another session) is working on it. Wait for it with Get-AsrJob | Wait-AsrJob.", item.Name);
 
     /// <summary>One replication cycle (initial, delta or checksum resync). Call with the lease from <see cref="PrepareCycleAsync"/>.</summary>
-    public Task<AsrJobResult> RunCycleAsync(AsrProtectedItem item, bool forceResync, JobContext context) =>
-        ReplicationCycle.RunAsync(_vault, item, forceResync, context);
+    public async Task<AsrJobResult> RunCycleAsync(AsrProtectedItem item, bool forceResync, JobContext context, CycleOptions? options = null)
+    {
+        var result = await ReplicationCycle.RunAsync(_vault, item, forceResync, context, options).ConfigureAwait(false);
+        await ApplyRetentionAsync(item, context.Logger).ConfigureAwait(false);
+        return result;
+    }
+
+    /// <summary>
+    /// Prunes and thins the item's points after a new one (caller holds the lease). A failure is logged and
+    /// does not undo the point: the next cycle's retention finishes the job.
+    /// </summary>
+    public async Task<Retention.RetentionResult?> ApplyRetentionAsync(AsrProtectedItem item, ILogger logger)
+    {
+        try
+        {
+            var fresh = await _vault.GetItemAsync(item.Name, CancellationToken.None).ConfigureAwait(false);
+            var result = await Retention.RetentionService.ApplyAsync(_vault, fresh, CancellationToken.None).ConfigureAwait(false);
+            if (result.PrunedSequences.Count > 0)
+                logger.LogInformation("Retention of {Item}: pruned points {Pruned}, rebased {Rebased}, reclaimed {Bytes} bytes",
+                    item.Name, string.Join(",", result.PrunedSequences), string.Join(",", result.RebasedSequences), result.BytesReclaimed);
+            return result;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogWarning(ex, "Retention of {Item} failed: {Message}", item.Name, ex.Message);
+            await _vault.Events.WriteAsync(Events.AsrEventSeverity.Warning, Events.AsrEventTypes.RetentionFailed,
+                $"Retention of '{item.Name}' failed (the points are intact; the next cycle retries): {ex.Message}", item.Name).ConfigureAwait(false);
+            return null;
+        }
+    }
+
+    /// <summary>Changes how an item is replicated continuously; checked against the catalog first, nothing changes on error.</summary>
+    public async Task<AsrProtectedItem> UpdateSettingsAsync(AsrProtectedItem item, ItemReplicationSettings settings, CancellationToken ct)
+    {
+        var others = await _vault.GetItemsAsync(ct).ConfigureAwait(false);
+        settings.ApplyTo(item, others); // validates on a copy the caller holds; the saved record is changed below
+        return await _vault.UpdateItemAsync(item.Id, i => settings.ApplyTo(i, others), ct).ConfigureAwait(false);
+    }
 
     /// <summary>Removes the item and everything the vault holds for it.</summary>
     public async Task DisableAsync(AsrProtectedItem item, CancellationToken ct)

@@ -130,7 +130,9 @@ public sealed class LocalDirectoryStore : IVaultStore
 
     public Task DeleteAsync(string key, CancellationToken cancellationToken)
     {
-        File.Delete(PathOf(key));
+        // Deleting what is not there is not an error (the contract of a blob delete-if-exists).
+        try { File.Delete(PathOf(key)); }
+        catch (DirectoryNotFoundException) { }
         return Task.CompletedTask;
     }
 

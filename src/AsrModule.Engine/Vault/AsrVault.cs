@@ -30,10 +30,13 @@ public sealed class AsrVault
     internal ulong HashSeed { get; }
 
     public IVaultStore Store { get; }
+    /// <summary>The clock points, retention and health are judged by; tests replace it to simulate days.</summary>
+    public TimeProvider Clock { get; set; } = TimeProvider.System;
     public VaultHeader Header { get; }
     internal VaultKey? Key { get; }
     public ILogger Logger { get; }
     public JobStore Jobs { get; }
+    public Events.EventLog Events => new(Store, Clock, Logger);
     public string Location => Store.Location;
     public string VaultId => Header.VaultId;
     public int FormatVersion => Header.FormatVersion;
@@ -236,7 +239,7 @@ public sealed class AsrVault
             // The published manifests are the truth; the item record may lag after a crash.
             item.LastPointSequence = latest.Sequence;
             item.LastRecoveryPointTimeUtc = latest.RecoveryPointTimeUtc;
-            item.CurrentRpo = DateTimeOffset.UtcNow - latest.RecoveryPointTimeUtc;
+            item.CurrentRpo = Clock.GetUtcNow() - latest.RecoveryPointTimeUtc;
         }
         var policy = await Store.ReadAsync<AsrPolicy>(VaultLayout.Policy(item.PolicyName), ct).ConfigureAwait(false);
         double threshold = policy?.RpoThresholdMinutes ?? 15;

@@ -16,6 +16,12 @@ public static class VaultLayout
     public static string PointsPrefix(string itemId) => $"items/{itemId}/points/";
     public static string PointManifest(string itemId, long sequence) => $"items/{itemId}/points/{sequence:D12}.json";
     public static string PointIndex(string itemId, long sequence, string diskId) => $"items/{itemId}/index/{sequence:D12}-{diskId}.idx";
+    /// <summary>
+    /// Full extent map of a point rebased by retention. Named by the point's sequence first (so
+    /// <see cref="SequenceOf"/> and leftover cleanup treat it like the point's delta index) and by
+    /// generation, so writing a new map never replaces the one a published manifest still names.
+    /// </summary>
+    public static string PointFullMap(string itemId, long sequence, string diskId, int generation) => $"items/{itemId}/index/{sequence:D12}-{diskId}.g{generation:D4}.map";
     public static string Tracker(string itemId, string diskId, long sequence) => $"items/{itemId}/tracker/{diskId}-{sequence:D12}.hashes";
     public static string TrackerPrefix(string itemId, string diskId) => $"items/{itemId}/tracker/{diskId}-";
     public static string Pack(string itemId, long sequence, int number) => $"items/{itemId}/packs/{sequence:D12}-{number:D4}.pack";
@@ -36,6 +42,12 @@ public static class VaultLayout
         return long.Parse(name[..firstDash]);
     }
     public const string JobsPrefix = "jobs/";
+    public static string GroupPointsPrefix(string group) => $"groups/{group.ToLowerInvariant()}/points/";
+    public static string GroupPoint(string group, long sequence) => $"groups/{group.ToLowerInvariant()}/points/{sequence:D12}.json";
+    public const string AgentsPrefix = "agents/";
+    public static string Agent(string host) => $"agents/{host.ToLowerInvariant()}.json";
+    public static string AgentStopRequest(string host) => $"agents/{host.ToLowerInvariant()}.stop";
+    public static string AgentLock(string host) => $"locks/agent-{host.ToLowerInvariant()}.lock";
     public static string Job(Guid jobId) => $"jobs/{jobId:D}.json";
 
     /// <summary>Names of policies and items become key segments: letters, digits, '.', '_', '-' only, no "..".</summary>

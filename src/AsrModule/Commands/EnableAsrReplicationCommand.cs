@@ -25,6 +25,22 @@ public sealed class EnableAsrReplicationCommand : AsrCmdlet
     [Alias("PolicyName")]
     public string Policy { get; set; } = "";
 
+    /// <summary>Host name of the agent that protects the machine continuously (default: this machine's name).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? AgentHost { get; set; }
+
+    /// <summary>Replication group: its machines get coordinated points taken at one instant.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? ReplicationGroup { get; set; }
+
+    /// <summary>Executable run with "freeze" / "thaw" around app-consistent points.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? AppConsistencyScript { get; set; }
+
+    /// <summary>QMP socket of the running QEMU/KVM guest that has these disks open: changes come from QEMU's dirty bitmaps.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? QmpSocket { get; set; }
+
     /// <summary>Returns the job at once instead of waiting for initial replication.</summary>
     [Parameter]
     public SwitchParameter AsJob { get; set; }
@@ -37,7 +53,14 @@ public sealed class EnableAsrReplicationCommand : AsrCmdlet
         ForItem(Name, () =>
         {
             var service = new ReplicationService(vault);
-            var item = Await(ct => service.RegisterAsync(Name, paths, Policy, ct));
+            var settings = new ItemReplicationSettings
+            {
+                AgentHost = AgentHost ?? Environment.MachineName,
+                ReplicationGroup = ReplicationGroup,
+                AppConsistencyScript = AppConsistencyScript is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(AppConsistencyScript),
+                QmpSocketPath = QmpSocket is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(QmpSocket),
+            };
+            var item = Await(ct => service.RegisterAsync(Name, paths, Policy, ct, settings: settings));
             var lease = Await(ct => service.PrepareCycleAsync(item, false, ct));
             RunningJob running;
             try

@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using AsrModule.Engine.Errors;
 using AsrModule.Engine.RecoveryPoints;
+using AsrModule.Engine.Replication.Groups;
 using AsrModule.Infrastructure;
 
 namespace AsrModule.Commands;
@@ -8,16 +9,24 @@ namespace AsrModule.Commands;
 /// <summary>Lists the recovery points of a protected item, oldest first.</summary>
 [Cmdlet(VerbsCommon.Get, "AsrRecoveryPoint", DefaultParameterSetName = "All")]
 [OutputType(typeof(AsrRecoveryPoint))]
+[OutputType(typeof(AsrGroupRecoveryPoint), ParameterSetName = ["Group"])]
 public sealed class GetAsrRecoveryPointCommand : AsrCmdlet
 {
     /// <summary>The protected item (its name; a piped item binds by its Name).</summary>
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = "All")]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = "Latest")]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = "Sequence")]
     [Alias("Name", "ItemName")]
     [ArgumentCompleter(typeof(ProtectedItemNameCompleter))]
     public string Item { get; set; } = "";
 
     [Parameter(Mandatory = true, ParameterSetName = "Latest")]
+    [Parameter(ParameterSetName = "Group")]
     public SwitchParameter Latest { get; set; }
+
+    /// <summary>Lists the coordinated points of a replication group instead of one machine's points.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = "Group")]
+    public string ReplicationGroup { get; set; } = "";
 
     [Parameter(Mandatory = true, ParameterSetName = "Sequence")]
     public long Sequence { get; set; }
@@ -29,6 +38,18 @@ public sealed class GetAsrRecoveryPointCommand : AsrCmdlet
     protected override void ProcessRecord()
     {
         var vault = ResolveVault(VaultLocation);
+        if (ParameterSetName == "Group")
+        {
+            ForItem(ReplicationGroup, () =>
+            {
+                var points = Await(ct => GroupReplicationCycle.ListAsync(vault, ReplicationGroup, ct));
+                if (points.Count == 0)
+                    throw new AsrException(AsrErrorIds.RecoveryPointNotFound, AsrErrorKind.ObjectNotFound,
+                        $"Replication group '{ReplicationGroup}' has no complete group point in the vault at '{vault.Location}'. Its members get one when their agent takes the next coordinated point.", ReplicationGroup);
+                if (Latest) WriteObject(points[^1]); else WriteObject(points, enumerateCollection: true);
+            });
+            return;
+        }
         ForItem(Item, () =>
         {
             var item = GetItem(vault, Item);

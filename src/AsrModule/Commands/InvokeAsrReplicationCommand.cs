@@ -7,7 +7,7 @@ using AsrModule.Engine.Vault;
 
 namespace AsrModule.Commands;
 
-/// <summary>Runs one replication cycle (delta, or checksum resync when needed) and publishes a crash-consistent point.</summary>
+/// <summary>Runs one replication cycle (delta, or checksum resync when needed) and publishes a crash-consistent (or, with -AppConsistent, app-consistent) point.</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "AsrReplication", SupportsShouldProcess = true, DefaultParameterSetName = ByObject)]
 [OutputType(typeof(AsrJob))]
 public sealed class InvokeAsrReplicationCommand : ItemJobCmdlet
@@ -16,6 +16,9 @@ public sealed class InvokeAsrReplicationCommand : ItemJobCmdlet
     [Parameter]
     public SwitchParameter Resync { get; set; }
 
+    /// <summary>Runs the item's freeze script around the capture: the point is app-consistent (or crash-consistent with a note when the freeze fails).</summary>
+    [Parameter]
+    public SwitchParameter AppConsistent { get; set; }
 
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {
@@ -32,6 +35,9 @@ public sealed class InvokeAsrReplicationCommand : ItemJobCmdlet
         ItemStateMachine.EnsureAllowed(item, resync ? ItemOperation.Resync : ItemOperation.Replicate);
         if (!ShouldProcess(item.Name, resync ? "Resync replication (checksum compare)" : "Run a replication cycle")) return;
         var lease = Await(ct => service.PrepareCycleAsync(item, resync, ct));
-        RunItemJob(vault, item, resync ? "ResyncReplication" : "ReplicationCycle", lease, ctx => service.RunCycleAsync(item, Resync, ctx), AsJob);
+        if (AppConsistent && item.AppConsistencyScript is null)
+            WriteWarning($"'{item.Name}' has no app-consistency script (Set-AsrProtectedItem -AppConsistencyScript): the point will be crash-consistent.");
+        RunItemJob(vault, item, resync ? "ResyncReplication" : "ReplicationCycle", lease,
+            ctx => service.RunCycleAsync(item, Resync, ctx, new CycleOptions { AppConsistent = AppConsistent }), AsJob);
     }
 }

@@ -19,6 +19,8 @@ internal static class ErrorMapping
         AsrErrorKind.OperationStopped => ErrorCategory.OperationStopped,
         AsrErrorKind.ResourceBusy => ErrorCategory.ResourceBusy,
         AsrErrorKind.NotImplemented => ErrorCategory.NotImplemented,
+        AsrErrorKind.OperationTimeout => ErrorCategory.OperationTimeout,
+        AsrErrorKind.ConnectionError => ErrorCategory.ConnectionError,
         _ => ErrorCategory.NotSpecified,
     };
 

@@ -16,6 +16,7 @@ public sealed class RecoveryPointChoiceTransformationAttribute : ArgumentTransfo
         {
             case RecoveryPointChoice c: return c;
             case AsrRecoveryPoint p: return RecoveryPointChoice.Of(p);
+            case AsrModule.Engine.Replication.Groups.AsrGroupRecoveryPoint g: return RecoveryPointChoice.OfGroup(g);
             case DateTime dt: return new RecoveryPointChoice(RecoveryPointKind.Specific, null, new DateTimeOffset(dt.ToUniversalTime()));
             case DateTimeOffset dto: return new RecoveryPointChoice(RecoveryPointKind.Specific, null, dto);
             case int or long: return new RecoveryPointChoice(RecoveryPointKind.Specific, Convert.ToInt64(value));
@@ -25,6 +26,6 @@ public sealed class RecoveryPointChoiceTransformationAttribute : ArgumentTransfo
             case string s when DateTimeOffset.TryParse(s, out var t): return new RecoveryPointChoice(RecoveryPointKind.Specific, null, t);
         }
         throw new ArgumentTransformationMetadataException(
-            $"-RecoveryPoint takes Latest, LatestProcessed, LatestAppConsistent, a recovery point (Get-AsrRecoveryPoint), a sequence number or a time; not '{value}'.");
+            $"-RecoveryPoint takes Latest, LatestProcessed, LatestAppConsistent, a recovery point or a group point (Get-AsrRecoveryPoint), a sequence number or a time; not '{value}'.");
     }
 }

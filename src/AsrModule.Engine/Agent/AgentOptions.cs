@@ -1,0 +1,18 @@
+namespace AsrModule.Engine.Agent;
+
+/// <summary>Settings of a replication agent (section "Agent" of its configuration).</summary>
+public sealed class AgentOptions
+{
+    /// <summary>The host name items are assigned to (Enable-AsrReplication -AgentHost). Default: this machine's name.</summary>
+    public string HostName { get; set; } = Environment.MachineName;
+    /// <summary>How often the catalog is read and due cycles are started.</summary>
+    public TimeSpan TickInterval { get; set; } = TimeSpan.FromSeconds(1);
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
+    /// <summary>Cycles running at once; each cycle already uses every core for compression and encryption.</summary>
+    public int MaxParallelCycles { get; set; } = 2;
+    public TimeSpan EventRetention { get; set; } = TimeSpan.FromDays(30);
+    /// <summary>The agent's successful cycle jobs are removed after this (one every 30 s would flood Get-AsrJob); failed ones stay for <see cref="EventRetention"/>.</summary>
+    public TimeSpan SucceededJobRetention { get; set; } = TimeSpan.FromHours(1);
+    /// <summary>Longest wait before retrying a failed cycle (doubles from the tick interval).</summary>
+    public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromMinutes(2);
+}

@@ -1,0 +1,308 @@
+using AsrModule.Engine.Errors;
+using AsrModule.Engine.Events;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Jobs;
+using AsrModule.Engine.Policies;
+using AsrModule.Engine.RecoveryPoints;
+using AsrModule.Engine.Replication;
+using AsrModule.Engine.Replication.Groups;
+using AsrModule.Engine.Storage;
+using AsrModule.Engine.Vault;
+using Microsoft.Extensions.Logging;
+
+namespace AsrModule.Engine.Agent;
+
+/// <summary>
+/// Continuous protection: the loop an agent process runs. Every tick it reads the catalog (so new,
+/// changed and removed items take effect without a restart), starts the cycles that the policies make
+/// due — crash-consistent at the policy's frequency, app-consistent at its own, one coordinated cycle
+/// per replication group — applies retention after each point, watches RPO health and writes events.
+/// One agent per host name and vault (a vault lock enforces it).
+/// </summary>
+public sealed class ReplicationAgent
+{
+    private readonly AsrVault _vault;
+    private readonly AgentOptions _options;
+    private readonly ILogger _logger;
+    private readonly EventLog _events;
+    private readonly Dictionary<string, UnitRun> _running = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (int Failures, DateTimeOffset NotBefore)> _retry = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ReplicationHealth> _health = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _assigned = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _warnedOnce = new(StringComparer.Ordinal);
+    private AsrAgentRecord _record = new();
+    private DateTimeOffset _lastHeartbeat, _lastHousekeeping;
+
+    public ReplicationAgent(AsrVault vault, AgentOptions options, ILogger logger)
+    {
+        _vault = vault;
+        _options = options;
+        _logger = logger;
+        _events = new EventLog(vault.Store, vault.Clock, logger);
+        if (!VaultLayout.IsValidName(options.HostName))
+            throw new AsrException(AsrErrorIds.AgentHostNameInvalid, AsrErrorKind.InvalidArgument,
+                $"'{options.HostName}' is not a valid agent host name: use 1–64 letters, digits, '.', '_' or '-'.", options.HostName);
+    }
+
+    private sealed record UnitRun(string Key, string DisplayName, Task Task, RunningJob? Job);
+
+    private DateTimeOffset Now => _vault.Clock.GetUtcNow();
+
+    /// <summary>Runs until <paramref name="stoppingToken"/> fires or a stop request arrives through the vault.</summary>
+    public async Task RunAsync(CancellationToken stoppingToken)
+    {
+        string host = _options.HostName;
+        using var agentLock = _vault.Store.TryAcquireLock(VaultLayout.AgentLock(host))
+            ?? throw new AsrException(AsrErrorIds.AgentAlreadyRunning, AsrErrorKind.ResourceBusy,
+                $"An agent for host '{host}' is already running on the vault at '{_vault.Location}'. Stop it with Stop-AsrAgent -HostName {host} first.", host);
+        // A stop request left from before this start must not stop it at once.
+        await _vault.Store.DeleteAsync(VaultLayout.AgentStopRequest(host), stoppingToken).ConfigureAwait(false);
+        _record = new AsrAgentRecord
+        {
+            HostName = host,
+            MachineName = Environment.MachineName,
+            ProcessId = Environment.ProcessId,
+            Version = typeof(ReplicationAgent).Assembly.GetName().Version?.ToString() ?? "",
+            StartedUtc = Now,
+            RecordedState = AsrAgentState.Running,
+            HeartbeatIntervalSeconds = _options.HeartbeatInterval.TotalSeconds,
+        };
+        await HeartbeatAsync(stoppingToken).ConfigureAwait(false);
+        await _events.WriteAsync(AsrEventSeverity.Information, AsrEventTypes.AgentStarted,
+            $"Agent for host '{host}' started (process {Environment.ProcessId} on {Environment.MachineName}).", agentHost: host, cancellationToken: stoppingToken).ConfigureAwait(false);
+        string reason = "the service was stopped";
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                if (await _vault.Store.ExistsAsync(VaultLayout.AgentStopRequest(host), stoppingToken).ConfigureAwait(false))
+                {
+                    reason = "Stop-AsrAgent asked it to stop";
+                    await _vault.Store.DeleteAsync(VaultLayout.AgentStopRequest(host), stoppingToken).ConfigureAwait(false);
+                    break;
+                }
+                try
+                {
+                    await TickAsync(stoppingToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // The vault may be briefly unreachable; the agent keeps going and says so.
+                    _record.LastError = ex.Message;
+                    _logger.LogError(ex, "Agent tick failed");
+                }
+                await Task.Delay(_options.TickInterval, stoppingToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        await StopCyclesAsync().ConfigureAwait(false);
+        _record.RecordedState = AsrAgentState.Stopped;
+        _record.StoppedUtc = Now;
+        _record.ActiveCycles.Clear();
+        await HeartbeatAsync(CancellationToken.None).ConfigureAwait(false);
+        await _events.WriteAsync(AsrEventSeverity.Information, AsrEventTypes.AgentStopped, $"Agent for host '{host}' stopped: {reason}.", agentHost: host).ConfigureAwait(false);
+    }
+
+    /// <summary>One pass over the catalog: health, assignments, due cycles, heartbeat, housekeeping.</summary>
+    public async Task TickAsync(CancellationToken ct)
+    {
+        foreach (var done in _running.Values.Where(r => r.Task.IsCompleted).ToList())
+            _running.Remove(done.Key);
+
+        var items = await _vault.GetItemsAsync(ct).ConfigureAwait(false);
+        var mine = items.Where(i => string.Equals(i.AgentHost, _options.HostName, StringComparison.OrdinalIgnoreCase)).ToList();
+        var policies = (await _vault.GetPoliciesAsync(ct).ConfigureAwait(false)).ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
+        await TrackAssignmentsAsync(mine, ct).ConfigureAwait(false);
+        await TrackHealthAsync(mine, ct).ConfigureAwait(false);
+
+        foreach (var unit in mine.GroupBy(i => i.ReplicationGroup is { } g ? "group:" + g.ToLowerInvariant() : "item:" + i.Id))
+        {
+            if (_running.Count >= _options.MaxParallelCycles) break;
+            if (_running.ContainsKey(unit.Key)) continue;
+            var members = unit.ToList();
+            if (!members.All(IsReplicating)) continue;
+            if (_retry.TryGetValue(unit.Key, out var retry) && Now < retry.NotBefore) continue;
+            if (!policies.TryGetValue(members[0].PolicyName, out var policy)) continue;
+            var (due, appConsistent) = Due(members, policy);
+            if (!due) continue;
+            StartUnit(unit.Key, members, appConsistent, ct);
+        }
+
+        _record.ProtectedItems = mine.Select(i => i.Name).ToList();
+        _record.ActiveCycles = _running.Values.Select(r => r.DisplayName).ToList();
+        if (Now - _lastHeartbeat >= _options.HeartbeatInterval) await HeartbeatAsync(ct).ConfigureAwait(false);
+        if (Now - _lastHousekeeping >= TimeSpan.FromMinutes(1)) await HousekeepingAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>States in which the vault direction is being replicated (drills do not stop replication).</summary>
+    private static bool IsReplicating(AsrProtectedItem item) =>
+        item.State is ProtectedItemState.InitialReplicationPending or ProtectedItemState.Protected
+            or ProtectedItemState.ResyncRequired or ProtectedItemState.TestFailedOver
+        && item.ExclusiveOperation is null;
+
+    /// <summary>
+    /// Whether a unit needs a cycle now and whether it should be app-consistent. A point is due when the
+    /// newest one is as old as the policy's frequency; a resync is due at once.
+    /// </summary>
+    internal (bool Due, bool AppConsistent) Due(IReadOnlyList<AsrProtectedItem> members, AsrPolicy policy)
+    {
+        var now = Now;
+        bool app = policy.AppConsistentFrequencyHours > 0 && members.Any(m => m.AppConsistencyScript is not null)
+            && members.Any(m => m.LastAppConsistentPointTimeUtc is not { } t || now - t >= TimeSpan.FromHours(policy.AppConsistentFrequencyHours));
+        var frequency = TimeSpan.FromMinutes(policy.CrashConsistentFrequencyMinutes);
+        bool due = members.Any(m => m.NeedsResync || m.LastRecoveryPointTimeUtc is not { } last || now - last >= frequency) || app;
+        return (due, app);
+    }
+
+    private void StartUnit(string key, List<AsrProtectedItem> members, bool appConsistent, CancellationToken ct)
+    {
+        var service = new ReplicationService(_vault);
+        string? group = members[0].ReplicationGroup;
+        var leases = new List<IDisposable>();
+        try
+        {
+            foreach (var m in members.OrderBy(m => m.Id, StringComparer.Ordinal))
+                leases.Add(service.AcquireLease(m));
+        }
+        catch (AsrException ex) when (ex.ErrorId == AsrErrorIds.ProtectedItemBusy)
+        {
+            // Someone else (a person's Invoke-AsrReplication, a failover) has it: try again next tick.
+            foreach (var l in leases) l.Dispose();
+            return;
+        }
+        var job = JobRunner.NewRecord(group is null ? "ReplicationCycle" : "GroupReplicationCycle", group ?? members[0].Name, group is null ? members[0].Id : null);
+        job.StatusMessage = $"Started by the agent for host '{_options.HostName}'";
+        RunningJob running;
+        try
+        {
+            running = JobRunner.Start(_vault, job, async ctx => group is null
+                ? await service.RunCycleAsync(members[0], false, ctx, new CycleOptions { AppConsistent = appConsistent }).ConfigureAwait(false)
+                : await GroupReplicationCycle.RunAsync(_vault, group, members, appConsistent, ctx).ConfigureAwait(false), _logger);
+        }
+        catch
+        {
+            foreach (var l in leases) l.Dispose();
+            throw;
+        }
+        var task = FinishUnitAsync(key, members, group, running, leases, appConsistent);
+        _running[key] = new UnitRun(key, group is null ? members[0].Name : "group " + group, task, running);
+    }
+
+    private async Task FinishUnitAsync(string key, List<AsrProtectedItem> members, string? group, RunningJob running, List<IDisposable> leases, bool appConsistent)
+    {
+        try
+        {
+            await running.Completion.ConfigureAwait(false);
+            var job = JobRunner.Snapshot(running.Job);
+            string name = group ?? members[0].Name;
+            if (job.State == AsrJobState.Succeeded)
+            {
+                _retry.Remove(key);
+                _record.CyclesSucceeded++;
+                if (job.Result?.Mode?.Contains(nameof(CycleMode.Resync), StringComparison.Ordinal) == true)
+                    await Event(AsrEventSeverity.Information, AsrEventTypes.ResyncCompleted, $"Checksum resync of '{name}' completed: {job.Result.Note}", members, group, job.Id).ConfigureAwait(false);
+                if (job.Result?.Note?.Contains("App-consistent point not possible", StringComparison.Ordinal) == true)
+                    await Event(AsrEventSeverity.Warning, AsrEventTypes.AppConsistencyFailed, job.Result.Note, members, group, job.Id).ConfigureAwait(false);
+                else if (appConsistent)
+                    await Event(AsrEventSeverity.Information, AsrEventTypes.AppConsistentPointCreated, $"App-consistent point {job.Result?.RecoveryPointSequence} of '{name}' created.", members, group, job.Id).ConfigureAwait(false);
+                if (group is not null)
+                    _logger.LogInformation("{Note}", job.Result?.Note);
+                if (group is not null) await ApplyGroupRetentionAsync(members).ConfigureAwait(false);
+            }
+            else if (job.State == AsrJobState.Failed)
+            {
+                _record.CyclesFailed++;
+                int failures = (_retry.TryGetValue(key, out var r) ? r.Failures : 0) + 1;
+                var delay = TimeSpan.FromTicks(Math.Min(_options.MaxRetryDelay.Ticks, _options.TickInterval.Ticks * (1L << Math.Min(failures + 1, 20))));
+                _retry[key] = (failures, Now + delay);
+                string message = job.Errors.LastOrDefault()?.Message ?? job.StatusMessage ?? "unknown error";
+                _record.LastError = message;
+                await Event(AsrEventSeverity.Error, AsrEventTypes.CycleFailed, $"Replication cycle of '{name}' failed (attempt {failures}, next in {delay.TotalSeconds:0} s): {message}", members, group, job.Id).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex)
+        {
+            _logger.LogError(ex, "Finishing the cycle of {Unit} failed", key);
+        }
+        finally
+        {
+            foreach (var l in leases) l.Dispose();
+        }
+    }
+
+    /// <summary>Single items get retention inside their cycle; a group's members get it here, under the group's leases.</summary>
+    private async Task ApplyGroupRetentionAsync(List<AsrProtectedItem> members)
+    {
+        var service = new ReplicationService(_vault);
+        foreach (var m in members) await service.ApplyRetentionAsync(m, _logger).ConfigureAwait(false);
+        try { await GroupReplicationCycle.PruneIncompleteAsync(_vault, members[0].ReplicationGroup!, CancellationToken.None).ConfigureAwait(false); }
+        catch (Exception ex) when (ex is not OperationCanceledException) { _logger.LogWarning(ex, "Pruning group points failed"); }
+    }
+
+    private Task Event(AsrEventSeverity severity, string type, string message, IReadOnlyList<AsrProtectedItem> members, string? group, Guid? jobId) =>
+        _events.WriteAsync(severity, type, message, group is null ? members[0].Name : null, _options.HostName, jobId, group);
+
+    private async Task TrackAssignmentsAsync(List<AsrProtectedItem> mine, CancellationToken ct)
+    {
+        var now = mine.Select(i => i.Id).ToHashSet(StringComparer.Ordinal);
+        foreach (var i in mine.Where(i => !_assigned.Contains(i.Id)))
+            await _events.WriteAsync(AsrEventSeverity.Information, AsrEventTypes.ItemAssigned,
+                $"Agent '{_options.HostName}' now protects '{i.Name}'{(i.ReplicationGroup is { } g ? $" (group '{g}')" : "")}.", i.Name, _options.HostName, cancellationToken: ct).ConfigureAwait(false);
+        foreach (var gone in _assigned.Where(id => !now.Contains(id)).ToList())
+            await _events.WriteAsync(AsrEventSeverity.Information, AsrEventTypes.ItemUnassigned,
+                $"Agent '{_options.HostName}' no longer protects item {gone} (removed or assigned elsewhere).", agentHost: _options.HostName, cancellationToken: ct).ConfigureAwait(false);
+        _assigned.Clear();
+        _assigned.UnionWith(now);
+    }
+
+    private async Task TrackHealthAsync(List<AsrProtectedItem> mine, CancellationToken ct)
+    {
+        foreach (var i in mine)
+        {
+            var before = _health.TryGetValue(i.Id, out var h) ? h : ReplicationHealth.Normal;
+            _health[i.Id] = i.ReplicationHealth;
+            if (before == i.ReplicationHealth) continue;
+            string rpo = i.CurrentRpo is { } r ? $"{r.TotalSeconds:0} s" : "no point yet";
+            var severity = i.ReplicationHealth switch
+            {
+                ReplicationHealth.Critical => AsrEventSeverity.Critical,
+                ReplicationHealth.Warning => AsrEventSeverity.Warning,
+                _ => AsrEventSeverity.Information,
+            };
+            await _events.WriteAsync(severity, AsrEventTypes.HealthChanged,
+                $"Replication health of '{i.Name}' changed from {before} to {i.ReplicationHealth} (RPO {rpo}{(i.LastError is { } e ? "; last error: " + e : "")}).",
+                i.Name, _options.HostName, group: i.ReplicationGroup, cancellationToken: ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task HeartbeatAsync(CancellationToken ct)
+    {
+        _record.LastHeartbeatUtc = Now;
+        await _vault.Store.WriteJsonAsync(VaultLayout.Agent(_options.HostName), _record, ct).ConfigureAwait(false);
+        _lastHeartbeat = _record.LastHeartbeatUtc;
+    }
+
+    private async Task HousekeepingAsync(CancellationToken ct)
+    {
+        _lastHousekeeping = Now;
+        await _events.PruneAsync(_options.EventRetention, ct).ConfigureAwait(false);
+        foreach (var job in await _vault.Jobs.ListAsync(ct).ConfigureAwait(false))
+        {
+            if (job.Operation is not ("ReplicationCycle" or "GroupReplicationCycle") || job.OwnerProcessId != Environment.ProcessId || job.EndTimeUtc is not { } end) continue;
+            var keep = job.State == AsrJobState.Succeeded ? _options.SucceededJobRetention : _options.EventRetention;
+            if (DateTimeOffset.UtcNow - end > keep)
+                await _vault.Store.DeleteAsync(VaultLayout.Job(job.Id), ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Cancels running cycles cleanly (a cancelled cycle publishes nothing and needs no resync) and waits for them.</summary>
+    private async Task StopCyclesAsync()
+    {
+        foreach (var r in _running.Values) r.Job?.Cancel();
+        try { await Task.WhenAll(_running.Values.Select(r => r.Task)).WaitAsync(TimeSpan.FromSeconds(60)).ConfigureAwait(false); }
+        catch (TimeoutException) { _logger.LogWarning("Cycles did not stop within 60 s"); }
+        _running.Clear();
+    }
+}

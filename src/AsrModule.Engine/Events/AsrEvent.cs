@@ -1,0 +1,35 @@
+namespace AsrModule.Engine.Events;
+
+public enum AsrEventSeverity { Information, Warning, Error, Critical }
+
+/// <summary>Something an operator should be able to find later: kept in the vault and written to the log.</summary>
+public sealed class AsrEvent
+{
+    public Guid Id { get; set; }
+    public DateTimeOffset TimeUtc { get; set; }
+    public AsrEventSeverity Severity { get; set; }
+    /// <summary>Stable name of what happened (see <see cref="AsrEventTypes"/>).</summary>
+    public string EventType { get; set; } = "";
+    public string? ItemName { get; set; }
+    public string? ReplicationGroup { get; set; }
+    public string? AgentHost { get; set; }
+    public Guid? JobId { get; set; }
+    public string Message { get; set; } = "";
+
+    public override string ToString() => $"{TimeUtc:u} {Severity} {EventType}: {Message}";
+}
+
+public static class AsrEventTypes
+{
+    public const string AgentStarted = "AgentStarted";
+    public const string AgentStopped = "AgentStopped";
+    public const string ItemAssigned = "ItemAssigned";
+    public const string ItemUnassigned = "ItemUnassigned";
+    public const string CycleFailed = "CycleFailed";
+    public const string ResyncCompleted = "ResyncCompleted";
+    public const string FreezeRecovered = "FreezeRecovered";
+    public const string HealthChanged = "HealthChanged";
+    public const string AppConsistencyFailed = "AppConsistencyFailed";
+    public const string AppConsistentPointCreated = "AppConsistentPointCreated";
+    public const string RetentionFailed = "RetentionFailed";
+}

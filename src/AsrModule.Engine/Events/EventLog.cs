@@ -1,0 +1,75 @@
+using AsrModule.Engine.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace AsrModule.Engine.Events;
+
+/// <summary>
+/// The vault's event log: one small object per event under a folder per UTC day, so listing a time
+/// window reads only its days and pruning old events deletes whole days. Every event is also logged.
+/// </summary>
+public sealed class EventLog
+{
+    public const string Prefix = "events/";
+    private readonly IVaultStore _store;
+    private readonly TimeProvider _clock;
+    private readonly ILogger _logger;
+
+    public EventLog(IVaultStore store, TimeProvider clock, ILogger logger)
+    {
+        _store = store;
+        _clock = clock;
+        _logger = logger;
+    }
+
+    private static string DayPrefix(DateTimeOffset day) => $"{Prefix}{day.UtcDateTime:yyyyMMdd}/";
+
+    public async Task<AsrEvent> WriteAsync(AsrEventSeverity severity, string eventType, string message, string? itemName = null,
+        string? agentHost = null, Guid? jobId = null, string? group = null, CancellationToken cancellationToken = default)
+    {
+        var e = new AsrEvent
+        {
+            Id = Guid.NewGuid(), TimeUtc = _clock.GetUtcNow(), Severity = severity, EventType = eventType,
+            ItemName = itemName, AgentHost = agentHost, JobId = jobId, ReplicationGroup = group, Message = message,
+        };
+        var level = severity switch
+        {
+            AsrEventSeverity.Information => LogLevel.Information,
+            AsrEventSeverity.Warning => LogLevel.Warning,
+            AsrEventSeverity.Error => LogLevel.Error,
+            _ => LogLevel.Critical,
+        };
+        _logger.Log(level, "{EventType} {Item}: {Message}", eventType, itemName ?? group ?? agentHost ?? "", message);
+        try
+        {
+            await _store.WriteJsonAsync($"{DayPrefix(e.TimeUtc)}{e.TimeUtc.UtcTicks:D19}-{e.Id:N}.json", e, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The log line above is the record of last resort when the vault cannot be written.
+            _logger.LogWarning(ex, "Could not write event {EventType} to the vault", eventType);
+        }
+        return e;
+    }
+
+    /// <summary>Events at or after <paramref name="sinceUtc"/>, oldest first.</summary>
+    public async Task<List<AsrEvent>> ListAsync(DateTimeOffset sinceUtc, CancellationToken cancellationToken)
+    {
+        var days = (await _store.ListAsync(Prefix, cancellationToken).ConfigureAwait(false))
+            .Where(o => string.CompareOrdinal(o.Key, DayPrefix(sinceUtc)) >= 0).ToList();
+        var events = new List<AsrEvent>(days.Count);
+        foreach (var o in days)
+            if (await _store.ReadAsync<AsrEvent>(o.Key, cancellationToken).ConfigureAwait(false) is { } e && e.TimeUtc >= sinceUtc)
+                events.Add(e);
+        return events.OrderBy(e => e.TimeUtc).ToList();
+    }
+
+    /// <summary>Deletes the days older than <paramref name="keep"/>.</summary>
+    public async Task PruneAsync(TimeSpan keep, CancellationToken cancellationToken)
+    {
+        string oldestKept = DayPrefix(_clock.GetUtcNow() - keep);
+        foreach (var o in await _store.ListAsync(Prefix, cancellationToken).ConfigureAwait(false))
+            if (string.CompareOrdinal(o.Key, oldestKept) < 0)
+                await _store.DeleteAsync(o.Key, cancellationToken).ConfigureAwait(false);
+    }
+
+}

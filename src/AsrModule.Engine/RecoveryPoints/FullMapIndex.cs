@@ -1,0 +1,76 @@
+using System.Buffers.Binary;
+using AsrModule.Engine.Errors;
+
+namespace AsrModule.Engine.RecoveryPoints;
+
+/// <summary>
+/// The whole map of one disk at a rebased point (its parent was pruned by retention), so the point
+/// reads without the chain it used to overlay. Extents stay where their storing point put them: the
+/// codec binds an extent to the sequence that stored it, so each record names that sequence.
+/// Binary layout (then sealed by MetadataSealer), little-endian:
+/// "AFM1" | count(4) | records of 69 bytes, in block order:
+/// sourceSequence(8) | sourceDiskSize(8) | extent record(37, as in "AIX1") | firstBlock(8) | blockCount(4) | skip(4).
+/// </summary>
+internal static class FullMapIndex
+{
+    private static ReadOnlySpan<byte> Magic => "AFM1"u8;
+    public const int RecordSize = 8 + 8 + ExtentRecord.EncodedSize + 8 + 4 + 4;
+
+    public static byte[] Encode(ExtentMap map)
+    {
+        var segments = map.Flatten().ToList();
+        var buffer = new byte[8 + segments.Count * RecordSize];
+        Magic.CopyTo(buffer);
+        BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(4), segments.Count);
+        var span = buffer.AsSpan(8);
+        foreach (var s in segments)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(span, s.Extent.Sequence);
+            BinaryPrimitives.WriteInt64LittleEndian(span[8..], s.Extent.DiskSize);
+            ExtentIndex.WriteRecord(span[16..], s.Extent.Record);
+            int at = 16 + ExtentRecord.EncodedSize;
+            BinaryPrimitives.WriteInt64LittleEndian(span[at..], s.FirstBlock);
+            BinaryPrimitives.WriteInt32LittleEndian(span[(at + 8)..], s.BlockCount);
+            BinaryPrimitives.WriteInt32LittleEndian(span[(at + 12)..], s.Skip);
+            span = span[RecordSize..];
+        }
+        return buffer;
+    }
+
+    /// <summary>
+    /// Decodes and checks the map's shape: a map that overlapped itself or pointed outside its extents
+    /// would read wrong bytes silently, and the chain that could have rebuilt it is gone.
+    /// </summary>
+    public static FlattenedSegment[] Decode(byte[] buffer, string key)
+    {
+        if (buffer.Length < 8 || !buffer.AsSpan(0, 4).SequenceEqual(Magic))
+            throw Corrupt(key, "bad header");
+        int count = BinaryPrimitives.ReadInt32LittleEndian(buffer.AsSpan(4));
+        if (count < 0 || buffer.Length != 8 + (long)count * RecordSize)
+            throw Corrupt(key, "wrong length");
+        var segments = new FlattenedSegment[count];
+        ReadOnlySpan<byte> span = buffer.AsSpan(8);
+        long previousEnd = 0;
+        for (int i = 0; i < count; i++)
+        {
+            long sequence = BinaryPrimitives.ReadInt64LittleEndian(span);
+            long diskSize = BinaryPrimitives.ReadInt64LittleEndian(span[8..]);
+            var record = ExtentIndex.ReadRecord(span[16..]);
+            int at = 16 + ExtentRecord.EncodedSize;
+            var segment = new FlattenedSegment(new SourcedExtent(sequence, record, diskSize),
+                BinaryPrimitives.ReadInt64LittleEndian(span[at..]),
+                BinaryPrimitives.ReadInt32LittleEndian(span[(at + 8)..]),
+                BinaryPrimitives.ReadInt32LittleEndian(span[(at + 12)..]));
+            if (segment.FirstBlock < previousEnd || segment.BlockCount <= 0 || segment.Skip < 0
+                || (long)segment.Skip + segment.BlockCount > record.BlockCount || (record.Flags & ExtentFlags.Zero) != 0 || sequence <= 0)
+                throw Corrupt(key, $"record {i} is out of order or outside its extent");
+            previousEnd = segment.EndBlock;
+            segments[i] = segment;
+            span = span[RecordSize..];
+        }
+        return segments;
+    }
+
+    private static AsrException Corrupt(string key, string why) =>
+        new(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData, $"Full extent map '{key}' is corrupt ({why}).", key);
+}

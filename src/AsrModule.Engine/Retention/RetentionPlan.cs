@@ -1,0 +1,21 @@
+using AsrModule.Engine.RecoveryPoints;
+
+namespace AsrModule.Engine.Retention;
+
+/// <summary>One retention pass decided, not yet done: which listed points go and which must be rebased first.</summary>
+internal sealed record RetentionPlan(
+    IReadOnlyList<AsrRecoveryPoint> Points,
+    IReadOnlySet<long> Kept,
+    IReadOnlyList<AsrRecoveryPoint> ToPrune,
+    IReadOnlyList<AsrRecoveryPoint> ToRebase)
+{
+    public static RetentionPlan For(IReadOnlyList<AsrRecoveryPoint> points, IReadOnlySet<long> kept) => new(
+        points,
+        kept,
+        // Newest first: a pruned point is deleted only after every pruned point that chains through it,
+        // so a crash midway never leaves a listed point whose parent is gone.
+        points.Where(p => !kept.Contains(p.Sequence)).OrderByDescending(p => p.Sequence).ToList(),
+        // Only a kept point whose own parent goes needs a full map; kept points above it chain
+        // through it, which stays (and reads the same once rebased).
+        points.Where(p => kept.Contains(p.Sequence) && p.ParentSequence is { } parent && !kept.Contains(parent)).ToList());
+}

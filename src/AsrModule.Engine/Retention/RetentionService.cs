@@ -1,0 +1,74 @@
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Storage;
+using AsrModule.Engine.Vault;
+using Microsoft.Extensions.Logging;
+
+namespace AsrModule.Engine.Retention;
+
+/// <summary>
+/// Applies an item's retention policy to its points and reclaims the space they held. The steps run
+/// in the one order that keeps every listed point readable and verifying if the process dies (or
+/// the store fails) between any two of them, and a re-run finishes the job:
+/// <list type="number">
+/// <item>rebase every kept point whose parent goes (full maps written, then its manifest replaced);</item>
+/// <item>delete the pruned manifests, newest first (a point goes only after everything chaining through it);</item>
+/// <item>delete the index objects and packs no listed point references (see <see cref="UnreferencedObjectSweeper"/>).</item>
+/// </list>
+/// Space is reclaimed at pack granularity: a pack with any extent still live in a kept point stays whole.
+/// </summary>
+public static class RetentionService
+{
+    /// <summary>The caller holds the item's lease (the cycles' lock), so no cycle publishes meanwhile.</summary>
+    public static async Task<RetentionResult> ApplyAsync(AsrVault vault, AsrProtectedItem item, CancellationToken ct)
+    {
+        var plan = await PlanAsync(vault, item, ct).ConfigureAwait(false);
+        foreach (var point in plan.ToRebase)
+            await ChainRebaser.RebaseAsync(vault, point, ct).ConfigureAwait(false);
+        long manifestBytes = await DeletePrunedManifestsAsync(vault, plan, ct).ConfigureAwait(false);
+        var sweep = await UnreferencedObjectSweeper.SweepAsync(vault, item, ct).ConfigureAwait(false);
+
+        var result = new RetentionResult
+        {
+            KeptSequences = plan.Kept.Order().ToList(),
+            PrunedSequences = plan.ToPrune.Select(p => p.Sequence).Order().ToList(),
+            RebasedSequences = plan.ToRebase.Select(p => p.Sequence).Order().ToList(),
+            DeletedPacks = sweep.DeletedPacks,
+            PackBytesReclaimed = sweep.PackBytes,
+            BytesReclaimed = manifestBytes + sweep.IndexBytes + sweep.PackBytes,
+        };
+        if (result.PrunedSequences.Count > 0 || result.DeletedPacks.Count > 0)
+            vault.Logger.LogInformation("Retention of {Item}: pruned points {Pruned}, rebased {Rebased}, deleted {Packs} pack(s), reclaimed {Bytes} bytes",
+                item.Name, string.Join(",", result.PrunedSequences), string.Join(",", result.RebasedSequences), result.DeletedPacks.Count, result.BytesReclaimed);
+        return result;
+    }
+
+    /// <summary>
+    /// Decides from the manifests listed now and the item record as stored now: a drill may have
+    /// started on a point since the caller read the item, and its point must stay.
+    /// </summary>
+    internal static async Task<RetentionPlan> PlanAsync(AsrVault vault, AsrProtectedItem item, CancellationToken ct)
+    {
+        var policy = await vault.GetPolicyAsync(item.PolicyName, ct).ConfigureAwait(false);
+        var inUse = PointsInUse.Of(item);
+        if (await vault.Store.ReadAsync<AsrProtectedItem>(VaultLayout.Item(item.Id), ct).ConfigureAwait(false) is { } stored)
+            inUse.UnionWith(PointsInUse.Of(stored));
+        var points = (await vault.GetPointsAsync(item, ct).ConfigureAwait(false)).OrderBy(p => p.Sequence).ToList();
+        var kept = RetentionPlanner.SelectKept(points.Select(RetentionCandidate.Of).ToList(), vault.Clock.GetUtcNow(), policy.RecoveryPointRetentionHours, inUse);
+        return RetentionPlan.For(points, kept);
+    }
+
+    internal static async Task<long> DeletePrunedManifestsAsync(AsrVault vault, RetentionPlan plan, CancellationToken ct)
+    {
+        if (plan.ToPrune.Count == 0) return 0;
+        var lengths = (await vault.Store.ListAsync(VaultLayout.PointsPrefix(plan.ToPrune[0].ItemId), ct).ConfigureAwait(false))
+            .ToDictionary(o => o.Key, o => o.Length, StringComparer.Ordinal);
+        long bytes = 0;
+        foreach (var point in plan.ToPrune)
+        {
+            string key = VaultLayout.PointManifest(point.ItemId, point.Sequence);
+            await vault.Store.DeleteAsync(key, ct).ConfigureAwait(false);
+            bytes += lengths.GetValueOrDefault(key);
+        }
+        return bytes;
+    }
+}

@@ -1,0 +1,41 @@
+using System.Management.Automation;
+using System.Security;
+using AsrModule.Engine.Agent;
+using AsrModule.Infrastructure;
+
+namespace AsrModule.Commands;
+
+/// <summary>Starts the replication agent for a host as a background process on this machine and returns it once it reports.</summary>
+[Cmdlet(VerbsLifecycle.Start, "AsrAgent", SupportsShouldProcess = true)]
+[OutputType(typeof(AsrAgentRecord))]
+public sealed class StartAsrAgentCommand : AsrCmdlet
+{
+    /// <summary>The host name items are assigned to (Enable-AsrReplication -AgentHost). Default: this machine's name.</summary>
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    public string HostName { get; set; } = Environment.MachineName;
+
+    /// <summary>The vault's passphrase, when it is encrypted (handed to the agent through its environment).</summary>
+    [Parameter]
+    [SecureStringTransformation]
+    public SecureString? EncryptionKey { get; set; }
+
+    /// <summary>Where the agent's log goes (appended). Default: ~/.local/state/asrmodule/agent-HOST.log.</summary>
+    [Parameter]
+    public string? LogPath { get; set; }
+
+    /// <summary>How often the agent reads the catalog (default 1 second).</summary>
+    [Parameter]
+    public TimeSpan? TickInterval { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var vault = ResolveVault();
+        string log = LogPath is null
+            ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "state", "asrmodule", $"agent-{HostName}.log")
+            : SessionState.Path.GetUnresolvedProviderPathFromPSPath(LogPath);
+        if (!ShouldProcess(HostName, $"Start the replication agent on vault '{vault.Location}' (log {log})")) return;
+        string agentDll = Path.Combine(Path.GetDirectoryName(typeof(StartAsrAgentCommand).Assembly.Location)!, "agent", "AsrModule.Agent.dll");
+        ForItem(HostName, () =>
+            WriteObject(Await(ct => AgentProcessLauncher.StartAsync(vault, agentDll, HostName, PlainText(EncryptionKey), log, TickInterval, TimeSpan.FromSeconds(60), ct))));
+    }
+}

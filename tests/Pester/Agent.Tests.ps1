@@ -1,0 +1,156 @@
+# The replication agent as a real child process (dotnet AsrModule.Agent.dll in its own session),
+# driven through Start-AsrAgent / Stop-AsrAgent, over a real vault and real disk files.
+Describe 'The replication agent protects its host''s machines continuously' {
+    BeforeAll {
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
+        Import-Module AsrModule
+        $dir = New-TestDirectory
+        $vaultPath = Join-TestPath $dir 'vault'
+        New-AsrVault -Path $vaultPath | Connect-AsrVault
+        New-AsrPolicy -Name fast -CrashConsistentFrequencyMinutes 0.5 -AppConsistentFrequencyHours 0 -RecoveryPointRetentionHours 24 -RpoThresholdMinutes 1 | Out-Null
+        $agentHost = 'agent-' + [Guid]::NewGuid().ToString('N').Substring(0, 6)
+        $log = Join-TestPath $dir 'agent.log'
+
+        function Wait-Until([scriptblock]$Condition, [int]$TimeoutSeconds, [string]$What) {
+            $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
+            while (-not (& $Condition)) {
+                if ([DateTime]::UtcNow -gt $deadline) { throw "Timed out after $TimeoutSeconds s waiting until $What. Agent log: $(if ([IO.File]::Exists($log)) { [IO.File]::ReadAllText($log) })" }
+                [Threading.Thread]::Sleep(100)
+            }
+        }
+        function Read-Sequence([string]$Path) {
+            $b = [byte[]]::new(8)
+            $f = [IO.File]::OpenRead($Path); try { [void]$f.Read($b, 0, 8) } finally { $f.Dispose() }
+            [BitConverter]::ToInt64($b, 0)
+        }
+
+        # solo: a 1 GiB disk, so a hash-scan cycle lasts long enough to be killed in the middle.
+        $solo = Join-TestPath $dir 'solo.img'
+        $f = [IO.File]::Create($solo); $f.SetLength(1GB); $f.Dispose()
+        Write-AsrSampleChange -Path $solo -Fraction 0.01 -Seed 3 | Out-Null
+        Enable-AsrReplication -Name solo -Disk $solo -Policy fast -AgentHost $agentHost | Out-Null
+
+        # late: protected by no agent at first; assigned while the agent runs.
+        $late = Join-TestPath $dir 'late.img'
+        New-AsrSampleDisk -Path $late -SizeBytes 2MB -Seed 4 | Out-Null
+        Enable-AsrReplication -Name late -Disk $late -Policy fast -AgentHost 'nobody-here' | Out-Null
+
+        # g0..g2: a replication group whose one writer writes 1, 2, 3, ... round-robin to the first
+        # 8 bytes of the three disks. The freeze script stops the writer (SIGSTOP) and thaw resumes it.
+        $pidFile = Join-TestPath $dir 'writer.pid'
+        $hookLog = Join-TestPath $dir 'hook.log'
+        $hook = Join-TestPath $dir 'freeze.sh'
+        [IO.File]::WriteAllText($hook, "#!/bin/sh`necho `"`$1 `$ASR_ITEM_NAME`" >> '$hookLog'`nif [ `"`$1`" = freeze ]; then kill -STOP `$(cat '$pidFile'); else kill -CONT `$(cat '$pidFile'); fi`n")
+        [IO.File]::SetUnixFileMode($hook, [IO.UnixFileMode]'UserRead, UserWrite, UserExecute')
+        $groupDisks = foreach ($i in 0..2) {
+            $p = Join-TestPath $dir "g$i.img"
+            New-AsrSampleDisk -Path $p -SizeBytes 4MB -Seed (10 + $i) | Out-Null
+            $p
+        }
+        foreach ($i in 0..2) {
+            Enable-AsrReplication -Name "g$i" -Disk $groupDisks[$i] -Policy fast -AgentHost $agentHost -ReplicationGroup trio -AppConsistencyScript $hook | Out-Null
+        }
+        $writerCommand = @"
+`$fs = @('$($groupDisks[0])', '$($groupDisks[1])', '$($groupDisks[2])') | ForEach-Object { [IO.File]::Open(`$_, 'Open', 'ReadWrite', 'ReadWrite') }
+[IO.File]::WriteAllText('$pidFile', [string][Environment]::ProcessId)
+`$n = 0L
+while (`$true) { `$n++; `$buf = [BitConverter]::GetBytes(`$n); `$f = `$fs[`$n % 3]; `$f.Position = 0; `$f.Write(`$buf, 0, 8); `$f.Flush(); if (`$n % 64 -eq 0) { [Threading.Thread]::Sleep(1) } }
+"@
+        $writer = Start-AsrHostProcess $writerCommand
+        Wait-Until { [IO.File]::Exists($pidFile) -and (Read-Sequence $groupDisks[0]) -gt 100 } 30 'the writer runs'
+
+        $agent = Start-AsrAgent -HostName $agentHost -LogPath $log -TickInterval '00:00:00.250'
+    }
+    AfterAll {
+        try { Stop-AsrAgent -HostName $agentHost -Force -TimeoutSeconds 60 -ErrorAction SilentlyContinue } catch { }
+        if ($writer -and -not $writer.HasExited) { & /bin/kill -CONT $writer.Id 2>$null; $writer.Kill() }
+        Disconnect-AsrVault
+        Remove-TestDirectory $dir
+    }
+
+    It 'starts as a background process that reports in the vault' {
+        $agent.State | Should -Be 'Running'
+        $agent.HostName | Should -Be $agentHost
+        $agent.ProcessId | Should -BeGreaterThan 0
+        (Get-AsrAgent -HostName $agentHost).State | Should -Be 'Running'
+        (Get-AsrEvent -EventType AgentStarted).AgentHost | Should -Contain $agentHost
+    }
+
+    It 'publishes points at the policy''s 30-second frequency' {
+        Wait-Until { @(Get-AsrRecoveryPoint solo).Count -ge 2 } 75 'solo has a second point'
+        $points = @(Get-AsrRecoveryPoint solo)
+        $gap = ($points[1].RecoveryPointTimeUtc - $points[0].RecoveryPointTimeUtc).TotalSeconds
+        $gap | Should -BeGreaterOrEqual 29.5
+        $gap | Should -BeLessThan 45
+        $item = Get-AsrProtectedItem solo
+        $item.ReplicationHealth | Should -Be 'Normal'
+        $item.CurrentRpo.TotalSeconds | Should -BeLessThan 60
+    }
+
+    It 'picks up an item assigned to its host without a restart' {
+        @(Get-AsrRecoveryPoint late).Count | Should -Be 1
+        Set-AsrProtectedItem late -AgentHost $agentHost
+        Write-AsrSampleChange -Path $late -Fraction 0.05 -Seed 9 | Out-Null
+        $expected = Get-AsrSampleHash $late
+        Wait-Until { @(Get-AsrRecoveryPoint late).Count -ge 2 } 30 'late has a point from the agent'
+        $hashes = Get-ExportedHashes (Get-AsrRecoveryPoint late -Latest) (Join-TestPath $dir 'late-export')
+        $hashes['late.img'] | Should -Be $expected
+        (Get-AsrEvent -ProtectedItem late -EventType ItemAssigned).Count | Should -BeGreaterOrEqual 1
+    }
+
+    It 'takes coordinated group points: no point shows a later write on one machine without the earlier ones on the others' {
+        Wait-Until { @(Get-AsrRecoveryPoint -ReplicationGroup trio -ErrorAction SilentlyContinue).Count -ge 2 } 100 'the group has two points'
+        $groupPoints = @(Get-AsrRecoveryPoint -ReplicationGroup trio)
+        foreach ($gp in $groupPoints) {
+            $gp.Members.Count | Should -Be 3
+            $values = foreach ($m in $gp.Members) {
+                $point = Get-AsrRecoveryPoint $m.ItemName -Sequence $m.PointSequence
+                $point.GroupPointId | Should -Be $gp.GroupPointId
+                $point.RecoveryPointTimeUtc | Should -Be $gp.RecoveryPointTimeUtc
+                $point.Consistency | Should -Be 'AppConsistent'
+                $out = Join-TestPath $dir "gp$($gp.Sequence)-$($m.ItemName)"
+                $job = $point | Export-AsrRecoveryPoint -Destination $out -ErrorAction Stop
+                Read-Sequence $job.Result.Files[0]
+            }
+            # Writes go 1,2,3,... round-robin: a consistent cut holds three consecutive numbers.
+            $sorted = [long[]]@($values); [Array]::Sort($sorted)
+            ($sorted[2] - $sorted[0]) | Should -BeLessOrEqual 2 -Because "group point $($gp.Sequence) holds $($values -join ', ')"
+            $sorted[0] | Should -BeGreaterThan 0
+        }
+        # Every member was frozen before any was thawed, each time.
+        $lines = [IO.File]::ReadAllLines($hookLog)
+        for ($i = 0; $i + 5 -lt $lines.Count; $i += 6) {
+            @($lines[$i..($i + 2)] | Where-Object { $_ -like 'freeze *' }).Count | Should -Be 3
+            @($lines[($i + 3)..($i + 5)] | Where-Object { $_ -like 'thaw *' }).Count | Should -Be 3
+        }
+    }
+
+    It 'after kill -9 in the middle of a cycle, a restarted agent resyncs and every point still verifies' {
+        $before = (Get-AsrProtectedItem solo).LastPointSequence
+        Write-AsrSampleChange -Path $solo -Fraction 0.002 -Seed 21 | Out-Null
+        Wait-Until { $null -ne (Get-AsrProtectedItem solo).CycleInProgressJobId } 60 'the agent starts a cycle of solo'
+        [Diagnostics.Process]::GetProcessById($agent.ProcessId).Kill()   # SIGKILL
+        [Threading.Thread]::Sleep(200)
+        (Get-AsrAgent -HostName $agentHost).State | Should -Be 'NotResponding'
+        $item = Get-AsrProtectedItem solo
+        $item.State | Should -Be 'ResyncRequired'
+        $item.LastPointSequence | Should -Be $before
+
+        $script:agent = Start-AsrAgent -HostName $agentHost -LogPath $log -TickInterval '00:00:00.250'
+        $expected = Get-AsrSampleHash $solo
+        Wait-Until { (Get-AsrProtectedItem solo).LastPointSequence -gt $before -and (Get-AsrProtectedItem solo).State -eq 'Protected' } 60 'the restarted agent publishes a point of solo'
+        $latest = Get-AsrRecoveryPoint solo -Latest
+        (Get-AsrJob -Id $latest.JobId).Result.Mode | Should -Be 'Resync'
+        (Get-AsrEvent -ProtectedItem solo -EventType ResyncCompleted).Count | Should -BeGreaterOrEqual 1
+        $results = @('solo', 'late', 'g0', 'g1', 'g2' | ForEach-Object { Get-AsrRecoveryPoint $_ } | Test-AsrRecoveryPoint)
+        $results.Count | Should -BeGreaterOrEqual 9
+        @($results | Where-Object { -not $_.Verified }).Count | Should -Be 0
+    }
+
+    It 'stops when asked through the vault and records it' {
+        $stopped = Stop-AsrAgent -HostName $agentHost -PassThru
+        $stopped.State | Should -Be 'Stopped'
+        (Get-AsrEvent -EventType AgentStopped).AgentHost | Should -Contain $agentHost
+        (Get-AsrProtectedItem solo).CycleInProgressJobId | Should -BeNullOrEmpty
+    }
+}

@@ -1,0 +1,73 @@
+# CI runs as root with loop devices: there this test must run (and fail if it cannot), never skip.
+$canLoop = $env:CI -eq 'true' -or ([Environment]::UserName -eq 'root' -and [IO.File]::Exists('/usr/sbin/losetup') -and [IO.File]::Exists('/dev/loop-control') -and [IO.File]::Exists('/usr/sbin/fsfreeze'))
+
+Describe 'App-consistent points of a mounted ext4 filesystem with the fsfreeze sample script' -Skip:(-not $canLoop) {
+    BeforeAll {
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
+        Import-Module AsrModule
+        function Invoke-Native([string]$File, [string[]]$Arguments) {
+            $psi = [Diagnostics.ProcessStartInfo]::new($File)
+            foreach ($a in $Arguments) { $psi.ArgumentList.Add($a) }
+            $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
+            $p = [Diagnostics.Process]::Start($psi)
+            $out = $p.StandardOutput.ReadToEnd(); $err = $p.StandardError.ReadToEnd(); $p.WaitForExit()
+            if ($p.ExitCode -ne 0) { throw "$File $Arguments failed ($($p.ExitCode)): $err $out" }
+            $out.Trim()
+        }
+        $dir = New-TestDirectory
+        $backing = Join-TestPath $dir 'fs.img'
+        $f = [IO.File]::Create($backing); $f.SetLength(64MB); $f.Dispose()
+        $device = Invoke-Native '/usr/sbin/losetup' @('--find', '--show', $backing)
+        Invoke-Native '/usr/sbin/mkfs.ext4' @('-q', '-F', $device) | Out-Null
+        $mnt = Join-TestPath $dir 'mnt'
+        [void][IO.Directory]::CreateDirectory($mnt)
+        Invoke-Native '/usr/bin/mount' @($device, $mnt) | Out-Null
+        $script = [IO.Path]::GetFullPath([IO.Path]::Combine($PSScriptRoot, '..', '..', 'samples', 'hooks', 'fsfreeze.sh'))
+        New-AsrVault -Path (Join-TestPath $dir 'vault') | Connect-AsrVault
+        New-AsrPolicy -Name p -AppConsistentFrequencyHours 1 | Out-Null
+        Enable-AsrReplication -Name db01 -Disk $device -Policy p -AppConsistencyScript $script -AgentHost 'nobody' | Out-Null
+    }
+    AfterAll {
+        Disconnect-AsrVault
+        foreach ($m in @($mnt, (Join-TestPath $dir 'check'))) { if ($m) { try { Invoke-Native '/usr/bin/umount' @($m) | Out-Null } catch { } } }
+        if ($device) { try { Invoke-Native '/usr/sbin/losetup' @('--detach', $device) | Out-Null } catch { } }
+        if ($script:checkDevice) { try { Invoke-Native '/usr/sbin/losetup' @('--detach', $script:checkDevice) | Out-Null } catch { } }
+        Remove-TestDirectory $dir
+    }
+
+    It 'flushes data the application wrote (still only in the page cache) into the point, marked AppConsistent, with a clean filesystem' {
+        # Written through the filesystem, not synced: without a freeze these bytes are not on the device yet.
+        $payload = 'orders table row ' * 20000
+        [IO.File]::WriteAllText((Join-TestPath $mnt 'orders.txt'), $payload)
+        $job = Get-AsrProtectedItem db01 | Invoke-AsrReplication -AppConsistent
+        $job.State | Should -Be 'Succeeded'
+        "$($job.Result.Note)".Trim() | Should -BeNullOrEmpty
+        $point = Get-AsrRecoveryPoint db01 -Latest
+        $point.Consistency | Should -Be 'AppConsistent'
+        (Get-AsrProtectedItem db01).LastAppConsistentPointTimeUtc | Should -Be $point.RecoveryPointTimeUtc
+        # The filesystem was thawed: the application can write again.
+        [IO.File]::WriteAllText((Join-TestPath $mnt 'after.txt'), 'written after thaw')
+
+        $export = $point | Export-AsrRecoveryPoint -Destination (Join-TestPath $dir 'restore')
+        $image = $export.Result.Files[0]
+        Invoke-Native '/usr/sbin/e2fsck' @('-f', '-n', $image) | Out-Null     # exit code 0: clean, nothing to replay
+        $script:checkDevice = Invoke-Native '/usr/sbin/losetup' @('--find', '--show', '--read-only', $image)
+        $check = Join-TestPath $dir 'check'
+        [void][IO.Directory]::CreateDirectory($check)
+        Invoke-Native '/usr/bin/mount' @('-o', 'ro,noload', $script:checkDevice, $check) | Out-Null
+        [IO.File]::ReadAllText((Join-TestPath $check 'orders.txt')) | Should -Be $payload
+        [IO.File]::Exists((Join-TestPath $check 'after.txt')) | Should -BeFalse
+        (Get-AsrRecoveryPoint db01 -Latest | Test-AsrRecoveryPoint).Verified | Should -BeTrue
+    }
+
+    It 'a crash-consistent point taken the same way without the freeze does not contain unsynced data' {
+        # The control experiment: proves the test above can fail.
+        $payload = 'unsynced ' * 30000
+        [IO.File]::WriteAllText((Join-TestPath $mnt 'unsynced.txt'), $payload)
+        $job = Get-AsrProtectedItem db01 | Invoke-AsrReplication
+        (Get-AsrRecoveryPoint db01 -Latest).Consistency | Should -Be 'CrashConsistent'
+        $export = Get-AsrRecoveryPoint db01 -Latest | Export-AsrRecoveryPoint -Destination (Join-TestPath $dir 'restore2')
+        $text = [Text.Encoding]::Latin1.GetString([IO.File]::ReadAllBytes($export.Result.Files[0]))
+        $text.Contains('unsynced unsynced unsynced unsynced ') | Should -BeFalse
+    }
+}

@@ -1,0 +1,155 @@
+using AsrModule.Engine.Agent;
+using AsrModule.Engine.Events;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Policies;
+using AsrModule.Engine.Replication;
+using AsrModule.Tests.Unit.Retention;
+using Microsoft.Extensions.Logging.Abstractions;
+using Xunit;
+
+namespace AsrModule.Tests.Unit.Agent;
+
+/// <summary>The agent's decisions under a manual clock: what is due, and how health turns into events.</summary>
+public sealed class ReplicationAgentTests
+{
+    private static readonly DateTimeOffset T0 = new(2026, 11, 25, 8, 0, 0, TimeSpan.Zero);
+
+    private static async Task<(EngineHarness H, ManualClock Clock, AsrProtectedItem Item)> SetupAsync(AsrPolicy policy, string? script = null)
+    {
+        var h = await EngineHarness.CreateAsync();
+        var clock = new ManualClock(T0);
+        h.Vault.Clock = clock;
+        await h.Vault.CreatePolicyAsync(policy, default);
+        string disk = h.Dir["d.img"];
+        TestDisks.Create(disk, 256 * 1024, 1);
+        await h.Replication.RegisterAsync("vm", [disk], policy.Name, default, settings: new ItemReplicationSettings { AgentHost = "h1", AppConsistencyScript = script });
+        await h.CycleAsync("vm");
+        return (h, clock, await h.Vault.GetItemAsync("vm", default));
+    }
+
+    [Fact]
+    public async Task APointIsDueExactlyWhenTheNewestIsAsOldAsThePolicyFrequency()
+    {
+        var policy = new AsrPolicy { Name = "p30", CrashConsistentFrequencyMinutes = 0.5, AppConsistentFrequencyHours = 0 };
+        var (h, clock, _) = await SetupAsync(policy);
+        using var _h = h;
+        var agent = new ReplicationAgent(h.Vault, new AgentOptions { HostName = "h1" }, NullLogger.Instance);
+        clock.Advance(TimeSpan.FromSeconds(29));
+        Assert.False(agent.Due([await h.Vault.GetItemAsync("vm", default)], policy).Due);
+        clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal((true, false), agent.Due([await h.Vault.GetItemAsync("vm", default)], policy));
+    }
+
+    [Fact]
+    public async Task AnAppConsistentPointIsDueAtItsOwnFrequencyOnlyForItemsWithAFreezeScript()
+    {
+        var policy = new AsrPolicy { Name = "papp", CrashConsistentFrequencyMinutes = 5, AppConsistentFrequencyHours = 1 };
+        var script = Path.Combine(Path.GetTempPath(), "asr-freeze-" + Guid.NewGuid().ToString("N") + ".sh");
+        File.WriteAllText(script, "#!/bin/sh\nexit 0\n");
+        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.UserWrite);
+        try
+        {
+            var (h, clock, item) = await SetupAsync(policy, script);
+            using var _h = h;
+            var agent = new ReplicationAgent(h.Vault, new AgentOptions { HostName = "h1" }, NullLogger.Instance);
+            // Never had one: due now, app-consistent.
+            Assert.Equal((true, true), agent.Due([item], policy));
+            var result = await h.Replication.RunCycleAsync(item, false, Engine.Jobs.JobContext.Detached(), new CycleOptions { AppConsistent = true });
+            var point = await h.Vault.GetLatestPointAsync(item.Id, default);
+            Assert.Equal(Engine.RecoveryPoints.RecoveryPointConsistency.AppConsistent, point!.Consistency);
+            item = await h.Vault.GetItemAsync("vm", default);
+            clock.Advance(TimeSpan.FromMinutes(5));
+            Assert.Equal((true, false), agent.Due([item], policy));
+            clock.Advance(TimeSpan.FromMinutes(55));
+            Assert.Equal((true, true), agent.Due([item], policy));
+            item.AppConsistencyScript = null;
+            Assert.Equal((true, false), agent.Due([item], policy));
+        }
+        finally
+        {
+            File.Delete(script);
+        }
+    }
+
+    [Fact]
+    public async Task AFailingFreezeScriptLeavesACrashConsistentPointAndSaysWhy()
+    {
+        var policy = new AsrPolicy { Name = "pfail", CrashConsistentFrequencyMinutes = 5, AppConsistentFrequencyHours = 1 };
+        var script = Path.Combine(Path.GetTempPath(), "asr-freeze-" + Guid.NewGuid().ToString("N") + ".sh");
+        var log = script + ".log";
+        File.WriteAllText(script, $"#!/bin/sh\necho $1 >> '{log}'\n[ \"$1\" = thaw ] || {{ echo 'database refused to freeze' >&2; exit 3; }}\n");
+        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.UserWrite);
+        try
+        {
+            var (h, _, item) = await SetupAsync(policy, script);
+            using var _h = h;
+            var result = await h.Replication.RunCycleAsync(item, false, Engine.Jobs.JobContext.Detached(), new CycleOptions { AppConsistent = true });
+            var point = await h.Vault.GetLatestPointAsync(item.Id, default);
+            Assert.Equal(Engine.RecoveryPoints.RecoveryPointConsistency.CrashConsistent, point!.Consistency);
+            Assert.Contains("database refused to freeze", result.Note);
+            // A failed freeze is thawed at once: an application is never left frozen.
+            Assert.Equal(["freeze", "thaw"], File.ReadAllLines(log));
+        }
+        finally
+        {
+            File.Delete(script);
+            File.Delete(log);
+        }
+    }
+
+    [Fact]
+    public async Task HealthFollowsTheRpoThresholdAndEachChangeIsAnEvent()
+    {
+        var policy = new AsrPolicy { Name = "prpo", CrashConsistentFrequencyMinutes = 0.5, AppConsistentFrequencyHours = 0, RpoThresholdMinutes = 1 };
+        var (h, clock, _) = await SetupAsync(policy);
+        using var _h = h;
+        // No cycles: the agent only watches, as when its cycles keep failing.
+        var agent = new ReplicationAgent(h.Vault, new AgentOptions { HostName = "h1", MaxParallelCycles = 0 }, NullLogger.Instance);
+        await agent.TickAsync(default);
+        Assert.Equal(ReplicationHealth.Normal, (await h.Vault.GetItemAsync("vm", default)).ReplicationHealth);
+        clock.Advance(TimeSpan.FromSeconds(61));
+        await agent.TickAsync(default);
+        var item = await h.Vault.GetItemAsync("vm", default);
+        Assert.Equal(ReplicationHealth.Warning, item.ReplicationHealth);
+        Assert.Equal(61, item.CurrentRpo!.Value.TotalSeconds, 3);
+        clock.Advance(TimeSpan.FromSeconds(60));
+        await agent.TickAsync(default);
+        Assert.Equal(ReplicationHealth.Critical, (await h.Vault.GetItemAsync("vm", default)).ReplicationHealth);
+        var events = (await h.Vault.Events.ListAsync(T0, default)).Where(e => e.EventType == AsrEventTypes.HealthChanged).ToList();
+        Assert.Equal([AsrEventSeverity.Warning, AsrEventSeverity.Critical], events.Select(e => e.Severity));
+        Assert.All(events, e => Assert.Equal("vm", e.ItemName));
+        Assert.Contains("RPO 121 s", events[1].Message);
+    }
+
+    [Fact]
+    public async Task AFreezeLeftHeldByAKilledCycleIsThawedByTheNextCycleBeforeAnythingElse()
+    {
+        var policy = new AsrPolicy { Name = "pheld", CrashConsistentFrequencyMinutes = 5, AppConsistentFrequencyHours = 1 };
+        var script = Path.Combine(Path.GetTempPath(), "asr-freeze-" + Guid.NewGuid().ToString("N") + ".sh");
+        var log = script + ".log";
+        File.WriteAllText(script, $"#!/bin/sh\necho $1 >> '{log}'\n");
+        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.UserWrite);
+        try
+        {
+            var (h, _, item) = await SetupAsync(policy, script);
+            using var _h = h;
+            var dead = Guid.NewGuid();
+            await h.Vault.UpdateItemAsync(item.Id, i => i.FreezeHeldByJobId = dead, default);
+            await h.CycleAsync("vm"); // a crash-consistent cycle: no freeze of its own
+            Assert.Equal(["thaw"], File.ReadAllLines(log));
+            Assert.Null((await h.Vault.GetItemAsync("vm", default)).FreezeHeldByJobId);
+            var recovered = (await h.Vault.Events.ListAsync(DateTimeOffset.MinValue, default)).Single(e => e.EventType == AsrEventTypes.FreezeRecovered);
+            Assert.Contains(dead.ToString(), recovered.Message);
+            // An app-consistent cycle records the freeze while it holds it and clears it after the thaw.
+            item = await h.Vault.GetItemAsync("vm", default);
+            await h.Replication.RunCycleAsync(item, false, Engine.Jobs.JobContext.Detached(), new CycleOptions { AppConsistent = true });
+            Assert.Equal(["thaw", "freeze", "thaw"], File.ReadAllLines(log));
+            Assert.Null((await h.Vault.GetItemAsync("vm", default)).FreezeHeldByJobId);
+        }
+        finally
+        {
+            File.Delete(script);
+            File.Delete(log);
+        }
+    }
+}
