@@ -175,7 +175,7 @@ try {
     $fs = [IO.FileStream]::new($disk, [IO.FileMode]::Create, [IO.FileAccess]::Write, [IO.FileShare]::None, 1MB)
     try {
         for ($off = 0L; $off -lt $size; $off += 1MB) {
-            $len = [int][Math]::Min(1MB, $size - $off)
+            $len = [int][Math]::Min([long]1MB, $size - $off)
             switch (($off / 1MB) % 4) {
                 0 { $rng.NextBytes($buf); $fs.Write($buf, 0, $len) }
                 1 { for ($k = 0; $k -lt 64; $k++) { $text[$rng.Next(1MB)] = [byte](97 + $rng.Next(26)) }; $fs.Write($text, 0, $len) }   # no two text regions alike
@@ -290,7 +290,7 @@ try {
         if ($sortedPoints[$k].RecoveryPointTimeUtc -ge $t0Offset.AddSeconds($tAtWarmup)) { $gaps.Add(($sortedPoints[$k].RecoveryPointTimeUtc - $sortedPoints[$k - 1].RecoveryPointTimeUtc).TotalSeconds) }
     }
     $gapSorted = Get-Sorted ([double[]]$gaps.ToArray())
-    $winCycles = @($cycleList | Where-Object { $_.StartTimeUtc -ge $t0Offset.AddSeconds($tAtWarmup) -and "$($_.State)" -eq 'Succeeded' })
+    $winCycles = @($cycleList | Where-Object { $_.EndTimeUtc -ge $t0Offset.AddSeconds($tAtWarmup) -and "$($_.State)" -eq 'Succeeded' })   # published in the window
     $durSorted = Get-Sorted ([double[]]@($winCycles | ForEach-Object { $_.Duration.TotalSeconds }))
     $scanRates = Get-Sorted ([double[]]@($winCycles | ForEach-Object { $_.Result.BytesScanned / 1MB / [Math]::Max(0.001, $_.Duration.TotalSeconds) }))
     $failed = @($cycleList | Where-Object { "$($_.State)" -ne 'Succeeded' })
@@ -322,7 +322,7 @@ try {
     Out-Result "| RPO just before each publication (exact, from point and cycle end times) min / max | $(F $peakSorted[0]) / $(F $peakSorted[-1]) s |"
     Out-Result "| RPO under 60 s throughout | $met |"
     Out-Result "| points published (interval min / median / max) | $pointsInWin ($(F $gapSorted[0]) / $(F (Get-Median $gapSorted)) / $(F $gapSorted[-1]) s) |"
-    Out-Result "| cycles: duration min / median / max | $($winCycles.Count) cycles: $(F $durSorted[0]) / $(F (Get-Median $durSorted)) / $(F $durSorted[-1]) s; failed/cancelled (whole run) $($failed.Count) |"
+    Out-Result "| cycles that published in the window: duration min / median / max | $($winCycles.Count): $(F $durSorted[0]) / $(F (Get-Median $durSorted)) / $(F $durSorted[-1]) s; failed/cancelled (whole run) $($failed.Count) |"
     Out-Result "| cycle scan rate (BytesScanned / duration) median | $(F (Get-Median $scanRates) 0) MiB/s |"
     Out-Result "| writer achieved | $(F ($writerBytes / 1MB / $writerElapsed) 2) MiB/s = $(F ($writerBytes / 1e6 / $writerElapsed) 2) MB/s ($writerWrites writes, $writerLate of $writerTicks ticks late) |"
     Out-Result "| agent CPU, window | $(F (100 * $agentCpuWinS / $winSeconds) 1)% of one core = $(F (100 * $agentCpuWinS / $winSeconds / $cores) 1)% of $cores cores ($(F $agentCpuWinS) s CPU in $(F $winSeconds 0) s) |"

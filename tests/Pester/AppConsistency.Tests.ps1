@@ -5,15 +5,6 @@ Describe 'App-consistent points of a mounted ext4 filesystem with the fsfreeze s
     BeforeAll {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
-        function Invoke-Native([string]$File, [string[]]$Arguments) {
-            $psi = [Diagnostics.ProcessStartInfo]::new($File)
-            foreach ($a in $Arguments) { $psi.ArgumentList.Add($a) }
-            $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
-            $p = [Diagnostics.Process]::Start($psi)
-            $out = $p.StandardOutput.ReadToEnd(); $err = $p.StandardError.ReadToEnd(); $p.WaitForExit()
-            if ($p.ExitCode -ne 0) { throw "$File $Arguments failed ($($p.ExitCode)): $err $out" }
-            $out.Trim()
-        }
         $dir = New-TestDirectory
         $backing = Join-TestPath $dir 'fs.img'
         $f = [IO.File]::Create($backing); $f.SetLength(64MB); $f.Dispose()

@@ -5,15 +5,6 @@ Describe 'Linux block devices as sources' -Skip:(-not $canLoop) {
     BeforeAll {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
-        function Invoke-Native([string]$File, [string[]]$Arguments) {
-            $psi = [Diagnostics.ProcessStartInfo]::new($File)
-            foreach ($a in $Arguments) { $psi.ArgumentList.Add($a) }
-            $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
-            $p = [Diagnostics.Process]::Start($psi)
-            $out = $p.StandardOutput.ReadToEnd(); $err = $p.StandardError.ReadToEnd(); $p.WaitForExit()
-            if ($p.ExitCode -ne 0) { throw "$File $Arguments failed: $err" }
-            $out.Trim()
-        }
         $dir = New-TestDirectory
         $backing = Join-TestPath $dir 'backing.img'
         New-AsrSampleDisk -Path $backing -SizeBytes 24MB -Seed 9 | Out-Null

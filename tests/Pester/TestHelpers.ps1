@@ -72,3 +72,14 @@ function Initialize-TestVault([string]$Dir, [string[]]$Machines = @(), [long]$Si
     }
     $vaultPath
 }
+
+function Invoke-Native([string]$File, [string[]]$Arguments) {
+    <# Runs a program (losetup, mount, mkfs...) and returns its trimmed output; throws with its stderr when it fails. #>
+    $psi = [Diagnostics.ProcessStartInfo]::new($File)
+    foreach ($a in $Arguments) { $psi.ArgumentList.Add($a) }
+    $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
+    $p = [Diagnostics.Process]::Start($psi)
+    $out = $p.StandardOutput.ReadToEnd(); $err = $p.StandardError.ReadToEnd(); $p.WaitForExit()
+    if ($p.ExitCode -ne 0) { throw "$File $Arguments failed ($($p.ExitCode)): $err $out" }
+    $out.Trim()
+}

@@ -14,6 +14,19 @@ public sealed class ReplicationAgentTests
 {
     private static readonly DateTimeOffset T0 = new(2026, 11, 25, 8, 0, 0, TimeSpan.Zero);
 
+    /// <summary>An executable freeze script with the given body, deleted with the returned handle.</summary>
+    private sealed class ScriptFile : IDisposable
+    {
+        public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "asr-freeze-" + Guid.NewGuid().ToString("N") + ".sh");
+        public string Log => Path + ".log";
+        public ScriptFile(Func<string, string> body)
+        {
+            File.WriteAllText(Path, "#!/bin/sh\n" + body(Log));
+            File.SetUnixFileMode(Path, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.UserWrite);
+        }
+        public void Dispose() { File.Delete(Path); File.Delete(Log); }
+    }
+
     private static async Task<(EngineHarness H, ManualClock Clock, AsrProtectedItem Item)> SetupAsync(AsrPolicy policy, string? script = null)
     {
         var h = await EngineHarness.CreateAsync();
@@ -44,57 +57,37 @@ public sealed class ReplicationAgentTests
     public async Task AnAppConsistentPointIsDueAtItsOwnFrequencyOnlyForItemsWithAFreezeScript()
     {
         var policy = new AsrPolicy { Name = "papp", CrashConsistentFrequencyMinutes = 5, AppConsistentFrequencyHours = 1 };
-        var script = Path.Combine(Path.GetTempPath(), "asr-freeze-" + Guid.NewGuid().ToString("N") + ".sh");
-        File.WriteAllText(script, "#!/bin/sh\nexit 0\n");
-        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.UserWrite);
-        try
-        {
-            var (h, clock, item) = await SetupAsync(policy, script);
-            using var _h = h;
-            var agent = new ReplicationAgent(h.Vault, new AgentOptions { HostName = "h1" }, NullLogger.Instance);
-            // Never had one: due now, app-consistent.
-            Assert.Equal((true, true), agent.Due([item], policy));
-            var result = await h.Replication.RunCycleAsync(item, false, Engine.Jobs.JobContext.Detached(), new CycleOptions { AppConsistent = true });
-            var point = await h.Vault.GetLatestPointAsync(item.Id, default);
-            Assert.Equal(Engine.RecoveryPoints.RecoveryPointConsistency.AppConsistent, point!.Consistency);
-            item = await h.Vault.GetItemAsync("vm", default);
-            clock.Advance(TimeSpan.FromMinutes(5));
-            Assert.Equal((true, false), agent.Due([item], policy));
-            clock.Advance(TimeSpan.FromMinutes(55));
-            Assert.Equal((true, true), agent.Due([item], policy));
-            item.AppConsistencyScript = null;
-            Assert.Equal((true, false), agent.Due([item], policy));
-        }
-        finally
-        {
-            File.Delete(script);
-        }
+        using var script = new ScriptFile(_ => "exit 0\n");
+        var (h, clock, item) = await SetupAsync(policy, script.Path);
+        using var _h = h;
+        var agent = new ReplicationAgent(h.Vault, new AgentOptions { HostName = "h1" }, NullLogger.Instance);
+        // Never had one: due now, app-consistent.
+        Assert.Equal((true, true), agent.Due([item], policy));
+        var result = await h.Replication.RunCycleAsync(item, false, Engine.Jobs.JobContext.Detached(), new CycleOptions { AppConsistent = true });
+        var point = await h.Vault.GetLatestPointAsync(item.Id, default);
+        Assert.Equal(Engine.RecoveryPoints.RecoveryPointConsistency.AppConsistent, point!.Consistency);
+        item = await h.Vault.GetItemAsync("vm", default);
+        clock.Advance(TimeSpan.FromMinutes(5));
+        Assert.Equal((true, false), agent.Due([item], policy));
+        clock.Advance(TimeSpan.FromMinutes(55));
+        Assert.Equal((true, true), agent.Due([item], policy));
+        item.AppConsistencyScript = null;
+        Assert.Equal((true, false), agent.Due([item], policy));
     }
 
     [Fact]
     public async Task AFailingFreezeScriptLeavesACrashConsistentPointAndSaysWhy()
     {
         var policy = new AsrPolicy { Name = "pfail", CrashConsistentFrequencyMinutes = 5, AppConsistentFrequencyHours = 1 };
-        var script = Path.Combine(Path.GetTempPath(), "asr-freeze-" + Guid.NewGuid().ToString("N") + ".sh");
-        var log = script + ".log";
-        File.WriteAllText(script, $"#!/bin/sh\necho $1 >> '{log}'\n[ \"$1\" = thaw ] || {{ echo 'database refused to freeze' >&2; exit 3; }}\n");
-        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.UserWrite);
-        try
-        {
-            var (h, _, item) = await SetupAsync(policy, script);
-            using var _h = h;
-            var result = await h.Replication.RunCycleAsync(item, false, Engine.Jobs.JobContext.Detached(), new CycleOptions { AppConsistent = true });
-            var point = await h.Vault.GetLatestPointAsync(item.Id, default);
-            Assert.Equal(Engine.RecoveryPoints.RecoveryPointConsistency.CrashConsistent, point!.Consistency);
-            Assert.Contains("database refused to freeze", result.Note);
-            // A failed freeze is thawed at once: an application is never left frozen.
-            Assert.Equal(["freeze", "thaw"], File.ReadAllLines(log));
-        }
-        finally
-        {
-            File.Delete(script);
-            File.Delete(log);
-        }
+        using var script = new ScriptFile(log => $"echo $1 >> '{log}'\n[ \"$1\" = thaw ] || {{ echo 'database refused to freeze' >&2; exit 3; }}\n");
+        var (h, _, item) = await SetupAsync(policy, script.Path);
+        using var _h = h;
+        var result = await h.Replication.RunCycleAsync(item, false, Engine.Jobs.JobContext.Detached(), new CycleOptions { AppConsistent = true });
+        var point = await h.Vault.GetLatestPointAsync(item.Id, default);
+        Assert.Equal(Engine.RecoveryPoints.RecoveryPointConsistency.CrashConsistent, point!.Consistency);
+        Assert.Contains("database refused to freeze", result.Note);
+        // A failed freeze is thawed at once: an application is never left frozen.
+        Assert.Equal(["freeze", "thaw"], File.ReadAllLines(script.Log));
     }
 
     [Fact]
@@ -125,31 +118,20 @@ public sealed class ReplicationAgentTests
     public async Task AFreezeLeftHeldByAKilledCycleIsThawedByTheNextCycleBeforeAnythingElse()
     {
         var policy = new AsrPolicy { Name = "pheld", CrashConsistentFrequencyMinutes = 5, AppConsistentFrequencyHours = 1 };
-        var script = Path.Combine(Path.GetTempPath(), "asr-freeze-" + Guid.NewGuid().ToString("N") + ".sh");
-        var log = script + ".log";
-        File.WriteAllText(script, $"#!/bin/sh\necho $1 >> '{log}'\n");
-        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.UserWrite);
-        try
-        {
-            var (h, _, item) = await SetupAsync(policy, script);
-            using var _h = h;
-            var dead = Guid.NewGuid();
-            await h.Vault.UpdateItemAsync(item.Id, i => i.FreezeHeldByJobId = dead, default);
-            await h.CycleAsync("vm"); // a crash-consistent cycle: no freeze of its own
-            Assert.Equal(["thaw"], File.ReadAllLines(log));
-            Assert.Null((await h.Vault.GetItemAsync("vm", default)).FreezeHeldByJobId);
-            var recovered = (await h.Vault.Events.ListAsync(DateTimeOffset.MinValue, default)).Single(e => e.EventType == AsrEventTypes.FreezeRecovered);
-            Assert.Contains(dead.ToString(), recovered.Message);
-            // An app-consistent cycle records the freeze while it holds it and clears it after the thaw.
-            item = await h.Vault.GetItemAsync("vm", default);
-            await h.Replication.RunCycleAsync(item, false, Engine.Jobs.JobContext.Detached(), new CycleOptions { AppConsistent = true });
-            Assert.Equal(["thaw", "freeze", "thaw"], File.ReadAllLines(log));
-            Assert.Null((await h.Vault.GetItemAsync("vm", default)).FreezeHeldByJobId);
-        }
-        finally
-        {
-            File.Delete(script);
-            File.Delete(log);
-        }
+        using var script = new ScriptFile(log => $"echo $1 >> '{log}'\n");
+        var (h, _, item) = await SetupAsync(policy, script.Path);
+        using var _h = h;
+        var dead = Guid.NewGuid();
+        await h.Vault.UpdateItemAsync(item.Id, i => i.FreezeHeldByJobId = dead, default);
+        await h.CycleAsync("vm"); // a crash-consistent cycle: no freeze of its own
+        Assert.Equal(["thaw"], File.ReadAllLines(script.Log));
+        Assert.Null((await h.Vault.GetItemAsync("vm", default)).FreezeHeldByJobId);
+        var recovered = (await h.Vault.Events.ListAsync(DateTimeOffset.MinValue, default)).Single(e => e.EventType == AsrEventTypes.FreezeRecovered);
+        Assert.Contains(dead.ToString(), recovered.Message);
+        // An app-consistent cycle records the freeze while it holds it and clears it after the thaw.
+        item = await h.Vault.GetItemAsync("vm", default);
+        await h.Replication.RunCycleAsync(item, false, Engine.Jobs.JobContext.Detached(), new CycleOptions { AppConsistent = true });
+        Assert.Equal(["thaw", "freeze", "thaw"], File.ReadAllLines(script.Log));
+        Assert.Null((await h.Vault.GetItemAsync("vm", default)).FreezeHeldByJobId);
     }
 }
