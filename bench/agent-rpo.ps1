@@ -34,6 +34,7 @@ param(
     [string]$WorkDir = '/tmp/asr-agent-rpo',
     [string]$Key = 'bench-passphrase-0123456789',
     [int]$Seed = 1,
+    [int]$AgentGcHeapLimitMB = 0,       # > 0: start the agent with DOTNET_GCHeapHardLimit (does its memory stay bounded?)
     [switch]$Keep
 )
 $ErrorActionPreference = 'Stop'
@@ -196,7 +197,10 @@ try {
 
     # -------------------------------------------------------------- agent, writer
     [IO.File]::WriteAllText($writerPy, $writerSource)
-    $agent = Start-AsrAgent -HostName $agentHost -EncryptionKey $Key -LogPath $agentLog
+    # The agent inherits this process's environment: a GC heap limit set here applies to it alone.
+    if ($AgentGcHeapLimitMB -gt 0) { [Environment]::SetEnvironmentVariable('DOTNET_GCHeapHardLimit', ('0x{0:X}' -f ([long]$AgentGcHeapLimitMB * 1MB))) }
+    try { $agent = Start-AsrAgent -HostName $agentHost -EncryptionKey $Key -LogPath $agentLog }
+    finally { [Environment]::SetEnvironmentVariable('DOTNET_GCHeapHardLimit', $null) }
     $agentPid = [int]$agent.ProcessId
     $seq0 = [long](Get-AsrProtectedItem -Name $itemName).LastPointSequence
     Say "   agent '$agentHost' running, process $agentPid"
@@ -313,7 +317,7 @@ try {
     Out-Result "### agent-rpo $([DateTime]::UtcNow.ToString('yyyy-MM-dd HH:mm', $inv)) UTC"
     Out-Result ''
     Out-Result "machine: $cores cores ($cpuModel), module build $config; load average at start $($samples[0].Load), at end $loadEnd; machine CPU busy in the window (all processes) $(F $machineWinPct 0)%"
-    Out-Result "disk $(F ($size / 1GB) 2) GiB (random/text/zero/zero, written out), initial replication $(F $initialS) s; policy zstd-1, point every 30 s, RPO threshold 60 s; encrypted vault; agent tick 1 s"
+    Out-Result "disk $(F ($size / 1GB) 2) GiB (random/text/zero/zero, written out), initial replication $(F $initialS) s; policy zstd-1, point every 30 s, RPO threshold 60 s; encrypted vault; agent tick 1 s$(if ($AgentGcHeapLimitMB -gt 0) { ", agent GC heap hard limit $AgentGcHeapLimitMB MiB" })"
     Out-Result "writer: separate python3 process, $WriteMBps MiB/s target, random 4-64 KiB pwrite of random data at random 4 KiB offsets, paced per 100 ms, no fsync"
     Out-Result ''
     Out-Result "| measured over t = $(F $tAtWarmup 0)..$(F $tEnd 0) s (after $WarmupSeconds s warm-up) | value |"

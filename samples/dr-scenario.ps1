@@ -23,7 +23,8 @@ function Step([string]$Text) { [Console]::WriteLine(); [Console]::WriteLine("== 
 
 [Console]::WriteLine('AsrModule end-to-end scenario: protect a two-disk machine in a local vault, change its disks')
 [Console]::WriteLine('between replication cycles, export every recovery point and check it by SHA-256; then drill,')
-[Console]::WriteLine('fail over, commit, reprotect, fail back and resync, checking the disks at every step.')
+[Console]::WriteLine('fail over, commit, reprotect, fail back and resync, checking the disks at every step; then the agent')
+[Console]::WriteLine('protects the machine continuously.')
 [void][IO.Directory]::CreateDirectory($WorkDir)
 $os = [IO.Path]::Combine($WorkDir, 'web01-os.img')
 $data = [IO.Path]::Combine($WorkDir, 'web01-data.img')
@@ -118,6 +119,32 @@ try {
     [Console]::WriteLine("  compared $($rs.Result.BlocksCompared) blocks, sent $($rs.Result.ChangedBlocks) ($($rs.Result.BytesSent) bytes)")
     Get-AsrProtectedItem web01 | Out-Default
 
+    Step 'Continuous protection: Set-AsrProtectedItem -Policy (30-second points); Start-AsrAgent; the disks keep changing'
+    $continuous = New-AsrPolicy -Name continuous -CrashConsistentFrequencyMinutes 0.5 -AppConsistentFrequencyHours 0 -RecoveryPointRetentionHours 24 -RpoThresholdMinutes 1
+    $agentHost = 'scenario-' + [Guid]::NewGuid().ToString('N').Substring(0, 6)
+    Set-AsrProtectedItem web01 -Policy $continuous -AgentHost $agentHost
+    $before = (Get-AsrProtectedItem web01).LastPointSequence
+    $agentArgs = @{ HostName = $agentHost; LogPath = [IO.Path]::Combine($WorkDir, 'agent.log'); TickInterval = '00:00:00.250' }
+    if ($EncryptionKey) { $agentArgs.EncryptionKey = $EncryptionKey }
+    $agent = Start-AsrAgent @agentArgs
+    [Console]::WriteLine("  agent '$agentHost' running as process $($agent.ProcessId); it takes a point when the newest is 30 s old")
+    Write-AsrSampleChange -Path $data -Fraction 0.01 -Seed 44 | Out-Null
+    $expectedAgent = @{ 'web01-os.img' = Get-AsrSampleHash $os; 'web01-data.img' = Get-AsrSampleHash $data }
+    $deadline = [DateTime]::UtcNow.AddSeconds(90)
+    while ((Get-AsrProtectedItem web01).LastPointSequence -le $before) {
+        if ([DateTime]::UtcNow -gt $deadline) { throw "The agent published no point within 90 s; see $($agentArgs.LogPath)" }
+        [Threading.Thread]::Sleep(250)
+    }
+    $agentPoint = Get-AsrRecoveryPoint -Item web01 -Latest
+    $agentFiles = ($agentPoint | Export-AsrRecoveryPoint -Destination ([IO.Path]::Combine($WorkDir, 'restore', 'agent-point'))).Result.Files
+    $agentOk = @($agentFiles | Where-Object { (Get-AsrSampleHash $_) -ne $expectedAgent[[IO.Path]::GetFileName($_)] }).Count -eq 0
+    [Console]::WriteLine("  the agent published point $($agentPoint.Sequence) at $($agentPoint.RecoveryPointTimeUtc.ToString('u')); it equals the disks: $agentOk")
+    if (-not $agentOk) { throw 'The point the agent took does not equal the source.' }
+    Get-AsrProtectedItem web01 | Out-Default
+    Get-AsrAgent -HostName $agentHost | Out-Default
+    Stop-AsrAgent -HostName $agentHost
+    Get-AsrEvent | Out-Default
+
     Step 'Get-AsrJob'
     Get-AsrJob | Out-Default
 
@@ -128,9 +155,11 @@ try {
     [Console]::WriteLine("source disks: $($OsDiskBytes + $DataDiskBytes) bytes; vault: $vaultBytes bytes for $allPoints points")
     if ($failures -gt 0) { throw "$failures exported disk(s) did not match the source at their point." }
     [Console]::WriteLine("OK: $($rows.Count) exported disks across $($points.Count) recovery points match the source bit for bit;")
-    [Console]::WriteLine("    the drill presented its point exactly, the planned failover lost no write, and failback brought every block home.")
+    [Console]::WriteLine("    the drill presented its point exactly, the planned failover lost no write, failback brought every block home,")
+    [Console]::WriteLine("    and the agent's continuous point equals the disks.")
 }
 finally {
+    if ($agentHost) { try { Stop-AsrAgent -HostName $agentHost -Force -TimeoutSeconds 30 -ErrorAction SilentlyContinue } catch { } }
     Disconnect-AsrVault
     if (-not $Keep) { [IO.Directory]::Delete($WorkDir, $true) }
 }

@@ -14,6 +14,8 @@ public sealed record ItemReplicationSettings
     public string? ReplicationGroup { get; init; }
     public string? AppConsistencyScript { get; init; }
     public string? QmpSocketPath { get; init; }
+    /// <summary>Another policy (must exist; checked by the caller against the vault).</summary>
+    public string? PolicyName { get; init; }
 
     /// <summary>Applies the settings to <paramref name="item"/> after checking them against the rest of the catalog.</summary>
     internal void ApplyTo(AsrProtectedItem item, IReadOnlyList<AsrProtectedItem> others)
@@ -21,6 +23,7 @@ public sealed record ItemReplicationSettings
         static string? Clear(string? value, string? current) => value is null ? current : value.Length == 0 ? null : value;
         string? host = Clear(AgentHost, item.AgentHost), group = Clear(ReplicationGroup, item.ReplicationGroup);
         string? script = Clear(AppConsistencyScript, item.AppConsistencyScript), qmp = Clear(QmpSocketPath, item.QmpSocketPath);
+        string policy = string.IsNullOrEmpty(PolicyName) ? item.PolicyName : PolicyName;
         if (host is not null && !VaultLayout.IsValidName(host))
             throw new AsrException(AsrErrorIds.AgentHostNameInvalid, AsrErrorKind.InvalidArgument,
                 $"'{host}' is not a valid agent host name for '{item.Name}': use 1–64 letters, digits, '.', '_' or '-'.", host);
@@ -31,8 +34,8 @@ public sealed record ItemReplicationSettings
             // One agent takes one group's points at one instant under one cadence.
             foreach (var member in others.Where(o => o.Id != item.Id && string.Equals(o.ReplicationGroup, group, StringComparison.OrdinalIgnoreCase)))
             {
-                if (!string.Equals(member.PolicyName, item.PolicyName, StringComparison.OrdinalIgnoreCase))
-                    throw Invalid(item, $"Replication group '{group}' uses policy '{member.PolicyName}' (member '{member.Name}'); '{item.Name}' uses '{item.PolicyName}'. Members of a group share one policy.", group);
+                if (!string.Equals(member.PolicyName, policy, StringComparison.OrdinalIgnoreCase))
+                    throw Invalid(item, $"Replication group '{group}' uses policy '{member.PolicyName}' (member '{member.Name}'); '{item.Name}' would use '{policy}'. Members of a group share one policy.", group);
                 if (!string.Equals(member.AgentHost, host, StringComparison.OrdinalIgnoreCase))
                     throw Invalid(item, $"Replication group '{group}' is replicated by agent host '{member.AgentHost}' (member '{member.Name}'); '{item.Name}' would be on '{host}'. Members of a group share one agent host.", group);
             }
@@ -46,6 +49,7 @@ public sealed record ItemReplicationSettings
         if (qmp is not null && !File.Exists(qmp))
             throw new AsrException(AsrErrorIds.DiskUnreadable, AsrErrorKind.ObjectNotFound,
                 $"QMP socket '{qmp}' for '{item.Name}' does not exist. Start QEMU with -qmp unix:{qmp},server=on,wait=off.", qmp);
+        item.PolicyName = policy;
         item.AgentHost = host;
         item.ReplicationGroup = group;
         item.AppConsistencyScript = script;

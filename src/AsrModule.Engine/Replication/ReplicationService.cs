@@ -150,6 +150,8 @@ public sealed partial class ReplicationService
     /// <summary>Changes how an item is replicated continuously; checked against the catalog first, nothing changes on error.</summary>
     public async Task<AsrProtectedItem> UpdateSettingsAsync(AsrProtectedItem item, ItemReplicationSettings settings, CancellationToken ct)
     {
+        if (!string.IsNullOrEmpty(settings.PolicyName))
+            settings = settings with { PolicyName = (await _vault.GetPolicyAsync(settings.PolicyName, ct).ConfigureAwait(false)).Name };
         var others = await _vault.GetItemsAsync(ct).ConfigureAwait(false);
         settings.ApplyTo(item, others); // validates on a copy the caller holds; the saved record is changed below
         return await _vault.UpdateItemAsync(item.Id, i => settings.ApplyTo(i, others), ct).ConfigureAwait(false);

@@ -5,7 +5,7 @@ using AsrModule.Infrastructure;
 
 namespace AsrModule.Commands;
 
-/// <summary>Changes how a protected item is replicated continuously (agent, group, freeze script, QEMU guest). A running agent picks the change up at its next tick.</summary>
+/// <summary>Changes how a protected item is replicated continuously (policy, agent, group, freeze script, QEMU guest). A running agent picks the change up at its next tick.</summary>
 [Cmdlet(VerbsCommon.Set, "AsrProtectedItem", SupportsShouldProcess = true)]
 [OutputType(typeof(AsrProtectedItem))]
 public sealed class SetAsrProtectedItemCommand : AsrCmdlet
@@ -35,6 +35,12 @@ public sealed class SetAsrProtectedItemCommand : AsrCmdlet
     [AllowEmptyString]
     public string? QmpSocket { get; set; }
 
+    /// <summary>Another replication policy (a name or a policy object); takes effect at the agent's next tick.</summary>
+    [Parameter]
+    [PolicyNameTransformation]
+    [ArgumentCompleter(typeof(PolicyNameCompleter))]
+    public string? Policy { get; set; }
+
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
@@ -54,8 +60,9 @@ public sealed class SetAsrProtectedItemCommand : AsrCmdlet
                 ReplicationGroup = ReplicationGroup,
                 AppConsistencyScript = Resolve(AppConsistencyScript),
                 QmpSocketPath = Resolve(QmpSocket),
+                PolicyName = Policy,
             };
-            var changes = new[] { ("AgentHost", AgentHost), ("ReplicationGroup", ReplicationGroup), ("AppConsistencyScript", AppConsistencyScript), ("QmpSocket", QmpSocket) }
+            var changes = new[] { ("AgentHost", AgentHost), ("ReplicationGroup", ReplicationGroup), ("AppConsistencyScript", AppConsistencyScript), ("QmpSocket", QmpSocket), ("Policy", Policy) }
                 .Where(c => c.Item2 is not null).Select(c => c.Item2!.Length == 0 ? $"clear {c.Item1}" : $"{c.Item1} = '{c.Item2}'").ToList();
             if (changes.Count == 0 || !ShouldProcess(item.Name, "Set " + string.Join(", ", changes))) return;
             var updated = Await(ct => new ReplicationService(vault).UpdateSettingsAsync(item, settings, ct));
