@@ -22,6 +22,10 @@
          p95 / max, RPO per 60 s of the run, points published, every ReplicationCycle job (Get-AsrJob:
          duration, bytes scanned / changed / stored), the writer's achieved rate, the agent's CPU (% of
          one core and of all cores) and peak RSS, and the vault's growth.
+    The disk file stays in the page cache (the machine has RAM to spare), so scans read memory; with
+    -ColdCache the page cache is synced and dropped every 5 s (root), so each scan reads storage.
+    -AgentGcHeapLimitMB starts the agent with DOTNET_GCHeapHardLimit, to see whether its RSS is garbage
+    the GC has not collected yet or memory it really needs.
     Writes WorkDir/samples.csv (per-second samples), WorkDir/cycles.csv (one row per cycle job) and
     WorkDir/results.md (the tables printed). Unless -Keep, then deletes the disk, the vault and the
     writer script, leaving those three files, agent.log and writer.log.
@@ -35,6 +39,7 @@ param(
     [string]$Key = 'bench-passphrase-0123456789',
     [int]$Seed = 1,
     [int]$AgentGcHeapLimitMB = 0,       # > 0: start the agent with DOTNET_GCHeapHardLimit (does its memory stay bounded?)
+    [switch]$ColdCache,                 # sync + drop the page cache every 5 s (root), so each scan reads the disk from storage
     [switch]$Keep
 )
 $ErrorActionPreference = 'Stop'
@@ -215,6 +220,13 @@ try {
     Say "   writer process $($writer.Id) started; sampling every second"
 
     # -------------------------------------------------------------- sampling
+    function Clear-PageCache([bool]$Wait) {
+        $p = [Diagnostics.Process]::Start('/bin/sh', [string[]]@('-c', 'sync && echo 1 > /proc/sys/vm/drop_caches'))
+        if ($Wait) { $p.WaitForExit(); if ($p.ExitCode -ne 0) { throw '-ColdCache: cannot drop the page cache (needs root).' } }
+        $p
+    }
+    $droppers = [Collections.Generic.List[object]]::new()
+    if ($ColdCache) { [void](Clear-PageCache $true) }
     $samples = [Collections.Generic.List[object]]::new()
     $self = [Diagnostics.Process]::GetCurrentProcess()
     $selfCpu0 = $self.TotalProcessorTime.TotalSeconds
@@ -229,6 +241,7 @@ try {
         $t = ([DateTime]::UtcNow - $t0).TotalSeconds
         $ticks = Get-ProcCpuTicks $agentPid
         $rss = Get-ProcStatusKb $agentPid 'VmRSS'
+        if ($ColdCache -and $i % 5 -eq 0) { $droppers.Add((Clear-PageCache $false)) }
         $q = [Diagnostics.Stopwatch]::StartNew()
         $item = Get-AsrProtectedItem -Name $itemName
         $queryMs = $q.Elapsed.TotalMilliseconds
@@ -317,7 +330,7 @@ try {
     Out-Result "### agent-rpo $([DateTime]::UtcNow.ToString('yyyy-MM-dd HH:mm', $inv)) UTC"
     Out-Result ''
     Out-Result "machine: $cores cores ($cpuModel), module build $config; load average at start $($samples[0].Load), at end $loadEnd; machine CPU busy in the window (all processes) $(F $machineWinPct 0)%"
-    Out-Result "disk $(F ($size / 1GB) 2) GiB (random/text/zero/zero, written out), initial replication $(F $initialS) s; policy zstd-1, point every 30 s, RPO threshold 60 s; encrypted vault; agent tick 1 s$(if ($AgentGcHeapLimitMB -gt 0) { ", agent GC heap hard limit $AgentGcHeapLimitMB MiB" })"
+    Out-Result "disk $(F ($size / 1GB) 2) GiB (random/text/zero/zero, written out), initial replication $(F $initialS) s; policy zstd-1, point every 30 s, RPO threshold 60 s; encrypted vault; agent tick 1 s$(if ($ColdCache) { '; page cache dropped every 5 s (cold reads)' } else { '; disk file in the page cache (warm reads)' })$(if ($AgentGcHeapLimitMB -gt 0) { ", agent GC heap hard limit $AgentGcHeapLimitMB MiB" })"
     Out-Result "writer: separate python3 process, $WriteMBps MiB/s target, random 4-64 KiB pwrite of random data at random 4 KiB offsets, paced per 100 ms, no fsync"
     Out-Result ''
     Out-Result "| measured over t = $(F $tAtWarmup 0)..$(F $tEnd 0) s (after $WarmupSeconds s warm-up) | value |"

@@ -19,6 +19,11 @@ if [ -z "$mounts" ]; then
 fi
 case "$phase" in
     freeze)
+        # Nothing to freeze would make the point look app-consistent when it is not.
+        if [ -z "$(echo $mounts)" ]; then
+            echo "no mounted filesystem found for ${ASR_DISKS:-no disks}; set ASR_FREEZE_MOUNTPOINTS" >&2
+            exit 1
+        fi
         for m in $mounts; do
             fsfreeze --freeze "$m" || { echo "fsfreeze --freeze $m failed" >&2; exit 1; }
             echo "frozen $m"

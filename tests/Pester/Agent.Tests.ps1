@@ -126,21 +126,25 @@ while (`$true) { `$n++; `$buf = [BitConverter]::GetBytes(`$n); `$f = `$fs[`$n % 
     }
 
     It 'after kill -9 in the middle of a cycle, a restarted agent resyncs and every point still verifies' {
-        $before = (Get-AsrProtectedItem solo).LastPointSequence
-        Write-AsrSampleChange -Path $solo -Fraction 0.002 -Seed 21 | Out-Null
+        # 20% of 1 GiB rewritten: the cycle spends seconds compressing and encrypting, so the kill lands inside it.
+        Write-AsrSampleChange -Path $solo -Fraction 0.2 -Seed 21 | Out-Null
         Wait-Until { $null -ne (Get-AsrProtectedItem solo).CycleInProgressJobId } 60 'the agent starts a cycle of solo'
         [Diagnostics.Process]::GetProcessById($agent.ProcessId).Kill()   # SIGKILL
+        $killedJob = (Get-AsrProtectedItem solo).CycleInProgressJobId
+        $before = (Get-AsrProtectedItem solo).LastPointSequence
         [Threading.Thread]::Sleep(200)
         (Get-AsrAgent -HostName $agentHost).State | Should -Be 'NotResponding'
+        @(Get-AsrRecoveryPoint solo | Where-Object JobId -eq $killedJob).Count | Should -Be 0 -Because 'the killed cycle must not have published'
         $item = Get-AsrProtectedItem solo
         $item.State | Should -Be 'ResyncRequired'
-        $item.LastPointSequence | Should -Be $before
+        (Get-AsrJob -Id $killedJob).State | Should -Be 'Interrupted'
 
         $script:agent = Start-AsrAgent -HostName $agentHost -LogPath $log -TickInterval '00:00:00.250'
         $expected = Get-AsrSampleHash $solo
         Wait-Until { (Get-AsrProtectedItem solo).LastPointSequence -gt $before -and (Get-AsrProtectedItem solo).State -eq 'Protected' } 60 'the restarted agent publishes a point of solo'
         $latest = Get-AsrRecoveryPoint solo -Latest
         (Get-AsrJob -Id $latest.JobId).Result.Mode | Should -Be 'Resync'
+        (Get-ExportedHashes $latest (Join-TestPath $dir 'solo-resync'))['solo.img'] | Should -Be $expected
         (Get-AsrEvent -ProtectedItem solo -EventType ResyncCompleted).Count | Should -BeGreaterOrEqual 1
         $results = @('solo', 'late', 'g0', 'g1', 'g2' | ForEach-Object { Get-AsrRecoveryPoint $_ } | Test-AsrRecoveryPoint)
         $results.Count | Should -BeGreaterOrEqual 9

@@ -26,7 +26,8 @@ public sealed class ReplicationAgent
     private readonly ILogger _logger;
     private readonly EventLog _events;
     private readonly Dictionary<string, UnitRun> _running = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, (int Failures, DateTimeOffset NotBefore)> _retry = new(StringComparer.Ordinal);
+    // Written by cycle completions on pool threads, read by the tick loop.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (int Failures, DateTimeOffset NotBefore)> _retry = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ReplicationHealth> _health = new(StringComparer.Ordinal);
     private readonly HashSet<string> _assigned = new(StringComparer.Ordinal);
     private readonly HashSet<string> _warnedOnce = new(StringComparer.Ordinal);
@@ -75,14 +76,14 @@ public sealed class ReplicationAgent
         {
             while (!stoppingToken.IsCancellationRequested)
             {
-                if (await _vault.Store.ExistsAsync(VaultLayout.AgentStopRequest(host), stoppingToken).ConfigureAwait(false))
-                {
-                    reason = "Stop-AsrAgent asked it to stop";
-                    await _vault.Store.DeleteAsync(VaultLayout.AgentStopRequest(host), stoppingToken).ConfigureAwait(false);
-                    break;
-                }
                 try
                 {
+                    if (await _vault.Store.ExistsAsync(VaultLayout.AgentStopRequest(host), stoppingToken).ConfigureAwait(false))
+                    {
+                        reason = "Stop-AsrAgent asked it to stop";
+                        await _vault.Store.DeleteAsync(VaultLayout.AgentStopRequest(host), stoppingToken).ConfigureAwait(false);
+                        break;
+                    }
                     await TickAsync(stoppingToken).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
@@ -122,7 +123,12 @@ public sealed class ReplicationAgent
             if (_running.Count >= _options.MaxParallelCycles) break;
             if (_running.ContainsKey(unit.Key)) continue;
             var members = unit.ToList();
-            if (!members.All(IsReplicating)) continue;
+            if (!members.All(IsReplicating))
+            {
+                await WarnStalledGroupAsync(members, ct).ConfigureAwait(false);
+                continue;
+            }
+            _warnedOnce.Remove(unit.Key);
             if (_retry.TryGetValue(unit.Key, out var retry) && Now < retry.NotBefore) continue;
             if (!policies.TryGetValue(members[0].PolicyName, out var policy)) continue;
             var (due, appConsistent) = Due(members, policy);
@@ -172,8 +178,19 @@ public sealed class ReplicationAgent
             foreach (var l in leases) l.Dispose();
             return;
         }
+        // The catalog was read before the leases: a failover may have finished in between.
+        List<AsrProtectedItem> current;
+        try { current = members.Select(m => _vault.GetItemAsync(m.Name, ct).GetAwaiter().GetResult()).ToList(); }
+        catch (AsrException) { current = []; }
+        if (current.Count != members.Count || !current.All(IsReplicating))
+        {
+            foreach (var l in leases) l.Dispose();
+            return;
+        }
+        members = current;
         var job = JobRunner.NewRecord(group is null ? "ReplicationCycle" : "GroupReplicationCycle", group ?? members[0].Name, group is null ? members[0].Id : null);
         job.StatusMessage = $"Started by the agent for host '{_options.HostName}'";
+        job.StartedBy = "agent:" + _options.HostName;
         RunningJob running;
         try
         {
@@ -199,8 +216,8 @@ public sealed class ReplicationAgent
             string name = group ?? members[0].Name;
             if (job.State == AsrJobState.Succeeded)
             {
-                _retry.Remove(key);
-                _record.CyclesSucceeded++;
+                _retry.TryRemove(key, out _);
+                lock (_record) _record.CyclesSucceeded++;
                 if (job.Result?.Mode?.Contains(nameof(CycleMode.Resync), StringComparison.Ordinal) == true)
                     await Event(AsrEventSeverity.Information, AsrEventTypes.ResyncCompleted, $"Checksum resync of '{name}' completed: {job.Result.Note}", members, group, job.Id).ConfigureAwait(false);
                 if (job.Result?.Note?.Contains("App-consistent point not possible", StringComparison.Ordinal) == true)
@@ -213,12 +230,12 @@ public sealed class ReplicationAgent
             }
             else if (job.State == AsrJobState.Failed)
             {
-                _record.CyclesFailed++;
+                lock (_record) _record.CyclesFailed++;
                 int failures = (_retry.TryGetValue(key, out var r) ? r.Failures : 0) + 1;
                 var delay = TimeSpan.FromTicks(Math.Min(_options.MaxRetryDelay.Ticks, _options.TickInterval.Ticks * (1L << Math.Min(failures + 1, 20))));
                 _retry[key] = (failures, Now + delay);
                 string message = job.Errors.LastOrDefault()?.Message ?? job.StatusMessage ?? "unknown error";
-                _record.LastError = message;
+                lock (_record) _record.LastError = message;
                 await Event(AsrEventSeverity.Error, AsrEventTypes.CycleFailed, $"Replication cycle of '{name}' failed (attempt {failures}, next in {delay.TotalSeconds:0} s): {message}", members, group, job.Id).ConfigureAwait(false);
             }
         }
@@ -239,6 +256,19 @@ public sealed class ReplicationAgent
         foreach (var m in members) await service.ApplyRetentionAsync(m, _logger).ConfigureAwait(false);
         try { await GroupReplicationCycle.PruneIncompleteAsync(_vault, members[0].ReplicationGroup!, CancellationToken.None).ConfigureAwait(false); }
         catch (Exception ex) when (ex is not OperationCanceledException) { _logger.LogWarning(ex, "Pruning group points failed"); }
+    }
+
+    /// <summary>A group whose members are not all replicating gets no point at all: say so once, naming who holds it up.</summary>
+    private async Task WarnStalledGroupAsync(List<AsrProtectedItem> members, CancellationToken ct)
+    {
+        string? group = members[0].ReplicationGroup;
+        if (group is null || !members.Any(IsReplicating)) return;
+        string key = "group:" + group.ToLowerInvariant();
+        if (!_warnedOnce.Add(key)) return;
+        var stuck = members.Where(m => !IsReplicating(m)).Select(m => $"'{m.Name}' is {m.State}{(m.ExclusiveOperation is { } op ? $" ({op.Operation} running)" : "")}");
+        await _events.WriteAsync(AsrEventSeverity.Warning, AsrEventTypes.GroupStalled,
+            $"Replication group '{group}' gets no coordinated points while {string.Join(", ", stuck)}: a group point needs every member.",
+            agentHost: _options.HostName, group: group, cancellationToken: ct).ConfigureAwait(false);
     }
 
     private Task Event(AsrEventSeverity severity, string type, string message, IReadOnlyList<AsrProtectedItem> members, string? group, Guid? jobId) =>
@@ -279,8 +309,13 @@ public sealed class ReplicationAgent
 
     private async Task HeartbeatAsync(CancellationToken ct)
     {
-        _record.LastHeartbeatUtc = Now;
-        await _vault.Store.WriteJsonAsync(VaultLayout.Agent(_options.HostName), _record, ct).ConfigureAwait(false);
+        byte[] json;
+        lock (_record)
+        {
+            _record.LastHeartbeatUtc = Now;
+            json = VaultJson.Serialize(_record);
+        }
+        await _vault.Store.WriteAsync(VaultLayout.Agent(_options.HostName), json, ct).ConfigureAwait(false);
         _lastHeartbeat = _record.LastHeartbeatUtc;
     }
 
@@ -290,12 +325,17 @@ public sealed class ReplicationAgent
         await _events.PruneAsync(_options.EventRetention, ct).ConfigureAwait(false);
         foreach (var job in await _vault.Jobs.ListAsync(ct).ConfigureAwait(false))
         {
-            if (job.Operation is not ("ReplicationCycle" or "GroupReplicationCycle") || job.OwnerProcessId != Environment.ProcessId || job.EndTimeUtc is not { } end) continue;
+            // The agent's cycle jobs, of this process or of earlier ones (a restarted agent must not leave
+            // thousands behind); people's Invoke-AsrReplication jobs are not the agent's to delete.
+            if (!IsAgentJob(job) || (!job.IsFinished && !JobRunner.OwnerIsGone(job))) continue;
             var keep = job.State == AsrJobState.Succeeded ? _options.SucceededJobRetention : _options.EventRetention;
-            if (DateTimeOffset.UtcNow - end > keep)
+            if (Now - (job.EndTimeUtc ?? job.StartTimeUtc) > keep)
                 await _vault.Store.DeleteAsync(VaultLayout.Job(job.Id), ct).ConfigureAwait(false);
         }
     }
+
+    /// <summary>Cycle jobs an agent started carry its marker (people's Invoke-AsrReplication jobs are not the agent's to delete).</summary>
+    private static bool IsAgentJob(AsrJob job) => job.StartedBy?.StartsWith("agent:", StringComparison.Ordinal) == true;
 
     /// <summary>Cancels running cycles cleanly (a cancelled cycle publishes nothing and needs no resync) and waits for them.</summary>
     private async Task StopCyclesAsync()

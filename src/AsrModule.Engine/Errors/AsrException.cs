@@ -55,6 +55,9 @@ public static class AsrErrorIds
     public const string HookFailed = "HookFailed";
     public const string ReplicationGroupNotFound = "ReplicationGroupNotFound";
     public const string ReplicationGroupInvalid = "ReplicationGroupInvalid";
+    public const string GroupPointNotConsistent = "GroupPointNotConsistent";
+    public const string AppConsistencyScriptInvalid = "AppConsistencyScriptInvalid";
+    public const string QmpSocketNotFound = "QmpSocketNotFound";
     public const string AgentAlreadyRunning = "AgentAlreadyRunning";
     public const string AgentNotFound = "AgentNotFound";
     public const string AgentStartFailed = "AgentStartFailed";

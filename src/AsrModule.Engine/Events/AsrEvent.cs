@@ -28,6 +28,7 @@ public static class AsrEventTypes
     public const string CycleFailed = "CycleFailed";
     public const string ResyncCompleted = "ResyncCompleted";
     public const string FreezeRecovered = "FreezeRecovered";
+    public const string GroupStalled = "GroupStalled";
     public const string HealthChanged = "HealthChanged";
     public const string AppConsistencyFailed = "AppConsistencyFailed";
     public const string AppConsistentPointCreated = "AppConsistentPointCreated";

@@ -46,6 +46,9 @@ public sealed class TestFailoverService
         }
         Validate(item);
         var point = await choice.ResolveAsync(_vault, item, ct).ConfigureAwait(false);
+        // Pinned until the drill's record names the point (from then on the record keeps it from retention).
+        await using var pin = await PointPin.AcquireAsync(_vault, point, "TestFailover", ct).ConfigureAwait(false);
+        point = pin.Point;
         var drillId = Guid.NewGuid();
         string dir = target.DrillDirectory(item.Name, drillId);
         Directory.CreateDirectory(dir);

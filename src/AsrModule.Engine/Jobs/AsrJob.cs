@@ -22,6 +22,8 @@ public sealed class AsrJob
     public int OwnerProcessId { get; set; }
     public DateTimeOffset? OwnerProcessStartUtc { get; set; }
     public string OwnerHost { get; set; } = "";
+    /// <summary>Who started the job when it was not a cmdlet: "agent:&lt;host&gt;" for the replication agent's cycles.</summary>
+    public string? StartedBy { get; set; }
 
     [System.Text.Json.Serialization.JsonIgnore] public string? VaultLocation { get; set; }
     [System.Text.Json.Serialization.JsonIgnore] public bool IsFinished => State is AsrJobState.Succeeded or AsrJobState.Failed or AsrJobState.Cancelled or AsrJobState.Interrupted;

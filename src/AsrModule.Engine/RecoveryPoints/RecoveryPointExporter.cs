@@ -40,6 +40,9 @@ public static class RecoveryPointExporter
     public static async Task<List<string>> ExportAsync(AsrVault vault, AsrRecoveryPoint point, string destinationDirectory, bool force,
         IReadOnlyCollection<string>? diskFilter, JobContext context)
     {
+        // The caller's copy of the point may predate a rebase by retention; the pin re-reads it and keeps it.
+        await using var pin = await PointPin.AcquireAsync(vault, point, "Export", context.CancellationToken).ConfigureAwait(false);
+        point = pin.Point;
         var (disks, targets) = Plan(point, destinationDirectory, force, diskFilter);
         Directory.CreateDirectory(destinationDirectory);
         long totalBytes = Math.Max(1, disks.Sum(d => d.SizeBytes));

@@ -25,6 +25,9 @@ public static class RecoveryPointVerifier
 {
     public static async Task<RecoveryPointVerification> VerifyAsync(AsrVault vault, AsrRecoveryPoint point, CancellationToken ct)
     {
+        // The piped point may predate a rebase by retention; the pin re-reads it and keeps it while it is read.
+        await using var pin = await PointPin.AcquireAsync(vault, point, "Verify", ct).ConfigureAwait(false);
+        point = pin.Point;
         var result = new RecoveryPointVerification
         {
             ItemName = point.ItemName, Sequence = point.Sequence, RecoveryPointTimeUtc = point.RecoveryPointTimeUtc, Consistency = point.Consistency,

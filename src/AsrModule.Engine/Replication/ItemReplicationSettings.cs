@@ -40,14 +40,17 @@ public sealed record ItemReplicationSettings
                     throw Invalid(item, $"Replication group '{group}' is replicated by agent host '{member.AgentHost}' (member '{member.Name}'); '{item.Name}' would be on '{host}'. Members of a group share one agent host.", group);
             }
         }
+        if (group is not null && script is null && qmp is null)
+            throw Invalid(item, $"'{item.Name}' cannot join replication group '{group}' without an app-consistency script or a QEMU source: " +
+                "its disks are read live, and only a freeze of its writers makes one instant across the group. Add -AppConsistencyScript or -QmpSocket.", group);
         if (script is not null && !File.Exists(script))
-            throw new AsrException(AsrErrorIds.HookFailed, AsrErrorKind.ObjectNotFound,
+            throw new AsrException(AsrErrorIds.AppConsistencyScriptInvalid, AsrErrorKind.ObjectNotFound,
                 $"App-consistency script '{script}' for '{item.Name}' does not exist. Give an executable that accepts 'freeze' and 'thaw' (see samples/hooks/fsfreeze.sh).", script);
         if (script is not null && OperatingSystem.IsLinux() && (File.GetUnixFileMode(script) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
-            throw new AsrException(AsrErrorIds.HookFailed, AsrErrorKind.InvalidArgument,
+            throw new AsrException(AsrErrorIds.AppConsistencyScriptInvalid, AsrErrorKind.InvalidArgument,
                 $"App-consistency script '{script}' for '{item.Name}' is not executable (chmod +x it).", script);
         if (qmp is not null && !File.Exists(qmp))
-            throw new AsrException(AsrErrorIds.DiskUnreadable, AsrErrorKind.ObjectNotFound,
+            throw new AsrException(AsrErrorIds.QmpSocketNotFound, AsrErrorKind.ObjectNotFound,
                 $"QMP socket '{qmp}' for '{item.Name}' does not exist. Start QEMU with -qmp unix:{qmp},server=on,wait=off.", qmp);
         item.PolicyName = policy;
         item.AgentHost = host;

@@ -93,6 +93,13 @@ internal sealed class ReplicationCycle
     internal async Task BeginAsync(bool forceResync, bool freeze)
     {
         var ct = _context.CancellationToken;
+        // The caller's copy may be stale (an agent read the catalog before a failover finished): the
+        // state that counts is the one under the lease.
+        _item = await _vault.GetItemAsync(_item.Name, ct).ConfigureAwait(false);
+        ItemStateMachine.EnsureAllowed(_item, forceResync ? ItemOperation.Resync : ItemOperation.Replicate);
+        if (_item.State == ProtectedItemState.Reprotected)
+            throw new AsrException(AsrErrorIds.InvalidStateTransition, AsrErrorKind.InvalidOperation,
+                $"'{_item.Name}' replicates in the reverse direction (recovered disks → original site); a vault-direction cycle is not allowed.", _item.Name);
         _policy = await _vault.GetPolicyAsync(_item.PolicyName, ct).ConfigureAwait(false);
         _latest = await _vault.GetLatestPointAsync(_item.Id, ct).ConfigureAwait(false);
         await RemoveLeftoversAsync(_latest?.Sequence ?? 0, ct).ConfigureAwait(false);
@@ -353,6 +360,10 @@ internal sealed class ReplicationCycle
     internal async Task FailAsync(Exception ex)
     {
         await ThawAsync().ConfigureAwait(false);
+        var jobId = _context.Job.Id;
+        if (_item.FreezeHeldByJobId == jobId)
+            // A freeze interrupted by a cancel was thawed by the hook itself: nothing is held any more.
+            await SaveQuietlyAsync(i => { if (i.FreezeHeldByJobId == jobId) i.FreezeHeldByJobId = null; }).ConfigureAwait(false);
         if (_tracker is not null)
         {
             try { await _tracker.AbortAsync().ConfigureAwait(false); }

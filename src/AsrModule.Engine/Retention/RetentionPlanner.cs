@@ -50,9 +50,14 @@ public static class RetentionPlanner
         return kept;
     }
 
-    /// <summary>An app-consistent point beats any crash-consistent one; otherwise the newer one wins.</summary>
+    /// <summary>
+    /// A group's coordinated point beats a single-machine one (every member of a group has the same group
+    /// points at the same times, so all members keep the same ones and the group point survives thinning);
+    /// then an app-consistent point beats a crash-consistent one; otherwise the newer one wins.
+    /// </summary>
     private static bool IsBetter(RetentionCandidate candidate, RetentionCandidate best)
     {
+        if (candidate.IsGroupPoint != best.IsGroupPoint) return candidate.IsGroupPoint;
         bool candidateApp = candidate.Consistency == RecoveryPointConsistency.AppConsistent;
         bool bestApp = best.Consistency == RecoveryPointConsistency.AppConsistent;
         if (candidateApp != bestApp) return candidateApp;

@@ -21,6 +21,9 @@ public static class RetentionService
     /// <summary>The caller holds the item's lease (the cycles' lock), so no cycle publishes meanwhile.</summary>
     public static async Task<RetentionResult> ApplyAsync(AsrVault vault, AsrProtectedItem item, CancellationToken ct)
     {
+        // Under the record lock: a reader pinning a point (export, verify, drill start) either pins it
+        // before this plan is made, or finds it already pruned.
+        using var recordLock = await vault.LockItemRecordAsync(item.Id, ct).ConfigureAwait(false);
         var plan = await PlanAsync(vault, item, ct).ConfigureAwait(false);
         foreach (var point in plan.ToRebase)
             await ChainRebaser.RebaseAsync(vault, point, ct).ConfigureAwait(false);
@@ -50,6 +53,7 @@ public static class RetentionService
     {
         var policy = await vault.GetPolicyAsync(item.PolicyName, ct).ConfigureAwait(false);
         var inUse = PointsInUse.Of(item);
+        inUse.UnionWith(await RecoveryPoints.PointPin.ActiveSequencesAsync(vault, item.Id, ct).ConfigureAwait(false));
         if (await vault.Store.ReadAsync<AsrProtectedItem>(VaultLayout.Item(item.Id), ct).ConfigureAwait(false) is { } stored)
             inUse.UnionWith(PointsInUse.Of(stored));
         var points = (await vault.GetPointsAsync(item, ct).ConfigureAwait(false)).OrderBy(p => p.Sequence).ToList();

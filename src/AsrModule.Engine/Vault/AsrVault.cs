@@ -187,15 +187,7 @@ public sealed class AsrVault
     /// </summary>
     public async Task<AsrProtectedItem> UpdateItemAsync(string itemId, Action<AsrProtectedItem> mutate, CancellationToken ct)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        IDisposable? recordLock;
-        while ((recordLock = Store.TryAcquireLock(VaultLayout.ItemRecordLock(itemId))) is null)
-        {
-            if (DateTime.UtcNow > deadline)
-                throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy, $"The record of item {itemId} stayed locked for 30 s.", itemId);
-            await Task.Delay(10, ct).ConfigureAwait(false);
-        }
-        using (recordLock)
+        using (await LockItemRecordAsync(itemId, ct).ConfigureAwait(false))
         {
             var item = await Store.ReadAsync<AsrProtectedItem>(VaultLayout.Item(itemId), ct).ConfigureAwait(false)
                 ?? throw new AsrException(AsrErrorIds.ProtectedItemNotFound, AsrErrorKind.ObjectNotFound, $"Protected item {itemId} no longer exists.", itemId);
@@ -204,6 +196,23 @@ public sealed class AsrVault
             // Saved: from here nothing may throw a cancellation that would suggest it was not.
             return await DecorateAsync(item, CancellationToken.None).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// The short lock around an item's record. Also taken by retention while it decides and deletes, and
+    /// by a reader pinning a point, so the two never cross (see <see cref="RecoveryPoints.PointPin"/>).
+    /// </summary>
+    internal async Task<IDisposable> LockItemRecordAsync(string itemId, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        IDisposable? recordLock;
+        while ((recordLock = Store.TryAcquireLock(VaultLayout.ItemRecordLock(itemId))) is null)
+        {
+            if (DateTime.UtcNow > deadline)
+                throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy, $"The record of item {itemId} stayed locked for 30 s.", itemId);
+            await Task.Delay(10, ct).ConfigureAwait(false);
+        }
+        return recordLock;
     }
 
     /// <summary>Claims a name atomically, so two sessions enabling the same name cannot both succeed.</summary>

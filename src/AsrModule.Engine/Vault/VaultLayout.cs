@@ -28,6 +28,8 @@ public static class VaultLayout
     public static string PacksPrefix(string itemId) => $"items/{itemId}/packs/";
     public static string IndexPrefix(string itemId) => $"items/{itemId}/index/";
     public static string TrackerDirPrefix(string itemId) => $"items/{itemId}/tracker/";
+    public static string PinsPrefix(string itemId) => $"pins/{itemId}/";
+    public static string Pin(string itemId, Guid pinId) => $"pins/{itemId}/{pinId:N}.json";
 
     /// <summary>The point sequence a pack, index or tracker object belongs to (parsed from its name).</summary>
     public static long SequenceOf(string key)

@@ -30,6 +30,12 @@ public sealed class StartAsrAgentCommand : AsrCmdlet
     protected override void ProcessRecord()
     {
         var vault = ResolveVault();
+        if (!Engine.Vault.VaultLayout.IsValidName(HostName))
+        {
+            WriteError(ErrorMapping.ToErrorRecord(new Engine.Errors.AsrException(Engine.Errors.AsrErrorIds.AgentHostNameInvalid, Engine.Errors.AsrErrorKind.InvalidArgument,
+                $"'{HostName}' is not a valid agent host name: use 1–64 letters, digits, '.', '_' or '-'.", HostName), HostName));
+            return;
+        }
         string log = LogPath is null
             ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "state", "asrmodule", $"agent-{HostName}.log")
             : SessionState.Path.GetUnresolvedProviderPathFromPSPath(LogPath);

@@ -1,4 +1,6 @@
 using AsrModule.Engine.Agent;
+using AsrModule.Engine.Errors;
+using AsrModule.Engine.RecoveryPoints;
 using AsrModule.Engine.Events;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Policies;
@@ -133,5 +135,105 @@ public sealed class ReplicationAgentTests
         await h.Replication.RunCycleAsync(item, false, Engine.Jobs.JobContext.Detached(), new CycleOptions { AppConsistent = true });
         Assert.Equal(["thaw", "freeze", "thaw"], File.ReadAllLines(script.Log));
         Assert.Null((await h.Vault.GetItemAsync("vm", default)).FreezeHeldByJobId);
+    }
+}
+
+/// <summary>Review findings on #5, each pinned by a test that failed before its fix.</summary>
+public sealed class ContinuousReplicationSafetyTests
+{
+    [Fact]
+    public async Task AFreezeScriptThatLeavesAChildHoldingItsOutputStillReturnsAtOnce()
+    {
+        using var h = await EngineHarness.CreateAsync();
+        string disk = h.Dir["d.img"];
+        TestDisks.Create(disk, 64 * 1024, 1);
+        string script = h.Dir["hold.sh"];
+        // Like a database quiesce that keeps a locking session open until thaw.
+        File.WriteAllText(script, "#!/bin/sh\nsleep 30 &\necho held\n");
+        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.UserWrite);
+        var item = await h.Replication.RegisterAsync("vm", [disk], "default", default, settings: new ItemReplicationSettings { AppConsistencyScript = script });
+        var hook = new Engine.Replication.Consistency.FreezeHook(item, 1, NullLogger.Instance);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        await hook.FreezeAsync(default);
+        await hook.ThawAsync();
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), $"freeze + thaw took {watch.Elapsed}");
+    }
+
+    [Fact]
+    public async Task AGroupWhoseLiveMemberCannotBeFrozenPublishesNoPointForAnyMember()
+    {
+        using var h = await EngineHarness.CreateAsync();
+        string ok = h.Dir["ok.sh"], failing = h.Dir["fail.sh"];
+        File.WriteAllText(ok, "#!/bin/sh\nexit 0\n");
+        File.WriteAllText(failing, "#!/bin/sh\n[ \"$1\" = thaw ] || exit 4\n");
+        foreach (var f in new[] { ok, failing }) File.SetUnixFileMode(f, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.UserWrite);
+        var members = new List<AsrProtectedItem>();
+        foreach (var (name, script) in new[] { ("a", ok), ("b", failing) })
+        {
+            string disk = h.Dir[name + ".img"];
+            TestDisks.Create(disk, 128 * 1024, name[0]);
+            await h.Replication.RegisterAsync(name, [disk], "default", default, settings: new ItemReplicationSettings { AgentHost = "h", ReplicationGroup = "g", AppConsistencyScript = script });
+            await h.CycleAsync(name);
+            members.Add(await h.Vault.GetItemAsync(name, default));
+        }
+        var ex = await Assert.ThrowsAsync<AsrException>(() =>
+            Engine.Replication.Groups.GroupReplicationCycle.RunAsync(h.Vault, "g", members, appConsistent: false, Engine.Jobs.JobContext.Detached()));
+        Assert.Equal(AsrErrorIds.GroupPointNotConsistent, ex.ErrorId);
+        Assert.Contains("'b'", ex.Message);
+        foreach (var m in members) Assert.Equal(1, (await h.Vault.GetLatestPointAsync(m.Id, default))!.Sequence);
+        Assert.Empty(await Engine.Replication.Groups.GroupReplicationCycle.ListAsync(h.Vault, "g", default));
+        // And a file member without any script cannot join a group in the first place.
+        string c = h.Dir["c.img"];
+        TestDisks.Create(c, 64 * 1024, 3);
+        var refused = await Assert.ThrowsAsync<AsrException>(() => h.Replication.RegisterAsync("c", [c], "default", default, settings: new ItemReplicationSettings { AgentHost = "h", ReplicationGroup = "g" }));
+        Assert.Equal(AsrErrorIds.ReplicationGroupInvalid, refused.ErrorId);
+    }
+
+    [Fact]
+    public async Task ACycleStartedFromAStaleCopyOfAFailedOverItemPublishesNothing()
+    {
+        using var h = await EngineHarness.CreateAsync();
+        var (_, stale) = await h.NewMachineAsync("vm", 128 * 1024, 1);
+        await h.Vault.UpdateItemAsync(stale.Id, i => i.State = ProtectedItemState.FailedOver, default);
+        using var lease = h.Replication.AcquireLease(stale);
+        var ex = await Assert.ThrowsAsync<AsrException>(() => h.Replication.RunCycleAsync(stale, false, Engine.Jobs.JobContext.Detached()));
+        Assert.Equal(AsrErrorIds.InvalidStateTransition, ex.ErrorId);
+        Assert.Equal(1, (await h.Vault.GetLatestPointAsync(stale.Id, default))!.Sequence);
+    }
+
+    [Fact]
+    public async Task APinnedPointSurvivesRetentionAndAStaleCopyOfARebasedPointStillVerifies()
+    {
+        using var h = await EngineHarness.CreateAsync();
+        var clock = new ManualClock(new DateTimeOffset(2026, 11, 25, 0, 0, 0, TimeSpan.Zero));
+        h.Vault.Clock = clock;
+        var (disk, item) = await h.NewMachineAsync("vm", 256 * 1024, 1);
+        var rng = new Random(3);
+        for (int i = 0; i < 3; i++)
+        {
+            clock.Advance(TimeSpan.FromHours(1));
+            RetentionTestKit.RewriteBlocks(disk, rng, count: 4, hotBlocks: 16);
+            await h.CycleAsync("vm");
+        }
+        var points = await h.Vault.GetPointsAsync(item, default);
+        var pinnedPoint = points.Single(p => p.Sequence == 1);
+        var staleThird = points.Single(p => p.Sequence == 3);
+        var staleNewest = points.Single(p => p.Sequence == 4); // a delta over 3: rebased when 3 goes
+        await using (var pin = await PointPin.AcquireAsync(h.Vault, pinnedPoint, "test", default))
+        {
+            clock.Advance(TimeSpan.FromHours(30)); // everything but the newest is past the 24 h retention
+            await Engine.Retention.RetentionService.ApplyAsync(h.Vault, await h.Vault.GetItemAsync("vm", default), default);
+            var kept = (await h.Vault.GetPointsAsync(item, default)).Select(p => p.Sequence).ToList();
+            Assert.Equal([1L, 4L], kept);
+            Assert.True((await RecoveryPointVerifier.VerifyAsync(h.Vault, pin.Point, default)).Verified);
+        }
+        await Engine.Retention.RetentionService.ApplyAsync(h.Vault, await h.Vault.GetItemAsync("vm", default), default);
+        Assert.Equal([4L], (await h.Vault.GetPointsAsync(item, default)).Select(p => p.Sequence));
+        // A copy of the newest point read before its rebase still verifies (the vault's manifest is re-read).
+        Assert.NotNull(staleNewest.ParentSequence);
+        Assert.True((await RecoveryPointVerifier.VerifyAsync(h.Vault, staleNewest, default)).Verified);
+        // A copy of a point read before retention: pruned now, said clearly.
+        var gone = await Assert.ThrowsAsync<AsrException>(() => RecoveryPointVerifier.VerifyAsync(h.Vault, staleThird, default));
+        Assert.Equal(AsrErrorIds.RecoveryPointNotFound, gone.ErrorId);
     }
 }

@@ -99,7 +99,11 @@ public sealed class FreezeHook
             throw new AsrException(AsrErrorIds.HookFailed, AsrErrorKind.OperationTimeout,
                 $"The app-consistency script '{script}' of '{_item.Name}' did not finish '{phase}' within {timeout.TotalSeconds:0} s.", _item.Name);
         }
-        string output = (await stdout.ConfigureAwait(false)).Trim(), errors = (await stderr.ConfigureAwait(false)).Trim();
+        // A script may leave a child running (a database session holding a lock until thaw) that keeps the
+        // output pipes open: once the script itself has exited, take what has arrived and go on.
+        var grace = Task.Delay(TimeSpan.FromSeconds(1));
+        string output = (await Task.WhenAny(stdout, grace).ConfigureAwait(false) == stdout ? stdout.Result : "").Trim();
+        string errors = (await Task.WhenAny(stderr, grace).ConfigureAwait(false) == stderr ? stderr.Result : "").Trim();
         if (process.ExitCode != 0)
             throw new AsrException(AsrErrorIds.HookFailed, AsrErrorKind.InvalidOperation,
                 $"The app-consistency script '{script}' of '{_item.Name}' failed on '{phase}' (exit code {process.ExitCode}){(errors.Length > 0 ? ": " + errors : "")}.", _item.Name);

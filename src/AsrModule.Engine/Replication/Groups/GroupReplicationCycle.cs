@@ -33,6 +33,14 @@ public static class GroupReplicationCycle
             bool freeze = appConsistent || !pointInTime;
             foreach (var c in cycles)
                 if (freeze) await c.FreezeAsync().ConfigureAwait(false); else await c.SkipFreezeAsync().ConfigureAwait(false);
+            // A live member whose writers are not held would be read over time, not at the instant.
+            var unheld = cycles.Where(c => !c.Tracker!.CapturesPointInTime && c.Hook is not { IsFrozen: true }).ToList();
+            if (unheld.Count > 0)
+                throw new AsrException(AsrErrorIds.GroupPointNotConsistent, AsrErrorKind.InvalidOperation,
+                    $"No group point of '{group}': {string.Join(", ", unheld.Select(c => $"'{c.Item.Name}'"))} " +
+                    "reads files or devices live and its writers could not be frozen (" +
+                    string.Join("; ", unheld.Select(c => c.Item.AppConsistencyScript is null ? $"'{c.Item.Name}' has no app-consistency script" : c.ConsistencyNote ?? $"the freeze of '{c.Item.Name}' failed")) +
+                    "). Give every such member a freeze script (Set-AsrProtectedItem -AppConsistencyScript), or protect it through QEMU (-QmpSocket).", group);
             DateTimeOffset instant;
             try
             {

@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using AsrModule.Engine.Errors;
+using AsrModule.Engine.Storage;
+using AsrModule.Engine.Vault;
+
+namespace AsrModule.Engine.RecoveryPoints;
+
+/// <summary>
+/// A reader's claim on a point (an export, a verification, a drill until its record is written):
+/// retention keeps pinned points, and with them every pack they read, until the pin is released.
+/// Pinning and retention's decisions both happen under the item's record lock, so either retention
+/// sees the pin, or the point was already pruned and the reader is told so before it reads anything.
+/// A pin of a process that died is ignored (and removed) by the next retention on this host.
+/// </summary>
+public sealed class PointPin : IAsyncDisposable
+{
+    private readonly AsrVault _vault;
+    private readonly string _key;
+
+    private PointPin(AsrVault vault, string key, AsrRecoveryPoint point)
+    {
+        _vault = vault;
+        _key = key;
+        Point = point;
+    }
+
+    /// <summary>The point as the vault holds it now (re-read: a rebase may have changed its chain).</summary>
+    public AsrRecoveryPoint Point { get; }
+
+    public static async Task<PointPin> AcquireAsync(AsrVault vault, AsrRecoveryPoint point, string purpose, CancellationToken ct)
+    {
+        var record = new PinRecord
+        {
+            Sequence = point.Sequence,
+            PointId = point.PointId,
+            Purpose = purpose,
+            OwnerHost = Environment.MachineName,
+            OwnerProcessId = Environment.ProcessId,
+            OwnerProcessStartUtc = Process.GetCurrentProcess().StartTime.ToUniversalTime(),
+            CreatedUtc = DateTimeOffset.UtcNow,
+        };
+        string key = VaultLayout.Pin(point.ItemId, Guid.NewGuid());
+        using (await vault.LockItemRecordAsync(point.ItemId, ct).ConfigureAwait(false))
+        {
+            var current = await vault.Store.ReadAsync<AsrRecoveryPoint>(VaultLayout.PointManifest(point.ItemId, point.Sequence), ct).ConfigureAwait(false);
+            if (current is null || current.PointId != point.PointId)
+                throw new AsrException(AsrErrorIds.RecoveryPointNotFound, AsrErrorKind.ObjectNotFound,
+                    $"Recovery point {point} is no longer in the vault: retention pruned it. List the current points with Get-AsrRecoveryPoint.", point.ToString());
+            current.VaultLocation = vault.Location;
+            await vault.Store.WriteJsonAsync(key, record, ct).ConfigureAwait(false);
+            return new PointPin(vault, key, current);
+        }
+    }
+
+    /// <summary>Sequences pinned by live readers (stale pins of dead local processes are removed).</summary>
+    internal static async Task<HashSet<long>> ActiveSequencesAsync(AsrVault vault, string itemId, CancellationToken ct)
+    {
+        var pinned = new HashSet<long>();
+        foreach (var o in await vault.Store.ListAsync(VaultLayout.PinsPrefix(itemId), ct).ConfigureAwait(false))
+        {
+            if (await vault.Store.ReadAsync<PinRecord>(o.Key, ct).ConfigureAwait(false) is not { } pin) continue;
+            if (pin.OwnerHost == Environment.MachineName && !OwnerAlive(pin))
+            {
+                await vault.Store.DeleteAsync(o.Key, ct).ConfigureAwait(false);
+                continue;
+            }
+            pinned.Add(pin.Sequence);
+        }
+        return pinned;
+    }
+
+    private static bool OwnerAlive(PinRecord pin)
+    {
+        try
+        {
+            using var p = Process.GetProcessById(pin.OwnerProcessId);
+            return Math.Abs((p.StartTime.ToUniversalTime() - pin.OwnerProcessStartUtc).TotalSeconds) < 2;
+        }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try { await _vault.Store.DeleteAsync(_key, CancellationToken.None).ConfigureAwait(false); }
+        catch (IOException) { /* a leftover pin is removed by retention once this process is gone */ }
+    }
+
+    private sealed class PinRecord
+    {
+        public long Sequence { get; set; }
+        public Guid PointId { get; set; }
+        public string Purpose { get; set; } = "";
+        public string OwnerHost { get; set; } = "";
+        public int OwnerProcessId { get; set; }
+        public DateTime OwnerProcessStartUtc { get; set; }
+        public DateTimeOffset CreatedUtc { get; set; }
+    }
+}
