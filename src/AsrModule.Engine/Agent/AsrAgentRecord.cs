@@ -25,6 +25,8 @@ public sealed class AsrAgentRecord
     public long CyclesSucceeded { get; set; }
     public long CyclesFailed { get; set; }
     public string? LastError { get; set; }
+    /// <summary>The agent process's resident memory at its last heartbeat.</summary>
+    public long WorkingSetBytes { get; set; }
 
     [JsonIgnore] public string? VaultLocation { get; set; }
 
