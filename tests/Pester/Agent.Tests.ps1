@@ -125,6 +125,25 @@ while (`$true) { `$n++; `$buf = [BitConverter]::GetBytes(`$n); `$f = `$fs[`$n % 
         }
     }
 
+    It 'drills the whole group from one group point: every member serves its point of that instant' {
+        $gp = Get-AsrRecoveryPoint -ReplicationGroup trio -Latest
+        $target = New-AsrLocalTarget (Join-TestPath $dir 'group-drills')
+        try {
+            foreach ($m in $gp.Members) {
+                $drill = Get-AsrProtectedItem $m.ItemName | Start-AsrTestFailover -RecoveryPoint $gp -Target $target
+                $drill.State | Should -Be 'Succeeded'
+                $drill.Result.RecoveryPointSequence | Should -Be $m.PointSequence
+                (Get-AsrProtectedItem $m.ItemName | Test-AsrTestFailover).Result.Verified | Should -BeTrue
+            }
+            # A machine outside the group cannot use the group's point.
+            { Get-AsrProtectedItem solo | Start-AsrTestFailover -RecoveryPoint $gp -Target $target -ErrorAction Stop } |
+                Should -Throw -ErrorId 'RecoveryPointNotFound*'
+        }
+        finally {
+            foreach ($m in $gp.Members) { Get-AsrProtectedItem $m.ItemName | Start-AsrTestFailoverCleanup -Comment 'group drill' -Confirm:$false | Out-Null }
+        }
+    }
+
     It 'after kill -9 in the middle of a cycle, a restarted agent resyncs and every point still verifies' {
         # 20% of 1 GiB rewritten: the cycle spends seconds compressing and encrypting, so the kill lands inside it.
         Write-AsrSampleChange -Path $solo -Fraction 0.2 -Seed 21 | Out-Null
