@@ -1,5 +1,5 @@
 @{
-    RootModule           = 'AsrModule.dll'
+    RootModule           = 'AsrModule.psm1'
     # Stamped from Directory.Build.props (AsrModuleVersion) when the module is packaged.
     ModuleVersion        = '0.0.0-stamped-at-build'
     GUID                 = '5b0f2f55-3a55-4f0c-9a8e-2a5d8f7d0a11'

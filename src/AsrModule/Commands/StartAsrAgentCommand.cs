@@ -40,7 +40,11 @@ public sealed class StartAsrAgentCommand : AsrCmdlet
             ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "state", "asrmodule", $"agent-{HostName}.log")
             : SessionState.Path.GetUnresolvedProviderPathFromPSPath(LogPath);
         if (!ShouldProcess(HostName, $"Start the replication agent on vault '{vault.Location}' (log {log})")) return;
-        string agentDll = Path.Combine(Path.GetDirectoryName(typeof(StartAsrAgentCommand).Assembly.Location)!, "agent", "AsrModule.Agent.dll");
+        // The cmdlets live in the module's Dependencies/ folder; the agent in the module root's agent/.
+        string here = Path.GetDirectoryName(typeof(StartAsrAgentCommand).Assembly.Location)!;
+        string agentDll = new[] { Path.Combine(here, "..", "agent"), Path.Combine(here, "agent") }
+            .Select(d => Path.GetFullPath(Path.Combine(d, "AsrModule.Agent.dll"))).FirstOrDefault(File.Exists)
+            ?? Path.GetFullPath(Path.Combine(here, "..", "agent", "AsrModule.Agent.dll"));
         ForItem(HostName, () =>
             WriteObject(Await(ct => AgentProcessLauncher.StartAsync(vault, agentDll, HostName, PlainText(EncryptionKey), log, TickInterval, TimeSpan.FromSeconds(60), ct))));
     }
