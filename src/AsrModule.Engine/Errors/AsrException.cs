@@ -31,6 +31,12 @@ public static class AsrErrorIds
     public const string VaultKeyInvalid = "VaultKeyInvalid";
     public const string VaultKeyNotExpected = "VaultKeyNotExpected";
     public const string VaultDataCorrupt = "VaultDataCorrupt";
+    /// <summary>The vault's storage endpoint cannot be reached (still failing after the retries with backoff); AsrErrorKind.ConnectionError.</summary>
+    public const string VaultUnavailable = "VaultUnavailable";
+    /// <summary>The vault's storage refused the credential, key or SAS (authentication or authorization); AsrErrorKind.SecurityError.</summary>
+    public const string VaultAccessDenied = "VaultAccessDenied";
+    /// <summary>The vault's storage refused a request for another reason (the message carries the status and the service's error code).</summary>
+    public const string VaultRequestFailed = "VaultRequestFailed";
     public const string PolicyNotFound = "PolicyNotFound";
     public const string PolicyAlreadyExists = "PolicyAlreadyExists";
     public const string PolicyInUse = "PolicyInUse";

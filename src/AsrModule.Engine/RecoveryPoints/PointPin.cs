@@ -83,7 +83,10 @@ public sealed class PointPin : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         try { await _vault.Store.DeleteAsync(_key, CancellationToken.None).ConfigureAwait(false); }
-        catch (IOException) { /* a leftover pin is removed by retention once this process is gone */ }
+        catch (Exception ex) when (ex is IOException or AsrException)
+        {
+            // A pin left behind (the store was unreachable) is removed by retention once this process is gone.
+        }
     }
 
     private sealed class PinRecord
