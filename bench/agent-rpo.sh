@@ -27,7 +27,7 @@ if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
         fi
         echo "  (help generation failed; the module itself built)"
     fi
-    [[ -f "$BIN/out/AsrModule/AsrModule.dll" && -f "$BIN/out/AsrModule/agent/AsrModule.Agent.dll" ]] || { echo "no module in $BIN/out (see $BIN/build.log)" >&2; exit 1; }
+    [[ -f "$BIN/out/AsrModule/Dependencies/AsrModule.dll" && -f "$BIN/out/AsrModule/agent/AsrModule.Agent.dll" ]] || { echo "no module in $BIN/out (see $BIN/build.log)" >&2; exit 1; }
     cp -a "$REPO/tools/AsrHost/bin/Release/net10.0/." "$BIN/host/"
 fi
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
