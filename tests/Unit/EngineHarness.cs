@@ -14,10 +14,11 @@ internal sealed class EngineHarness : IDisposable
     public AsrVault Vault { get; private set; } = null!;
     public ReplicationService Replication => new(Vault);
 
-    public static async Task<EngineHarness> CreateAsync(string? key = null, int compressionLevel = 1)
+    /// <summary>A vault in the test folder, or on <paramref name="store"/> (a blob container) when given.</summary>
+    public static async Task<EngineHarness> CreateAsync(string? key = null, int compressionLevel = 1, AsrModule.Engine.Storage.IVaultStore? store = null)
     {
         var h = new EngineHarness();
-        h.Vault = await AsrVault.CreateLocalAsync(h.Dir["vault"], key);
+        h.Vault = store is null ? await AsrVault.CreateLocalAsync(h.Dir["vault"], key) : await AsrVault.CreateAsync(store, key, null, default);
         await h.Vault.CreatePolicyAsync(new AsrPolicy { Name = "default", CompressionLevel = compressionLevel }, default);
         return h;
     }
@@ -55,7 +56,9 @@ internal sealed class EngineHarness : IDisposable
     {
         string dest = Dir["export-" + point.Sequence + "-" + Guid.NewGuid().ToString("N")[..6]];
         var files = await RecoveryPointExporter.ExportAsync(Vault, point, dest, false, null, JobContext.Detached());
-        return files.ToDictionary(f => Path.GetFileName(f), TestDisks.Sha256);
+        var hashes = files.ToDictionary(f => Path.GetFileName(f), TestDisks.Sha256);
+        Directory.Delete(dest, recursive: true);
+        return hashes;
     }
 
     public long VaultBytes() => new DirectoryInfo(Dir["vault"]).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length);

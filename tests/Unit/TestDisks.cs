@@ -6,6 +6,19 @@ namespace AsrModule.Tests.Unit;
 /// <summary>Generated source disks: the PRODUCT.md mix (25% random, 25% text, 50% zeros) at any size.</summary>
 internal static class TestDisks
 {
+    /// <summary>Random (incompressible) content, so every changed block costs its full size in packs.</summary>
+    public static void CreateRandom(string path, long size, int seed)
+    {
+        var rng = new Random(seed);
+        using var fs = new FileStream(path, FileMode.Create, FileAccess.Write);
+        var buffer = new byte[1 << 20];
+        for (long done = 0; done < size; done += buffer.Length)
+        {
+            rng.NextBytes(buffer);
+            fs.Write(buffer, 0, (int)Math.Min(buffer.Length, size - done));
+        }
+    }
+
     public static void Create(string path, long size, int seed)
     {
         var rng = new Random(seed);

@@ -12,6 +12,7 @@ using Xunit;
 namespace AsrModule.Tests.Unit.Agent;
 
 /// <summary>The agent's decisions under a manual clock: what is due, and how health turns into events.</summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")] // freeze scripts are executables made with chmod
 public sealed class ReplicationAgentTests
 {
     private static readonly DateTimeOffset T0 = new(2026, 11, 25, 8, 0, 0, TimeSpan.Zero);
@@ -139,6 +140,7 @@ public sealed class ReplicationAgentTests
 }
 
 /// <summary>Review findings on #5, each pinned by a test that failed before its fix.</summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class ContinuousReplicationSafetyTests
 {
     [Fact]

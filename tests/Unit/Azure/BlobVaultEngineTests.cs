@@ -22,7 +22,7 @@ public sealed class BlobVaultEngineTests(AzuriteFixture azurite, ITestOutputHelp
     {
         var watch = Stopwatch.StartNew();
         string container = AzuriteServer.NewContainerName();
-        using var h = await StoreHarness.CreateAsync(await Server.NewStoreAsync(container), key: "correct horse battery staple");
+        using var h = await EngineHarness.CreateAsync("correct horse battery staple", store: await Server.NewStoreAsync(container));
         string os = h.Dir["web01-os.img"], data = h.Dir["web01-data.img"];
         TestDisks.Create(os, 24 << 20, 1);
         TestDisks.Create(data, (6 << 20) + 4096 * 3, 2);
@@ -78,25 +78,9 @@ public sealed class BlobVaultEngineTests(AzuriteFixture azurite, ITestOutputHelp
     [RequiresAzurite]
     public async Task Retention_on_blob_prunes_rebases_and_sweeps_and_kept_points_restore_by_hash()
     {
-        using var h = await StoreHarness.CreateAsync(await Server.NewStoreAsync());
-        var clock = new ManualClock(new DateTimeOffset(2025, 3, 3, 0, 10, 0, TimeSpan.Zero));
-        h.Vault.Clock = clock;
-        string disk = h.Dir["six.img"];
-        TestDisks.Create(disk, 1 << 20, 21);
-        await h.Replication.RegisterAsync("six", [disk], "default", default);
-        var sha = new Dictionary<long, string>();
-        for (int i = 0; i < 6; i++)
-        {
-            if (i > 0)
-            {
-                clock.Advance(TimeSpan.FromMinutes(20));
-                RetentionTestKit.RewriteFirstBlocks(disk, seed: 100 + i, count: 4);
-            }
-            await h.CycleAsync("six");
-            sha[(await RetentionTestKit.LatestPointAsync(h.Vault, "six")).Sequence] = TestDisks.Sha256(disk);
-        }
-        // Judged at 03:55: hour 0 keeps point 3, hour 1 keeps point 6 (as RetentionServiceTests on the local vault).
-        clock.Set(new DateTimeOffset(2025, 3, 3, 3, 55, 0, TimeSpan.Zero));
+        using var h = await EngineHarness.CreateAsync(store: await Server.NewStoreAsync());
+        // The same six points as RetentionServiceTests on the local vault, judged at 03:55.
+        var (_, sha) = await RetentionTestKit.SixPointsAsync(h);
         var item = await h.Vault.GetItemAsync("six", default);
         RetentionResult result;
         using (h.Replication.AcquireLease(item))
@@ -132,14 +116,14 @@ public sealed class BlobVaultEngineTests(AzuriteFixture azurite, ITestOutputHelp
             LockReleaseTimeout = TimeSpan.FromSeconds(2),
         };
         var store = await server.NewStoreAsync(options: options);
-        using var h = await StoreHarness.CreateAsync(store);
+        using var h = await EngineHarness.CreateAsync(store: store);
         string disk = h.Dir["db01.img"];
-        StoreHarness.WriteRandomDisk(disk, 64 << 20, 1);
+        TestDisks.CreateRandom(disk, 64 << 20, 1);
         await h.Replication.RegisterAsync("db01", [disk], "default", default);
         await h.CycleAsync("db01");
         string sha1 = TestDisks.Sha256(disk);
 
-        StoreHarness.WriteRandomDisk(disk, 64 << 20, 2); // every block changes: two 32 MiB packs
+        TestDisks.CreateRandom(disk, 64 << 20, 2); // every block changes: two 32 MiB packs
         int stoppedAt = -1;
         var progress = new EngineHarness.SyncProgress(p =>
         {
@@ -184,9 +168,9 @@ public sealed class BlobVaultEngineTests(AzuriteFixture azurite, ITestOutputHelp
     {
         using var server = AzuriteServer.Start();
         var store = await server.NewStoreAsync(); // default retries: 5, 0.5 s doubling to 10 s
-        using var h = await StoreHarness.CreateAsync(store);
+        using var h = await EngineHarness.CreateAsync(store: store);
         string disk = h.Dir["app01.img"];
-        StoreHarness.WriteRandomDisk(disk, 48 << 20, 3);
+        TestDisks.CreateRandom(disk, 48 << 20, 3);
         await h.Replication.RegisterAsync("app01", [disk], "default", default);
 
         Task? restart = null;
@@ -255,7 +239,7 @@ public sealed class BlobVaultEngineTests(AzuriteFixture azurite, ITestOutputHelp
         TestDisks.Create(disk, 128 << 20, 9);
         string warm = dir["warm.img"];
         TestDisks.Create(warm, 8 << 20, 10);
-        using (var w = await StoreHarness.CreateAsync(new LocalDirectoryStore(dir["warm-vault"])))
+        using (var w = await EngineHarness.CreateAsync(store: new LocalDirectoryStore(dir["warm-vault"])))
         {
             await w.Replication.RegisterAsync("warm", [warm], "default", default);
             await w.CycleAsync("warm"); // JIT and caches, so that the first timed backend is not penalized
@@ -265,7 +249,7 @@ public sealed class BlobVaultEngineTests(AzuriteFixture azurite, ITestOutputHelp
             foreach (var name in new[] { "local", "Azurite" })
             {
                 IVaultStore store = name == "local" ? new LocalDirectoryStore(dir["cycle-" + round]) : await Server.NewStoreAsync();
-                using var h = await StoreHarness.CreateAsync(store);
+                using var h = await EngineHarness.CreateAsync(store: store);
                 await h.Replication.RegisterAsync("bench", [disk], "default", default);
                 var watch = Stopwatch.StartNew();
                 var result = await h.CycleAsync("bench");

@@ -92,32 +92,10 @@ public class RetentionServiceTests(ITestOutputHelper output)
             $"pack bytes {packBytes} vs {packBytesWithoutRetention} without retention (base pack {basePackBytes})");
     }
 
-    /// <summary>
-    /// Six points 20 minutes apart (00:10 … 01:50), each rewriting the same four blocks, judged at
-    /// 03:55: hour 0 keeps point 3, hour 1 keeps point 6; 3 and 6 lose their parents, so both are
-    /// rebased; the packs of 2, 4 and 5 hold nothing live; the base's pack is still read by both.
-    /// </summary>
     private static async Task<(EngineHarness H, ManualClock Clock, Dictionary<long, string> Sha)> SixPointsAsync(string? key)
     {
         var h = await EngineHarness.CreateAsync(key);
-        var clock = new ManualClock(new DateTimeOffset(2025, 3, 3, 0, 10, 0, TimeSpan.Zero));
-        h.Vault.Clock = clock;
-        string disk = h.Dir["six.img"];
-        TestDisks.Create(disk, 1 << 20, 21);
-        await h.Replication.RegisterAsync("six", [disk], "default", default);
-        var sha = new Dictionary<long, string>();
-        for (int i = 0; i < 6; i++)
-        {
-            if (i > 0)
-            {
-                clock.Advance(TimeSpan.FromMinutes(20));
-                RetentionTestKit.RewriteFirstBlocks(disk, seed: 100 + i, count: 4);
-            }
-            await h.CycleAsync("six");
-            var point = await RetentionTestKit.LatestPointAsync(h.Vault, "six");
-            sha[point.Sequence] = TestDisks.Sha256(disk);
-        }
-        clock.Set(new DateTimeOffset(2025, 3, 3, 3, 55, 0, TimeSpan.Zero));
+        var (clock, sha) = await RetentionTestKit.SixPointsAsync(h);
         return (h, clock, sha);
     }
 
