@@ -28,7 +28,7 @@ namespace AsrModule.Engine.Azure;
 /// </list>
 /// <see cref="Location"/> and every message name the container without its query (no SAS, no key).
 /// </summary>
-public sealed class BlobVaultStore : IVaultStore
+public sealed class BlobVaultStore : IVaultStore, IVaultStoreCredentials
 {
     private const string CreateTokenMetadata = "asrcreatetoken";
     private readonly BlobContainerClient _container;
@@ -154,6 +154,23 @@ public sealed class BlobVaultStore : IVaultStore
 
     /// <inheritdoc/>
     public string Location { get; }
+
+    public string Backend => "AzureBlob";
+
+    /// <summary>The connection this store was opened from (null when built from a client or a factory directly).</summary>
+    public BlobVaultConnection? Connection { get; internal set; }
+
+    /// <inheritdoc/>
+    public string Authentication => Connection?.Authentication.ToString() ?? "Client";
+
+    /// <inheritdoc/>
+    public void ForwardTo(IDictionary<string, string?> environment)
+    {
+        if (Connection is null)
+            throw new AsrException(AsrErrorIds.VaultCredentialNotForwardable, AsrErrorKind.InvalidOperation,
+                $"The vault at '{Location}' was opened from a client object whose credential cannot be handed to another process.", Location);
+        Connection.ForwardTo(environment);
+    }
 
     internal BlobContainerClient Container => _container;
     internal BlobVaultStoreOptions Options => _options;

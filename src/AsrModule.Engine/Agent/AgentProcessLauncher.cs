@@ -42,6 +42,8 @@ public static class AgentProcessLauncher
         // The passphrase goes through the environment, never the command line (visible to every user in ps).
         if (passphrase is not null) psi.Environment["ASR_VAULT_KEY"] = passphrase;
         else psi.Environment.Remove("ASR_VAULT_KEY");
+        // So is the blob vault's credential (connection string, SAS, key, service principal secret).
+        if (vault.Store is Storage.IVaultStoreCredentials credentials) credentials.ForwardTo(psi.Environment);
         var started = DateTimeOffset.UtcNow;
         using var process = Process.Start(psi)
             ?? throw new AsrException(AsrErrorIds.AgentStartFailed, AsrErrorKind.InvalidOperation, "The agent process could not be started.", hostName);

@@ -37,6 +37,8 @@ public static class AsrErrorIds
     public const string VaultAccessDenied = "VaultAccessDenied";
     /// <summary>The vault's storage refused a request for another reason (the message carries the status and the service's error code).</summary>
     public const string VaultRequestFailed = "VaultRequestFailed";
+    /// <summary>The vault's credential cannot be handed to an agent process (a fixed access token expires and cannot be renewed).</summary>
+    public const string VaultCredentialNotForwardable = "VaultCredentialNotForwardable";
     public const string PolicyNotFound = "PolicyNotFound";
     public const string PolicyAlreadyExists = "PolicyAlreadyExists";
     public const string PolicyInUse = "PolicyInUse";

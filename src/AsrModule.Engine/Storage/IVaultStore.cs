@@ -11,6 +11,9 @@ public interface IVaultStore
     /// <summary>Human-readable location (a path or a URI without secrets).</summary>
     string Location { get; }
 
+    /// <summary>The kind of storage ("LocalDirectory", "AzureBlob"), shown on the vault object.</summary>
+    string Backend => GetType().Name;
+
     Task<bool> ExistsAsync(string key, CancellationToken cancellationToken);
 
     /// <summary>Reads a whole object, or null when it does not exist.</summary>

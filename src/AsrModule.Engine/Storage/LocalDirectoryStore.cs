@@ -17,6 +17,8 @@ public sealed class LocalDirectoryStore : IVaultStore
 
     public string Location => _root;
 
+    public string Backend => "LocalDirectory";
+
     private string PathOf(string key)
     {
         if (key.Length == 0 || key.StartsWith('/') || key.Contains("..", StringComparison.Ordinal) || key.Contains('\\'))

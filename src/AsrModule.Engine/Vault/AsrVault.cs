@@ -38,6 +38,10 @@ public sealed class AsrVault
     public JobStore Jobs { get; }
     public Events.EventLog Events => new(Store, Clock, Logger);
     public string Location => Store.Location;
+    /// <summary>Where the vault lives: LocalDirectory or AzureBlob.</summary>
+    public string Backend => Store.Backend;
+    /// <summary>How a blob vault authenticates (ConnectionString, ManagedIdentity, ...); null for a local directory.</summary>
+    public string? Authentication => (Store as IVaultStoreCredentials)?.Authentication;
     public string VaultId => Header.VaultId;
     public int FormatVersion => Header.FormatVersion;
     public bool IsEncrypted => Header.Encryption is not null;

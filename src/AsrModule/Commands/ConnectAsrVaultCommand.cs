@@ -6,23 +6,24 @@ using AsrModule.Infrastructure;
 
 namespace AsrModule.Commands;
 
-/// <summary>Opens a vault and makes it this session's default.</summary>
+/// <summary>Opens a vault (local directory or blob container) and makes it this session's default.</summary>
 [Cmdlet(VerbsCommunications.Connect, "AsrVault", DefaultParameterSetName = ByObject)]
 [OutputType(typeof(AsrVault))]
-public sealed class ConnectAsrVaultCommand : AsrCmdlet
+public sealed class ConnectAsrVaultCommand : VaultLocationCmdlet
 {
-    private const string ByPath = "ByPath";
     private const string ByObject = "ByObject";
 
-    // No "Location" alias: a piped vault object must bind as a whole (it carries its key), not by its path.
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ByPath, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [Alias("FullName")]
-    public string Path { get; set; } = "";
-
+    // A piped vault object binds as a whole (it carries its key and credential), never by its location.
     [Parameter(Mandatory = true, ParameterSetName = ByObject, ValueFromPipeline = true)]
     public AsrVault InputObject { get; set; } = null!;
 
     [Parameter(ParameterSetName = ByPath)]
+    [Parameter(ParameterSetName = ByContainerUri)]
+    [Parameter(ParameterSetName = ByServicePrincipal)]
+    [Parameter(ParameterSetName = ByAccessToken)]
+    [Parameter(ParameterSetName = BySasToken)]
+    [Parameter(ParameterSetName = ByAccountKey)]
+    [Parameter(ParameterSetName = ByConnectionString)]
     [SecureStringTransformation]
     public SecureString? EncryptionKey { get; set; }
 
@@ -33,15 +34,16 @@ public sealed class ConnectAsrVaultCommand : AsrCmdlet
     protected override void ProcessRecord()
     {
         AsrVault vault;
+        object target = ParameterSetName == ByObject ? InputObject : SafeTarget();
         try
         {
             vault = ParameterSetName == ByObject
                 ? InputObject
-                : Await(ct => AsrVault.OpenLocalAsync(SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path), PlainText(EncryptionKey), null, ct));
+                : Await(ct => AsrVault.OpenAsync(OpenStore(BlobConnection()), PlainText(EncryptionKey), null, ct));
         }
         catch (AsrException ex)
         {
-            ThrowTerminating(ex, Path);
+            ThrowTerminating(ex, target);
             return;
         }
         VaultSession.SetDefault(vault);

@@ -1,31 +1,33 @@
 using System.Management.Automation;
 using System.Security;
+using AsrModule.Engine.Azure;
 using AsrModule.Engine.Errors;
 using AsrModule.Engine.Vault;
 using AsrModule.Infrastructure;
 
 namespace AsrModule.Commands;
 
-/// <summary>Creates a vault in a local directory.</summary>
-[Cmdlet(VerbsCommon.New, "AsrVault", SupportsShouldProcess = true)]
+/// <summary>Creates a vault in a local directory or an Azure Blob Storage container.</summary>
+[Cmdlet(VerbsCommon.New, "AsrVault", SupportsShouldProcess = true, DefaultParameterSetName = ByPath)]
 [OutputType(typeof(AsrVault))]
-public sealed class NewAsrVaultCommand : AsrCmdlet
+public sealed class NewAsrVaultCommand : VaultLocationCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [Alias("FullName")]
-    public string Path { get; set; } = "";
-
     [Parameter]
     [SecureStringTransformation]
     public SecureString? EncryptionKey { get; set; }
 
     protected override void ProcessRecord()
     {
-        string full = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
-        if (!ShouldProcess(full, "Create vault")) return;
-        ForItem(full, () =>
+        string target = SafeTarget();
+        ForItem(target, () =>
         {
-            var vault = Await(ct => AsrVault.CreateLocalAsync(full, PlainText(EncryptionKey), null, ct));
+            var blob = BlobConnection();
+            string location = TargetLocation(blob);
+            if (!ShouldProcess(location, "Create vault")) return;
+            var store = OpenStore(blob);
+            // A container the credential may create is created; a container SAS can only use an existing one.
+            if (store is BlobVaultStore blobStore) Await(ct => blobStore.CreateContainerIfNotExistsAsync(ct));
+            var vault = Await(ct => AsrVault.CreateAsync(store, PlainText(EncryptionKey), null, ct));
             VaultSession.Remember(vault);
             WriteObject(vault);
         });

@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using System.Runtime.InteropServices;
 using System.Security;
+using AsrModule.Engine.Azure;
 using AsrModule.Engine.Errors;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;
@@ -18,7 +19,7 @@ public abstract class AsrCmdlet : PSCmdlet
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<RunningJob> _foregroundJobs = new();
 
-    /// <summary>The vault to use: a vault object or a local vault path. Defaults to the one Connect-AsrVault set.</summary>
+    /// <summary>The vault to use: a vault object, a local vault path or a blob container URL. Defaults to the one Connect-AsrVault set.</summary>
     [Parameter]
     public VaultArgument? Vault { get; set; }
 
@@ -51,7 +52,7 @@ public abstract class AsrCmdlet : PSCmdlet
             if (known is not null) return known;
             try
             {
-                var opened = Await(ct => AsrVault.OpenAsync(new Engine.Storage.LocalDirectoryStore(location), null, null, ct));
+                var opened = Await(ct => AsrVault.OpenAsync(VaultStores.Open(location), null, null, ct));
                 VaultSession.Remember(opened);
                 return opened;
             }
@@ -96,14 +97,17 @@ public abstract class AsrCmdlet : PSCmdlet
         }
         else
         {
-            string full = System.IO.Path.GetFullPath(SessionState.Path.GetUnresolvedProviderPathFromPSPath(Vault.Path!));
+            string location = Vault.Path!;
+            bool isUrl = BlobVaultConnection.IsContainerUrl(location);
+            string full = isUrl ? VaultStores.NormalizeLocation(location) : System.IO.Path.GetFullPath(SessionState.Path.GetUnresolvedProviderPathFromPSPath(location));
             try
             {
-                _explicitVault = VaultSession.Find(full) ?? Await(ct => AsrVault.OpenLocalAsync(full, null, null, ct));
+                // A URL opens with the credential the environment provides (or the one the session connected with).
+                _explicitVault = VaultSession.Find(full) ?? Await(ct => AsrVault.OpenAsync(VaultStores.Open(isUrl ? location : full), null, null, ct));
             }
             catch (AsrException ex)
             {
-                ThrowTerminating(ex, Vault.Path);
+                ThrowTerminating(ex, full);
             }
         }
         VaultSession.Remember(_explicitVault!);
