@@ -455,7 +455,7 @@ public sealed class BlobVaultStore : IVaultStore, IVaultStoreCredentials
     // ---- locks ----
 
     /// <summary>A held lease: renewed by a background loop, released on dispose.</summary>
-    internal sealed class BlobLock : IDisposable
+    internal sealed class BlobLock : ILeasedLock
     {
         private readonly BlobVaultStore _store;
         private readonly string _key;

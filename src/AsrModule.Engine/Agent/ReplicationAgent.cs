@@ -56,6 +56,10 @@ public sealed class ReplicationAgent
         using var agentLock = _vault.Store.TryAcquireLock(VaultLayout.AgentLock(host))
             ?? throw new AsrException(AsrErrorIds.AgentAlreadyRunning, AsrErrorKind.ResourceBusy,
                 $"An agent for host '{host}' is already running on the vault at '{_vault.Location}'. Stop it with Stop-AsrAgent -HostName {host} first.", host);
+        // A blob lease can lapse through a long outage while this process lives on: from then on another agent
+        // may hold the host, so this one stops (systemd restarts it, and it waits for the lock again).
+        var lockLost = (agentLock as ILeasedLock)?.Lost ?? CancellationToken.None;
+        using var running = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, lockLost);
         // A stop request left from before this start must not stop it at once.
         await _vault.Store.DeleteAsync(VaultLayout.AgentStopRequest(host), stoppingToken).ConfigureAwait(false);
         _record = new AsrAgentRecord
@@ -74,17 +78,17 @@ public sealed class ReplicationAgent
         string reason = "the service was stopped";
         try
         {
-            while (!stoppingToken.IsCancellationRequested)
+            while (!running.IsCancellationRequested)
             {
                 try
                 {
-                    if (await _vault.Store.ExistsAsync(VaultLayout.AgentStopRequest(host), stoppingToken).ConfigureAwait(false))
+                    if (await _vault.Store.ExistsAsync(VaultLayout.AgentStopRequest(host), running.Token).ConfigureAwait(false))
                     {
                         reason = "Stop-AsrAgent asked it to stop";
-                        await _vault.Store.DeleteAsync(VaultLayout.AgentStopRequest(host), stoppingToken).ConfigureAwait(false);
+                        await _vault.Store.DeleteAsync(VaultLayout.AgentStopRequest(host), running.Token).ConfigureAwait(false);
                         break;
                     }
-                    await TickAsync(stoppingToken).ConfigureAwait(false);
+                    await TickAsync(running.Token).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
@@ -92,13 +96,21 @@ public sealed class ReplicationAgent
                     _record.LastError = ex.Message;
                     _logger.LogError(ex, "Agent tick failed");
                 }
-                await Task.Delay(_options.TickInterval, stoppingToken).ConfigureAwait(false);
+                await Task.Delay(_options.TickInterval, running.Token).ConfigureAwait(false);
             }
         }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (running.IsCancellationRequested)
         {
         }
         await StopCyclesAsync().ConfigureAwait(false);
+        if (lockLost.IsCancellationRequested && !stoppingToken.IsCancellationRequested)
+        {
+            string message = $"Agent for host '{host}' stopped: its lock on the vault (a lease) lapsed during a storage outage, so another agent may now serve the host. " +
+                             "Its cycles were cancelled (the next one resyncs); restart it (systemd does) and it resumes once it holds the lock again.";
+            // No final heartbeat: the record may already be another agent's.
+            await _events.WriteAsync(AsrEventSeverity.Error, AsrEventTypes.AgentStopped, message, agentHost: host).ConfigureAwait(false);
+            throw new AsrException(AsrErrorIds.AgentLockLost, AsrErrorKind.ConnectionError, message, host);
+        }
         _record.RecordedState = AsrAgentState.Stopped;
         _record.StoppedUtc = Now;
         _record.ActiveCycles.Clear();

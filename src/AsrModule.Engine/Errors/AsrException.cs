@@ -71,6 +71,8 @@ public static class AsrErrorIds
     public const string AgentStartFailed = "AgentStartFailed";
     public const string AgentStopTimeout = "AgentStopTimeout";
     public const string AgentHostNameInvalid = "AgentHostNameInvalid";
+    /// <summary>The agent's vault lock (a blob lease) lapsed during a storage outage; the agent stopped so that two agents never serve one host.</summary>
+    public const string AgentLockLost = "AgentLockLost";
     public const string FailoverTargetInvalid = "FailoverTargetInvalid";
     public const string SourceStillWriting = "SourceStillWriting";
     public const string RecoveryPlanInvalid = "RecoveryPlanInvalid";
