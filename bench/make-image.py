@@ -8,7 +8,13 @@
   make-image.py mutate <src> <dst> [fraction] [seed]
       Copies src to dst, then overwrites `fraction` (default 0.01) of the 4 KiB blocks of dst,
       chosen at random without repetition, with random data.
-Both print one line of key=value facts and the SHA-256 of the written image.
+  make-image.py create-random <path> <size_mb> [seed]
+      Raw image of seeded pseudo-random bytes throughout: incompressible (bench/blob-throughput.sh).
+  make-image.py mutate-runs <src> <dst> [fraction] [min_kib] [max_kib] [seed]
+      Copies src to dst, then overwrites `fraction` (default 0.10) of it with random data in
+      non-overlapping runs of min_kib..max_kib KiB (default 64..1024, multiples of 4 KiB, 4 KiB-aligned),
+      scattered at random over the whole image.
+All print one line of key=value facts and the SHA-256 of the written image.
 """
 import hashlib
 import os
@@ -105,11 +111,61 @@ def mutate(src: str, dst: str, fraction: float, seed: int) -> None:
     print(f"image={dst} blocks_rewritten={count} bytes_rewritten={count * BLOCK} of_blocks={blocks} sha256={h.hexdigest()}")
 
 
+def create_random(path: str, size_mb: int, seed: int) -> None:
+    rng = random.Random(seed)
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        for _ in range(size_mb):
+            data = rng.randbytes(MIB)
+            f.write(data)
+            h.update(data)
+    print(f"image={path} bytes={size_mb * MIB} kind=random sha256={h.hexdigest()}")
+
+
+def mutate_runs(src: str, dst: str, fraction: float, min_kib: int, max_kib: int, seed: int) -> None:
+    shutil.copyfile(src, dst)
+    size = os.path.getsize(dst)
+    blocks = size // BLOCK
+    target = int(blocks * fraction)
+    rng = random.Random(seed)
+    lo, hi = max(1, min_kib * 1024 // BLOCK), max(1, max_kib * 1024 // BLOCK)
+    runs = []                                   # lengths in 4 KiB blocks
+    while sum(runs) < target:
+        runs.append(max(lo, min(rng.randint(lo, hi), target - sum(runs))))   # the last may overshoot by < min_kib
+    rng.shuffle(runs)
+    # Spread the free blocks as random gaps before each run (and after the last): no overlap, uniform scatter.
+    free = blocks - sum(runs)
+    cuts = sorted(rng.randint(0, free) for _ in runs)
+    offsets, pos, prev = [], 0, 0
+    for n, cut in zip(runs, cuts):
+        pos += cut - prev
+        prev = cut
+        offsets.append(pos)
+        pos += n
+    with open(dst, "r+b") as f:
+        for start, n in zip(offsets, runs):
+            f.seek(start * BLOCK)
+            f.write(rng.randbytes(n * BLOCK))
+    h = hashlib.sha256()
+    with open(dst, "rb") as f:
+        while chunk := f.read(8 * MIB):
+            h.update(chunk)
+    written = sum(runs) * BLOCK
+    print(f"image={dst} runs={len(runs)} run_kib_min={min(runs) * 4} run_kib_max={max(runs) * 4} "
+          f"bytes_rewritten={written} of_bytes={size} sha256={h.hexdigest()}")
+
+
 def main(argv):
     if len(argv) >= 4 and argv[1] == "create":
         create(argv[2], int(argv[3]), int(argv[4]) if len(argv) > 4 else 1)
     elif len(argv) >= 4 and argv[1] == "mutate":
         mutate(argv[2], argv[3], float(argv[4]) if len(argv) > 4 else 0.01, int(argv[5]) if len(argv) > 5 else 2)
+    elif len(argv) >= 4 and argv[1] == "create-random":
+        create_random(argv[2], int(argv[3]), int(argv[4]) if len(argv) > 4 else 1)
+    elif len(argv) >= 4 and argv[1] == "mutate-runs":
+        mutate_runs(argv[2], argv[3], float(argv[4]) if len(argv) > 4 else 0.10,
+                    int(argv[5]) if len(argv) > 5 else 64, int(argv[6]) if len(argv) > 6 else 1024,
+                    int(argv[7]) if len(argv) > 7 else 2)
     else:
         sys.exit(__doc__)
 

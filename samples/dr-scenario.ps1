@@ -1,6 +1,7 @@
 <#
 .SYNOPSIS
-    End-to-end DR scenario on the embedded default: a local-directory vault and generated disks.
+    End-to-end DR scenario on generated disks: a local-directory vault (default), or a blob vault in a
+    private Azurite (-Backend Azurite).
 .DESCRIPTION
     Protects a two-disk machine, changes its disks between three replication cycles, lists the
     recovery points, exports every point and proves by SHA-256 that each exported disk equals the
@@ -8,8 +9,19 @@
     and verified while replication continues, a planned failover with no data lost, commit,
     reprotect after the recovered machine diverged, failback and a checksum resync.
     Exits non-zero on any mismatch.
+
+    -Backend Azurite runs the same steps against an Azure Blob Storage container: it starts its own
+    azurite-blob (npm install -g azurite) on a free 127.0.0.1 port with its data in the work dir, creates
+    the vault with New-AsrVault -ConnectionString -Container, and stops Azurite at the end, also on failure.
+    The agent opens the same container: Start-AsrAgent forwards the connection string through its environment.
+.EXAMPLE
+    dotnet run --project tools/AsrHost -- samples/dr-scenario.ps1
+.EXAMPLE
+    dotnet run --project tools/AsrHost -- samples/dr-scenario.ps1 -Backend Azurite
 #>
 param(
+    [ValidateSet('Local', 'Azurite')]
+    [string]$Backend = 'Local',
     [string]$WorkDir = [IO.Path]::Combine([IO.Path]::GetTempPath(), "asr-scenario-" + [Guid]::NewGuid().ToString('N').Substring(0, 8)),
     [long]$OsDiskBytes = 96MB,
     [long]$DataDiskBytes = 64MB + 1536,
@@ -18,26 +30,39 @@ param(
 )
 $ErrorActionPreference = 'Stop'
 . ([IO.Path]::Combine($PSScriptRoot, 'AsrSampleDisks.ps1'))
+. ([IO.Path]::Combine($PSScriptRoot, 'AsrSampleAzurite.ps1'))
 Import-Module AsrModule
 function Step([string]$Text) { [Console]::WriteLine(); [Console]::WriteLine("== $Text") }
 
-[Console]::WriteLine('AsrModule end-to-end scenario: protect a two-disk machine in a local vault, change its disks')
+$where = if ($Backend -eq 'Azurite') { 'a blob vault (Azurite)' } else { 'a local vault' }
+[Console]::WriteLine("AsrModule end-to-end scenario: protect a two-disk machine in $where, change its disks")
 [Console]::WriteLine('between replication cycles, export every recovery point and check it by SHA-256; then drill,')
 [Console]::WriteLine('fail over, commit, reprotect, fail back and resync, checking the disks at every step; then the agent')
 [Console]::WriteLine('protects the machine continuously.')
 [void][IO.Directory]::CreateDirectory($WorkDir)
 $os = [IO.Path]::Combine($WorkDir, 'web01-os.img')
 $data = [IO.Path]::Combine($WorkDir, 'web01-data.img')
+$azurite = $null
 try {
+    if ($Backend -eq 'Azurite') {
+        Step 'Starting Azurite (the Azure Storage emulator, blob service) on 127.0.0.1'
+        $azurite = Start-AsrSampleAzurite -DataPath ([IO.Path]::Combine($WorkDir, 'azurite'))
+        [Console]::WriteLine("azurite-blob process $($azurite.Process.Id) at $($azurite.BlobEndpoint), data in $($azurite.DataPath)")
+        $vaultArgs = @{ ConnectionString = $azurite.ConnectionString; Container = 'web01-vault' }
+    }
+    else {
+        $vaultArgs = @{ Path = [IO.Path]::Combine($WorkDir, 'vault') }
+    }
+
     Step "Generating disks in $WorkDir"
     New-AsrSampleDisk -Path $os -SizeBytes $OsDiskBytes -Seed 1 | Out-Null
     New-AsrSampleDisk -Path $data -SizeBytes $DataDiskBytes -Seed 2 | Out-Null
     [Console]::WriteLine("web01-os.img $OsDiskBytes bytes, web01-data.img $DataDiskBytes bytes (25% random, 25% text, 50% zeros)")
 
     Step 'New-AsrVault | Connect-AsrVault; New-AsrPolicy'
-    $vaultArgs = @{ Path = [IO.Path]::Combine($WorkDir, 'vault') }
     if ($EncryptionKey) { $vaultArgs.EncryptionKey = $EncryptionKey }
-    New-AsrVault @vaultArgs | Connect-AsrVault -PassThru | Out-Default
+    $vault = New-AsrVault @vaultArgs | Connect-AsrVault -PassThru
+    $vault | Out-Default
     $policy = New-AsrPolicy -Name default -RecoveryPointRetentionHours 24 -CrashConsistentFrequencyMinutes 5 -AppConsistentFrequencyHours 4 -RpoThresholdMinutes 15
     $policy | Out-Default
 
@@ -148,8 +173,7 @@ try {
     Step 'Get-AsrJob'
     Get-AsrJob | Out-Default
 
-    $vaultBytes = 0L
-    foreach ($f in [IO.Directory]::EnumerateFiles($vaultArgs.Path, '*', [IO.SearchOption]::AllDirectories)) { $vaultBytes += [IO.FileInfo]::new($f).Length }
+    $vaultBytes = Get-AsrSampleVaultBytes $vault
     Step 'Result'
     $allPoints = @(Get-AsrRecoveryPoint -Item web01).Count
     [Console]::WriteLine("source disks: $($OsDiskBytes + $DataDiskBytes) bytes; vault: $vaultBytes bytes for $allPoints points")
@@ -159,7 +183,12 @@ try {
     [Console]::WriteLine("    and the agent's continuous point equals the disks.")
 }
 finally {
-    if ($agentHost) { try { Stop-AsrAgent -HostName $agentHost -Force -TimeoutSeconds 30 -ErrorAction SilentlyContinue } catch { } }
-    Disconnect-AsrVault
-    if (-not $Keep) { [IO.Directory]::Delete($WorkDir, $true) }
+    try {
+        if ($agentHost) { try { Stop-AsrAgent -HostName $agentHost -Force -TimeoutSeconds 30 -ErrorAction SilentlyContinue } catch { } }
+        Disconnect-AsrVault
+    }
+    finally {
+        if ($azurite) { Stop-AsrSampleAzurite $azurite }   # SIGTERM: Azurite saves its metadata (kept with -Keep)
+        if (-not $Keep) { [IO.Directory]::Delete($WorkDir, $true) }
+    }
 }

@@ -1,0 +1,60 @@
+<#
+.SYNOPSIS
+    One timed AsrModule step of bench/blob-throughput.sh, on a local-directory or a blob vault, run through tools/AsrHost.
+.DESCRIPTION
+    Steps (one AsrHost process each, so the shell can swap the source image and drop the page cache between them):
+      init   : New-AsrVault -EncryptionKey; New-AsrPolicy default (zstd-1); timed Enable-AsrReplication -Disk <Target>
+      delta  : timed Get-AsrProtectedItem | Invoke-AsrReplication (one delta cycle)
+      export : timed Get-AsrRecoveryPoint -Latest | Export-AsrRecoveryPoint -Destination <Target>
+    -Backend Local: -Vault is a directory. -Backend Blob: -Vault is a container name in the account of the
+    connection string in AZURE_STORAGE_CONNECTION_STRING (New-AsrVault / Connect-AsrVault -ConnectionString -Container).
+    Only the cmdlet under test is inside the stopwatch. Afterwards it lists the vault's objects (either backend,
+    through the vault's store) and prints one line 'BENCH key=value ...' for the shell. Exits 1 if the job failed.
+#>
+param(
+    [Parameter(Mandatory)][ValidateSet('init', 'delta', 'export')][string]$Step,
+    [Parameter(Mandatory)][ValidateSet('Local', 'Blob')][string]$Backend,
+    [Parameter(Mandatory)][string]$Vault,
+    [Parameter(Mandatory)][string]$Key,
+    [string]$Target
+)
+$ErrorActionPreference = 'Stop'
+Import-Module AsrModule
+
+$engine = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'AsrModule.Engine' }
+$config = if ($engine) { $engine.GetCustomAttributes([Reflection.AssemblyConfigurationAttribute], $false) | ForEach-Object { $_.Configuration } } else { '?' }
+$item = 'bench'
+
+$where = if ($Backend -eq 'Local') { @{ Path = $Vault } }
+else {
+    if (-not $env:AZURE_STORAGE_CONNECTION_STRING) { throw 'AZURE_STORAGE_CONNECTION_STRING is not set.' }
+    @{ ConnectionString = $env:AZURE_STORAGE_CONNECTION_STRING; Container = $Vault }
+}
+if ($Step -eq 'init') {
+    $v = New-AsrVault @where -EncryptionKey $Key | Connect-AsrVault -PassThru
+    $policy = New-AsrPolicy -Name default
+    [Console]::WriteLine("vault: $($v.Location) backend=$($v.Backend) encrypted=$($v.IsEncrypted); policy: compression=$($policy.Compression) level=$($policy.CompressionLevel)")
+}
+else {
+    $v = Connect-AsrVault @where -EncryptionKey $Key -PassThru
+}
+
+$sw = [Diagnostics.Stopwatch]::StartNew()
+switch ($Step) {
+    'init' { $job = Enable-AsrReplication -Name $item -Disk $Target -Policy default }
+    'delta' { $job = Get-AsrProtectedItem $item | Invoke-AsrReplication }
+    'export' { $job = Get-AsrRecoveryPoint -Item $item -Latest | Export-AsrRecoveryPoint -Destination $Target }
+}
+$sw.Stop()
+
+$objects = 0; $vaultBytes = 0L
+foreach ($o in $v.Store.ListAsync('', [Threading.CancellationToken]::None).GetAwaiter().GetResult()) { $objects++; $vaultBytes += $o.Length }
+Disconnect-AsrVault
+
+$job | Out-Default
+foreach ($e in $job.Errors) { [Console]::WriteLine("job error: $e") }
+$r = $job.Result
+$files = if ($r -and $r.Files) { [string]::Join(';', $r.Files) } else { '' }
+$seconds = $sw.Elapsed.TotalSeconds.ToString('F3', [Globalization.CultureInfo]::InvariantCulture)
+[Console]::WriteLine("BENCH step=$Step backend=$Backend state=$($job.State) seconds=$seconds config=$config scanned=$($r.BytesScanned) changed=$($r.ChangedBytes) stored=$($r.BytesStored) vault_objects=$objects vault_bytes=$vaultBytes files=$files")
+if ("$($job.State)" -ne 'Succeeded') { exit 1 }
