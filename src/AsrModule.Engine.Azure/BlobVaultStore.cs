@@ -157,6 +157,9 @@ public sealed class BlobVaultStore : IVaultStore, IVaultStoreCredentials
 
     public string Backend => "AzureBlob";
 
+    /// <inheritdoc/>
+    public int PreferredReadConcurrency => _options.ReadConcurrency;
+
     /// <summary>The connection this store was opened from (null when built from a client or a factory directly).</summary>
     public BlobVaultConnection? Connection { get; internal set; }
 

@@ -32,6 +32,9 @@ public sealed class BlobVaultStoreOptions
     /// <summary>Deletes in flight at once for <see cref="BlobVaultStore.DeletePrefixAsync"/>.</summary>
     public int DeleteConcurrency { get; init; } = 16;
 
+    /// <summary>Ranged reads an export or resync keeps in flight (each up to 8 MiB of a pack): latency, not CPU, bounds a remote read.</summary>
+    public int ReadConcurrency { get; init; } = 8;
+
     /// <summary>Retries of a transient fault (connection refused or reset, timeout, 408, 429, 5xx), with exponential backoff.</summary>
     public int MaxRetries { get; init; } = 5;
     public TimeSpan RetryDelay { get; init; } = TimeSpan.FromSeconds(0.5);
@@ -63,6 +66,7 @@ public sealed class BlobVaultStoreOptions
             throw new ArgumentOutOfRangeException(nameof(UploadBlockSize), UploadBlockSize, "Blocks are 64 KiB to 100 MiB.");
         if (UploadConcurrency < 1) throw new ArgumentOutOfRangeException(nameof(UploadConcurrency));
         if (DeleteConcurrency < 1) throw new ArgumentOutOfRangeException(nameof(DeleteConcurrency));
+        if (ReadConcurrency < 1) throw new ArgumentOutOfRangeException(nameof(ReadConcurrency));
         if (MaxRetries < 0) throw new ArgumentOutOfRangeException(nameof(MaxRetries));
     }
 

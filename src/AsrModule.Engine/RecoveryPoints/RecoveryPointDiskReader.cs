@@ -82,46 +82,107 @@ public sealed class RecoveryPointDiskReader : IDisposable
     public async Task DecodeExtentAsync(int extentRef, Memory<byte> plain, CancellationToken cancellationToken)
     {
         var (sequence, record, _) = Map.Extents[extentRef];
-        string packKey = VaultLayout.Pack(_point.ItemId, sequence, record.PackNumber);
         byte[] stored = ArrayPool<byte>.Shared.Rent(record.StoredLength);
-        var codec = RentCodec();
         try
         {
-            await _vault.Store.ReadRangeAsync(packKey, record.PackOffset, stored.AsMemory(0, record.StoredLength), cancellationToken).ConfigureAwait(false);
-            codec.Decode(stored.AsSpan(0, record.StoredLength), record, plain.Span[..PlainLength(extentRef)],
-                _point.ItemId, Disk.DiskId, sequence, $"disk '{Disk.Name}' blocks {record.FirstBlock}+{record.BlockCount} of point {_point}");
+            await _vault.Store.ReadRangeAsync(VaultLayout.Pack(_point.ItemId, sequence, record.PackNumber), record.PackOffset,
+                stored.AsMemory(0, record.StoredLength), cancellationToken).ConfigureAwait(false);
+            Decode(extentRef, stored.AsSpan(0, record.StoredLength), plain.Span);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(stored);
+        }
+    }
+
+    private void Decode(int extentRef, ReadOnlySpan<byte> stored, Span<byte> plain)
+    {
+        var (sequence, record, _) = Map.Extents[extentRef];
+        var codec = RentCodec();
+        try
+        {
+            codec.Decode(stored, record, plain[..PlainLength(extentRef)],
+                _point.ItemId, Disk.DiskId, sequence, $"disk '{Disk.Name}' blocks {record.FirstBlock}+{record.BlockCount} of point {_point}");
+        }
+        finally
+        {
             _codecs.Add(codec);
         }
     }
 
+    /// <summary>Largest pack range one read fetches for <see cref="ForEachExtentAsync"/>.</summary>
+    internal const int MaxReadBytes = 8 << 20;
+
+    /// <summary>Dead bytes between two live extents of a pack that a read still spans rather than splitting in two.</summary>
+    internal const int MaxReadGapBytes = 64 << 10;
+
     /// <summary>
-    /// Decodes every live stored extent once, in parallel, and hands its plaintext with the map
-    /// segments it supplies to <paramref name="action"/>. The plaintext buffer is only valid during the call.
+    /// Decodes every live stored extent once and hands its plaintext with the map segments it supplies to
+    /// <paramref name="action"/>. The plaintext buffer is only valid during the call. Neighbouring extents of a
+    /// pack are fetched with one ranged read of up to <see cref="MaxReadBytes"/> (a 2 GiB restore is a few
+    /// hundred requests, not one per 256 KiB extent), with as many reads in flight as the store prefers.
     /// </summary>
     public Task ForEachExtentAsync(Func<IReadOnlyList<MapSegment>, byte[], CancellationToken, ValueTask> action, CancellationToken cancellationToken)
     {
-        var byExtent = Map.Segments.GroupBy(s => s.ExtentRef).Select(g => (g.Key, Segments: (IReadOnlyList<MapSegment>)g.ToList())).ToList();
-        return Parallel.ForEachAsync(byExtent, new ParallelOptions
+        var segmentsOf = Map.Segments.GroupBy(s => s.ExtentRef).ToDictionary(g => g.Key, g => (IReadOnlyList<MapSegment>)g.ToList());
+        return Parallel.ForEachAsync(PlanReads(segmentsOf.Keys), new ParallelOptions
         {
-            MaxDegreeOfParallelism = Environment.ProcessorCount,
+            MaxDegreeOfParallelism = Math.Max(Environment.ProcessorCount, _vault.Store.PreferredReadConcurrency),
             CancellationToken = cancellationToken,
-        }, async (group, ct) =>
+        }, async (read, ct) =>
         {
-            byte[] plain = ArrayPool<byte>.Shared.Rent(PlainLength(group.Key));
+            var (sequence, first, _) = Map.Extents[read[0]];
+            var last = Map.Extents[read[^1]].Record;
+            int span = checked((int)(last.PackOffset + last.StoredLength - first.PackOffset));
+            byte[] stored = ArrayPool<byte>.Shared.Rent(span);
             try
             {
-                await DecodeExtentAsync(group.Key, plain, ct).ConfigureAwait(false);
-                await action(group.Segments, plain, ct).ConfigureAwait(false);
+                await _vault.Store.ReadRangeAsync(VaultLayout.Pack(_point.ItemId, sequence, first.PackNumber), first.PackOffset, stored.AsMemory(0, span), ct).ConfigureAwait(false);
+                foreach (int extentRef in read)
+                {
+                    var record = Map.Extents[extentRef].Record;
+                    byte[] plain = ArrayPool<byte>.Shared.Rent(PlainLength(extentRef));
+                    try
+                    {
+                        Decode(extentRef, stored.AsSpan((int)(record.PackOffset - first.PackOffset), record.StoredLength), plain);
+                        await action(segmentsOf[extentRef], plain, ct).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(plain);
+                    }
+                }
             }
             finally
             {
-                ArrayPool<byte>.Shared.Return(plain);
+                ArrayPool<byte>.Shared.Return(stored);
             }
         });
+    }
+
+    /// <summary>The live extents grouped into ranged reads: same pack, in pack order, small gaps, bounded size.</summary>
+    internal List<int[]> PlanReads(IEnumerable<int> extentRefs)
+    {
+        var reads = new List<int[]>();
+        foreach (var pack in extentRefs.GroupBy(e => (Map.Extents[e].Sequence, Map.Extents[e].Record.PackNumber)))
+        {
+            var current = new List<int>();
+            long start = 0, end = 0;
+            foreach (int e in pack.OrderBy(e => Map.Extents[e].Record.PackOffset))
+            {
+                var r = Map.Extents[e].Record;
+                if (current.Count > 0 && (r.PackOffset - end > MaxReadGapBytes || r.PackOffset + r.StoredLength - start > MaxReadBytes))
+                {
+                    reads.Add(current.ToArray());
+                    current.Clear();
+                }
+                if (current.Count == 0) start = r.PackOffset;
+                current.Add(e);
+                end = r.PackOffset + r.StoredLength;
+            }
+            if (current.Count > 0) reads.Add(current.ToArray());
+        }
+        return reads;
     }
 
     /// <summary>Byte range of a segment inside its extent's plaintext, and its length (the disk's last block may be short).</summary>

@@ -14,6 +14,9 @@ public interface IVaultStore
     /// <summary>The kind of storage ("LocalDirectory", "AzureBlob"), shown on the vault object.</summary>
     string Backend => GetType().Name;
 
+    /// <summary>How many ranged reads a bulk reader (export, resync) keeps in flight: remote stores hide latency with more.</summary>
+    int PreferredReadConcurrency => Environment.ProcessorCount;
+
     Task<bool> ExistsAsync(string key, CancellationToken cancellationToken);
 
     /// <summary>Reads a whole object, or null when it does not exist.</summary>
