@@ -137,8 +137,16 @@ internal sealed class DataPipeline
         }
     }
 
+    /// <summary>
+    /// Packs uploading while the next one fills, so compression and encryption go on during an upload (a remote
+    /// store's upload takes as long as building the pack); each costs one pack buffer (~33 MiB).
+    /// </summary>
+    private const int PackUploadsInFlight = 2;
+
     private async Task WriterAsync()
     {
+        var uploads = new List<Task>();
+        using var uploadSlots = new SemaphoreSlim(PackUploadsInFlight);
         byte[] pack = ArrayPool<byte>.Shared.Rent(PackTargetBytes + (1 << 20));
         int packLength = 0;
         int packNumber = 0;
@@ -155,7 +163,7 @@ internal sealed class DataPipeline
                 {
                     if (packLength > 0 && packLength + length > pack.Length)
                     {
-                        await FlushPackAsync(pack, packLength, packNumber++).ConfigureAwait(false);
+                        pack = await StartPackUploadAsync(pack, packLength, packNumber++, uploads, uploadSlots).ConfigureAwait(false);
                         packLength = 0;
                     }
                     if (length > pack.Length)
@@ -174,11 +182,44 @@ internal sealed class DataPipeline
                 }
                 if (packLength >= PackTargetBytes)
                 {
-                    await FlushPackAsync(pack, packLength, packNumber++).ConfigureAwait(false);
+                    pack = await StartPackUploadAsync(pack, packLength, packNumber++, uploads, uploadSlots).ConfigureAwait(false);
                     packLength = 0;
                 }
             }
-            if (packLength > 0) await FlushPackAsync(pack, packLength, packNumber).ConfigureAwait(false);
+            if (packLength > 0) pack = await StartPackUploadAsync(pack, packLength, packNumber, uploads, uploadSlots).ConfigureAwait(false);
+            await Task.WhenAll(uploads).ConfigureAwait(false);
+        }
+        catch
+        {
+            _cts.Cancel();
+            // Every upload ends before the pipeline reports (their buffers go back to the pool), and the
+            // failure reported is an upload's own error, not the cancellation it caused here.
+            try { await Task.WhenAll(uploads).ConfigureAwait(false); } catch { }
+            if (uploads.FirstOrDefault(u => u.IsFaulted) is { } failed) await failed.ConfigureAwait(false);
+            throw;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(pack);
+        }
+    }
+
+    /// <summary>Hands a full pack to a background upload (waiting for a free slot) and returns a fresh buffer to fill.</summary>
+    private async Task<byte[]> StartPackUploadAsync(byte[] pack, int length, int number, List<Task> uploads, SemaphoreSlim uploadSlots)
+    {
+        await uploadSlots.WaitAsync(_cts.Token).ConfigureAwait(false);
+        string key = VaultLayout.Pack(_itemId, _sequence, number);
+        _result.PackKeys.Add(key);
+        // On the pool: a store whose write starts synchronously (a local file) must not run on the writer.
+        uploads.Add(Task.Run(() => UploadPackAsync(key, pack, length, uploadSlots)));
+        return ArrayPool<byte>.Shared.Rent(PackTargetBytes + (1 << 20));
+    }
+
+    private async Task UploadPackAsync(string key, byte[] pack, int length, SemaphoreSlim uploadSlots)
+    {
+        try
+        {
+            await _store.WriteAsync(key, pack.AsMemory(0, length), _cts.Token).ConfigureAwait(false);
         }
         catch
         {
@@ -188,13 +229,7 @@ internal sealed class DataPipeline
         finally
         {
             ArrayPool<byte>.Shared.Return(pack);
+            uploadSlots.Release();
         }
-    }
-
-    private async Task FlushPackAsync(byte[] pack, int length, int number)
-    {
-        string key = VaultLayout.Pack(_itemId, _sequence, number);
-        await _store.WriteAsync(key, pack.AsMemory(0, length), _cts.Token).ConfigureAwait(false);
-        _result.PackKeys.Add(key);
     }
 }
