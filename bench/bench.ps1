@@ -1,22 +1,23 @@
 <#
 .SYNOPSIS
-    One timed AsrModule step of the benchmark, run by bench/run-bench.sh through tools/AsrHost.
+    One timed AsrModule step, on a local-directory or a blob vault, run through tools/AsrHost by bench/run-bench.sh
+    (the PRODUCT.md comparison: local vault, positional arguments) and bench/blob-throughput.sh (-Backend Local|Blob).
 .DESCRIPTION
-    Steps (one AsrHost process each, so the shell can swap the source image and drop the page cache
-    between them exactly as it does for the other tools):
-      init   <vault> <key> <disk> : New-AsrVault -EncryptionKey; New-AsrPolicy default (zstd, default level);
-                                    timed Enable-AsrReplication (initial replication)
-      delta  <vault> <key>        : timed Get-AsrProtectedItem | Invoke-AsrReplication (one delta cycle)
-      export <vault> <key> <dest> : timed Get-AsrRecoveryPoint -Latest | Export-AsrRecoveryPoint
-    Only the cmdlet under test is inside the stopwatch; the vault is created/connected outside it.
-    Prints the job and one line 'BENCH key=value ...' for the shell to parse. Exits 1 if the job
-    did not succeed.
+    Steps (one AsrHost process each, so the shell can swap the source image and drop the page cache between them):
+      init   : New-AsrVault -EncryptionKey; New-AsrPolicy default (zstd-1); timed Enable-AsrReplication -Disk <Target>
+      delta  : timed Get-AsrProtectedItem | Invoke-AsrReplication (one delta cycle)
+      export : timed Get-AsrRecoveryPoint -Latest | Export-AsrRecoveryPoint -Destination <Target>
+    -Backend Local (default): -Vault is a directory. -Backend Blob: -Vault is a container name in the account of the
+    connection string in AZURE_STORAGE_CONNECTION_STRING (New-AsrVault / Connect-AsrVault -ConnectionString -Container).
+    Only the cmdlet under test is inside the stopwatch. Afterwards it lists the vault's objects (either backend,
+    through the vault's store) and prints one line 'BENCH key=value ...' for the shell. Exits 1 if the job failed.
 #>
 param(
     [Parameter(Mandatory)][ValidateSet('init', 'delta', 'export')][string]$Step,
     [Parameter(Mandatory)][string]$Vault,
     [Parameter(Mandatory)][string]$Key,
-    [string]$Target
+    [string]$Target,
+    [ValidateSet('Local', 'Blob')][string]$Backend = 'Local'
 )
 $ErrorActionPreference = 'Stop'
 Import-Module AsrModule
@@ -25,13 +26,18 @@ $engine = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName
 $config = if ($engine) { $engine.GetCustomAttributes([Reflection.AssemblyConfigurationAttribute], $false) | ForEach-Object { $_.Configuration } } else { '?' }
 $item = 'bench'
 
+$where = if ($Backend -eq 'Local') { @{ Path = $Vault } }
+else {
+    if (-not $env:AZURE_STORAGE_CONNECTION_STRING) { throw 'AZURE_STORAGE_CONNECTION_STRING is not set.' }
+    @{ ConnectionString = $env:AZURE_STORAGE_CONNECTION_STRING; Container = $Vault }
+}
 if ($Step -eq 'init') {
-    New-AsrVault -Path $Vault -EncryptionKey $Key | Connect-AsrVault
+    $v = New-AsrVault @where -EncryptionKey $Key | Connect-AsrVault -PassThru
     $policy = New-AsrPolicy -Name default
-    [Console]::WriteLine("policy: compression=$($policy.Compression) level=$($policy.CompressionLevel)")
+    [Console]::WriteLine("vault: $($v.Location) backend=$($v.Backend) encrypted=$($v.IsEncrypted); policy: compression=$($policy.Compression) level=$($policy.CompressionLevel)")
 }
 else {
-    Connect-AsrVault -Path $Vault -EncryptionKey $Key
+    $v = Connect-AsrVault @where -EncryptionKey $Key -PassThru
 }
 
 $sw = [Diagnostics.Stopwatch]::StartNew()
@@ -41,13 +47,15 @@ switch ($Step) {
     'export' { $job = Get-AsrRecoveryPoint -Item $item -Latest | Export-AsrRecoveryPoint -Destination $Target }
 }
 $sw.Stop()
+
+$objects = 0; $vaultBytes = 0L
+foreach ($o in $v.Store.ListAsync('', [Threading.CancellationToken]::None).GetAwaiter().GetResult()) { $objects++; $vaultBytes += $o.Length }
 Disconnect-AsrVault
 
 $job | Out-Default
-$job.Result | Out-Default
 foreach ($e in $job.Errors) { [Console]::WriteLine("job error: $e") }
 $r = $job.Result
 $files = if ($r -and $r.Files) { [string]::Join(';', $r.Files) } else { '' }
 $seconds = $sw.Elapsed.TotalSeconds.ToString('F3', [Globalization.CultureInfo]::InvariantCulture)
-[Console]::WriteLine("BENCH step=$Step state=$($job.State) seconds=$seconds config=$config scanned=$($r.BytesScanned) changed=$($r.ChangedBytes) stored=$($r.BytesStored) files=$files")
+[Console]::WriteLine("BENCH step=$Step backend=$Backend state=$($job.State) seconds=$seconds config=$config scanned=$($r.BytesScanned) changed=$($r.ChangedBytes) stored=$($r.BytesStored) vault_objects=$objects vault_bytes=$vaultBytes files=$files")
 if ("$($job.State)" -ne 'Succeeded') { exit 1 }

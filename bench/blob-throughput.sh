@@ -20,7 +20,7 @@
 #      file); (a) initial replication: Enable-AsrReplication into a new encrypted vault (policy default:
 #      zstd-1, AES-256-GCM); v2 is copied over the same file; (b) one delta cycle: Invoke-AsrReplication;
 #      (c) full restore: Export-AsrRecoveryPoint of the latest point, then sha256sum of the restored disk
-#      against v2 (untimed). Each step is one AsrHost process (bench/blob-throughput.ps1); the page cache
+#      against v2 (untimed). Each step is one AsrHost process (bench/bench.ps1); the page cache
 #      is dropped before each (root). Backends: 'local' = a vault directory on the work dir's disk;
 #      'azurite' = a container in a fresh azurite-blob on 127.0.0.1 (plain http, its data folder on the
 #      same disk), opened with New-AsrVault/Connect-AsrVault -ConnectionString -Container.
@@ -110,7 +110,7 @@ if [[ "${BENCH_NO_BUILD:-0}" != 1 || ! -f "$BIN/host/AsrHost.dll" ]]; then
     [[ -f "$BIN/out/AsrModule/Dependencies/AsrModule.dll" ]] || { echo "no module in $BIN/out (see $BIN/build.log)" >&2; exit 1; }
     cp -a "$REPO/tools/AsrHost/bin/Release/net10.0/." "$BIN/host/"
 fi
-HOST=(env ASRMODULE_OUT="$BIN/out" DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet "$BIN/host/AsrHost.dll" "$HERE/blob-throughput.ps1")
+HOST=(env ASRMODULE_OUT="$BIN/out" DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet "$BIN/host/AsrHost.dll" "$HERE/bench.ps1")
 
 # ---------------------------------------------------------------- images
 say "== images: $SIZE_MB MiB of random bytes; then $FRACTION of it rewritten in scattered 64 KiB-1 MiB runs"
