@@ -5,7 +5,7 @@ Describe 'The replication agent protects its host''s machines continuously' {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
         $dir = New-TestDirectory
-        $vaultPath = Join-TestPath $dir 'vault'
+        $vaultPath = New-TestVaultLocation $dir
         New-AsrVault -Path $vaultPath | Connect-AsrVault
         New-AsrPolicy -Name fast -CrashConsistentFrequencyMinutes 0.5 -AppConsistentFrequencyHours 0 -RecoveryPointRetentionHours 24 -RpoThresholdMinutes 1 | Out-Null
         $agentHost = 'agent-' + [Guid]::NewGuid().ToString('N').Substring(0, 6)
@@ -158,6 +158,9 @@ while (`$true) { `$n++; `$buf = [BitConverter]::GetBytes(`$n); `$f = `$fs[`$n % 
         $item.State | Should -Be 'ResyncRequired'
         (Get-AsrJob -Id $killedJob).State | Should -Be 'Interrupted'
 
+        # The killed agent's locks: free at once on a local vault, when their leases run out on a blob vault.
+        Wait-VaultLockReleased $vaultPath "locks/agent-$($agentHost.ToLowerInvariant()).lock"
+        Wait-VaultLockReleased $vaultPath "locks/item-$($item.Id).lock"
         $script:agent = Start-AsrAgent -HostName $agentHost -LogPath $log -TickInterval '00:00:00.250'
         $expected = Get-AsrSampleHash $solo
         Wait-Until { (Get-AsrProtectedItem solo).LastPointSequence -gt $before -and (Get-AsrProtectedItem solo).State -eq 'Protected' } 60 'the restarted agent publishes a point of solo'

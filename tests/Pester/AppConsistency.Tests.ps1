@@ -14,7 +14,7 @@ Describe 'App-consistent points of a mounted ext4 filesystem with the fsfreeze s
         [void][IO.Directory]::CreateDirectory($mnt)
         Invoke-Native '/usr/bin/mount' @($device, $mnt) | Out-Null
         $script = [IO.Path]::GetFullPath([IO.Path]::Combine($PSScriptRoot, '..', '..', 'samples', 'hooks', 'fsfreeze.sh'))
-        New-AsrVault -Path (Join-TestPath $dir 'vault') | Connect-AsrVault
+        New-AsrVault -Path (New-TestVaultLocation $dir) | Connect-AsrVault
         New-AsrPolicy -Name p -AppConsistentFrequencyHours 1 | Out-Null
         Enable-AsrReplication -Name db01 -Disk $device -Policy p -AppConsistencyScript $script -AgentHost 'nobody' | Out-Null
     }

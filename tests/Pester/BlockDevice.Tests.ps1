@@ -9,7 +9,7 @@ Describe 'Linux block devices as sources' -Skip:(-not $canLoop) {
         $backing = Join-TestPath $dir 'backing.img'
         New-AsrSampleDisk -Path $backing -SizeBytes 24MB -Seed 9 | Out-Null
         $device = Invoke-Native '/usr/sbin/losetup' @('--find', '--show', $backing)
-        New-AsrVault -Path (Join-TestPath $dir 'vault') | Connect-AsrVault
+        New-AsrVault -Path (New-TestVaultLocation $dir) | Connect-AsrVault
         New-AsrPolicy -Name p | Out-Null
     }
     AfterAll {

@@ -5,7 +5,8 @@ Describe 'Jobs: -AsJob, Wait-AsrJob, Stop-AsrJob' {
         $dir = New-TestDirectory
         $disk = Join-TestPath $dir 'big.img'
         New-AsrSampleDisk -Path $disk -SizeBytes 192MB -Seed 3 | Out-Null
-        New-AsrVault -Path (Join-TestPath $dir 'vault') | Connect-AsrVault
+        $vaultPath = New-TestVaultLocation $dir
+        New-AsrVault -Path $vaultPath | Connect-AsrVault
         New-AsrPolicy -Name p | Out-Null
     }
     AfterAll { Disconnect-AsrVault; Remove-TestDirectory $dir }
@@ -53,11 +54,10 @@ Describe 'Jobs: -AsJob, Wait-AsrJob, Stop-AsrJob' {
         $sleeper = [Diagnostics.Process]::Start('sleep', '60')
         try {
             $id = [Guid]::NewGuid()
-            $vaultDir = (Get-AsrVault).Location
             $record = @{ id = $id; operation = 'ReplicationCycle'; targetName = 'big'; state = 'InProgress'; percentComplete = 40
                 startTimeUtc = [DateTimeOffset]::UtcNow.ToString('o'); ownerProcessId = $sleeper.Id
                 ownerProcessStartUtc = $sleeper.StartTime.ToUniversalTime().ToString('o'); ownerHost = [Environment]::MachineName }
-            [IO.File]::WriteAllText((Join-TestPath $vaultDir "jobs/$id.json"), [Text.Json.JsonSerializer]::Serialize($record, [hashtable], [Text.Json.JsonSerializerOptions]$null))
+            Write-VaultObject $vaultPath "jobs/$id.json" ([Text.Json.JsonSerializer]::Serialize($record, [hashtable], [Text.Json.JsonSerializerOptions]$null))
             $watch = [Diagnostics.Stopwatch]::StartNew()
             $r = Wait-AsrJob -Id $id -TimeoutSeconds 1 -ErrorAction SilentlyContinue -ErrorVariable timeoutErrors
             $r.State | Should -Be 'InProgress'
@@ -66,7 +66,7 @@ Describe 'Jobs: -AsJob, Wait-AsrJob, Stop-AsrJob' {
             # ... and once that process is gone, the same record reads as Interrupted.
             $sleeper.Kill(); $sleeper.WaitForExit()
             (Get-AsrJob -Id $id).State | Should -Be 'Interrupted'
-            [IO.File]::Delete((Join-TestPath $vaultDir "jobs/$id.json"))
+            Remove-VaultObject $vaultPath "jobs/$id.json"
         } finally { if (-not $sleeper.HasExited) { $sleeper.Kill() } }
     }
 }
@@ -77,7 +77,7 @@ Describe 'Crash safety: a replication process killed mid-cycle' {
         Import-Module AsrModule
         $dir = New-TestDirectory
         $disk = Join-TestPath $dir 'crash.img'
-        $vaultPath = Join-TestPath $dir 'vault'
+        $vaultPath = New-TestVaultLocation $dir
         New-AsrSampleDisk -Path $disk -SizeBytes 512MB -Seed 7 | Out-Null
         New-AsrVault -Path $vaultPath -EncryptionKey 'crash key' | Connect-AsrVault
         New-AsrPolicy -Name p | Out-Null
@@ -89,11 +89,11 @@ Describe 'Crash safety: a replication process killed mid-cycle' {
         # Another real process runs the cycle; it is killed (SIGKILL) once it has written packs for point 2.
         $child = Start-AsrHostProcess "Import-Module AsrModule; Connect-AsrVault -Path '$vaultPath' -EncryptionKey 'crash key'; Get-AsrProtectedItem crash | Invoke-AsrReplication | Out-Null"
         $item = Get-AsrProtectedItem crash
-        $packs = Join-TestPath $vaultPath "items/$($item.Id)/packs"
+        $point2Packs = "items/$($item.Id)/packs/000000000002-"
         $watch = [Diagnostics.Stopwatch]::StartNew()
         $killedMidCycle = $false
         while ($watch.Elapsed.TotalSeconds -lt 60 -and -not $child.HasExited) {
-            if (@([IO.Directory]::GetFiles($packs, '000000000002-*')).Count -gt 0) { $child.Kill(); $killedMidCycle = $true; break }
+            if (@(Get-VaultObjectKeys $vaultPath $point2Packs).Count -gt 0) { $child.Kill(); $killedMidCycle = $true; break }
             [Threading.Thread]::Sleep(5)
         }
         $child.WaitForExit()
@@ -102,7 +102,7 @@ Describe 'Crash safety: a replication process killed mid-cycle' {
 
     It 'the process was killed while the cycle was writing data' {
         $killedMidCycle | Should -BeTrue
-        @([IO.Directory]::GetFiles($packs, '000000000002-*')).Count | Should -BeGreaterThan 0
+        @(Get-VaultObjectKeys $vaultPath $point2Packs).Count | Should -BeGreaterThan 0
     }
 
     It 'the vault lists only the whole point 1, which still exports bit-exact' {
@@ -130,6 +130,8 @@ Describe 'Crash safety: a replication process killed mid-cycle' {
         New-AsrSampleDisk -Path $disk -SizeBytes 512MB -Seed 7 | Out-Null
         $written = Write-AsrSampleChange -Path $disk -Fraction 0.01 -Seed 9
         $atPoint2 = Get-AsrSampleHash $disk
+        # The killed process's item lock: free at once on a local vault, when its lease runs out on a blob vault.
+        Wait-VaultLockReleased $vaultPath "locks/item-$((Get-AsrProtectedItem crash).Id).lock"
         $job = Get-AsrProtectedItem crash | Invoke-AsrReplication -AsJob
         $seen = [Collections.Generic.List[int]]::new()
         while (-not (Get-AsrJob -Id $job.Id).IsFinished) {

@@ -6,7 +6,7 @@ Describe 'Drill during ongoing replication, then cleanup' {
         $os = Join-TestPath $dir 'web01-os.img'; $data = Join-TestPath $dir 'web01-data.img'
         New-AsrSampleDisk -Path $os -SizeBytes 24MB -Seed 1 | Out-Null
         New-AsrSampleDisk -Path $data -SizeBytes (8MB + 512) -Seed 2 | Out-Null
-        New-AsrVault -Path (Join-TestPath $dir 'vault') -EncryptionKey 'drill key' | Connect-AsrVault
+        New-AsrVault -Path (New-TestVaultLocation $dir) -EncryptionKey 'drill key' | Connect-AsrVault
         New-AsrPolicy -Name p | Out-Null
         Enable-AsrReplication -Name web01 -Disk $os, $data -Policy p | Out-Null
         Write-AsrSampleChange -Path $os -Fraction 0.02 -Seed 3 | Out-Null
@@ -132,7 +132,7 @@ Describe 'Planned failover with writes up to the last moment, commit, reprotect,
         $os = Join-TestPath $dir 'app-os.img'; $data = Join-TestPath $dir 'app-data.img'
         New-AsrSampleDisk -Path $os -SizeBytes 16MB -Seed 4 | Out-Null
         New-AsrSampleDisk -Path $data -SizeBytes 16MB -Seed 5 | Out-Null
-        New-AsrVault -Path (Join-TestPath $dir 'vault') | Connect-AsrVault
+        New-AsrVault -Path (New-TestVaultLocation $dir) | Connect-AsrVault
         New-AsrPolicy -Name p | Out-Null
         Enable-AsrReplication -Name app -Disk $os, $data -Policy p | Out-Null
         $target = New-AsrLocalTarget (Join-TestPath $dir 'recovery')
@@ -245,7 +245,7 @@ Describe 'Unplanned failover to an older point, change of point, cancel; failbac
         $dir = New-TestDirectory
         $disk = Join-TestPath $dir 'db01.img'
         New-AsrSampleDisk -Path $disk -SizeBytes 12MB -Seed 9 | Out-Null
-        New-AsrVault -Path (Join-TestPath $dir 'vault') | Connect-AsrVault
+        New-AsrVault -Path (New-TestVaultLocation $dir) | Connect-AsrVault
         New-AsrPolicy -Name p | Out-Null
         $at = @{}
         $at[1] = Get-AsrSampleHash $disk
@@ -307,7 +307,7 @@ Describe 'Every invalid transition is refused and changes nothing' {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
         $dir = New-TestDirectory
-        $vaultPath = Join-TestPath $dir 'vault'
+        $vaultPath = New-TestVaultLocation $dir
         $disk = Join-TestPath $dir 'x.img'
         New-AsrSampleDisk -Path $disk -SizeBytes 2MB | Out-Null
         New-AsrVault -Path $vaultPath | Connect-AsrVault
@@ -385,7 +385,7 @@ Describe 'Failover safety: nothing lost, nothing overwritten, no dead ends' {
         New-AsrSampleDisk -Path $disk -SizeBytes 16MB -Seed 11 | Out-Null
         $other = Join-TestPath $dir 'b.img'
         New-AsrSampleDisk -Path $other -SizeBytes 2MB -Seed 12 | Out-Null
-        New-AsrVault -Path (Join-TestPath $dir 'vault') | Connect-AsrVault
+        New-AsrVault -Path (New-TestVaultLocation $dir) | Connect-AsrVault
         New-AsrPolicy -Name p | Out-Null
         Enable-AsrReplication -Name a -Disk $disk -Policy p | Out-Null
         Enable-AsrReplication -Name b -Disk $other -Policy p | Out-Null
@@ -454,7 +454,7 @@ Describe 'A drill whose serving process ended' {
         $dir = New-TestDirectory
         $disk = Join-TestPath $dir 'gone.img'
         New-AsrSampleDisk -Path $disk -SizeBytes 4MB -Seed 13 | Out-Null
-        $vaultPath = Join-TestPath $dir 'vault'
+        $vaultPath = New-TestVaultLocation $dir
         New-AsrVault -Path $vaultPath | Connect-AsrVault
         New-AsrPolicy -Name p | Out-Null
         Enable-AsrReplication -Name g -Disk $disk -Policy p | Out-Null

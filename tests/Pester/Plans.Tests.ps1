@@ -3,7 +3,7 @@ Describe 'Recovery plans: a 3-group plan over 5 machines' {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
         $dir = New-TestDirectory
-        $vaultPath = Join-TestPath $dir 'vault'
+        $vaultPath = New-TestVaultLocation $dir
         New-AsrVault -Path $vaultPath | Connect-AsrVault
         New-AsrPolicy -Name p | Out-Null
         $machines = 'db01', 'app01', 'app02', 'web01', 'web02'
@@ -253,7 +253,7 @@ Describe 'Recovery plan jobs compose with PowerShell''s own job cmdlets' {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
         $dir = New-TestDirectory
-        New-AsrVault -Path (Join-TestPath $dir 'vault') | Connect-AsrVault
+        New-AsrVault -Path (New-TestVaultLocation $dir) | Connect-AsrVault
         New-AsrPolicy -Name p | Out-Null
         New-AsrSampleDisk -Path (Join-TestPath $dir 'j1.img') -SizeBytes 1MB | Out-Null
         Enable-AsrReplication -Name j1 -Disk (Join-TestPath $dir 'j1.img') -Policy p | Out-Null
@@ -293,7 +293,7 @@ Describe 'Every failover type runs through a plan, in lifecycle order' {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
         $dir = New-TestDirectory
-        New-AsrVault -Path (Join-TestPath $dir 'vault') | Connect-AsrVault
+        New-AsrVault -Path (New-TestVaultLocation $dir) | Connect-AsrVault
         New-AsrPolicy -Name p | Out-Null
         foreach ($m in 'f1', 'f2', 'f3') {
             New-AsrSampleDisk -Path (Join-TestPath $dir "$m.img") -SizeBytes 2MB -Seed $m.Length | Out-Null
@@ -375,9 +375,9 @@ Describe 'Recovery plans: restart after a partly failed group; step timeouts' {
         [IO.File]::WriteAllText($plan, "AsrRecoveryPlan 'pair' { AsrGroup 1 -Items m1, m2 }")
         $target = New-AsrLocalTarget (Join-TestPath $dir 'recovery')
         # Another operation holds m2: its failover fails, m1's succeeds.
-        $lock = [IO.File]::Open((Join-TestPath $vaultPath "locks/item-$((Get-AsrProtectedItem m2).Id).lock"), 'OpenOrCreate', 'ReadWrite', 'None')
+        $lock = Lock-VaultObject $vaultPath "locks/item-$((Get-AsrProtectedItem m2).Id).lock"
         $job = Start-AsrRecoveryPlan -Path $plan -FailoverType Unplanned -Target $target -Confirm:$false -ErrorAction SilentlyContinue
-        $lock.Dispose()
+        Unlock-VaultObject $lock
     }
     AfterAll { Disconnect-AsrVault; Remove-TestDirectory $dir }
 

@@ -5,7 +5,7 @@ Describe 'Policies' {
     }
     BeforeEach {
         $dir = New-TestDirectory
-        $vaultPath = Join-TestPath $dir 'vault'
+        $vaultPath = New-TestVaultLocation $dir
         New-AsrVault -Path $vaultPath | Connect-AsrVault
     }
     AfterEach { Disconnect-AsrVault; Remove-TestDirectory $dir }

@@ -11,7 +11,7 @@ Describe 'Running QEMU guests as sources' -Skip:(-not $haveQemu) {
         Import-Module AsrModule
         $dir = New-TestDirectory
         $vms = [Collections.Generic.List[object]]::new()
-        New-AsrVault -Path (Join-TestPath $dir 'vault') | Connect-AsrVault
+        New-AsrVault -Path (New-TestVaultLocation $dir) | Connect-AsrVault
         New-AsrPolicy -Name p | Out-Null
         New-AsrPolicy -Name fast -CrashConsistentFrequencyMinutes 0.5 -AppConsistentFrequencyHours 0 -RecoveryPointRetentionHours 24 -RpoThresholdMinutes 1 | Out-Null
         $agentHost = 'qemu-agent-' + [Guid]::NewGuid().ToString('N').Substring(0, 6)

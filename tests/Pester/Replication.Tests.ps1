@@ -7,7 +7,7 @@ Describe 'Replication of a generated two-disk machine through three cycles of sc
         $data = Join-TestPath $dir 'web01-data.img'
         New-AsrSampleDisk -Path $os -SizeBytes 40MB -Seed 1 | Out-Null
         New-AsrSampleDisk -Path $data -SizeBytes (24MB + 1536) -Seed 2 | Out-Null   # not a multiple of the block size
-        New-AsrVault -Path (Join-TestPath $dir 'vault') -EncryptionKey 'pester key' | Connect-AsrVault
+        New-AsrVault -Path (New-TestVaultLocation $dir) -EncryptionKey 'pester key' | Connect-AsrVault
         $policy = New-AsrPolicy -Name default -RecoveryPointRetentionHours 24 -CrashConsistentFrequencyMinutes 5 -AppConsistentFrequencyHours 4 -RpoThresholdMinutes 15
 
         # Source hashes at the moment each point is taken: what each exported point must equal.
@@ -98,7 +98,7 @@ Describe 'Bad input: a clear ErrorRecord and an unchanged vault' {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
         $dir = New-TestDirectory
-        $vaultPath = Join-TestPath $dir 'vault'
+        $vaultPath = New-TestVaultLocation $dir
         $disk = Join-TestPath $dir 'd.img'
         New-AsrSampleDisk -Path $disk -SizeBytes 3MB | Out-Null
         New-AsrVault -Path $vaultPath | Connect-AsrVault
@@ -206,7 +206,7 @@ Describe 'A disk that changed size marks the item for resync; resync sends only 
         $dir = New-TestDirectory
         $disk = Join-TestPath $dir 'grow.img'
         New-AsrSampleDisk -Path $disk -SizeBytes 16MB | Out-Null
-        New-AsrVault -Path (Join-TestPath $dir 'vault') | Connect-AsrVault
+        New-AsrVault -Path (New-TestVaultLocation $dir) | Connect-AsrVault
         New-AsrPolicy -Name p | Out-Null
         Enable-AsrReplication -Name g -Disk $disk -Policy p | Out-Null
     }
@@ -241,7 +241,7 @@ Describe 'Disable-AsrReplication' {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
         $dir = New-TestDirectory
-        $vaultPath = Join-TestPath $dir 'vault'
+        $vaultPath = New-TestVaultLocation $dir
         $disk = Join-TestPath $dir 'gone.img'
         New-AsrSampleDisk -Path $disk -SizeBytes 4MB | Out-Null
         New-AsrVault -Path $vaultPath | Connect-AsrVault
@@ -259,9 +259,10 @@ Describe 'Disable-AsrReplication' {
 
     It 'removes the item and every object it had in the vault; the name can be used again' {
         $id = (Get-AsrProtectedItem gone).Id
+        @(Get-VaultObjectKeys $vaultPath "items/$id/").Count | Should -BeGreaterThan 0
         Get-AsrProtectedItem gone | Disable-AsrReplication -Confirm:$false
         { Get-AsrProtectedItem gone -ErrorAction Stop } | Should -Throw -ErrorId 'ProtectedItemNotFound'
-        [IO.Directory]::Exists((Join-TestPath $vaultPath "items/$id")) | Should -BeFalse
+        @(Get-VaultObjectKeys $vaultPath "items/$id/").Count | Should -Be 0
         (Enable-AsrReplication -Name gone -Disk $disk -Policy p).Result.RecoveryPointSequence | Should -Be 1
     }
 }

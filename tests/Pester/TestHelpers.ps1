@@ -8,16 +8,175 @@ function New-TestDirectory {
 }
 
 function Remove-TestDirectory([string]$Path) {
+    <# Deletes the directory and the blob vaults New-TestVaultLocation made for it. #>
+    if ($Path -and $global:AsrTestContainers -and $global:AsrTestContainers.ContainsKey($Path)) {
+        foreach ($container in $global:AsrTestContainers[$Path]) { Invoke-TestBlobRequest DELETE $container 'restype=container' -Allow 404 | Out-Null }
+        $global:AsrTestContainers.Remove($Path)
+    }
     if ($Path -and [IO.Directory]::Exists($Path)) { [IO.Directory]::Delete($Path, $true) }
 }
 
 function Join-TestPath([string]$Base, [string]$Child) { [IO.Path]::Combine($Base, $Child) }
 
+# ---- the vault backend under test ----
+# The runner runs every file on both backends and sets $global:AsrTestBackend ('Local' or 'Blob') in the
+# runspace first; under plain Pester it is unset and the tests use local directories. Tests make their vault
+# at New-TestVaultLocation and look into it only through the helpers below, so they read the same on both.
+# A blob vault is a container URL; the module opens it with the environment's AZURE_STORAGE_CONNECTION_STRING
+# (child processes and agents inherit it). The helpers reach the container with plain HTTP and the account
+# SAS in ASR_TEST_BLOB_SAS, so what they see is the service's view, not the module's. (Under real Pester on
+# a blob vault: set those three variables and $global:AsrTestBackend = 'Blob', and pass -ExcludeTag LocalOnly.)
+
+function Get-TestBackend { if ($global:AsrTestBackend) { [string]$global:AsrTestBackend } else { 'Local' } }
+
+function Test-BlobVaultLocation([string]$Location) { $Location -match '^https?://' }
+
+function New-TestVaultLocation([string]$Dir, [switch]$Create) {
+    <# Where a test's vault goes: $Dir/vault (Local) or a new container of the test Azurite (Blob).
+       -Create makes it exist, empty: a directory or container that is not a vault. #>
+    if ((Get-TestBackend) -ne 'Blob') {
+        $location = Join-TestPath $Dir 'vault'
+        if ($Create) { [void][IO.Directory]::CreateDirectory($location) }
+        return $location
+    }
+    if (-not $env:ASR_TEST_BLOB_ENDPOINT -or -not $env:ASR_TEST_BLOB_SAS) {
+        throw 'The Blob backend needs ASR_TEST_BLOB_ENDPOINT and ASR_TEST_BLOB_SAS (the runner sets them once its Azurite runs).'
+    }
+    $location = "$($env:ASR_TEST_BLOB_ENDPOINT.TrimEnd('/'))/vault-$([Guid]::NewGuid().ToString('N').Substring(0, 20))"
+    if (-not $global:AsrTestContainers) { $global:AsrTestContainers = @{} }
+    if (-not $global:AsrTestContainers.ContainsKey($Dir)) { $global:AsrTestContainers[$Dir] = [Collections.Generic.List[string]]::new() }
+    $global:AsrTestContainers[$Dir].Add($location)
+    if ($Create) { Invoke-TestBlobRequest PUT $location 'restype=container' | Out-Null }
+    $location
+}
+
+function Invoke-TestBlobRequest([string]$Method, [string]$Url, [string]$Query, [hashtable]$Headers = @{}, [byte[]]$Body, [int[]]$Allow = @()) {
+    <# One Blob service REST call with the runner's account SAS; throws on an error status not in -Allow. #>
+    if (-not $global:AsrTestBlobHttp) { $global:AsrTestBlobHttp = [Net.Http.HttpClient]::new() }
+    $uri = $Url + '?' + $(if ($Query) { "$Query&" }) + $env:ASR_TEST_BLOB_SAS
+    $request = [Net.Http.HttpRequestMessage]::new([Net.Http.HttpMethod]::new($Method), $uri)
+    try {
+        if ($null -ne $Body) { $request.Content = [Net.Http.ByteArrayContent]::new($Body) }
+        elseif ($Method -eq 'PUT') { $request.Content = [Net.Http.ByteArrayContent]::new([byte[]]::new(0)) }
+        foreach ($k in $Headers.Keys) { [void]$request.Headers.TryAddWithoutValidation($k, [string]$Headers[$k]) }
+        $response = $global:AsrTestBlobHttp.Send($request)
+        $content = $response.Content.ReadAsByteArrayAsync().GetAwaiter().GetResult()
+        $status = [int]$response.StatusCode
+        if (-not $response.IsSuccessStatusCode -and $Allow -notcontains $status) {
+            throw "$Method $Url ($Query) failed: $status $([Text.Encoding]::UTF8.GetString($content))"
+        }
+        [pscustomobject]@{ StatusCode = $status; Content = $content; Headers = $response.Headers }
+    } finally { $request.Dispose() }
+}
+
+function Get-BlobUrl([string]$Location, [string]$Key) {
+    $Location.TrimEnd('/') + '/' + (($Key.Split('/') | ForEach-Object { [Uri]::EscapeDataString($_) }) -join '/')
+}
+
+function Get-LocalVaultPath([string]$Location, [string]$Key) { [IO.Path]::Combine($Location, $Key.Replace('/', [IO.Path]::DirectorySeparatorChar)) }
+
+function Test-VaultLocation([string]$Location) {
+    <# Whether the vault's directory or container exists (a vault or not). #>
+    if (Test-BlobVaultLocation $Location) { return (Invoke-TestBlobRequest GET $Location 'restype=container' -Allow 404).StatusCode -eq 200 }
+    [IO.Directory]::Exists($Location)
+}
+
+function Get-VaultObjectKeys([string]$Location, [string]$Prefix = '') {
+    <# The keys of the vault's objects under $Prefix ('/'-separated, as the store names them), in ordinal order; none when the location does not exist. #>
+    $keys = [Collections.Generic.List[string]]::new()
+    if (Test-BlobVaultLocation $Location) {
+        $marker = ''
+        do {
+            $query = "restype=container&comp=list&prefix=$([Uri]::EscapeDataString($Prefix))" + $(if ($marker) { "&marker=$([Uri]::EscapeDataString($marker))" })
+            $r = Invoke-TestBlobRequest GET $Location $query -Allow 404
+            if ($r.StatusCode -eq 404) { break }
+            $xml = [xml]([Text.Encoding]::UTF8.GetString($r.Content).TrimStart([char]0xFEFF))
+            foreach ($name in $xml.SelectNodes('/EnumerationResults/Blobs/Blob/Name')) { $keys.Add($name.InnerText) }
+            $next = $xml.SelectSingleNode('/EnumerationResults/NextMarker')
+            $marker = if ($next) { $next.InnerText } else { '' }
+        } while ($marker)
+    } elseif ([IO.Directory]::Exists($Location)) {
+        foreach ($f in [IO.Directory]::EnumerateFiles($Location, '*', [IO.SearchOption]::AllDirectories)) {
+            $key = [IO.Path]::GetRelativePath($Location, $f).Replace([IO.Path]::DirectorySeparatorChar, '/')
+            if ($key.StartsWith($Prefix, [StringComparison]::Ordinal)) { $keys.Add($key) }
+        }
+    }
+    $keys.Sort([StringComparer]::Ordinal)
+    $keys
+}
+
+function Read-VaultObject([string]$Location, [string]$Key) {
+    <# An object's bytes, or $null when it does not exist. #>
+    if (Test-BlobVaultLocation $Location) {
+        $r = Invoke-TestBlobRequest GET (Get-BlobUrl $Location $Key) -Allow 404
+        if ($r.StatusCode -eq 404) { return $null }
+        return , $r.Content
+    }
+    $path = Get-LocalVaultPath $Location $Key
+    if (-not [IO.File]::Exists($path)) { return $null }
+    , [IO.File]::ReadAllBytes($path)
+}
+
+function Write-VaultObject([string]$Location, [string]$Key, $Content) {
+    <# Writes (or replaces) an object behind the module's back: a string is written as UTF-8. #>
+    $bytes = if ($Content -is [string]) { [Text.UTF8Encoding]::new($false).GetBytes($Content) } else { [byte[]]$Content }
+    if (Test-BlobVaultLocation $Location) {
+        Invoke-TestBlobRequest PUT (Get-BlobUrl $Location $Key) -Headers @{ 'x-ms-blob-type' = 'BlockBlob' } -Body $bytes | Out-Null
+        return
+    }
+    $path = Get-LocalVaultPath $Location $Key
+    [void][IO.Directory]::CreateDirectory([IO.Path]::GetDirectoryName($path))
+    [IO.File]::WriteAllBytes($path, $bytes)
+}
+
+function Remove-VaultObject([string]$Location, [string]$Key) {
+    if (Test-BlobVaultLocation $Location) { Invoke-TestBlobRequest DELETE (Get-BlobUrl $Location $Key) -Allow 404 | Out-Null; return }
+    [IO.File]::Delete((Get-LocalVaultPath $Location $Key))
+}
+
+function Lock-VaultObject([string]$Location, [string]$Key) {
+    <# Holds a vault lock as another process's operation would (a file opened without sharing, or a lease on
+       the lock blob) until Unlock-VaultObject. #>
+    if (Test-BlobVaultLocation $Location) {
+        $url = Get-BlobUrl $Location $Key
+        # The store creates lock blobs empty when missing; an existing one is kept (409).
+        Invoke-TestBlobRequest PUT $url -Headers @{ 'x-ms-blob-type' = 'BlockBlob'; 'If-None-Match' = '*' } -Allow 409 | Out-Null
+        $r = Invoke-TestBlobRequest PUT $url 'comp=lease' -Headers @{ 'x-ms-lease-action' = 'acquire'; 'x-ms-lease-duration' = '-1' }
+        return [pscustomobject]@{ Url = $url; LeaseId = @($r.Headers.GetValues('x-ms-lease-id'))[0]; Stream = $null }
+    }
+    [pscustomobject]@{ Url = $null; LeaseId = $null; Stream = [IO.File]::Open((Get-LocalVaultPath $Location $Key), 'OpenOrCreate', 'ReadWrite', 'None') }
+}
+
+function Unlock-VaultObject($Lock) {
+    if ($Lock.Stream) { $Lock.Stream.Dispose(); return }
+    Invoke-TestBlobRequest PUT $Lock.Url 'comp=lease' -Headers @{ 'x-ms-lease-action' = 'release'; 'x-ms-lease-id' = $Lock.LeaseId } | Out-Null
+}
+
+function Wait-VaultLockReleased([string]$Location, [string]$Key, [int]$TimeoutSeconds = 90) {
+    <# Waits until nobody holds the vault lock $Key. A killed process's lock is free at once on a local vault
+       (the kernel drops its file lock) but only once its lease runs out on a blob vault (60 s at most). #>
+    $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
+    while ($true) {
+        if (Test-BlobVaultLocation $Location) {
+            $r = Invoke-TestBlobRequest HEAD (Get-BlobUrl $Location $Key) -Allow 404
+            $free = $r.StatusCode -eq 404 -or @($r.Headers.GetValues('x-ms-lease-state'))[0] -ne 'leased'
+        } else {
+            try { [IO.File]::Open((Get-LocalVaultPath $Location $Key), 'Open', 'ReadWrite', 'None').Dispose(); $free = $true }
+            catch [IO.FileNotFoundException], [IO.DirectoryNotFoundException] { $free = $true }
+            catch [IO.IOException] { $free = $false }
+        }
+        if ($free) { return }
+        if ([DateTime]::UtcNow -gt $deadline) { throw "The vault lock $Key of $Location was still held after $TimeoutSeconds s." }
+        [Threading.Thread]::Sleep(250)
+    }
+}
+
 function Get-VaultSnapshot([string]$VaultPath) {
-    <# Every file of the vault with its size and hash: equal snapshots mean nothing changed. #>
-    $lines = foreach ($f in [IO.Directory]::EnumerateFiles($VaultPath, '*', [IO.SearchOption]::AllDirectories)) {
-        if ($f.EndsWith('.lock')) { continue }
-        "$($f.Substring($VaultPath.Length)) $(Get-AsrSampleHash $f)"
+    <# Every object of the vault with its hash: equal snapshots mean nothing changed. Lock objects are left
+       out: taking a lock (creating its file or blob) changes no vault data. #>
+    $lines = foreach ($key in Get-VaultObjectKeys $VaultPath) {
+        if ($key.EndsWith('.lock')) { continue }
+        "$key $([Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([byte[]](Read-VaultObject $VaultPath $key))))"
     }
     (@($lines) | Sort-AsrLines) -join "`n"
 }
@@ -60,8 +219,8 @@ function Get-ExportedHashes($Point, [string]$Destination) {
 }
 
 function Initialize-TestVault([string]$Dir, [string[]]$Machines = @(), [long]$SizeBytes = 1MB) {
-    <# A connected vault in $Dir with policy 'p' and each machine protected (one sample disk each). #>
-    $vaultPath = Join-TestPath $Dir 'vault'
+    <# A connected vault (at New-TestVaultLocation $Dir) with policy 'p' and each machine protected (one sample disk each in $Dir). #>
+    $vaultPath = New-TestVaultLocation $Dir
     New-AsrVault -Path $vaultPath | Connect-AsrVault
     New-AsrPolicy -Name p | Out-Null
     $seed = 0

@@ -7,7 +7,7 @@ Describe 'Vaults' {
     AfterEach { Disconnect-AsrVault; Remove-TestDirectory $dir }
 
     It 'New-AsrVault | Connect-AsrVault makes the vault the session default' {
-        $path = Join-TestPath $dir 'vault'
+        $path = New-TestVaultLocation $dir
         $vault = New-AsrVault -Path $path
         $vault.FormatVersion | Should -Be 1
         $vault.IsEncrypted | Should -BeFalse
@@ -18,7 +18,7 @@ Describe 'Vaults' {
     }
 
     It 'every cmdlet also takes -Vault (a path or a vault object) without a session default' {
-        $path = Join-TestPath $dir 'vault'
+        $path = New-TestVaultLocation $dir
         $vault = New-AsrVault -Path $path
         New-AsrPolicy -Name viaObject -Vault $vault | Out-Null
         New-AsrPolicy -Name viaPath -Vault $path | Out-Null
@@ -26,7 +26,8 @@ Describe 'Vaults' {
         { Get-AsrPolicy -ErrorAction Stop } | Should -Throw -ErrorId 'VaultNotConnected'
     }
 
-    It 'resolves relative paths against the current location' {
+    # LocalOnly: a relative path names a directory; a container URL is always absolute.
+    It 'resolves relative paths against the current location' -Tag LocalOnly {
         # Set-Location is a Management cmdlet, absent from the bare hosted engine: use the engine API.
         $here = $ExecutionContext.SessionState.Path.CurrentLocation.Path
         [void]$ExecutionContext.SessionState.Path.SetLocation($dir)
@@ -36,25 +37,28 @@ Describe 'Vaults' {
         } finally { [void]$ExecutionContext.SessionState.Path.SetLocation($here) }
     }
 
-    It 'refuses a directory that is not a vault (VaultNotFound, ObjectNotFound) and changes nothing' {
-        $err = { Connect-AsrVault -Path $dir -ErrorAction Stop } | Should -Throw -ErrorId 'VaultNotFound' -PassThru
+    It 'refuses a directory or container that is not a vault (VaultNotFound, ObjectNotFound) and changes nothing' {
+        $empty = New-TestVaultLocation $dir -Create
+        $err = { Connect-AsrVault -Path $empty -ErrorAction Stop } | Should -Throw -ErrorId 'VaultNotFound' -PassThru
         $err.CategoryInfo.Category | Should -Be 'ObjectNotFound'
         $err.Exception.Message | Should -Match 'not a vault'
-        @([IO.Directory]::GetFileSystemEntries($dir)).Count | Should -Be 0
+        Test-VaultLocation $empty | Should -BeTrue
+        @(Get-VaultObjectKeys $empty).Count | Should -Be 0
     }
 
     It 'refuses a vault of an unknown format version (VaultFormatUnsupported, InvalidData)' {
-        $path = Join-TestPath $dir 'vault'
+        $path = New-TestVaultLocation $dir
         New-AsrVault -Path $path | Out-Null
-        $header = Join-TestPath $path 'asrvault.json'
-        [IO.File]::WriteAllText($header, [IO.File]::ReadAllText($header).Replace('"formatVersion": 1', '"formatVersion": 7'))
+        $header = [Text.Encoding]::UTF8.GetString((Read-VaultObject $path 'asrvault.json'))
+        $header | Should -Match '"formatVersion": 1'
+        Write-VaultObject $path 'asrvault.json' $header.Replace('"formatVersion": 1', '"formatVersion": 7')
         $err = { Connect-AsrVault -Path $path -ErrorAction Stop } | Should -Throw -ErrorId 'VaultFormatUnsupported' -PassThru
         $err.CategoryInfo.Category | Should -Be 'InvalidData'
         $err.Exception.Message | Should -Match 'version 7'
     }
 
     It 'refuses to create a vault over an existing one (VaultAlreadyExists) and keeps its contents' {
-        $path = Join-TestPath $dir 'vault'
+        $path = New-TestVaultLocation $dir
         New-AsrVault -Path $path | Connect-AsrVault
         New-AsrPolicy -Name keep | Out-Null
         $before = Get-VaultSnapshot $path
@@ -64,7 +68,7 @@ Describe 'Vaults' {
     }
 
     It 'encrypted vault: wrong key is refused (VaultKeyInvalid, SecurityError); right key opens' {
-        $path = Join-TestPath $dir 'vault'
+        $path = New-TestVaultLocation $dir
         $secure = [securestring]::new(); foreach ($c in 'open sesame'.ToCharArray()) { $secure.AppendChar($c) }
         (New-AsrVault -Path $path -EncryptionKey $secure).IsEncrypted | Should -BeTrue
         $err = { Connect-AsrVault -Path $path -EncryptionKey 'wrong' -ErrorAction Stop } | Should -Throw -ErrorId 'VaultKeyInvalid' -PassThru
@@ -75,13 +79,13 @@ Describe 'Vaults' {
     }
 
     It 'WhatIf creates nothing' {
-        $path = Join-TestPath $dir 'vault'
+        $path = New-TestVaultLocation $dir
         New-AsrVault -Path $path -WhatIf
-        [IO.Directory]::Exists($path) | Should -BeFalse
+        Test-VaultLocation $path | Should -BeFalse
     }
 
     It 'a second PowerShell process sees the policies, items, points and jobs of the vault' {
-        $path = Join-TestPath $dir 'vault'
+        $path = New-TestVaultLocation $dir
         $disk = Join-TestPath $dir 'm1.img'
         New-AsrSampleDisk -Path $disk -SizeBytes 4MB | Out-Null
         New-AsrVault -Path $path | Connect-AsrVault

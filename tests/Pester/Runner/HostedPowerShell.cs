@@ -39,19 +39,29 @@ public static class HostedPowerShell
         return runspace;
     }
 
-    private static readonly ConcurrentDictionary<string, Lazy<IReadOnlyList<PesterResult>>> RunCache = new();
+    private static readonly ConcurrentDictionary<(string File, TestBackend Backend), Lazy<IReadOnlyList<PesterResult>>> RunCache = new();
+    private static readonly ConcurrentDictionary<string, Lazy<IReadOnlyList<PesterResult>>> DiscoverCache = new();
 
-    /// <summary>Runs a .Tests.ps1 file once per test process (its Its are reported as separate cases).</summary>
-    public static IReadOnlyList<PesterResult> RunFile(string file) =>
-        RunCache.GetOrAdd(file, f => new Lazy<IReadOnlyList<PesterResult>>(() => Invoke(f, "Run"))).Value;
+    /// <summary>
+    /// Runs a .Tests.ps1 file once per test process and backend (its Its are reported as separate cases).
+    /// On <see cref="TestBackend.Blob"/>, Its tagged <see cref="TestBackends.LocalOnlyTag"/> are excluded.
+    /// </summary>
+    public static IReadOnlyList<PesterResult> RunFile(string file, TestBackend backend) =>
+        RunCache.GetOrAdd((file, backend), key => new Lazy<IReadOnlyList<PesterResult>>(() => Invoke(key.File, "Run", key.Backend))).Value;
 
-    public static IReadOnlyList<PesterResult> Discover(string file) => Invoke(file, "Discover");
+    /// <summary>The Its of a file with their tags, without running them (once per test process: both backends' cases come from it).</summary>
+    public static IReadOnlyList<PesterResult> Discover(string file) =>
+        DiscoverCache.GetOrAdd(file, f => new Lazy<IReadOnlyList<PesterResult>>(() => Invoke(f, "Discover", TestBackend.Local))).Value;
 
-    private static IReadOnlyList<PesterResult> Invoke(string file, string mode)
+    private static IReadOnlyList<PesterResult> Invoke(string file, string mode, TestBackend backend)
     {
         using var runspace = OpenRunspace();
         using var ps = PowerShell.Create(runspace);
-        ps.AddScript($". '{Path.Combine(PesterDir, "Runner", "PesterShim.ps1")}'; $global:AsrPester.Mode = '{mode}'").Invoke();
+        // The backend is a global of this runspace, not an environment variable: test classes run in parallel
+        // in this process, each on its own backend.
+        string excluded = backend == TestBackend.Blob ? $"'{TestBackends.LocalOnlyTag}'" : "";
+        ps.AddScript($". '{Path.Combine(PesterDir, "Runner", "PesterShim.ps1")}'; $global:AsrPester.Mode = '{mode}'; " +
+                     $"$global:AsrPester.ExcludeTag = @({excluded}); $global:AsrTestBackend = '{backend}'").Invoke();
         ps.Commands.Clear();
         ps.AddCommand(Path.Combine(PesterDir, file));
         string? fatal = null;
@@ -65,11 +75,21 @@ public static class HostedPowerShell
         }
         ps.Commands.Clear();
         var results = ps.AddScript("$global:AsrPester.Results").Invoke()
-            .Select(o => new PesterResult((string)o.Properties["Name"].Value, (string)o.Properties["Result"].Value, o.Properties["Message"].Value as string))
+            .Select(o => new PesterResult((string)o.Properties["Name"].Value, (string)o.Properties["Result"].Value, o.Properties["Message"].Value as string,
+                TagsOf(o.Properties["Tags"]?.Value), o.Properties["Seconds"]?.Value is double seconds ? seconds : null))
             .ToList();
-        if (fatal is not null) results.Add(new PesterResult("(file)", "Failed", fatal));
+        if (fatal is not null) results.Add(new PesterResult("(file)", "Failed", fatal, [], null));
         return results;
     }
+
+    private static IReadOnlyList<string> TagsOf(object? value) => (value is PSObject wrapped ? wrapped.BaseObject : value) switch
+    {
+        null => [],
+        string one => [one],
+        System.Collections.IEnumerable many => many.Cast<object>().Select(t => t.ToString()!).ToList(),
+        var other => [other.ToString()!],
+    };
 }
 
-public sealed record PesterResult(string Name, string Result, string? Message);
+/// <param name="Seconds">How long the It took with its BeforeEach/AfterEach (not the block's BeforeAll); null when it did not run.</param>
+public sealed record PesterResult(string Name, string Result, string? Message, IReadOnlyList<string> Tags, double? Seconds);

@@ -4,20 +4,23 @@
 # each It (with BeforeEach/AfterEach) and AfterAll run, in child scopes of their block.
 
 $global:AsrPester = @{
-    Mode    = 'Run'          # or 'Discover': collect It names without running anything
-    Results = [System.Collections.Generic.List[object]]::new()
-    Current = $null
+    Mode       = 'Run'       # or 'Discover': collect It names (and their tags) without running anything
+    ExcludeTag = @()         # as Pester's -ExcludeTag: Its with one of these tags (theirs or a block's) neither run nor report
+    Results    = [System.Collections.Generic.List[object]]::new()
+    Current    = $null
 }
 
-function New-AsrPesterBlock([string]$Name, $Parent) {
-    @{ Name = $Name; Parent = $Parent; Path = if ($Parent) { "$($Parent.Path) > $Name" } else { $Name }
+function New-AsrPesterBlock([string]$Name, $Parent, [string[]]$Tag) {
+    # A block's tags apply to everything in it, as in Pester.
+    $tags = @(if ($Parent) { $Parent.Tags }) + @($Tag | Where-Object { $_ })
+    @{ Name = $Name; Parent = $Parent; Path = if ($Parent) { "$($Parent.Path) > $Name" } else { $Name }; Tags = $tags
        BeforeAll = @(); AfterAll = @(); BeforeEach = @(); AfterEach = @(); Children = [System.Collections.Generic.List[object]]::new() }
 }
 
 function Describe {
     param([Parameter(Mandatory, Position = 0)][string]$Name, [Parameter(Position = 1)][scriptblock]$Fixture, [string[]]$Tag, [switch]$Skip)
     $parent = $global:AsrPester.Current
-    $block = New-AsrPesterBlock $Name $parent
+    $block = New-AsrPesterBlock $Name $parent $Tag
     $block.Skip = [bool]$Skip -or ($parent -and $parent.Skip)
     if ($parent) { $parent.Children.Add(@{ Kind = 'Block'; Block = $block }) }
     $global:AsrPester.Current = $block
@@ -30,22 +33,23 @@ function Describe {
 
 function Context {
     param([Parameter(Mandatory, Position = 0)][string]$Name, [Parameter(Position = 1)][scriptblock]$Fixture, [string[]]$Tag, [switch]$Skip)
-    Describe -Name $Name -Fixture $Fixture -Skip:$Skip
+    Describe -Name $Name -Fixture $Fixture -Tag $Tag -Skip:$Skip
 }
 
 function It {
     param([Parameter(Mandatory, Position = 0)][string]$Name, [Parameter(Position = 1)][scriptblock]$Test, [object[]]$ForEach, [string[]]$Tag, [switch]$Skip)
     $block = $global:AsrPester.Current
     if (-not $block) { throw "It '$Name' must be inside Describe or Context." }
+    $tags = @($block.Tags) + @($Tag | Where-Object { $_ })
     if ($ForEach) {
         foreach ($data in $ForEach) {
             $title = $Name
             if ($data -is [hashtable]) { foreach ($k in $data.Keys) { $title = $title.Replace("<$k>", "$($data[$k])") } }
             else { $title = $title.Replace('<_>', "$data") }
-            $block.Children.Add(@{ Kind = 'It'; Name = $title; Test = $Test; Data = $data; HasData = $true; Skip = [bool]$Skip })
+            $block.Children.Add(@{ Kind = 'It'; Name = $title; Test = $Test; Data = $data; HasData = $true; Skip = [bool]$Skip; Tags = $tags })
         }
     } else {
-        $block.Children.Add(@{ Kind = 'It'; Name = $Name; Test = $Test; Data = $null; HasData = $false; Skip = [bool]$Skip })
+        $block.Children.Add(@{ Kind = 'It'; Name = $Name; Test = $Test; Data = $null; HasData = $false; Skip = [bool]$Skip; Tags = $tags })
     }
 }
 
@@ -63,8 +67,22 @@ function Add-AsrPesterSetup([string]$Kind, [scriptblock]$Scriptblock) {
 function Add-AsrPesterDiscovered($Block) {
     foreach ($child in $Block.Children) {
         if ($child.Kind -eq 'Block') { Add-AsrPesterDiscovered $child.Block }
-        else { $global:AsrPester.Results.Add([pscustomobject]@{ Name = "$($Block.Path) > $($child.Name)"; Result = 'Discovered'; Message = $null }) }
+        else { $global:AsrPester.Results.Add([pscustomobject]@{ Name = "$($Block.Path) > $($child.Name)"; Result = 'Discovered'; Message = $null; Tags = [string[]]@($child.Tags) }) }
     }
+}
+
+function Test-AsrPesterIncluded($Child) {
+    foreach ($t in $Child.Tags) { if ($global:AsrPester.ExcludeTag -contains $t) { return $false } }
+    $true
+}
+
+function Test-AsrPesterBlockHasTests($Block) {
+    <# Whether any It in the block (or below) is not excluded: a block without one runs no setup, as in Pester. #>
+    foreach ($child in $Block.Children) {
+        if ($child.Kind -eq 'Block') { if (Test-AsrPesterBlockHasTests $child.Block) { return $true } }
+        elseif (Test-AsrPesterIncluded $child) { return $true }
+    }
+    $false
 }
 
 function Add-AsrPesterResult($Block, $Child, [string]$Result, [string]$Message, [double]$Seconds) {
@@ -77,6 +95,7 @@ function Format-AsrPesterError($ErrorRecord) {
 }
 
 function Invoke-AsrPesterBlock($Block) {
+    if (-not (Test-AsrPesterBlockHasTests $Block)) { return }
     # Runs in its own child scope: what BeforeAll defines is visible to the block's Its and nested blocks.
     & {
         param($AsrPesterBlock)
@@ -90,6 +109,7 @@ function Invoke-AsrPesterBlock($Block) {
                 if ($setupError) { Set-AsrPesterFailed $AsrPesterChild.Block $setupError } else { Invoke-AsrPesterBlock $AsrPesterChild.Block }
                 continue
             }
+            if (-not (Test-AsrPesterIncluded $AsrPesterChild)) { continue }
             if ($AsrPesterBlock.Skip -or $AsrPesterChild.Skip) { Add-AsrPesterResult $AsrPesterBlock $AsrPesterChild 'Skipped' $null 0; continue }
             if ($setupError) { Add-AsrPesterResult $AsrPesterBlock $AsrPesterChild 'Failed' $setupError 0; continue }
             $watch = [Diagnostics.Stopwatch]::StartNew()
@@ -120,7 +140,7 @@ function Invoke-AsrPesterBlock($Block) {
 function Set-AsrPesterFailed($Block, [string]$Message) {
     foreach ($child in $Block.Children) {
         if ($child.Kind -eq 'Block') { Set-AsrPesterFailed $child.Block $Message }
-        else { Add-AsrPesterResult $Block $child 'Failed' $Message 0 }
+        elseif (Test-AsrPesterIncluded $child) { Add-AsrPesterResult $Block $child 'Failed' $Message 0 }
     }
 }
 

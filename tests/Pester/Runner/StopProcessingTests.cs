@@ -5,11 +5,13 @@ namespace AsrModule.Tests.Pester.Runner;
 
 /// <summary>
 /// Ctrl+C in a console is PowerShell.Stop() → StopProcessing on the running cmdlet. A foreground
-/// cycle must then cancel its I/O, record the job as Cancelled and leave the vault as it was.
+/// cycle must then cancel its I/O, record the job as Cancelled and leave the vault as it was, on a
+/// local and on a blob vault (like the Pester files, once per backend).
 /// </summary>
 public sealed class StopProcessingTests : IDisposable
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "asr-stop-" + Guid.NewGuid().ToString("N")[..8]);
+    private string? _vault;
 
     public StopProcessingTests()
     {
@@ -31,10 +33,17 @@ public sealed class StopProcessingTests : IDisposable
         for (long off = 0; off < size; off += buf.Length) { rng.NextBytes(buf); fs.Write(buf); }
     }
 
-    [Fact]
-    public void CtrlC_DuringAForegroundCycle_CancelsTheJob_AndPublishesNothing()
+    public static IEnumerable<object[]> Local() => [[nameof(TestBackend.Local)]];
+
+    public static IEnumerable<object[]> Blob() => [[nameof(TestBackend.Blob)]];
+
+    [Theory]
+    [MemberData(nameof(Local))]
+    [BlobMemberData(nameof(Blob))]
+    public void CtrlC_DuringAForegroundCycle_CancelsTheJob_AndPublishesNothing(string backend)
     {
-        string disk = Path.Combine(_dir, "d.img"), vault = Path.Combine(_dir, "vault");
+        string disk = Path.Combine(_dir, "d.img");
+        string vault = _vault = TestBackends.NewVaultLocation(Enum.Parse<TestBackend>(backend), _dir);
         WriteRandom(disk, 384L << 20, 1);
         using var runspace = HostedPowerShell.OpenRunspace();
         using (var setup = PowerShell.Create(runspace))
@@ -66,5 +75,9 @@ public sealed class StopProcessingTests : IDisposable
         Assert.Equal(expected, Sha256(Path.Combine(_dir, "r", "d.img")));
     }
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose()
+    {
+        if (_vault is not null) TestBackends.DeleteVault(_vault);
+        Directory.Delete(_dir, recursive: true);
+    }
 }

@@ -1,8 +1,6 @@
-using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using AsrModule.Engine.Azure;
+using AsrModule.Tests.Shared;
 using Azure.Storage;
 using Azure.Storage.Blobs;
 using Azure.Storage.Sas;
@@ -10,48 +8,38 @@ using Azure.Storage.Sas;
 namespace AsrModule.Tests.Unit.Azure;
 
 /// <summary>
-/// A real Azurite (blob service only) run as a child process on 127.0.0.1, on a free port, with its data
-/// in a temp folder. It can be stopped and started again on the same port and data (the outage tests).
-/// Stopping sends SIGTERM: Azurite then saves its metadata (it autosaves only every 5 s, so a SIGKILL
-/// would lose recently committed blobs and test Azurite rather than the vault).
+/// A real Azurite for the unit tests: the process (<see cref="AzuriteProcess"/>, shared with the Pester runner)
+/// plus the clients, stores, SAS and https/OAuth setup these tests use. It can be stopped and started again on
+/// the same port and data (the outage tests).
 /// </summary>
 internal sealed class AzuriteServer : IDisposable
 {
-    public const string Account = "devstoreaccount1";
+    public const string Account = AzuriteProcess.Account;
     /// <summary>Azurite's well-known development key (public, not a secret).</summary>
-    public const string AccountKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-    public const string Executable = "azurite-blob";
+    public const string AccountKey = AzuriteProcess.AccountKey;
+    public const string Executable = AzuriteProcess.Executable;
 
-    private readonly TempDir _data = new();
-    private readonly Queue<string> _output = new();
-    private Process? _process;
-
-    private readonly bool _https;
+    private readonly AzuriteProcess _process;
     private string? _certificateThumbprint;
 
-    private AzuriteServer(int port, bool https)
-    {
-        Port = port;
-        _https = https;
-    }
+    private AzuriteServer(bool https) => _process = new AzuriteProcess(https);
 
-    public int Port { get; }
-    private string Scheme => _https ? "https" : "http";
-    public string DataPath => _data.Path;
-    public bool IsRunning => _process is { HasExited: false };
-    public Uri BlobEndpoint => new($"{Scheme}://127.0.0.1:{Port}/{Account}");
-    public string ConnectionString =>
-        $"DefaultEndpointsProtocol={Scheme};AccountName={Account};AccountKey={AccountKey};BlobEndpoint={BlobEndpoint};";
+    public int Port => _process.Port;
+    private bool Https => _process.Https;
+    public string DataPath => _process.DataPath;
+    public bool IsRunning => _process.IsRunning;
+    public Uri BlobEndpoint => _process.BlobEndpoint;
+    public string ConnectionString => _process.ConnectionString;
     public Uri ContainerUri(string container) => new($"{BlobEndpoint}/{container}");
     public StorageSharedKeyCredential SharedKey => new(Account, AccountKey);
 
     /// <summary>Where azurite-blob is installed (npm install -g azurite), or null.</summary>
-    public static string? ExecutablePath => NbdServerTests.RequiresToolAttribute.PathOf(Executable);
+    public static string? ExecutablePath => AzuriteProcess.ExecutablePath;
 
     /// <summary>The Azure tests run when Azurite is installed, and under CI (where a missing Azurite must fail them).</summary>
-    public static bool ShouldRun => ExecutablePath is not null || Environment.GetEnvironmentVariable("CI") == "true";
+    public static bool ShouldRun => AzuriteProcess.ShouldRun;
 
-    public static string SkipReason => $"Not installed: {Executable} (npm install -g azurite); the blob vault tests need a real Azurite.";
+    public static string SkipReason => AzuriteProcess.SkipReason;
 
     /// <summary>
     /// Starts an Azurite. With <paramref name="httpsWithOAuth"/> it serves https with a self-signed certificate
@@ -60,7 +48,7 @@ internal sealed class AzuriteServer : IDisposable
     /// </summary>
     public static AzuriteServer Start(bool httpsWithOAuth = false)
     {
-        var server = new AzuriteServer(FreePort(), httpsWithOAuth);
+        var server = new AzuriteServer(httpsWithOAuth);
         try
         {
             server.StartProcess();
@@ -73,82 +61,21 @@ internal sealed class AzuriteServer : IDisposable
         }
     }
 
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
-
     /// <summary>Starts Azurite (again) on this server's port and data folder, and waits until it accepts connections.</summary>
     public void StartProcess()
     {
         if (IsRunning) return;
-        string exe = ExecutablePath ?? throw new InvalidOperationException(SkipReason);
-        var psi = new ProcessStartInfo(exe)
+        if (!Https)
         {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (var a in new[]
-                 {
-                     "--blobHost", "127.0.0.1", "--blobPort", Port.ToString(), "--location", _data.Path,
-                     "--skipApiVersionCheck", "--silent", "--loose", "--disableTelemetry",
-                 })
-            psi.ArgumentList.Add(a);
-        if (_https)
-        {
-            var (cert, key) = WriteCertificate();
-            foreach (var a in new[] { "--cert", cert, "--key", key, "--oauth", "basic" }) psi.ArgumentList.Add(a);
+            _process.Start();
+            return;
         }
-        var process = Process.Start(psi) ?? throw new InvalidOperationException("azurite-blob did not start.");
-        process.OutputDataReceived += (_, e) => Remember(e.Data);
-        process.ErrorDataReceived += (_, e) => Remember(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        _process = process;
-
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (true)
-        {
-            if (process.HasExited)
-                throw new InvalidOperationException($"Azurite exited with code {process.ExitCode} on port {Port}: {Output}");
-            try
-            {
-                using var probe = new TcpClient();
-                probe.Connect(IPAddress.Loopback, Port);
-                return;
-            }
-            catch (SocketException) when (DateTime.UtcNow < deadline)
-            {
-                Thread.Sleep(100);
-            }
-            catch (SocketException)
-            {
-                throw new TimeoutException($"Azurite did not listen on port {Port} within 30 s: {Output}");
-            }
-        }
+        var (cert, key) = WriteCertificate();
+        _process.Start(["--cert", cert, "--key", key, "--oauth", "basic"]);
     }
 
     /// <summary>Stops Azurite the way a service stop does (SIGTERM, its metadata saved); SIGKILL after 15 s.</summary>
-    public void Stop()
-    {
-        var process = _process;
-        if (process is null) return;
-        _process = null;
-        if (!process.HasExited)
-        {
-            if (!OperatingSystem.IsWindows()) Native.Kill(process.Id, 15 /* SIGTERM */);
-            else process.Kill(entireProcessTree: true);
-            if (!process.WaitForExit(15_000))
-                process.Kill(entireProcessTree: true);
-        }
-        process.WaitForExit();
-        process.Dispose();
-    }
+    public void Stop() => _process.Stop();
 
     public void Restart()
     {
@@ -156,25 +83,12 @@ internal sealed class AzuriteServer : IDisposable
         StartProcess();
     }
 
-    public string Output
-    {
-        get { lock (_output) return string.Join(" | ", _output); }
-    }
-
-    private void Remember(string? line)
-    {
-        if (string.IsNullOrWhiteSpace(line)) return;
-        lock (_output)
-        {
-            _output.Enqueue(line);
-            while (_output.Count > 40) _output.Dequeue();
-        }
-    }
+    public string Output => _process.Output;
 
     /// <summary>A self-signed certificate for 127.0.0.1 (PEM files in the data folder), made once per server.</summary>
     private (string Cert, string Key) WriteCertificate()
     {
-        string certPath = Path.Combine(_data.Path, "azurite-cert.pem"), keyPath = Path.Combine(_data.Path, "azurite-key.pem");
+        string certPath = Path.Combine(DataPath, "azurite-cert.pem"), keyPath = Path.Combine(DataPath, "azurite-key.pem");
         if (_certificateThumbprint is null)
         {
             using var rsa = System.Security.Cryptography.RSA.Create(2048);
@@ -229,25 +143,9 @@ internal sealed class AzuriteServer : IDisposable
     }
 
     public BlobContainerClient ContainerClient(string container) =>
-        new(ConnectionString, container, _https ? new BlobClientOptions { Transport = TrustingTransport() } : null);
+        new(ConnectionString, container, Https ? new BlobClientOptions { Transport = TrustingTransport() } : null);
 
-    public void Dispose()
-    {
-        try { Stop(); }
-        finally { _data.Dispose(); }
-    }
-
-    private static class Native
-    {
-        [DllImport("libc", SetLastError = true, EntryPoint = "kill")]
-        private static extern int kill(int pid, int signal);
-
-        public static void Kill(int pid, int signal)
-        {
-            if (kill(pid, signal) != 0)
-                throw new InvalidOperationException($"kill({pid}, {signal}) failed with errno {Marshal.GetLastPInvokeError()}.");
-        }
-    }
+    public void Dispose() => _process.Dispose();
 }
 
 /// <summary>One Azurite shared by the Azure tests (started on first use, stopped when the collection ends).</summary>
