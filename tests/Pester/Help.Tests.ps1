@@ -2,7 +2,7 @@
 # a synopsis, at least one example with code, and a description for every parameter.
 # Only Microsoft.PowerShell.Core cmdlets and .NET calls, so it runs under the hosted engine and real Pester 5.
 
-Describe 'Cmdlet help' {
+Describe 'Cmdlet help' -Tag OwnVaults {
     BeforeAll {
         Import-Module AsrModule
         $cmdlets = @((Get-Module AsrModule).ExportedCmdlets.Keys)

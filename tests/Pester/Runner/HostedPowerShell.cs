@@ -44,7 +44,7 @@ public static class HostedPowerShell
 
     /// <summary>
     /// Runs a .Tests.ps1 file once per test process and backend (its Its are reported as separate cases).
-    /// On <see cref="TestBackend.Blob"/>, Its tagged <see cref="TestBackends.LocalOnlyTag"/> are excluded.
+    /// On <see cref="TestBackend.Blob"/>, Its tagged with one of <see cref="TestBackends.NotOnBlobTags"/> are excluded.
     /// </summary>
     public static IReadOnlyList<PesterResult> RunFile(string file, TestBackend backend) =>
         RunCache.GetOrAdd((file, backend), key => new Lazy<IReadOnlyList<PesterResult>>(() => Invoke(key.File, "Run", key.Backend))).Value;
@@ -59,7 +59,7 @@ public static class HostedPowerShell
         using var ps = PowerShell.Create(runspace);
         // The backend is a global of this runspace, not an environment variable: test classes run in parallel
         // in this process, each on its own backend.
-        string excluded = backend == TestBackend.Blob ? $"'{TestBackends.LocalOnlyTag}'" : "";
+        string excluded = backend == TestBackend.Blob ? string.Join(", ", TestBackends.NotOnBlobTags.Select(t => $"'{t}'")) : "";
         ps.AddScript($". '{Path.Combine(PesterDir, "Runner", "PesterShim.ps1")}'; $global:AsrPester.Mode = '{mode}'; " +
                      $"$global:AsrPester.ExcludeTag = @({excluded}); $global:AsrTestBackend = '{backend}'").Invoke();
         ps.Commands.Clear();

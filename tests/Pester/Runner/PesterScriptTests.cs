@@ -7,7 +7,7 @@ namespace AsrModule.Tests.Pester.Runner;
 
 /// <summary>
 /// One xunit case per Pester `It` in tests/Pester/*.Tests.ps1 and vault backend: each It runs on a local
-/// directory vault and on a blob container vault in a real Azurite (except Its tagged LocalOnly). Each file
+/// directory vault and on a blob container vault in a real Azurite (except Its tagged LocalOnly or OwnVaults). Each file
 /// runs once per backend (in a fresh runspace of the hosted engine); each case reports its own It.
 /// </summary>
 public sealed class PesterScriptTests(ITestOutputHelper output)
@@ -24,7 +24,7 @@ public sealed class PesterScriptTests(ITestOutputHelper output)
             if (discovered.Count == 0) yield return [file!, "(file)", backend.ToString()];
             foreach (var r in discovered)
             {
-                if (backend == TestBackend.Blob && r.Tags.Contains(TestBackends.LocalOnlyTag, StringComparer.OrdinalIgnoreCase)) continue;
+                if (backend == TestBackend.Blob && r.Tags.Intersect(TestBackends.NotOnBlobTags, StringComparer.OrdinalIgnoreCase).Any()) continue;
                 yield return [file!, r.Name, backend.ToString()];
             }
         }

@@ -24,6 +24,10 @@ public static class TestBackends
 {
     /// <summary>Tags an It, Context or Describe that is inherently about the local directory: it gets no Blob case.</summary>
     public const string LocalOnlyTag = "LocalOnly";
+    /// <summary>Tags a test that makes its own vaults on the backends it is about (or needs none): it runs once, in the Local row.</summary>
+    public const string OwnVaultsTag = "OwnVaults";
+    /// <summary>The tags that keep a test out of the Blob row.</summary>
+    public static readonly string[] NotOnBlobTags = [LocalOnlyTag, OwnVaultsTag];
     public const string BlobEndpointVariable = "ASR_TEST_BLOB_ENDPOINT";
     public const string BlobSasVariable = "ASR_TEST_BLOB_SAS";
     public const string ConnectionStringVariable = "AZURE_STORAGE_CONNECTION_STRING";
