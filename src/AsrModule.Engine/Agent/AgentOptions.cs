@@ -15,4 +15,10 @@ public sealed class AgentOptions
     public TimeSpan SucceededJobRetention { get; set; } = TimeSpan.FromHours(1);
     /// <summary>Longest wait before retrying a failed cycle (doubles from the tick interval).</summary>
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// How long a starting agent waits for the lock of a previous agent for its host that is known dead (its
+    /// process is gone, or its heartbeat is late): a blob lease outlives a killed holder by up to a minute.
+    /// </summary>
+    public TimeSpan DeadAgentLockWait { get; set; } = TimeSpan.FromSeconds(90);
 }

@@ -53,9 +53,7 @@ public sealed class ReplicationAgent
     public async Task RunAsync(CancellationToken stoppingToken)
     {
         string host = _options.HostName;
-        using var agentLock = _vault.Store.TryAcquireLock(VaultLayout.AgentLock(host))
-            ?? throw new AsrException(AsrErrorIds.AgentAlreadyRunning, AsrErrorKind.ResourceBusy,
-                $"An agent for host '{host}' is already running on the vault at '{_vault.Location}'. Stop it with Stop-AsrAgent -HostName {host} first.", host);
+        using var agentLock = await AcquireAgentLockAsync(host, stoppingToken).ConfigureAwait(false);
         // A blob lease can lapse through a long outage while this process lives on: from then on another agent
         // may hold the host, so this one stops (systemd restarts it, and it waits for the lock again).
         var lockLost = (agentLock as ILeasedLock)?.Lost ?? CancellationToken.None;
@@ -116,6 +114,33 @@ public sealed class ReplicationAgent
         _record.ActiveCycles.Clear();
         await HeartbeatAsync(CancellationToken.None).ConfigureAwait(false);
         await _events.WriteAsync(AsrEventSeverity.Information, AsrEventTypes.AgentStopped, $"Agent for host '{host}' stopped: {reason}.", agentHost: host).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The host's agent lock. While a live agent holds it, this one refuses to start; while a dead one's lease
+    /// still runs (a blob vault after kill -9 or a crash), it waits for the lease to expire.
+    /// </summary>
+    private async Task<IDisposable> AcquireAgentLockAsync(string host, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow + _options.DeadAgentLockWait;
+        bool waitLogged = false;
+        while (true)
+        {
+            if (_vault.Store.TryAcquireLock(VaultLayout.AgentLock(host)) is { } held) return held;
+            var holder = await AgentDirectory.FindAsync(_vault, host, ct).ConfigureAwait(false);
+            if (holder is null || holder.State == AsrAgentState.Running || DateTime.UtcNow >= deadline)
+                throw new AsrException(AsrErrorIds.AgentAlreadyRunning, AsrErrorKind.ResourceBusy,
+                    holder is { State: not AsrAgentState.Running }
+                        ? $"The lock of host '{host}' on the vault at '{_vault.Location}' is still held {_options.DeadAgentLockWait.TotalSeconds:0} s after its agent (process {holder.ProcessId} on {holder.MachineName}) stopped responding; another process may hold it."
+                        : $"An agent for host '{host}' is already running on the vault at '{_vault.Location}'. Stop it with Stop-AsrAgent -HostName {host} first.", host);
+            if (!waitLogged)
+            {
+                _logger.LogWarning("The previous agent for host {Host} (process {Pid} on {Machine}) is {State} but its vault lock is still held (a lease expires up to a minute after its holder dies); waiting for it.",
+                    host, holder.ProcessId, holder.MachineName, holder.State);
+                waitLogged = true;
+            }
+            await Task.Delay(TimeSpan.FromSeconds(2), ct).ConfigureAwait(false);
+        }
     }
 
     /// <summary>One pass over the catalog: health, assignments, due cycles, heartbeat, housekeeping.</summary>
