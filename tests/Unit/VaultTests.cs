@@ -57,6 +57,44 @@ public class VaultTests
     }
 
     [Fact]
+    public async Task A_name_claim_without_its_record_is_waited_for_and_taken_over_only_when_it_stays_so()
+    {
+        using var h = await EngineHarness.CreateAsync();
+        var vault = h.Vault;
+        string claim = VaultLayout.ItemNameClaim("m");
+        var mine = new AsrModule.Engine.Items.AsrProtectedItem { Name = "m", Id = "mine000000000000" };
+        async Task<string?> Owner() => await vault.Store.ReadAllAsync(claim, default) is { } b ? System.Text.Encoding.UTF8.GetString(b) : null;
+
+        // Another session has claimed the name and saves its record a moment later (the race two Enable-AsrReplication
+        // of one name ran into): this one must not take the claim over, but find the item.
+        await vault.Store.WriteAsync(claim, "them000000000000"u8.ToArray(), default);
+        var claiming = vault.ClaimItemNameAsync(mine, default);
+        await Task.Delay(500);
+        Assert.False(claiming.IsCompleted);
+        await vault.SaveItemAsync(new AsrModule.Engine.Items.AsrProtectedItem { Name = "m", Id = "them000000000000" }, default);
+        Assert.Equal(AsrErrorIds.ProtectedItemAlreadyExists, (await Assert.ThrowsAsync<AsrException>(() => claiming)).ErrorId);
+        Assert.Equal("them000000000000", await Owner());
+
+        // A claim released while waiting (a Disable finishing) is claimed again at once.
+        await vault.Store.DeleteAsync(VaultLayout.Item("them000000000000"), default);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        claiming = vault.ClaimItemNameAsync(mine, default);
+        await Task.Delay(300);
+        await vault.Store.DeleteAsync(claim, default);
+        await claiming;
+        Assert.True(watch.Elapsed < vault.NameClaimTakeoverDelay, $"took {watch.Elapsed}");
+        Assert.Equal("mine000000000000", await Owner());
+
+        // A claim a crash left without its record is taken over once it has stayed so for the delay.
+        await vault.Store.WriteAsync(claim, "dead000000000000"u8.ToArray(), default);
+        vault.NameClaimTakeoverDelay = TimeSpan.FromSeconds(1);
+        watch.Restart();
+        await vault.ClaimItemNameAsync(mine, default);
+        Assert.True(watch.Elapsed >= TimeSpan.FromSeconds(1), $"taken over after only {watch.Elapsed}");
+        Assert.Equal("mine000000000000", await Owner());
+    }
+
+    [Fact]
     public async Task Policies_ValidateRanges_AndRefuseDuplicates()
     {
         using var d = new TempDir();

@@ -219,17 +219,37 @@ public sealed class AsrVault
         return recordLock;
     }
 
+    /// <summary>
+    /// How long a name claim must stay without its item record before another session takes it over. The
+    /// session that claimed a name saves the record right after (one write, with its retries), so a claim
+    /// without a record is usually a claim in progress, or a Disable between its deletes; only a crash between
+    /// claim and save leaves one for good, and re-enabling that name waits this long once.
+    /// </summary>
+    internal TimeSpan NameClaimTakeoverDelay { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Claims a name atomically, so two sessions enabling the same name cannot both succeed.</summary>
     internal async Task ClaimItemNameAsync(AsrProtectedItem item, CancellationToken ct)
     {
         var id = System.Text.Encoding.UTF8.GetBytes(item.Id);
-        if (await Store.TryCreateAsync(VaultLayout.ItemNameClaim(item.Name), id, ct).ConfigureAwait(false)) return;
-        // A claim without an item record is what a crash between claim and save leaves: take it over.
-        var existing = await Store.ReadAllAsync(VaultLayout.ItemNameClaim(item.Name), ct).ConfigureAwait(false);
-        if (existing is not null && !await Store.ExistsAsync(VaultLayout.Item(System.Text.Encoding.UTF8.GetString(existing)), ct).ConfigureAwait(false))
+        string key = VaultLayout.ItemNameClaim(item.Name);
+        string? orphan = null;
+        var orphanSince = DateTime.UtcNow;
+        for (int released = 0; ; )
         {
-            await Store.WriteAsync(VaultLayout.ItemNameClaim(item.Name), id, ct).ConfigureAwait(false);
-            return;
+            if (await Store.TryCreateAsync(key, id, ct).ConfigureAwait(false)) return;
+            var existing = await Store.ReadAllAsync(key, ct).ConfigureAwait(false);
+            if (existing is null && ++released <= 3) continue; // released meanwhile: claim it again
+            string? owner = existing is null ? null : System.Text.Encoding.UTF8.GetString(existing);
+            if (owner is null || await Store.ExistsAsync(VaultLayout.Item(owner), ct).ConfigureAwait(false)) break;
+            // A claim without an item record: another session between its claim and its save, or what a crash
+            // there left. Taking it over at once would let both sessions create the item: wait for its record.
+            if (owner != orphan) (orphan, orphanSince) = (owner, DateTime.UtcNow);
+            if (DateTime.UtcNow - orphanSince >= NameClaimTakeoverDelay)
+            {
+                await Store.WriteAsync(key, id, ct).ConfigureAwait(false);
+                return;
+            }
+            await Task.Delay(200, ct).ConfigureAwait(false);
         }
         throw new AsrException(AsrErrorIds.ProtectedItemAlreadyExists, AsrErrorKind.ResourceExists,
                 $"A protected item named '{item.Name}' already exists in the vault. Choose another name, or Disable-AsrReplication it first.", item.Name);
