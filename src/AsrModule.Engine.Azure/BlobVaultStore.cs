@@ -634,6 +634,10 @@ public sealed class BlobVaultStore : IVaultStore, IVaultStoreCredentials
         if (ex is AsrException or ArgumentException or FileNotFoundException or EndOfStreamException) return null;
         if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested) return null;
         string what = key is null ? operation : $"{operation} '{key}'";
+        if (BlobRetryPolicy.IsTlsFailure(ex))
+            return new AsrException(AsrErrorIds.VaultAccessDenied, AsrErrorKind.SecurityError,
+                $"Could not {what} in the vault at '{Location}': the endpoint's TLS certificate is not trusted by this machine ({Cause(ex)}). " +
+                "Check the URL, or add the issuing CA to the machine's trusted roots.", Location);
         switch (ex)
         {
             case global::Azure.Identity.AuthenticationFailedException auth:

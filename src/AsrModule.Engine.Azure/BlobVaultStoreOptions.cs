@@ -79,6 +79,7 @@ public sealed class BlobVaultStoreOptions
         options.Retry.Delay = RetryDelay;
         options.Retry.MaxDelay = MaxRetryDelay;
         options.Retry.NetworkTimeout = NetworkTimeout;
+        options.RetryPolicy = new BlobRetryPolicy(MaxRetries, RetryDelay, MaxRetryDelay);
         options.Diagnostics.ApplicationId = "AsrModule";
         // Request logging (EventSource) keeps Azure.Core's defaults: query parameters such as a SAS's
         // "sig" are redacted and bodies are not logged.

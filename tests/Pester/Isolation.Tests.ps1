@@ -15,7 +15,7 @@ $AzuriteExecutable = foreach ($d in ([string]$env:PATH).Split([IO.Path]::PathSep
 $SkipBlob = -not $AzuriteExecutable -and $env:CI -ne 'true'
 $BlobSkipReason = if ($SkipBlob) { ' (skipped: azurite-blob is not installed; npm install -g azurite)' } else { '' }
 
-Describe 'The module coexists with other versions of its dependencies loaded first' {
+Describe 'The module coexists with other versions of its dependencies loaded first' -Tag OwnVaults {
     BeforeAll {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         $conflicting = [IO.Path]::Combine([AppContext]::BaseDirectory, 'conflicting')

@@ -70,9 +70,10 @@ public sealed class ReplicationAgent
             RecordedState = AsrAgentState.Running,
             HeartbeatIntervalSeconds = _options.HeartbeatInterval.TotalSeconds,
         };
-        await HeartbeatAsync(stoppingToken).ConfigureAwait(false);
+        // The event first: Start-AsrAgent returns on the first heartbeat, and the start must be in the events by then.
         await _events.WriteAsync(AsrEventSeverity.Information, AsrEventTypes.AgentStarted,
             $"Agent for host '{host}' started (process {Environment.ProcessId} on {Environment.MachineName}).", agentHost: host, cancellationToken: stoppingToken).ConfigureAwait(false);
+        await HeartbeatAsync(stoppingToken).ConfigureAwait(false);
         string reason = "the service was stopped";
         try
         {

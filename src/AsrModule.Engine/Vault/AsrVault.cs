@@ -260,7 +260,11 @@ public sealed class AsrVault
         // Release the name last: until then a half-removed item still blocks a new one of the same name.
         await Store.DeleteAsync(VaultLayout.Item(item.Id), ct).ConfigureAwait(false);
         await Store.DeletePrefixAsync(VaultLayout.ItemPrefix(item.Id), ct).ConfigureAwait(false);
-        await Store.DeleteAsync(VaultLayout.ItemNameClaim(item.Name), ct).ConfigureAwait(false);
+        // Only our own claim: during a long removal (a blob vault deletes object by object) an Enable of the same
+        // name may have taken the claim over (ClaimItemNameAsync, after NameClaimTakeoverDelay).
+        string claimKey = VaultLayout.ItemNameClaim(item.Name);
+        if (await Store.ReadAllAsync(claimKey, ct).ConfigureAwait(false) is { } claim && System.Text.Encoding.UTF8.GetString(claim) == item.Id)
+            await Store.DeleteAsync(claimKey, ct).ConfigureAwait(false);
     }
 
     private async Task<AsrProtectedItem> DecorateAsync(AsrProtectedItem item, CancellationToken ct)
