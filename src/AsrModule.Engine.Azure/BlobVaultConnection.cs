@@ -71,6 +71,9 @@ public sealed class BlobVaultConnection
         var uri = ContainerUriWithoutQuery(containerUri);
         if (string.IsNullOrWhiteSpace(tenantId) || string.IsNullOrWhiteSpace(clientId) || string.IsNullOrEmpty(clientSecret))
             throw Invalid(uri, "a service principal needs a tenant id, a client (application) id and a client secret");
+        // Azure.Identity's own rule for a tenant id (a GUID or a domain name), checked here for a clear error.
+        if (!tenantId.Trim().All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.'))
+            throw Invalid(uri, $"'{tenantId.Trim()}' is not a tenant id: use the directory's GUID or its domain name (contoso.onmicrosoft.com)");
         return new(uri, BlobVaultAuthentication.ServicePrincipal, clientSecret, tenantId.Trim(), clientId.Trim());
     }
 

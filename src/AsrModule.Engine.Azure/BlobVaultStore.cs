@@ -419,6 +419,12 @@ public sealed class BlobVaultStore : IVaultStore, IVaultStoreCredentials
     /// <summary>Locks held by this process, by container location and key.</summary>
     private static readonly ConcurrentDictionary<string, byte> HeldInProcess = new(StringComparer.Ordinal);
 
+    /// <summary>Locks of this store whose lease lapsed while held, until taken again.</summary>
+    private readonly ConcurrentDictionary<string, byte> _lapsed = new(StringComparer.Ordinal);
+
+    /// <inheritdoc/>
+    public bool LockLapsed(string key) => _lapsed.ContainsKey(key);
+
     private BlobLock? AcquireLease(BlobClient blob, string key, string? heldKey)
     {
         var lease = blob.GetBlobLeaseClient(Guid.NewGuid().ToString());
@@ -429,6 +435,7 @@ public sealed class BlobVaultStore : IVaultStore, IVaultStoreCredentials
                 try
                 {
                     lease.Acquire(_options.LockLeaseDuration);
+                    _lapsed.TryRemove(key, out _);
                     return new BlobLock(this, key, heldKey, lease);
                 }
                 catch (RequestFailedException ex) when (ex.Status == 409)
@@ -511,6 +518,7 @@ public sealed class BlobVaultStore : IVaultStore, IVaultStoreCredentials
                     // The lease expired and another holder acquired it (or the lock blob was replaced).
                     _store._logger.LogError("The lock {Key} on {Vault} was lost: its lease could not be renewed in time ({Status} {Code}).",
                         _key, _store.Location, ex.Status, ex.ErrorCode);
+                    _store._lapsed[_key] = 0;
                     _lost.Cancel();
                     return;
                 }

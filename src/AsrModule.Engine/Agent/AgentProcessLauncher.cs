@@ -18,8 +18,9 @@ public static class AgentProcessLauncher
         if (!File.Exists(agentDll))
             throw new AsrException(AsrErrorIds.AgentStartFailed, AsrErrorKind.ObjectNotFound, $"The agent program '{agentDll}' is missing from the module.", agentDll);
         var previous = await AgentDirectory.FindAsync(vault, hostName, ct).ConfigureAwait(false);
-        // A dead previous agent's blob lease can outlive it by a minute: the new agent waits for it (AgentOptions.DeadAgentLockWait).
-        if (previous is { State: AsrAgentState.NotResponding }) timeout += new AgentOptions().DeadAgentLockWait;
+        // A previous agent's blob lease can outlive it by a minute (it died, or could not release it in an outage):
+        // the new agent waits for it (AgentOptions.DeadAgentLockWait).
+        if (previous is { State: not AsrAgentState.Running }) timeout += new AgentOptions().DeadAgentLockWait;
         if (previous is { State: AsrAgentState.Running } running)
             throw new AsrException(AsrErrorIds.AgentAlreadyRunning, AsrErrorKind.ResourceBusy,
                 $"An agent for host '{hostName}' is already running (process {running.ProcessId} on {running.MachineName}). Stop it with Stop-AsrAgent -HostName {hostName} first.", hostName);

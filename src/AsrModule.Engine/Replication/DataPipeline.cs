@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
 using AsrModule.Engine.RecoveryPoints;
 using AsrModule.Engine.Security;
@@ -68,30 +69,48 @@ internal sealed class DataPipeline
         catch
         {
             if (work.Data is not null) ArrayPool<byte>.Shared.Return(work.Data);
-            // Surface the stage's own failure rather than the cancellation it caused.
-            await FaultedStageAsync().ConfigureAwait(false);
+            ThrowFirstFault();
             throw;
         }
     }
 
-    private async Task FaultedStageAsync()
+    /// <summary>The first failure of any stage or upload, recorded before it cancels the others.</summary>
+    private ExceptionDispatchInfo? _firstFault;
+
+    /// <summary>Records a stage's own failure (not the cancellation another failure caused) and stops the pipeline.</summary>
+    private void Fail(Exception ex)
     {
-        foreach (var t in _workers.Append(_writer))
-            if (t.IsFaulted) await t.ConfigureAwait(false);
+        if (ex is not OperationCanceledException || !_cts.IsCancellationRequested)
+            Interlocked.CompareExchange(ref _firstFault, ExceptionDispatchInfo.Capture(ex), null);
+        _cts.Cancel();
     }
+
+    /// <summary>
+    /// Rethrows the failure that stopped the pipeline, if one did: a caller blocked on the pipeline sees the
+    /// cancellation first (an upload cancels everything before its own task completes), and must report the cause.
+    /// </summary>
+    private void ThrowFirstFault() => _firstFault?.Throw();
 
     public async Task<PipelineResult> CompleteAsync()
     {
         _work.Writer.TryComplete();
         try
         {
-            await Task.WhenAll(_workers).ConfigureAwait(false);
+            try
+            {
+                await Task.WhenAll(_workers).ConfigureAwait(false);
+            }
+            finally
+            {
+                _stored.Writer.TryComplete();
+            }
+            await _writer.ConfigureAwait(false);
         }
-        finally
+        catch (OperationCanceledException)
         {
-            _stored.Writer.TryComplete();
+            ThrowFirstFault();
+            throw;
         }
-        await _writer.ConfigureAwait(false);
         return _result;
     }
 
@@ -130,9 +149,9 @@ internal sealed class DataPipeline
                 await _stored.Writer.WriteAsync((work, encoded.Buffer, encoded.Length, encoded.Flags), _cts.Token).ConfigureAwait(false);
             }
         }
-        catch
+        catch (Exception ex)
         {
-            _cts.Cancel();
+            Fail(ex);
             throw;
         }
     }
@@ -189,13 +208,13 @@ internal sealed class DataPipeline
             if (packLength > 0) pack = await StartPackUploadAsync(pack, packLength, packNumber, uploads, uploadSlots).ConfigureAwait(false);
             await Task.WhenAll(uploads).ConfigureAwait(false);
         }
-        catch
+        catch (Exception ex)
         {
-            _cts.Cancel();
+            Fail(ex);
             // Every upload ends before the pipeline reports (their buffers go back to the pool), and the
-            // failure reported is an upload's own error, not the cancellation it caused here.
+            // failure reported is the first one, not the cancellation it caused here.
             try { await Task.WhenAll(uploads).ConfigureAwait(false); } catch { }
-            if (uploads.FirstOrDefault(u => u.IsFaulted) is { } failed) await failed.ConfigureAwait(false);
+            ThrowFirstFault();
             throw;
         }
         finally
@@ -221,9 +240,9 @@ internal sealed class DataPipeline
         {
             await _store.WriteAsync(key, pack.AsMemory(0, length), _cts.Token).ConfigureAwait(false);
         }
-        catch
+        catch (Exception ex)
         {
-            _cts.Cancel();
+            Fail(ex);
             throw;
         }
         finally

@@ -256,6 +256,17 @@ internal sealed class ReplicationCycle
     }
 
     /// <summary>
+    /// A cycle whose item lock lapsed (a blob lease not renewed through an outage) may share its point's object
+    /// names with a cycle another process started since: it must not write indexes or publish.
+    /// </summary>
+    private void ThrowIfItemLockLapsed(long sequence)
+    {
+        if (_vault.Store.LockLapsed(VaultLayout.ItemLock(_item.Id)))
+            throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy,
+                $"The cycle of '{_item.Name}' lost its lock on the item during a storage outage (its lease lapsed), so it does not publish point {sequence}; another session may be working on the item. The next cycle resyncs.", _item.Name);
+    }
+
+    /// <summary>
     /// Writes the indexes and trackers, then publishes the manifest (the atomic step) and updates the item.
     /// A group member passes its group's point id and name; the group record is written after all members.
     /// </summary>
@@ -264,6 +275,7 @@ internal sealed class ReplicationCycle
         var ct = _context.CancellationToken;
         var stored = _stored!;
         var sequence = _sequence;
+        ThrowIfItemLockLapsed(sequence);
         _context.Report(97, $"Publishing recovery point {sequence} of '{_item.Name}'");
         var point = new AsrRecoveryPoint
         {
@@ -303,6 +315,7 @@ internal sealed class ReplicationCycle
                 ExtentCount = records.Count,
             });
         }
+        ThrowIfItemLockLapsed(sequence);
         // No cancellation from here: the manifest and the item record must agree.
         if (!await _vault.Store.TryCreateAsync(VaultLayout.PointManifest(_item.Id, sequence), Storage.VaultJson.Serialize(point), CancellationToken.None).ConfigureAwait(false))
             throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy,

@@ -50,6 +50,12 @@ public interface IVaultStore
     /// holder has it. Disposing releases it.
     /// </summary>
     IDisposable? TryAcquireLock(string key);
+
+    /// <summary>
+    /// Whether a lock this process took has lapsed while held (a blob lease that could not be renewed through an
+    /// outage), so another process may hold it now. A local file lock never lapses.
+    /// </summary>
+    bool LockLapsed(string key) => false;
 }
 
 public sealed record VaultObjectInfo(string Key, long Length);

@@ -142,4 +142,28 @@ public sealed class BlobVaultConnectionTests(AzuriteFixture azurite)
         var events = await vault.Events.ListAsync(DateTimeOffset.UtcNow.AddHours(-1), default);
         Assert.Contains(events, e => e.EventType == AsrEventTypes.AgentStopped && e.Severity == AsrEventSeverity.Error && e.Message.Contains("lapsed", StringComparison.Ordinal));
     }
+
+    [RequiresAzurite]
+    public async Task A_cycle_whose_item_lease_lapsed_does_not_publish_and_fails_as_busy()
+    {
+        string container = AzuriteServer.NewContainerName();
+        var store = await azurite.Server.NewStoreAsync(container, new BlobVaultStoreOptions { LockLeaseDuration = TimeSpan.FromSeconds(15) });
+        using var h = await EngineHarness.CreateAsync(store: store);
+        var (disk, item) = await h.NewMachineAsync("m", 4 << 20, 1);
+        long before = (await h.Vault.GetItemAsync("m", default)).LastPointSequence;
+        TestDisks.ScatterWrites(disk, 0.05, 2);
+
+        using var lease = await h.Replication.PrepareCycleAsync(item, false, default);
+        // What an outage longer than the lease amounts to: another holder could take the item from here on.
+        await azurite.Server.ContainerClient(container).GetBlobClient(VaultLayout.ItemLock(item.Id)).GetBlobLeaseClient().BreakAsync(TimeSpan.Zero);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!store.LockLapsed(VaultLayout.ItemLock(item.Id)) && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.True(store.LockLapsed(VaultLayout.ItemLock(item.Id)));
+
+        var ex = await Assert.ThrowsAsync<AsrException>(() => h.Replication.RunCycleAsync(item, false, Engine.Jobs.JobContext.Detached()));
+        Assert.Equal(AsrErrorIds.ProtectedItemBusy, ex.ErrorId);
+        Assert.Contains("lost its lock", ex.Message);
+        Assert.Equal(before, (await h.Vault.GetItemAsync("m", default)).LastPointSequence);
+        Assert.Empty(await store.ListAsync(VaultLayout.PointManifest(item.Id, before + 1), default));
+    }
 }
