@@ -119,11 +119,9 @@ public sealed class BlobVaultConnection
         {
             containerUri = new BlobContainerClient(connectionString, containerName).Uri;
         }
-        catch (Exception ex) when (ex is FormatException or ArgumentException or InvalidOperationException)
+        catch (Exception ex) when (BlobVaultStore.IsConnectionStringError(ex))
         {
-            // The parser's message may quote the string, and the string holds the key.
-            throw new AsrException(AsrErrorIds.VaultNotFound, AsrErrorKind.InvalidArgument,
-                $"The storage connection string is not valid ({ex.GetType().Name}); expected 'DefaultEndpointsProtocol=...;AccountName=...;AccountKey=...' or 'BlobEndpoint=...;SharedAccessSignature=...'.", containerName);
+            throw BlobVaultStore.InvalidConnectionString(ex, containerName);
         }
         return new(containerUri, BlobVaultAuthentication.ConnectionString, connectionString);
     }
@@ -138,7 +136,7 @@ public sealed class BlobVaultConnection
     {
         environment ??= Environment.GetEnvironmentVariable;
         string? Get(string name) => environment(name) is { Length: > 0 } v ? v : null;
-        var checkedUri = CheckUri(containerUri);
+        var checkedUri = BlobVaultStore.CheckContainerUri(containerUri);
         if (checkedUri.Query.Contains("sig=", StringComparison.OrdinalIgnoreCase)) return WithSasToken(checkedUri, checkedUri.Query);
         var uri = ContainerUriWithoutQuery(checkedUri);
         switch (Get(CredentialVariable))
@@ -237,19 +235,9 @@ public sealed class BlobVaultConnection
     public static bool IsContainerUrl(string? location) =>
         location is not null && Uri.TryCreate(location, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttps || uri.Scheme == Uri.UriSchemeHttp);
 
-    private static Uri CheckUri(Uri uri)
-    {
-        ArgumentNullException.ThrowIfNull(uri);
-        if (!uri.IsAbsoluteUri || (uri.Scheme != Uri.UriSchemeHttps && uri.Scheme != Uri.UriSchemeHttp))
-            throw new AsrException(AsrErrorIds.VaultNotFound, AsrErrorKind.InvalidArgument,
-                "The vault URI must be an absolute http(s) URI of a blob container, e.g. https://<account>.blob.core.windows.net/<container>.",
-                uri.IsAbsoluteUri ? BlobVaultStore.LocationOf(uri) : "(relative URI)");
-        return uri;
-    }
-
     private static Uri ContainerUriWithoutQuery(Uri uri)
     {
-        var clean = new Uri(BlobVaultStore.LocationOf(CheckUri(uri)));
+        var clean = new Uri(BlobVaultStore.LocationOf(BlobVaultStore.CheckContainerUri(uri)));
         var parts = new BlobUriBuilder(clean);
         if (string.IsNullOrEmpty(parts.BlobContainerName) || !string.IsNullOrEmpty(parts.BlobName))
             throw Invalid(clean, "it must name a container and nothing below it (https://<account>.blob.core.windows.net/<container>)");

@@ -104,14 +104,19 @@ public sealed class BlobVaultStore : IVaultStore, IVaultStoreCredentials
         {
             client = new BlobContainerClient(connectionString, containerName, options.CreateClientOptions());
         }
-        catch (Exception ex) when (ex is FormatException or ArgumentException or InvalidOperationException)
+        catch (Exception ex) when (IsConnectionStringError(ex))
         {
-            // The parser's message may quote the string; the string holds the key.
-            throw new AsrException(AsrErrorIds.VaultNotFound, AsrErrorKind.InvalidArgument,
-                $"The storage connection string is not valid ({ex.GetType().Name}); expected 'DefaultEndpointsProtocol=...;AccountName=...;AccountKey=...' or 'BlobEndpoint=...;SharedAccessSignature=...'.", containerName);
+            throw InvalidConnectionString(ex, containerName);
         }
         return new BlobVaultStore(client, options, options.MaxRetries);
     }
+
+    internal static bool IsConnectionStringError(Exception ex) => ex is FormatException or ArgumentException or InvalidOperationException;
+
+    /// <summary>The parser's own message may quote the string, and the string holds the key: only its type is shown.</summary>
+    internal static AsrException InvalidConnectionString(Exception ex, string containerName) =>
+        new(AsrErrorIds.VaultNotFound, AsrErrorKind.InvalidArgument,
+            $"The storage connection string is not valid ({ex.GetType().Name}); expected 'DefaultEndpointsProtocol=...;AccountName=...;AccountKey=...' or 'BlobEndpoint=...;SharedAccessSignature=...'.", containerName);
 
     /// <summary>A container addressed by a SAS URI (https://account.blob.core.windows.net/container?sv=...&amp;sig=...). The SAS needs racwdl permissions.</summary>
     public static BlobVaultStore FromSasUri(Uri containerSasUri, BlobVaultStoreOptions? options = null)
@@ -132,7 +137,7 @@ public sealed class BlobVaultStore : IVaultStore, IVaultStoreCredentials
         return new BlobVaultStore(new BlobContainerClient(uri, credential, options.CreateClientOptions()), options, options.MaxRetries);
     }
 
-    private static Uri CheckContainerUri(Uri uri)
+    internal static Uri CheckContainerUri(Uri uri)
     {
         ArgumentNullException.ThrowIfNull(uri);
         if (!uri.IsAbsoluteUri || (uri.Scheme != Uri.UriSchemeHttps && uri.Scheme != Uri.UriSchemeHttp))
