@@ -48,23 +48,29 @@ public sealed class FailoverService
                 Operation = $"{type}Failover", JobId = jobId, OwnerProcessId = Environment.ProcessId, OwnerHost = Environment.MachineName,
             };
         }, ct).ConfigureAwait(false);
+        // The job's progress, phase by phase in the order they run: the sync (planned, or Latest), the planned
+        // failover's check that the source is quiet, the export; 100 once the item records the failover.
+        bool syncFirst = type == FailoverType.Planned || choice.Kind == RecoveryPointKind.Latest;
+        int syncEnd = type == FailoverType.Planned ? 35 : syncFirst ? 45 : 0;
+        int checkEnd = type == FailoverType.Planned ? 55 : syncEnd;
         var created = new List<string>();
         try
         {
             AsrJobResult? sync = null;
-            if (type == FailoverType.Planned || choice.Kind == RecoveryPointKind.Latest)
+            if (syncFirst)
             {
-                context.Report(0, type == FailoverType.Planned ? $"Planned failover: final sync of '{item.Name}'" : $"Latest: replicating '{item.Name}' first");
-                sync = await _replication.RunCycleAsync(item, false, context).ConfigureAwait(false);
+                var syncPhase = context.Phase(0, syncEnd);
+                syncPhase.Report(0, type == FailoverType.Planned ? $"Planned failover: final sync of '{item.Name}'" : $"Latest: replicating '{item.Name}' first");
+                sync = await _replication.RunCycleAsync(item, false, syncPhase).ConfigureAwait(false);
                 item = await _vault.GetItemAsync(item.Name, ct).ConfigureAwait(false);
                 if (type == FailoverType.Planned)
                 {
-                    await VerifySourceQuietAsync(item, sync.RecoveryPointSequence!.Value, context).ConfigureAwait(false);
+                    await VerifySourceQuietAsync(item, sync.RecoveryPointSequence!.Value, context.Phase(syncEnd, checkEnd)).ConfigureAwait(false);
                     choice = new RecoveryPointChoice(RecoveryPointKind.Specific, sync.RecoveryPointSequence);
                 }
             }
             var point = await choice.ResolveAsync(_vault, item, ct).ConfigureAwait(false);
-            var recovered = await ExportToTargetAsync(item, point, target, context).ConfigureAwait(false);
+            var recovered = await ExportToTargetAsync(item, point, target, context.Phase(checkEnd, 99)).ConfigureAwait(false);
             created.AddRange(recovered.Values);
             created.Add(Path.Combine(target.MachineDirectory(item.Name), MachineDescription.FileName));
             await _vault.UpdateItemAsync(item.Id, i =>
@@ -128,13 +134,17 @@ public sealed class FailoverService
     private async Task VerifySourceQuietAsync(AsrProtectedItem item, long sequence, JobContext context)
     {
         var ct = context.CancellationToken;
+        long total = Math.Max(1, item.Disks.Sum(d => d.SizeBytes)), hashed = 0;
         foreach (var disk in item.Disks)
         {
-            context.Report(50, $"Planned failover: checking that '{disk.Name}' no longer changes");
+            string status = $"Planned failover: checking that '{disk.Name}' no longer changes";
+            context.Report((int)(100 * hashed / total), status);
             string key = VaultLayout.Tracker(item.Id, disk.DiskId, sequence);
             var final = BlockHashTable.FromBytes(MetadataSealer.Open((await _vault.Store.ReadAllAsync(key, ct).ConfigureAwait(false))!, _vault.Key, key),
                 disk.SizeBytes, disk.BlockSize, _vault.HashSeed);
-            var now = await DiskChecksums.HashAsync(disk.SourcePath, disk.SizeBytes, disk.BlockSize, _vault.HashSeed, null, ct).ConfigureAwait(false);
+            // One disk is hashed by one reader, so its reports arrive in order.
+            var now = await DiskChecksums.HashAsync(disk.SourcePath, disk.SizeBytes, disk.BlockSize, _vault.HashSeed,
+                new Progress(bytes => context.Report((int)(100 * Math.Min(total, hashed += bytes) / total), status)), ct).ConfigureAwait(false);
             long changed = final.Hashes.Where((h, b) => h != now.Hashes[b]).LongCount();
             if (changed > 0)
                 throw new AsrException(AsrErrorIds.SourceStillWriting, AsrErrorKind.InvalidOperation,
@@ -164,7 +174,7 @@ public sealed class FailoverService
         if (choice.Kind == RecoveryPointKind.Latest) choice = RecoveryPointChoice.LatestProcessed; // the source is down: nothing to sync
         var point = await choice.ResolveAsync(_vault, item, context.CancellationToken).ConfigureAwait(false);
         var target = new AsrLocalTarget(Path.GetDirectoryName(item.Failover!.TargetPath)!);
-        var recovered = await ExportToTargetAsync(item, point, target, context).ConfigureAwait(false);
+        var recovered = await ExportToTargetAsync(item, point, target, context.Phase(0, 99)).ConfigureAwait(false);
         await _vault.UpdateItemAsync(item.Id, i =>
         {
             ItemStateMachine.EnsureAllowed(i, ItemOperation.ChangeRecoveryPoint);
@@ -219,7 +229,7 @@ public sealed class FailoverService
     {
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Reprotect);
         var targets = ReverseTargets(item, alternateDisks);
-        var stats = await SyncReverseAsync(item, targets, allowCreate: alternateDisks is { Count: > 0 }, context).ConfigureAwait(false);
+        var stats = await SyncReverseAsync(item, targets, allowCreate: alternateDisks is { Count: > 0 }, context.Phase(0, 99)).ConfigureAwait(false);
         await _vault.UpdateItemAsync(item.Id, i =>
         {
             ItemStateMachine.EnsureAllowed(i, ItemOperation.Reprotect);
@@ -241,7 +251,7 @@ public sealed class FailoverService
     public async Task<AsrJobResult> ReverseCycleAsync(AsrProtectedItem item, JobContext context)
     {
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Replicate);
-        var stats = await SyncReverseAsync(item, item.Reverse!.TargetDisks, allowCreate: false, context).ConfigureAwait(false);
+        var stats = await SyncReverseAsync(item, item.Reverse!.TargetDisks, allowCreate: false, context.Phase(0, 99)).ConfigureAwait(false);
         await _vault.UpdateItemAsync(item.Id, i =>
         {
             i.Reverse!.LastSyncUtc = DateTimeOffset.UtcNow;
@@ -260,7 +270,10 @@ public sealed class FailoverService
     {
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Failback);
         var reverse = item.Reverse!;
-        var stats = await SyncReverseAsync(item, reverse.TargetDisks, allowCreate: false, context).ConfigureAwait(false);
+        // Progress: the final reverse sync, then the resync to the vault (which reads every disk and the replica).
+        var reversePhase = context.Phase(0, 40);
+        var resyncPhase = context.Phase(40, 99);
+        var stats = await SyncReverseAsync(item, reverse.TargetDisks, allowCreate: false, reversePhase).ConfigureAwait(false);
         item = await _vault.UpdateItemAsync(item.Id, i =>
         {
             ItemStateMachine.EnsureAllowed(i, ItemOperation.Failback);
@@ -270,9 +283,9 @@ public sealed class FailoverService
             i.Failover = null;
             i.Reverse = null;
         }, CancellationToken.None).ConfigureAwait(false);
-        context.Report(60, $"'{item.Name}' is back on its original disks; re-enabling protection to the vault (checksum resync)");
+        resyncPhase.Report(0, $"'{item.Name}' is back on its original disks; re-enabling protection to the vault (checksum resync)");
         // The caller's item lease covers this cycle too.
-        var resync = await _replication.RunCycleAsync(item, forceResync: true, context).ConfigureAwait(false);
+        var resync = await _replication.RunCycleAsync(item, forceResync: true, resyncPhase).ConfigureAwait(false);
         context.Report(100, $"'{item.Name}' failed back; protection re-enabled at point {resync.RecoveryPointSequence}");
         return new AsrJobResult
         {
@@ -326,6 +339,7 @@ public sealed class FailoverService
     /// its own disk, in parallel; only differing blocks are sent). Nothing is trusted from an earlier
     /// sync, so a target that was replaced or rewritten meanwhile is still made exact. A missing target
     /// is an error unless <paramref name="allowCreate"/> (a new alternate disk: full copy).
+    /// Progress: each disk has a slice by its size, 90% of it hashing both sides and the rest sending.
     /// </summary>
     private async Task<DiskSyncStats> SyncReverseAsync(AsrProtectedItem item, IReadOnlyDictionary<string, string> targets, bool allowCreate, JobContext context)
     {
@@ -335,22 +349,29 @@ public sealed class FailoverService
             if (!allowCreate && !File.Exists(targets[disk.DiskId]))
                 throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.ObjectNotFound,
                     $"Disk '{targets[disk.DiskId]}' at the original site is gone. Reprotect again with -AlternateDisk to a new location.", targets[disk.DiskId]);
-        long total = Math.Max(1, item.Disks.Sum(d => new FileInfo(recovered[d.DiskId]).Length) * 2);
-        long done = 0;
-        var progress = new Progress(bytes =>
-        {
-            long now = Interlocked.Add(ref done, bytes);
-            context.Report((int)(90 * now / total), $"Comparing checksums of '{item.Name}' on both sides ({now * 100 / total}%)");
-        });
+        long total = Math.Max(1, item.Disks.Sum(d => new FileInfo(recovered[d.DiskId]).Length)), before = 0;
         long compared = 0, sent = 0, bytesSent = 0;
         foreach (var disk in item.Disks)
         {
             string from = recovered[disk.DiskId], to = targets[disk.DiskId];
             long size = new FileInfo(from).Length;
+            var diskPhase = context.Phase((int)(100 * before / total), (int)(100 * (before + size) / total));
+            before += size;
+            string status = $"Comparing checksums of disk '{disk.Name}' of '{item.Name}' on both sides";
+            diskPhase.Report(0, status);
+            // Both sides are hashed at once: the count and the report go together under a lock, so reports stay in order.
+            long hashed = 0;
+            var gate = new object();
+            var progress = new Progress(bytes =>
+            {
+                lock (gate) diskPhase.Report((int)(90 * (hashed += bytes) / Math.Max(1, 2 * size)), status);
+            });
             var fromTask = DiskChecksums.HashAsync(from, size, disk.BlockSize, _vault.HashSeed, progress, ct);
             var toTask = DiskChecksums.HashAsync(to, size, disk.BlockSize, _vault.HashSeed, progress, ct);
             await Task.WhenAll(fromTask, toTask).ConfigureAwait(false);
+            diskPhase.Report(90, $"Sending the blocks of disk '{disk.Name}' of '{item.Name}' that differ");
             var s = await DiskChecksums.CopyDifferencesAsync(from, fromTask.Result, to, toTask.Result, null, ct).ConfigureAwait(false);
+            diskPhase.Report(100, $"Disk '{disk.Name}' of '{item.Name}': {s.BlocksSent:N0} of {s.BlocksCompared:N0} blocks differed and were sent");
             compared += s.BlocksCompared; sent += s.BlocksSent; bytesSent += s.BytesSent;
             context.Logger.LogInformation("Disk {Disk}: {Sent} of {Compared} blocks differed; {Bytes} bytes sent to {Target}", disk.Name, s.BlocksSent, s.BlocksCompared, s.BytesSent, to);
         }

@@ -10,7 +10,9 @@ namespace AsrModule.Engine.Jobs;
 /// <summary>
 /// Runs job bodies on the thread pool and keeps their records in the vault: written when the job
 /// starts, at most once a second while it reports progress, and when it ends. Records carry the
-/// owner process so another session can tell a running job from one whose process died.
+/// owner process so another session can tell a running job from one whose process died. A job's
+/// percentage never goes down (<see cref="MonotonicProgress"/>), and reporting progress never waits
+/// for storage: a loop of the job's own saves it.
 /// </summary>
 public static class JobRunner
 {
@@ -54,8 +56,9 @@ public static class JobRunner
         vault.Jobs.SaveAsync(job, CancellationToken.None).GetAwaiter().GetResult();
         Running[job.Id] = running;
 
-        long lastPersist = Stopwatch.GetTimestamp();
-        var progress = new Progress(p =>
+        // What the job shows (Write-Progress, Get-AsrJob, the item's ActiveJobPercent) never goes back; a
+        // resumed plan run continues from its record's percentage.
+        var progress = new MonotonicProgress(new Progress(p =>
         {
             running.SetProgress(p);
             lock (job)
@@ -63,14 +66,10 @@ public static class JobRunner
                 job.PercentComplete = p.PercentComplete;
                 job.StatusMessage = p.StatusMessage;
             }
-            if (Stopwatch.GetElapsedTime(Interlocked.Read(ref lastPersist)) >= PersistInterval)
-            {
-                Interlocked.Exchange(ref lastPersist, Stopwatch.GetTimestamp());
-                try { vault.Jobs.SaveAsync(Snapshot(job), CancellationToken.None).GetAwaiter().GetResult(); }
-                catch (Exception ex) { logger.LogWarning(ex, "Could not persist progress of job {JobId}", job.Id); }
-            }
-        });
+        }), job.PercentComplete);
         var context = new JobContext(job, cts.Token, progress, logger);
+        var stopSaving = new CancellationTokenSource();
+        var saver = SaveProgressAsync(vault, running, logger, stopSaving.Token);
         running.Completion = Task.Run(async () =>
         {
             try
@@ -102,6 +101,10 @@ public static class JobRunner
             }
             finally
             {
+                // The last progress save (if one is under way) lands before the end is written, never after it.
+                stopSaving.Cancel();
+                await saver.ConfigureAwait(false);
+                stopSaving.Dispose();
                 try { await vault.Jobs.SaveAsync(Snapshot(job), CancellationToken.None).ConfigureAwait(false); }
                 catch (Exception ex) { logger.LogError(ex, "Could not persist the end of job {JobId}", job.Id); }
                 Running.TryRemove(KeyValuePair.Create(job.Id, running));
@@ -109,6 +112,22 @@ public static class JobRunner
             }
         });
         return running;
+    }
+
+    /// <summary>Saves the job's record once a second while its progress changes, until <paramref name="stop"/>.</summary>
+    private static async Task SaveProgressAsync(AsrVault vault, RunningJob running, ILogger logger, CancellationToken stop)
+    {
+        int saved = running.ProgressVersion;
+        while (!stop.IsCancellationRequested)
+        {
+            try { await Task.Delay(PersistInterval, stop).ConfigureAwait(false); }
+            catch (OperationCanceledException) { return; }
+            int version = running.ProgressVersion;
+            if (version == saved) continue;
+            saved = version;
+            try { await vault.Jobs.SaveAsync(Snapshot(running.Job), CancellationToken.None).ConfigureAwait(false); }
+            catch (Exception ex) { logger.LogWarning(ex, "Could not persist progress of job {JobId}", running.Job.Id); }
+        }
     }
 
     private static void Finish(AsrJob job, AsrJobState state, AsrJobResult? result, AsrJobError? error)

@@ -205,10 +205,12 @@ public sealed class RecoveryPointDiskReader : IDisposable
     {
         var table = BlockHashTable.Zero(Length, BlockSize, _vault.HashSeed);
         long total = Math.Max(1, Map.Segments.Sum(s => (long)s.BlockCount)), done = 0;
+        var gate = new object();
         await ForEachExtentAsync((segments, plain, _) =>
         {
             foreach (var seg in segments) HashSegment(seg, plain, table);
-            fractionDone?.Report((double)Interlocked.Add(ref done, segments.Sum(s => (long)s.BlockCount)) / total);
+            // Extents are hashed in parallel: counting and reporting under one lock keeps the fractions in order.
+            lock (gate) fractionDone?.Report((double)(done += segments.Sum(s => (long)s.BlockCount)) / total);
             return ValueTask.CompletedTask;
         }, cancellationToken).ConfigureAwait(false);
         return table;

@@ -77,6 +77,7 @@ public static class RecoveryPointExporter
         {
             RandomAccess.SetLength(handle, disk.SizeBytes);
             long diskDone = 0;
+            var gate = new object();
             await reader.ForEachExtentAsync(async (segments, plain, ct) =>
             {
                 foreach (var seg in segments)
@@ -84,8 +85,12 @@ public static class RecoveryPointExporter
                     reader.HashSegment(seg, plain, table);
                     var (from, length) = reader.SegmentRange(seg);
                     await RandomAccess.WriteAsync(handle, plain.AsMemory(from, length), seg.FirstBlock * disk.BlockSize, ct).ConfigureAwait(false);
-                    long now = Interlocked.Add(ref diskDone, length);
-                    context.Report((int)(100 * (doneBytes + now) / totalBytes), $"Exporting disk '{disk.Name}' of {point}");
+                    // Extents are written in parallel: counting and reporting under one lock keeps the reports in order.
+                    lock (gate)
+                    {
+                        diskDone += length;
+                        context.Report((int)(100 * (doneBytes + Math.Min(diskDone, disk.SizeBytes)) / totalBytes), $"Exporting disk '{disk.Name}' of {point}");
+                    }
                 }
             }, context.CancellationToken).ConfigureAwait(false);
             RandomAccess.FlushToDisk(handle);

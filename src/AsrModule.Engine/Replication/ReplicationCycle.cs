@@ -26,24 +26,34 @@ internal sealed class ReplicationCycle
 {
     public const int MaxExtentBlocks = 64;      // 256 KiB extents: good zstd ratio, small indexes
     private const int ReadChunkBlocks = 1024;   // 4 MiB reads
+    /// <summary>Share of the scan phase a checksum resync spends hashing the replica before it reads the source.</summary>
+    private const int ReplicaChecksumShare = 30;
 
     private readonly AsrVault _vault;
     private AsrProtectedItem _item;
     private readonly JobContext _context;
+    // Progress phases, in the order they run: the scan (replica checksums, then reading the disks), then publication.
+    private readonly JobContext _scanPhase, _publishPhase;
     private long _bytesScanned, _changedBlocks, _changedBytes, _totalBytes;
 
-    private ReplicationCycle(AsrVault vault, AsrProtectedItem item, JobContext context)
+    private ReplicationCycle(AsrVault vault, AsrProtectedItem item, JobContext context, JobContext scanPhase, JobContext publishPhase)
     {
         _vault = vault;
         _item = item;
         _context = context;
+        _scanPhase = scanPhase;
+        _publishPhase = publishPhase;
     }
 
     public static Task<AsrJobResult> RunAsync(AsrVault vault, AsrProtectedItem item, bool forceResync, JobContext context, CycleOptions? options = null) =>
-        new ReplicationCycle(vault, item, context).RunAsync(forceResync, options ?? CycleOptions.Default);
+        new ReplicationCycle(vault, item, context, context.Phase(0, 95), context.Phase(95, 100)).RunAsync(forceResync, options ?? CycleOptions.Default);
 
-    /// <summary>A cycle whose phases a group cycle drives for several machines at one instant.</summary>
-    internal static ReplicationCycle ForGroup(AsrVault vault, AsrProtectedItem item, JobContext context) => new(vault, item, context);
+    /// <summary>
+    /// A cycle whose phases a group cycle drives for several machines at one instant. The group runs every
+    /// member's scan before any member publishes, so it gives each member a scan phase and a publish phase of its own.
+    /// </summary>
+    internal static ReplicationCycle ForGroup(AsrVault vault, AsrProtectedItem item, JobContext context, JobContext scanPhase, JobContext publishPhase) =>
+        new(vault, item, context, scanPhase, publishPhase);
 
     internal AsrProtectedItem Item => _item;
     internal long Sequence => _sequence;
@@ -233,17 +243,21 @@ internal sealed class ReplicationCycle
         }
         if (_mode == CycleMode.Delta && _resyncedDisks.Count > 0) _mode = CycleMode.Resync;
 
+        // Reading the disks is the rest of the scan phase: after the replica checksums, if any were computed.
+        var reading = _scanPhase.Phase(_resyncedDisks.Count > 0 ? ReplicaChecksumShare : 0, 100);
         _tables = new BlockHashTable[captures.Count];
         var pipeline = new DataPipeline(_vault.Store, _item.Id, _sequence, _vault.Key,
             _policy.Compression == CompressionMethod.Zstd ? _policy.CompressionLevel : 0, captures.Count, ct);
         try
         {
+            long bytesBefore = 0; // sizes of the disks already read: where this disk's share of the progress starts
             for (int i = 0; i < captures.Count; i++)
             {
                 _tables[i] = ranges[i] is null
                     ? new BlockHashTable(captures[i].Size, _item.Disks[i].BlockSize, _vault.HashSeed)
                     : baselines[i].Clone();
-                await ScanDiskAsync(i, captures[i], ranges[i], baselines[i], forced[i], _tables[i], pipeline, ct).ConfigureAwait(false);
+                await ScanDiskAsync(i, captures[i], ranges[i], baselines[i], forced[i], _tables[i], pipeline, reading, bytesBefore, ct).ConfigureAwait(false);
+                bytesBefore += captures[i].Size;
             }
             _stored = await pipeline.CompleteAsync().ConfigureAwait(false);
         }
@@ -276,7 +290,7 @@ internal sealed class ReplicationCycle
         var stored = _stored!;
         var sequence = _sequence;
         ThrowIfItemLockLapsed(sequence);
-        _context.Report(97, $"Publishing recovery point {sequence} of '{_item.Name}'");
+        _publishPhase.Report(0, $"Publishing recovery point {sequence} of '{_item.Name}'");
         var point = new AsrRecoveryPoint
         {
             PointId = Guid.NewGuid(),
@@ -346,7 +360,7 @@ internal sealed class ReplicationCycle
             _context.Logger.LogWarning(ex, "Tracker of {Item} could not commit point {Sequence}", _item.Name, sequence);
         }
         await RemoveOldTrackersAsync(sequence).ConfigureAwait(false);
-        _context.Report(100, $"Recovery point {sequence} of '{_item.Name}' published");
+        _publishPhase.Report(100, $"Recovery point {sequence} of '{_item.Name}' published");
         _context.Logger.LogInformation("Item {Item}: {Mode} cycle published {Consistency} point {Sequence}: {Changed} bytes changed, {Stored} stored",
             _item.Name, _mode, consistency, sequence, _changedBytes, stored.StoredBytes);
 
@@ -400,7 +414,6 @@ internal sealed class ReplicationCycle
     private readonly List<string> _resyncedDisks = new();
     private readonly List<string> _fullScans = new();
     private long _blocksCompared;
-    private int _scanBase;
 
     /// <summary>Reports on the calling thread (System.Progress would post to the pool and reorder reports).</summary>
     private sealed class SyncProgress(Action<double> report) : IProgress<double>
@@ -408,7 +421,9 @@ internal sealed class ReplicationCycle
         public void Report(double value) => report(value);
     }
 
-    private async Task ScanDiskAsync(int ordinal, IDiskCapture source, IReadOnlyList<ByteRange>? changed, BlockHashTable baseline, long[] forced, BlockHashTable table, DataPipeline pipeline, CancellationToken ct)
+    /// <param name="reading">The progress phase of reading all disks; this disk's share starts at <paramref name="bytesBefore"/> of <see cref="_totalBytes"/>.</param>
+    private async Task ScanDiskAsync(int ordinal, IDiskCapture source, IReadOnlyList<ByteRange>? changed, BlockHashTable baseline, long[] forced, BlockHashTable table, DataPipeline pipeline,
+        JobContext reading, long bytesBefore, CancellationToken ct)
     {
         var disk = _item.Disks[ordinal];
         int bs = disk.BlockSize;
@@ -417,7 +432,7 @@ internal sealed class ReplicationCycle
         var spans = changed is null
             ? new List<(long First, long End)> { (0, blockCount) }
             : BlockSpans(changed, forced, bs, blockCount);
-        long spanBlocks = Math.Max(1, spans.Sum(s => s.End - s.First)), spanDone = 0;
+        long spanBytes = Math.Max(1, spans.Sum(s => Math.Min(s.End * bs, source.Size) - s.First * bs)), spanBytesRead = 0;
         byte[] buffer = ArrayPool<byte>.Shared.Rent(ReadChunkBlocks * bs);
         try
         {
@@ -454,10 +469,12 @@ internal sealed class ReplicationCycle
 
                 _bytesScanned += bytes;
                 _blocksCompared += blocks;
-                spanDone += blocks;
-                long share = changed is null ? _bytesScanned : (long)((double)spanDone / spanBlocks * source.Size);
-                _context.Report(_scanBase + (int)((95 - _scanBase) * Math.Min(1.0, (double)share / _totalBytes)),
-                    $"{_mode} replication of '{_item.Name}': disk '{disk.Name}' {100 * spanDone / spanBlocks}% of {(changed is null ? "blocks" : "changed blocks")} read, {_changedBytes:N0} bytes changed");
+                spanBytesRead += bytes;
+                // This disk counts as its whole size however little of it the tracker says to read, so the
+                // next disk starts where this one ends.
+                double diskDone = Math.Min(1.0, (double)spanBytesRead / spanBytes);
+                reading.Report((int)(100 * Math.Min(1.0, (bytesBefore + diskDone * source.Size) / _totalBytes)),
+                    $"{_mode} replication of '{_item.Name}': disk '{disk.Name}' {spanBytesRead:N0} of {spanBytes:N0} {(changed is null ? "bytes" : "changed bytes")} read, {_changedBytes:N0} bytes changed");
             }
         }
         finally
@@ -518,12 +535,13 @@ internal sealed class ReplicationCycle
     private async Task<BlockHashTable> ReplicaHashesAsync(AsrRecoveryPoint latest, ProtectedDisk disk, long newSize, string why, CancellationToken ct)
     {
         _resyncedDisks.Add($"disk '{disk.Name}' ({why})");
-        _scanBase = 30; // a resync spends its first 30% hashing the replica, then scans the source
-        _context.Report(0, $"Resync of '{_item.Name}': computing checksums of the replica of disk '{disk.Name}' ({why})");
-        using var reader = await RecoveryPointDiskReader.OpenAsync(_vault, latest, disk.DiskId, ct).ConfigureAwait(false);
+        // The replica checksums are the first part of the scan phase, one slice per disk.
         int diskOrdinal = _item.Disks.IndexOf(disk), disks = _item.Disks.Count;
-        var table = await reader.ComputeBlockHashesAsync(ct, new SyncProgress(f => _context.Report((int)(30 * (diskOrdinal + f) / disks),
-            $"Resync of '{_item.Name}': checksums of the replica of disk '{disk.Name}' {(int)(100 * f)}% computed"))).ConfigureAwait(false);
+        var phase = _scanPhase.Phase(ReplicaChecksumShare * diskOrdinal / disks, ReplicaChecksumShare * (diskOrdinal + 1) / disks);
+        string status = $"Resync of '{_item.Name}': computing checksums of the replica of disk '{disk.Name}' ({why})";
+        phase.Report(0, status);
+        using var reader = await RecoveryPointDiskReader.OpenAsync(_vault, latest, disk.DiskId, ct).ConfigureAwait(false);
+        var table = await reader.ComputeBlockHashesAsync(ct, new SyncProgress(f => phase.Report((int)(100 * f), status))).ConfigureAwait(false);
         return newSize == table.DiskSize ? table : table.Resized(newSize);
     }
 

@@ -23,7 +23,12 @@ public static class GroupReplicationCycle
     {
         if (members.Count == 0)
             throw new AsrException(AsrErrorIds.ReplicationGroupNotFound, AsrErrorKind.ObjectNotFound, $"Replication group '{group}' has no members.", group);
-        var cycles = members.OrderBy(m => m.Name, StringComparer.OrdinalIgnoreCase).Select(m => ReplicationCycle.ForGroup(vault, m, context)).ToList();
+        // Progress: every member's scan runs before any member publishes, so each member has a slice of the
+        // scans (0..90) and a slice of the publications (90..99); 100 when the group point is written.
+        int n = members.Count;
+        var cycles = members.OrderBy(m => m.Name, StringComparer.OrdinalIgnoreCase)
+            .Select((m, k) => ReplicationCycle.ForGroup(vault, m, context, context.Phase(90 * k / n, 90 * (k + 1) / n), context.Phase(90 + 9 * k / n, 90 + 9 * (k + 1) / n)))
+            .ToList();
         var published = new List<ReplicationCycle>();
         try
         {
