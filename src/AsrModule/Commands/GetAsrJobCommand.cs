@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using AsrModule.Completion;
 using AsrModule.Engine.Jobs;
 using AsrModule.Infrastructure;
 
@@ -10,6 +11,7 @@ namespace AsrModule.Commands;
 public sealed class GetAsrJobCommand : AsrCmdlet
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(JobIdCompleter))]
     public Guid[]? Id { get; set; }
 
     /// <summary>Only jobs on this target (wildcards allowed).</summary>

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using AsrModule.Completion;
 using AsrModule.Engine.Errors;
 using AsrModule.Engine.RecoveryPoints;
 using AsrModule.Engine.Replication.Groups;
@@ -29,6 +30,7 @@ public sealed class GetAsrRecoveryPointCommand : AsrCmdlet
     public string ReplicationGroup { get; set; } = "";
 
     [Parameter(Mandatory = true, ParameterSetName = "Sequence")]
+    [ArgumentCompleter(typeof(RecoveryPointCompleter))]
     public long Sequence { get; set; }
 
     /// <summary>Bound from piped objects so they resolve in the vault they came from.</summary>

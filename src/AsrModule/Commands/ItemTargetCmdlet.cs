@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using AsrModule.Completion;
 using AsrModule.Engine.Errors;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using AsrModule.Completion;
 using AsrModule.Engine.Jobs;
 using AsrModule.Infrastructure;
 using AsrModule.Plans;
@@ -34,6 +35,7 @@ public abstract class PlanJobCmdlet : AsrCmdlet
     public AsrJob InputObject { get; set; } = null!;
 
     [Parameter(Mandatory = true, ParameterSetName = "ById", Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(JobIdCompleter))]
     public Guid Id { get; set; }
 
     [Parameter]

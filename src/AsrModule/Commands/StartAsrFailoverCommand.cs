@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using AsrModule.Completion;
 using AsrModule.Engine.Errors;
 using AsrModule.Engine.Failover;
 using AsrModule.Engine.Items;
@@ -26,6 +27,7 @@ public sealed class StartAsrFailoverCommand : ItemJobCmdlet
 
     [Parameter]
     [RecoveryPointChoiceTransformation]
+    [ArgumentCompleter(typeof(RecoveryPointCompleter))]
     public RecoveryPointChoice? RecoveryPoint { get; set; }
 
     /// <summary>Source-side hook for a planned failover: stops or quiesces the source machine, and returns only once it has stopped. Receives the item.</summary>

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using AsrModule.Completion;
 using AsrModule.Engine.Failover;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;
@@ -16,6 +17,7 @@ public sealed class StartAsrTestFailoverCommand : ItemJobCmdlet
 {
     [Parameter]
     [RecoveryPointChoiceTransformation]
+    [ArgumentCompleter(typeof(RecoveryPointCompleter))]
     public RecoveryPointChoice RecoveryPoint { get; set; } = RecoveryPointChoice.LatestProcessed;
 
     [Parameter(Mandatory = true)]

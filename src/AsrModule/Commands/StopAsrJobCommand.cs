@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using AsrModule.Completion;
 using AsrModule.Engine.Errors;
 using AsrModule.Engine.Jobs;
 using AsrModule.Infrastructure;
@@ -14,6 +15,7 @@ public sealed class StopAsrJobCommand : AsrCmdlet
     public AsrJob[] InputObject { get; set; } = [];
 
     [Parameter(Mandatory = true, ParameterSetName = "ById", Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(JobIdCompleter))]
     public Guid[] Id { get; set; } = [];
 
     [Parameter]

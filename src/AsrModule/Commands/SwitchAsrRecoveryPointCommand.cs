@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using AsrModule.Completion;
 using AsrModule.Engine.Failover;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;
@@ -15,6 +16,7 @@ public sealed class SwitchAsrRecoveryPointCommand : ItemJobCmdlet
 {
     [Parameter(Mandatory = true)]
     [RecoveryPointChoiceTransformation]
+    [ArgumentCompleter(typeof(RecoveryPointCompleter))]
     public RecoveryPointChoice RecoveryPoint { get; set; } = null!;
 
 

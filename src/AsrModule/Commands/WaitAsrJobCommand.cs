@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using AsrModule.Completion;
 using AsrModule.Engine.Errors;
 using AsrModule.Engine.Jobs;
 using AsrModule.Infrastructure;
@@ -18,6 +19,7 @@ public sealed class WaitAsrJobCommand : AsrCmdlet
     public AsrJob[] InputObject { get; set; } = [];
 
     [Parameter(Mandatory = true, ParameterSetName = "ById", Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(JobIdCompleter))]
     public Guid[] Id { get; set; } = [];
 
     /// <summary>Seconds to wait before giving up (the job keeps running). Default: no limit.</summary>
