@@ -2,8 +2,8 @@
 .SYNOPSIS
     RPO of the replication agent under a sustained random write load, with the agent's CPU and memory.
 .DESCRIPTION
-    Run under tools/AsrHost (bench/agent-rpo.sh builds Release and runs it; or by hand:
-    dotnet tools/AsrHost/bin/Release/net10.0/AsrHost.dll bench/agent-rpo.ps1 -SizeGB 1 -DurationSeconds 90).
+    Run in the pinned pwsh (bench/agent-rpo.sh builds Release and runs it; or by hand in `dotnet pwsh`, with a built
+    out/AsrModule: $env:PSModulePath = "$PWD/out:$env:PSModulePath"; ./bench/agent-rpo.ps1 -SizeGB 1 -DurationSeconds 90).
 
       1. An encrypted vault; policy 'rpo' = zstd-1, a crash-consistent point every 30 s
          (-CrashConsistentFrequencyMinutes 0.5), RPO threshold 1 min.

@@ -5,10 +5,11 @@
 #   bench/agent-rpo.sh -SizeGB 1 -DurationSeconds 90     # quick check; any agent-rpo.ps1 parameter passes through
 #
 # Environment:
-#   AGENT_RPO_BIN     where the Release host + module snapshot goes (default /tmp/asr-agent-rpo-bin)
+#   AGENT_RPO_BIN     where the Release module snapshot goes (default /tmp/asr-agent-rpo-bin)
 #   BENCH_NO_BUILD=1  reuse the snapshot already in AGENT_RPO_BIN
 # The module is built into its own directory (-p:ModuleOutDir), so concurrent builds of out/AsrModule in
-# the repository cannot change it mid-run. Needs python3 (the writer). Work dir: -WorkDir (default
+# the repository cannot change it mid-run; agent-rpo.ps1 runs in the pinned pwsh (.config/dotnet-tools.json)
+# with that snapshot first on PSModulePath. Needs python3 (the writer). Work dir: -WorkDir (default
 # /tmp/asr-agent-rpo); results.md, samples.csv, cycles.csv and the logs stay there.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -18,9 +19,9 @@ command -v python3 > /dev/null || { echo "python3 is needed for the writer proce
 
 if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
     rm -rf "$BIN"
-    mkdir -p "$BIN/out" "$BIN/host"
-    echo "building tools/AsrHost + module (Release) into $BIN ..."
-    if ! dotnet build -c Release "$REPO/tools/AsrHost" -p:ModuleOutDir="$BIN/out/AsrModule/" -nologo > "$BIN/build.log" 2>&1; then
+    mkdir -p "$BIN/out"
+    echo "building the module (Release) into $BIN ..."
+    if ! dotnet build -c Release "$REPO/src/AsrModule" -p:ModuleOutDir="$BIN/out/AsrModule/" -nologo > "$BIN/build.log" 2>&1; then
         # A failed help generation (HelpGen, MSB3073) leaves the packaged module usable; anything else does not.
         if grep -E ' error ' "$BIN/build.log" | grep -vE 'HELPGEN|MSB3073' | head -5 | grep . ; then
             echo "build failed (see $BIN/build.log)" >&2; exit 1
@@ -28,8 +29,8 @@ if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
         echo "  (help generation failed; the module itself built)"
     fi
     [[ -f "$BIN/out/AsrModule/Dependencies/AsrModule.dll" && -f "$BIN/out/AsrModule/agent/AsrModule.Agent.dll" ]] || { echo "no module in $BIN/out (see $BIN/build.log)" >&2; exit 1; }
-    cp -a "$REPO/tools/AsrHost/bin/Release/net10.0/." "$BIN/host/"
 fi
+source "$HERE/pwsh.sh"
+pinned_pwsh "$BIN/out" || { echo "the pinned pwsh did not start (cd $REPO && dotnet tool restore)" >&2; exit 1; }
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-exec env ASRMODULE_OUT="$BIN/out" DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 \
-    dotnet "$BIN/host/AsrHost.dll" "$HERE/agent-rpo.ps1" "$@"
+exec "${PWSH[@]}" -File "$HERE/agent-rpo.ps1" "$@"

@@ -1,9 +1,10 @@
 <#
 .SYNOPSIS
-    One timed AsrModule step, on a local-directory or a blob vault, run through tools/AsrHost by bench/run-bench.sh
-    (the PRODUCT.md comparison: local vault, positional arguments) and bench/blob-throughput.sh (-Backend Local|Blob).
+    One timed AsrModule step, on a local-directory or a blob vault, run in the pinned pwsh (`pwsh -File`) by
+    bench/run-bench.sh (the PRODUCT.md comparison: local vault, positional arguments) and bench/blob-throughput.sh
+    (-Backend Local|Blob), with the module snapshot under test first on PSModulePath.
 .DESCRIPTION
-    Steps (one AsrHost process each, so the shell can swap the source image and drop the page cache between them):
+    Steps (one pwsh process each, so the shell can swap the source image and drop the page cache between them):
       init   : New-AsrVault -EncryptionKey; New-AsrPolicy default (zstd-1); timed Enable-AsrReplication -Disk <Target>
       delta  : timed Get-AsrProtectedItem | Invoke-AsrReplication (one delta cycle)
       export : timed Get-AsrRecoveryPoint -Latest | Export-AsrRecoveryPoint -Destination <Target>

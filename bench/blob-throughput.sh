@@ -9,7 +9,7 @@
 #   BENCH_RUNS        repetitions of the whole set (default 3); the summary gives median and min-max
 #   BENCH_FRACTION    share of the disk rewritten before the delta (default 0.10)
 #   BENCH_NO_RESTIC=1 skip the restic reference
-#   BENCH_NO_BUILD=1  reuse the host + module snapshot already in $BENCH_DIR/bin
+#   BENCH_NO_BUILD=1  reuse the module snapshot already in $BENCH_DIR/bin
 #   BENCH_KEEP=1      keep images, vaults, Azurite data and restores
 #
 # What it does:
@@ -20,7 +20,7 @@
 #      file); (a) initial replication: Enable-AsrReplication into a new encrypted vault (policy default:
 #      zstd-1, AES-256-GCM); v2 is copied over the same file; (b) one delta cycle: Invoke-AsrReplication;
 #      (c) full restore: Export-AsrRecoveryPoint of the latest point, then sha256sum of the restored disk
-#      against v2 (untimed). Each step is one AsrHost process (bench/bench.ps1); the page cache
+#      against v2 (untimed). Each step is one pwsh process (bench/bench.ps1); the page cache
 #      is dropped before each (root). Backends: 'local' = a vault directory on the work dir's disk;
 #      'azurite' = a container in a fresh azurite-blob on 127.0.0.1 (plain http, its data folder on the
 #      same disk), opened with New-AsrVault/Connect-AsrVault -ConnectionString -Container.
@@ -95,12 +95,14 @@ load1() { cut -d' ' -f1 /proc/loadavg; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<< " $2"; }
 
 # ---------------------------------------------------------------- build
+# The module is built into its own directory (-p:ModuleOutDir), so concurrent builds of out/AsrModule in the
+# repository cannot change it mid-run.
 BIN="$W/bin"
-if [[ "${BENCH_NO_BUILD:-0}" != 1 || ! -f "$BIN/host/AsrHost.dll" ]]; then
+if [[ "${BENCH_NO_BUILD:-0}" != 1 || ! -f "$BIN/out/AsrModule/Dependencies/AsrModule.dll" ]]; then
     rm -rf "$BIN"
-    mkdir -p "$BIN/out" "$BIN/host"
-    say "== building tools/AsrHost + module (Release) into $BIN ..."
-    if ! dotnet build -c Release "$REPO/tools/AsrHost" -p:ModuleOutDir="$BIN/out/AsrModule/" -nologo > "$BIN/build.log" 2>&1; then
+    mkdir -p "$BIN/out"
+    say "== building the module (Release) into $BIN ..."
+    if ! dotnet build -c Release "$REPO/src/AsrModule" -p:ModuleOutDir="$BIN/out/AsrModule/" -nologo > "$BIN/build.log" 2>&1; then
         # A failed help generation (HelpGen, MSB3073) leaves the packaged module usable; anything else does not.
         if grep -E ' error ' "$BIN/build.log" | grep -vE 'HELPGEN|MSB3073' | head -5 | grep . ; then
             echo "build failed (see $BIN/build.log)" >&2; exit 1
@@ -108,9 +110,11 @@ if [[ "${BENCH_NO_BUILD:-0}" != 1 || ! -f "$BIN/host/AsrHost.dll" ]]; then
         say "  (help generation failed; the module itself built)"
     fi
     [[ -f "$BIN/out/AsrModule/Dependencies/AsrModule.dll" ]] || { echo "no module in $BIN/out (see $BIN/build.log)" >&2; exit 1; }
-    cp -a "$REPO/tools/AsrHost/bin/Release/net10.0/." "$BIN/host/"
 fi
-HOST=(env ASRMODULE_OUT="$BIN/out" DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet "$BIN/host/AsrHost.dll" "$HERE/bench.ps1")
+# Each step: a fresh process of the pinned pwsh (bench/pwsh.sh) that imports the module snapshot.
+source "$HERE/pwsh.sh"
+pinned_pwsh "$BIN/out" || { echo "the pinned pwsh did not start (cd $REPO && dotnet tool restore)" >&2; exit 1; }
+STEP=("${PWSH[@]}" -File "$HERE/bench.ps1")
 
 # ---------------------------------------------------------------- images
 say "== images: $SIZE_MB MiB of random bytes; then $FRACTION of it rewritten in scattered 64 KiB-1 MiB runs"
@@ -164,9 +168,9 @@ bench_asr() { # run backend(local|azurite)
         drop_caches
         rc=0; t0=$(now)
         case $step in
-            init)   /usr/bin/time -f '%e %U %S' -o "$tf" "${HOST[@]}" init -Backend "$backend" -Vault "$vault" -Key "$KEY" -Target "$SRC" >> "$LOG" 2>&1 || rc=$? ;;
-            delta)  /usr/bin/time -f '%e %U %S' -o "$tf" "${HOST[@]}" delta -Backend "$backend" -Vault "$vault" -Key "$KEY" >> "$LOG" 2>&1 || rc=$? ;;
-            export) /usr/bin/time -f '%e %U %S' -o "$tf" "${HOST[@]}" export -Backend "$backend" -Vault "$vault" -Key "$KEY" -Target "$dest" >> "$LOG" 2>&1 || rc=$? ;;
+            init)   /usr/bin/time -f '%e %U %S' -o "$tf" "${STEP[@]}" init -Backend "$backend" -Vault "$vault" -Key "$KEY" -Target "$SRC" >> "$LOG" 2>&1 || rc=$? ;;
+            delta)  /usr/bin/time -f '%e %U %S' -o "$tf" "${STEP[@]}" delta -Backend "$backend" -Vault "$vault" -Key "$KEY" >> "$LOG" 2>&1 || rc=$? ;;
+            export) /usr/bin/time -f '%e %U %S' -o "$tf" "${STEP[@]}" export -Backend "$backend" -Vault "$vault" -Key "$KEY" -Target "$dest" >> "$LOG" 2>&1 || rc=$? ;;
         esac
         t1=$(now); wall=$(elapsed "$t0" "$t1")
         a1=$(cpu_ticks "$AZ_PID"); d1=$(dir_bytes "$data")

@@ -2,7 +2,7 @@
 .SYNOPSIS
     Time from Start-AsrTestFailover to the first read by a real NBD client, per disk size.
 .DESCRIPTION
-    Run by bench/drill-first-read.sh under AsrHost. For each image: protect it, then time
+    Run by bench/drill-first-read.sh in the pinned pwsh. For each image: protect it, then time
     (a) the drill job (ReadyAfterMilliseconds: until every disk is served) and (b) from the cmdlet
     call until qemu-io has read 1 MiB at the start and 1 MiB at the end of the disk over NBD.
 #>

@@ -7,7 +7,7 @@
 #   BENCH_DIR      work dir (default /tmp/asr-bench); must be empty, absent, or an earlier bench dir
 #   BENCH_SIZE_MB  image size in MiB (default 2048)
 #   BENCH_KEEP=1   keep images, vaults/repos and restores (otherwise only results.md and bench.log stay)
-#   BENCH_NO_BUILD=1  use the existing tools/AsrHost Release build and out/AsrModule as they are
+#   BENCH_NO_BUILD=1  use out/AsrModule as it is (no Release build first)
 #
 # What it does, in one run:
 #   1. v1.img: 1 MiB regions, i % 4 = random, text, zero, zero (bench/make-image.py), with SHA-256;
@@ -19,7 +19,8 @@
 #      untimed), and "bytes added" is the growth of that directory (du -sb) across the step, the
 #      first step counted from nothing (so it includes the repository's own metadata).
 #   3. Prints a summary table and writes it to $BENCH_DIR/results.md.
-# It installs nothing; a missing peer is skipped with a line saying so.
+# It installs nothing (but restores the pinned pwsh, .config/dotnet-tools.json); a missing peer is skipped
+# with a line saying so.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,6 +31,7 @@ KEEP=${BENCH_KEEP:-0}
 KEY='bench-passphrase-0123456789'
 SRC="$W/src/disk.img"
 LOG="$W/bench.log"
+source "$HERE/pwsh.sh"
 
 # ---------------------------------------------------------------- work dir
 if [[ -e "$W" && ! -f "$W/.asr-bench" ]] && [[ -n "$(ls -A "$W" 2>/dev/null)" ]]; then
@@ -107,20 +109,25 @@ verify() { # file -> "yes" / "NO (...)"
 # ---------------------------------------------------------------- AsrModule
 bench_asr() {
     say "== AsrModule (Release, encrypted vault, zstd default level)"
-    local bin="$W/asr-bin" out="$W/asr-out" vault="$W/asr-vault" dest="$W/restore-asr"
+    local out="$W/asr-out" vault="$W/asr-vault" dest="$W/restore-asr"
     if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
-        say "  building tools/AsrHost + module (Release) ..."
-        if ! dotnet build -c Release "$REPO/tools/AsrHost" >> "$LOG" 2>&1; then
-            say "  SKIP AsrModule: dotnet build -c Release tools/AsrHost failed (see $LOG)"
+        say "  building the module (Release: src/AsrModule -> out/AsrModule) ..."
+        if ! dotnet build -c Release "$REPO/src/AsrModule" >> "$LOG" 2>&1; then
+            say "  SKIP AsrModule: dotnet build -c Release src/AsrModule failed (see $LOG)"
             row AsrModule "build failed" - - - - -
             return
         fi
     fi
-    # Snapshot the host and the module so concurrent builds in the repo cannot change them mid-run.
-    mkdir -p "$bin" "$out"
-    cp -a "$REPO/tools/AsrHost/bin/Release/net10.0/." "$bin/"
+    # Snapshot the module so concurrent builds in the repo cannot change it mid-run; each step is a fresh process
+    # of the pinned pwsh (bench/pwsh.sh) that imports the snapshot.
+    mkdir -p "$out"
     cp -a "$REPO/out/AsrModule" "$out/"
-    local host=(env ASRMODULE_OUT="$out" DOTNET_CLI_TELEMETRY_OPTOUT=1 dotnet "$bin/AsrHost.dll" "$HERE/bench.ps1")
+    if ! pinned_pwsh "$out" 2>> "$LOG"; then
+        say "  SKIP AsrModule: the pinned pwsh did not start (cd $REPO && dotnet tool restore; see $LOG)"
+        row AsrModule "no pwsh" - - - - -
+        return
+    fi
+    local pwsh=("${PWSH[@]}" -File "$HERE/bench.ps1")
 
     local step wall line state secs c_init="" c_delta="" c_exp="" r_init r_delta verified=-
     local b0 b1 add_init add_delta walls=()
@@ -134,9 +141,9 @@ bench_asr() {
         log "$marker"
         local rc=0
         case $step in
-            init)   timed "${host[@]}" init "$vault" "$KEY" "$SRC" || rc=$? ;;
-            delta)  timed "${host[@]}" delta "$vault" "$KEY" || rc=$? ;;
-            export) timed "${host[@]}" export "$vault" "$KEY" "$dest" || rc=$? ;;
+            init)   timed "${pwsh[@]}" init "$vault" "$KEY" "$SRC" || rc=$? ;;
+            delta)  timed "${pwsh[@]}" delta "$vault" "$KEY" || rc=$? ;;
+            export) timed "${pwsh[@]}" export "$vault" "$KEY" "$dest" || rc=$? ;;
         esac
         wall=$T
         b1=$(dir_bytes "$vault")
@@ -163,7 +170,7 @@ bench_asr() {
     done
     fmt() { [[ "$1" == FAILED || -z "$1" ]] && echo "${1:--}" || printf '%.2f' "$1"; }
     row AsrModule "$(fmt "$c_init")" "$(mb "$add_init")" "$(fmt "$c_delta")" "$(mb "${add_delta:-}")" "$(fmt "$c_exp")" "$verified"
-    note "AsrModule times are the cmdlet alone (Stopwatch inside the host); whole AsrHost process incl. PowerShell start-up: ${walls[*]}"
+    note "AsrModule times are the cmdlet alone (Stopwatch inside the script); whole pwsh process incl. its start-up: ${walls[*]}"
     note "AsrModule job results: initial $(grep -o 'scanned=[^ ]* changed=[^ ]* stored=[^ ]*' <<< "$r_init" || true); delta $(grep -o 'scanned=[^ ]* changed=[^ ]* stored=[^ ]*' <<< "${r_delta:-}" || true); module build $(grep -o 'config=[^ ]*' <<< "$r_init" || true)"
     [[ "$KEEP" == 1 ]] || rm -rf "$dest"
 }

@@ -1,5 +1,5 @@
 # Helpers to run a private Azurite (the Azure Storage emulator, blob service only) for demos and benches.
-# Only Microsoft.PowerShell.Core cmdlets and .NET calls: they run in pwsh and in the hosted engine alike.
+# Plain pwsh and .NET calls (no other module needed).
 
 # Azurite's single account and its well-known development key (public, not a secret).
 $script:AsrSampleAzuriteAccount = 'devstoreaccount1'

@@ -1,9 +1,12 @@
 # Helpers to generate and change raw disk images for demos and tests.
-# Only Microsoft.PowerShell.Core cmdlets and .NET calls: they run in pwsh and in the hosted engine alike.
+# Plain pwsh and .NET calls (no other module needed).
 
 function New-AsrSampleDisk {
     <# Writes a raw disk image: the PRODUCT.md mix of 1 MiB regions (random, text, zero, zero). #>
     param([Parameter(Mandatory)][string]$Path, [Parameter(Mandatory)][long]$SizeBytes, [int]$Seed = 1)
+    # Relative and PSDrive paths are PowerShell's (the current location), not the process's working directory.
+    $Path = $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($Path)
+    [void][IO.Directory]::CreateDirectory([IO.Path]::GetDirectoryName($Path))
     $rng = [Random]::new($Seed)
     $region = 1MB
     $random = [byte[]]::new($region)
@@ -29,6 +32,7 @@ function New-AsrSampleDisk {
 function Write-AsrSampleChange {
     <# Overwrites a fraction of the 4 KiB blocks at random places; returns the bytes written. #>
     param([Parameter(Mandatory)][string]$Path, [double]$Fraction = 0.01, [int]$Seed = 2)
+    $Path = $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($Path)
     $rng = [Random]::new($Seed)
     $block = [byte[]]::new(4096)
     $fs = [IO.FileStream]::new($Path, [IO.FileMode]::Open, [IO.FileAccess]::ReadWrite)
@@ -45,10 +49,10 @@ function Write-AsrSampleChange {
 }
 
 function Get-AsrSampleHash {
-    <# SHA-256 of a file, as hex (Get-FileHash is not available in every host). #>
+    <# SHA-256 of a file, as hex (what (Get-FileHash $Path).Hash gives, without the cmdlet's object). #>
     param([Parameter(Mandatory, ValueFromPipeline)][string]$Path)
     process {
-        $fs = [IO.File]::OpenRead($Path)
+        $fs = [IO.File]::OpenRead($ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($Path))
         try { [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData($fs)) } finally { $fs.Dispose() }
     }
 }

@@ -15,9 +15,9 @@
     the vault with New-AsrVault -ConnectionString -Container, and stops Azurite at the end, also on failure.
     The agent opens the same container: Start-AsrAgent forwards the connection string through its environment.
 .EXAMPLE
-    dotnet run --project tools/AsrHost -- samples/dr-scenario.ps1
+    dotnet tool restore && dotnet pwsh ./build.ps1 -Task Scenario      # builds, then runs this script in the pinned pwsh
 .EXAMPLE
-    dotnet run --project tools/AsrHost -- samples/dr-scenario.ps1 -Backend Azurite
+    dotnet tool restore && dotnet pwsh ./build.ps1 -Task Scenario -ScenarioBackend Azurite
 #>
 param(
     [ValidateSet('Local', 'Azurite')]

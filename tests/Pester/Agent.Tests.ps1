@@ -1,6 +1,8 @@
+param([ValidateSet('Local', 'Blob')][string]$Backend = 'Local')   # the vault backend: Invoke-AsrPester.ps1 runs this file once per backend
+
 # The replication agent as a real child process (dotnet AsrModule.Agent.dll in its own session),
 # driven through Start-AsrAgent / Stop-AsrAgent, over a real vault and real disk files.
-Describe 'The replication agent protects its host''s machines continuously' {
+Describe 'The replication agent protects its host''s machines continuously [<Backend>]' -Tag Agent, Slow {
     BeforeAll {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
@@ -56,7 +58,7 @@ Describe 'The replication agent protects its host''s machines continuously' {
 `$n = 0L
 while (`$true) { `$n++; `$buf = [BitConverter]::GetBytes(`$n); `$f = `$fs[`$n % 3]; `$f.Position = 0; `$f.Write(`$buf, 0, 8); `$f.Flush(); if (`$n % 64 -eq 0) { [Threading.Thread]::Sleep(1) } }
 "@
-        $writer = Start-AsrHostProcess $writerCommand
+        $writer = (Start-PwshProcess $writerCommand).Process
         Wait-Until { [IO.File]::Exists($pidFile) -and (Read-Sequence $groupDisks[0]) -gt 100 } 30 'the writer runs'
 
         $agent = Start-AsrAgent -HostName $agentHost -LogPath $log -TickInterval '00:00:00.250'
@@ -164,6 +166,8 @@ while (`$true) { `$n++; `$buf = [BitConverter]::GetBytes(`$n); `$f = `$fs[`$n % 
         $expected = Get-AsrSampleHash $solo
         Wait-Until { (Get-AsrProtectedItem solo).LastPointSequence -gt $before -and (Get-AsrProtectedItem solo).State -eq 'Protected' } 120 'the restarted agent publishes a point of solo'
         $latest = Get-AsrRecoveryPoint solo -Latest
+        # The point is published before its job record is finished: wait for the record.
+        Wait-Until { (Get-AsrJob -Id $latest.JobId).State -eq 'Succeeded' } 30 'the resync job record is finished'
         (Get-AsrJob -Id $latest.JobId).Result.Mode | Should -Be 'Resync'
         (Get-ExportedHashes $latest (Join-TestPath $dir 'solo-resync'))['solo.img'] | Should -Be $expected
         (Get-AsrEvent -ProtectedItem solo -EventType ResyncCompleted).Count | Should -BeGreaterOrEqual 1

@@ -4,107 +4,23 @@
 # container, in job or event records or in an agent's log; agents (separate processes) get the credential
 # through their environment; and several processes share one container safely.
 #
-# Without azurite-blob on PATH the tests are skipped (the reason is in their names), except under CI=true,
-# where they run and fail: CI installs Azurite (npm install -g azurite).
-#
-# Only Core cmdlets and .NET are used: the file runs in the hosted engine of tests/Pester and under pwsh.
+# Without azurite-blob on PATH the tests are reported as skipped with the reason, except under CI=true, where
+# they run and fail: CI installs Azurite (npm install -g azurite).
 
-$AzuriteExecutable = foreach ($d in ([string]$env:PATH).Split([IO.Path]::PathSeparator)) {
-    if ($d -and [IO.File]::Exists([IO.Path]::Combine($d, 'azurite-blob'))) { [IO.Path]::Combine($d, 'azurite-blob'); break }
-}
-$SkipBlob = -not $AzuriteExecutable -and $env:CI -ne 'true'
-$SkipReason = if ($SkipBlob) { ' (skipped: azurite-blob is not installed; npm install -g azurite, or set CI=true to fail instead)' } else { '' }
-
-Describe "Blob vaults in Azurite$SkipReason" -Skip:$SkipBlob -Tag OwnVaults {
+Describe 'Blob vaults in Azurite' -Tag Azurite {
     BeforeAll {
-        . ([IO.Path]::Combine($PSScriptRoot, '..', '..', 'samples', 'AsrSampleDisks.ps1'))
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestAzurite.ps1'))
+        $skipReason = Get-AzuriteSkipReason
+        if ($skipReason) { return }
         Import-Module AsrModule
-        # Found again here: under Pester 5 the file's top-level code runs only during discovery.
-        $AzuriteExecutable = foreach ($d in ([string]$env:PATH).Split([IO.Path]::PathSeparator)) {
-            if ($d -and [IO.File]::Exists([IO.Path]::Combine($d, 'azurite-blob'))) { [IO.Path]::Combine($d, 'azurite-blob'); break }
-        }
-
-        $Account = 'devstoreaccount1'
-        # Azurite's well-known development key (public): the "secret" whose every form must stay out of records.
-        $AccountKey = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+        $Account = $TestAzuriteAccount
+        $AccountKey = $TestAzuriteAccountKey
         $SamplesScript = [IO.Path]::GetFullPath([IO.Path]::Combine($PSScriptRoot, '..', '..', 'samples', 'AsrSampleDisks.ps1'))
 
         # ---- helpers (this file's own: TestHelpers.ps1 is shared) ----
 
-        function New-BlobTestDirectory {
-            $path = [IO.Path]::Combine([IO.Path]::GetTempPath(), 'asr-blob-' + [Guid]::NewGuid().ToString('N').Substring(0, 10))
-            [void][IO.Directory]::CreateDirectory($path)
-            $path
-        }
-
         function New-ContainerName([string]$Prefix = 'vault') { $Prefix + '-' + [Guid]::NewGuid().ToString('N').Substring(0, 16) }
-
-        function Get-FreePort {
-            $listener = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0)
-            $listener.Start()
-            try { $listener.LocalEndpoint.Port } finally { $listener.Stop() }
-        }
-
-        function New-SelfSignedPem([string]$Directory) {
-            <# A certificate for 127.0.0.1 / localhost, as PEM files Azurite serves https with. #>
-            $rsa = [Security.Cryptography.RSA]::Create(2048)
-            $request = [Security.Cryptography.X509Certificates.CertificateRequest]::new('CN=127.0.0.1', $rsa,
-                [Security.Cryptography.HashAlgorithmName]::SHA256, [Security.Cryptography.RSASignaturePadding]::Pkcs1)
-            $san = [Security.Cryptography.X509Certificates.SubjectAlternativeNameBuilder]::new()
-            $san.AddIpAddress([Net.IPAddress]::Loopback)
-            $san.AddDnsName('localhost')
-            $request.CertificateExtensions.Add($san.Build())
-            $certificate = $request.CreateSelfSigned([DateTimeOffset]::UtcNow.AddDays(-1), [DateTimeOffset]::UtcNow.AddDays(2))
-            $cert = [IO.Path]::Combine($Directory, 'azurite-cert.pem'); $key = [IO.Path]::Combine($Directory, 'azurite-key.pem')
-            [IO.File]::WriteAllText($cert, $certificate.ExportCertificatePem())
-            [IO.File]::WriteAllText($key, $rsa.ExportPkcs8PrivateKeyPem())
-            $certificate.Dispose(); $rsa.Dispose()
-            @{ Cert = $cert; Key = $key }
-        }
-
-        function Start-TestAzurite([switch]$HttpsWithOAuth) {
-            <# azurite-blob on a free port with its data in a temp folder. With -HttpsWithOAuth it serves https with a
-               self-signed certificate and accepts bearer tokens (--oauth basic checks issuer, audience and lifetime). #>
-            if (-not $AzuriteExecutable) { throw 'azurite-blob is not installed (npm install -g azurite); CI=true requires it.' }
-            $port = Get-FreePort
-            $data = New-BlobTestDirectory
-            $arguments = @('--blobHost', '127.0.0.1', '--blobPort', "$port", '--location', $data, '--skipApiVersionCheck', '--loose', '--silent', '--disableTelemetry')
-            $scheme = 'http'; $pem = $null
-            if ($HttpsWithOAuth) {
-                $pem = New-SelfSignedPem $data
-                $arguments += @('--cert', $pem.Cert, '--key', $pem.Key, '--oauth', 'basic')
-                $scheme = 'https'
-            }
-            $log = [IO.Path]::Combine($data, 'azurite.log')
-            # sh execs Azurite (same process id, so SIGTERM reaches it) with its output in a file.
-            $psi = [Diagnostics.ProcessStartInfo]::new('/bin/sh')
-            foreach ($a in @('-c', 'exec "$0" "$@" >"$AZURITE_TEST_LOG" 2>&1 </dev/null', $AzuriteExecutable) + $arguments) { $psi.ArgumentList.Add($a) }
-            $psi.Environment['AZURITE_TEST_LOG'] = $log
-            $psi.UseShellExecute = $false
-            $process = [Diagnostics.Process]::Start($psi)
-            $deadline = [DateTime]::UtcNow.AddSeconds(30)
-            while ($true) {
-                if ($process.HasExited) { throw "azurite-blob exited ($($process.ExitCode)): $([IO.File]::ReadAllText($log))" }
-                $probe = [Net.Sockets.TcpClient]::new()
-                try { $probe.Connect([Net.IPAddress]::Loopback, $port); break } catch { if ([DateTime]::UtcNow -gt $deadline) { $process.Kill(); throw "azurite-blob did not listen on $port within 30 s: $([IO.File]::ReadAllText($log))" } } finally { $probe.Dispose() }
-                [Threading.Thread]::Sleep(100)
-            }
-            $endpoint = "${scheme}://127.0.0.1:$port/$Account"
-            [pscustomobject]@{
-                Process = $process; Port = $port; Data = $data; Endpoint = $endpoint; Cert = if ($pem) { $pem.Cert }
-                ConnectionString = "DefaultEndpointsProtocol=$scheme;AccountName=$Account;AccountKey=$AccountKey;BlobEndpoint=$endpoint;"
-            }
-        }
-
-        function Stop-TestAzurite($Server) {
-            <# SIGTERM (Azurite saves its metadata), SIGKILL after 15 s. #>
-            if (-not $Server) { return }
-            if (-not $Server.Process.HasExited) {
-                ([Diagnostics.Process]::Start('kill', @('-TERM', "$($Server.Process.Id)"))).WaitForExit()
-                if (-not $Server.Process.WaitForExit(15000)) { $Server.Process.Kill() }
-            }
-            if ([IO.Directory]::Exists($Server.Data)) { [IO.Directory]::Delete($Server.Data, $true) }
-        }
 
         function New-ContainerSas([string]$Container, [string]$SigningKey = $AccountKey, [string]$Permissions = 'racwdl') {
             <# A service SAS for a container, signed here by HMAC-SHA256 over the documented string-to-sign of
@@ -217,31 +133,6 @@ Describe "Blob vaults in Azurite$SkipReason" -Skip:$SkipBlob -Tag OwnVaults {
             Get-AsrSampleHash $job.Result.Files[0]
         }
 
-        function Start-TestChild([string]$Command, [hashtable]$Environment = @{}) {
-            <# Another real PowerShell process (AsrHost, the hosted engine) running $Command, with extra (or, for
-               $null values, removed) environment variables. #>
-            $psi = [Diagnostics.ProcessStartInfo]::new('dotnet')
-            foreach ($a in @($env:ASRHOST_DLL, '-Command', $Command)) { $psi.ArgumentList.Add($a) }
-            $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true; $psi.UseShellExecute = $false
-            $psi.Environment['ASRMODULE_OUT'] = $env:ASRMODULE_OUT
-            foreach ($name in $Environment.Keys) {
-                if ($null -eq $Environment[$name]) { [void]$psi.Environment.Remove($name) } else { $psi.Environment[$name] = [string]$Environment[$name] }
-            }
-            $p = [Diagnostics.Process]::Start($psi)
-            [pscustomobject]@{ Process = $p; Out = $p.StandardOutput.ReadToEndAsync(); Err = $p.StandardError.ReadToEndAsync() }
-        }
-
-        function Wait-TestChild($Child, [int]$TimeoutSeconds = 240) {
-            <# Waits for a child and returns its output with its "RESULT name=value" lines as a hashtable. #>
-            if (-not $Child.Process.WaitForExit($TimeoutSeconds * 1000)) { $Child.Process.Kill($true); throw "The child process did not finish within $TimeoutSeconds s: $($Child.Out.Result)" }
-            $Child.Process.WaitForExit()
-            $result = @{}
-            foreach ($l in ($Child.Out.Result -split "`n")) {
-                if ($l.StartsWith('RESULT ')) { $kv = $l.Substring(7).TrimEnd(); $eq = $kv.IndexOf('='); $result[$kv.Substring(0, $eq)] = $kv.Substring($eq + 1) }
-            }
-            [pscustomobject]@{ ExitCode = $Child.Process.ExitCode; Output = $Child.Out.Result; Error = $Child.Err.Result; Result = $result }
-        }
-
         # The child scripts' common start: sample disks, the module, and errors as "Id|Category".
         $ChildPrologue = @"
 `$ErrorActionPreference = 'Stop'
@@ -273,10 +164,12 @@ function Get-Outcome([scriptblock]`$Command) { try { `$null = & `$Command; 'OK' 
         $SavedAmbient = @{}
         foreach ($n in $AmbientNames) { $SavedAmbient[$n] = [Environment]::GetEnvironmentVariable($n); [Environment]::SetEnvironmentVariable($n, $null) }
 
-        $dir = New-BlobTestDirectory
+        $dir = New-TestDirectory
         $Azurite = Start-TestAzurite
     }
+    BeforeEach { if ($skipReason) { Set-ItResult -Skipped -Because $skipReason } }
     AfterAll {
+        if ($skipReason) { return }
         Disconnect-AsrVault
         Stop-TestAzurite $Azurite
         foreach ($n in $AmbientNames) { [Environment]::SetEnvironmentVariable($n, $SavedAmbient[$n]) }
@@ -285,6 +178,7 @@ function Get-Outcome([scriptblock]`$Command) { try { `$null = & `$Command; 'OK' 
 
     Context 'One vault opened with every credential kind' {
         BeforeAll {
+            if ($skipReason) { return }
             $container = New-ContainerName
             $containerUrl = "$($Azurite.Endpoint)/$container"
             $sas = New-ContainerSas $container
@@ -296,7 +190,7 @@ function Get-Outcome([scriptblock]`$Command) { try { `$null = & `$Command; 'OK' 
             $enabled = Enable-AsrReplication -Name web -Disk $disk -Policy p
             $secrets = Get-SecretForms -Keys $AccountKey -Signatures $sas.Signature -Whole $Azurite.ConnectionString, $sas.Token
         }
-        AfterAll { Disconnect-AsrVault }
+        AfterAll { if (-not $skipReason) { Disconnect-AsrVault } }
 
         It '-ConnectionString -Container creates the container and an encrypted vault; the vault object shows no secret' {
             $created.Backend | Should -Be 'AzureBlob'
@@ -386,6 +280,7 @@ function Get-Outcome([scriptblock]`$Command) { try { `$null = & `$Command; 'OK' 
 
     Context 'A bearer token over https (a child process that trusts the self-signed certificate through SSL_CERT_FILE)' {
         BeforeAll {
+            if ($skipReason) { return }
             $secure = Start-TestAzurite -HttpsWithOAuth
             $container = New-ContainerName
             $containerUrl = "$($secure.Endpoint)/$container"
@@ -396,7 +291,7 @@ function Get-Outcome([scriptblock]`$Command) { try { `$null = & `$Command; 'OK' 
                 ',"nbf":' + $now.AddMinutes(-5).ToUnixTimeSeconds() + ',"exp":' + $now.AddHours(2).ToUnixTimeSeconds() + ',"oid":"11111111-2222-3333-4444-555555555555"}'
             $token = (ConvertTo-Base64Url '{"alg":"RS256","typ":"JWT"}') + '.' + (ConvertTo-Base64Url $claims) + '.c2lnbmF0dXJl'
             $agentHost = 'tok-' + [Guid]::NewGuid().ToString('N').Substring(0, 8)
-            $work = New-BlobTestDirectory
+            $work = New-TestDirectory
             $agentLog = [IO.Path]::Combine($work, 'agent.log')
             $script = $ChildPrologue + @"
 
@@ -430,12 +325,13 @@ try { Start-AsrAgent -HostName '$agentHost' -LogPath '$agentLog' -EncryptionKey 
 "@
             $certOnly = @{ ASR_TEST_TOKEN = $token; ASR_TEST_CS = $secure.ConnectionString; SSL_CERT_FILE = $secure.Cert; SSL_CERT_DIR = $null }
             # The same start without the certificate trusted.
-            $untrusted = Start-TestChild ($ChildPrologue + "`n'RESULT Open=' + (Get-Outcome { New-AsrVault -ContainerUri '$($secure.Endpoint)/$(New-ContainerName)' -AccessToken `$env:ASR_TEST_TOKEN })`ntry { New-AsrVault -ContainerUri '$($secure.Endpoint)/$(New-ContainerName)' -AccessToken `$env:ASR_TEST_TOKEN } catch { 'RESULT Message=' + `$_.Exception.Message }") @{ ASR_TEST_TOKEN = $token; SSL_CERT_FILE = $null; SSL_CERT_DIR = $null }
-            $run = Wait-TestChild (Start-TestChild $script $certOnly)
-            $untrustedRun = Wait-TestChild $untrusted
+            $untrusted = Start-PwshProcess ($ChildPrologue + "`n'RESULT Open=' + (Get-Outcome { New-AsrVault -ContainerUri '$($secure.Endpoint)/$(New-ContainerName)' -AccessToken `$env:ASR_TEST_TOKEN })`ntry { New-AsrVault -ContainerUri '$($secure.Endpoint)/$(New-ContainerName)' -AccessToken `$env:ASR_TEST_TOKEN } catch { 'RESULT Message=' + `$_.Exception.Message }") @{ ASR_TEST_TOKEN = $token; SSL_CERT_FILE = $null; SSL_CERT_DIR = $null }
+            $run = Wait-PwshProcess (Start-PwshProcess $script $certOnly)
+            $untrustedRun = Wait-PwshProcess $untrusted
             $r = $run.Result
         }
         AfterAll {
+            if ($skipReason) { return }
             foreach ($p in @(Get-ProcessesWith "--host-name $agentHost")) { try { [Diagnostics.Process]::GetProcessById($p).Kill() } catch { } }
             Stop-TestAzurite $secure
             if ($work -and [IO.Directory]::Exists($work)) { [IO.Directory]::Delete($work, $true) }
@@ -472,6 +368,7 @@ try { Start-AsrAgent -HostName '$agentHost' -LogPath '$agentLog' -EncryptionKey 
 
     Context 'Refused credentials and malformed or missing containers: clear errors without secrets' {
         BeforeAll {
+            if ($skipReason) { return }
             $container = New-ContainerName
             $containerUrl = "$($Azurite.Endpoint)/$container"
             New-AsrVault -ConnectionString $Azurite.ConnectionString -Container $container | Out-Null
@@ -550,6 +447,7 @@ try { Start-AsrAgent -HostName '$agentHost' -LogPath '$agentLog' -EncryptionKey 
 
     Context 'Agents on a blob vault, and no secret stored anywhere' {
         BeforeAll {
+            if ($skipReason) { return }
             $container = New-ContainerName
             $containerUrl = "$($Azurite.Endpoint)/$container"
             $sas = New-ContainerSas $container
@@ -586,6 +484,7 @@ try { Start-AsrAgent -HostName '$agentHost' -LogPath '$agentLog' -EncryptionKey 
             $environments = foreach ($a in $agentCs, $agentSas) { , [IO.File]::ReadAllText("/proc/$($a.ProcessId)/environ").Split([char]0) }
         }
         AfterAll {
+            if ($skipReason) { return }
             foreach ($h in $hostCs, $hostSas) { if ($h) { try { Stop-AsrAgent -HostName $h -Force -TimeoutSeconds 30 -ErrorAction SilentlyContinue | Out-Null } catch { } } }
             foreach ($h in $hostCs, $hostSas) { if ($h) { foreach ($p in @(Get-ProcessesWith "--host-name $h")) { try { [Diagnostics.Process]::GetProcessById($p).Kill() } catch { } } } }
             Disconnect-AsrVault
@@ -682,6 +581,7 @@ try { Start-AsrAgent -HostName '$agentHost' -LogPath '$agentLog' -EncryptionKey 
 
     Context 'Several processes on one blob vault at once' {
         BeforeAll {
+            if ($skipReason) { return }
             $container = New-ContainerName
             $containerUrl = "$($Azurite.Endpoint)/$container"
             New-AsrVault -ConnectionString $Azurite.ConnectionString -Container $container | Connect-AsrVault
@@ -695,7 +595,7 @@ try { Start-AsrAgent -HostName '$agentHost' -LogPath '$agentLog' -EncryptionKey 
                 <# Two child processes (a and b) open the vault by URL with the ambient connection string, then run
                    $Body for each round $i at the same instant: each waits at a barrier of files until the other is
                    there too. Returns their results. #>
-                $sync = New-BlobTestDirectory
+                $sync = New-TestDirectory
                 $children = foreach ($me in 'a', 'b') {
                     $other = if ($me -eq 'a') { 'b' } else { 'a' }
                     $script = $ChildPrologue + @"
@@ -711,14 +611,14 @@ for (`$i = 1; `$i -le $rounds; `$i++) {
 $Body
 }
 "@
-                    Start-TestChild $script @{ AZURE_STORAGE_CONNECTION_STRING = $Azurite.ConnectionString }
+                    Start-PwshProcess $script @{ AZURE_STORAGE_CONNECTION_STRING = $Azurite.ConnectionString }
                 }
-                $results = foreach ($c in $children) { Wait-TestChild $c }
+                $results = foreach ($c in $children) { Wait-PwshProcess $c }
                 [IO.Directory]::Delete($sync, $true)
                 $results
             }
         }
-        AfterAll { Disconnect-AsrVault }
+        AfterAll { if (-not $skipReason) { Disconnect-AsrVault } }
 
         It 'two processes replicate the same item at once: one succeeds, the other is ProtectedItemBusy (ResourceBusy); every point verifies and the latest equals the disk' {
             $pointsBefore = @(Get-AsrRecoveryPoint busy).Count

@@ -1,8 +1,8 @@
 # Every exported cmdlet has real help (generated at build time from docs/help/*.md by tools/HelpGen):
 # a synopsis, at least one example with code, and a description for every parameter.
-# Only Microsoft.PowerShell.Core cmdlets and .NET calls, so it runs under the hosted engine and real Pester 5.
+# Runs once (no vault backend); Get-Help -Full in real pwsh.
 
-Describe 'Cmdlet help' -Tag OwnVaults {
+Describe 'Cmdlet help' {
     BeforeAll {
         Import-Module AsrModule
         $cmdlets = @((Get-Module AsrModule).ExportedCmdlets.Keys)

@@ -1,53 +1,29 @@
 # The module loads into its own AssemblyLoadContext (module/AsrModule.psm1, src/AsrModule.Loader): a session
 # that already holds other versions of assemblies the module ships (Az.Accounts pins its own Azure.Core and
-# Microsoft.Extensions.*) must still be able to import and use it. Runs in a separate AsrHost process so the
+# Microsoft.Extensions.*) must still be able to import and use it. Runs in a separate pwsh process so the
 # older assemblies are the first ones loaded, as in a runbook that imported Az.Accounts first.
 #
 # The isolated session uses a local vault and, in addition, a blob vault in Azurite: the local vault keeps the
 # load-order check meaningful where Azurite is not installed, and the blob vault is where a clash would
 # actually bite — the Azure SDK's code runs (pipeline, retries, shared-key signing, leases) while the
-# session's Azure.Core 1.38 is loaded. Without azurite-blob the blob checks are skipped (the reason is in
-# their names), except under CI=true, where they fail.
+# session's Azure.Core 1.38 is loaded. Without azurite-blob the blob checks are reported as skipped with the
+# reason, except under CI=true, where they fail.
 
-$AzuriteExecutable = foreach ($d in ([string]$env:PATH).Split([IO.Path]::PathSeparator)) {
-    if ($d -and [IO.File]::Exists([IO.Path]::Combine($d, 'azurite-blob'))) { [IO.Path]::Combine($d, 'azurite-blob'); break }
-}
-$SkipBlob = -not $AzuriteExecutable -and $env:CI -ne 'true'
-$BlobSkipReason = if ($SkipBlob) { ' (skipped: azurite-blob is not installed; npm install -g azurite)' } else { '' }
-
-Describe 'The module coexists with other versions of its dependencies loaded first' -Tag OwnVaults {
+Describe 'The module coexists with other versions of its dependencies loaded first' -Tag Host {
     BeforeAll {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
-        $conflicting = [IO.Path]::Combine([AppContext]::BaseDirectory, 'conflicting')
-        # Found again here: under Pester 5 the file's top-level code runs only during discovery.
-        $AzuriteExecutable = foreach ($d in ([string]$env:PATH).Split([IO.Path]::PathSeparator)) {
-            if ($d -and [IO.File]::Exists([IO.Path]::Combine($d, 'azurite-blob'))) { [IO.Path]::Combine($d, 'azurite-blob'); break }
-        }
-        $SkipBlob = -not $AzuriteExecutable -and $env:CI -ne 'true'
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestAzurite.ps1'))
+        # Restored by tests/Pester/AsrModule.Tests.Pester.csproj (dotnet build).
+        $conflicting = [IO.Path]::Combine($PSScriptRoot, 'bin', 'conflicting')
         $dir = New-TestDirectory
 
-        # An Azurite (blob service) for the isolated session's blob vault: SIGTERM stops it in AfterAll.
+        # An Azurite (blob service) for the isolated session's blob vault, stopped in AfterAll.
         $azurite = $null; $azuriteError = $null; $connectionString = ''
-        if (-not $SkipBlob) {
+        $blobSkipReason = Get-AzuriteSkipReason
+        if (-not $blobSkipReason) {
             try {
-                if (-not $AzuriteExecutable) { throw 'azurite-blob is not installed (npm install -g azurite); CI=true requires it.' }
-                $listener = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0); $listener.Start(); $port = $listener.LocalEndpoint.Port; $listener.Stop()
-                $azuriteData = Join-TestPath $dir 'azurite'
-                [void][IO.Directory]::CreateDirectory($azuriteData)
-                $psi = [Diagnostics.ProcessStartInfo]::new('/bin/sh')
-                foreach ($a in @('-c', 'exec "$0" "$@" >"$AZURITE_TEST_LOG" 2>&1 </dev/null', $AzuriteExecutable, '--blobHost', '127.0.0.1', '--blobPort', "$port",
-                        '--location', $azuriteData, '--skipApiVersionCheck', '--loose', '--silent', '--disableTelemetry')) { $psi.ArgumentList.Add($a) }
-                $psi.Environment['AZURITE_TEST_LOG'] = Join-TestPath $dir 'azurite.log'
-                $azurite = [Diagnostics.Process]::Start($psi)
-                $deadline = [DateTime]::UtcNow.AddSeconds(30)
-                while ($true) {
-                    if ($azurite.HasExited) { throw "azurite-blob exited: $([IO.File]::ReadAllText((Join-TestPath $dir 'azurite.log')))" }
-                    $probe = [Net.Sockets.TcpClient]::new()
-                    try { $probe.Connect([Net.IPAddress]::Loopback, $port); break } catch { if ([DateTime]::UtcNow -gt $deadline) { throw "azurite-blob did not listen on $port within 30 s." } } finally { $probe.Dispose() }
-                    [Threading.Thread]::Sleep(100)
-                }
-                # Azurite's well-known development account and key (public).
-                $connectionString = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:$port/devstoreaccount1;"
+                $azurite = Start-TestAzurite
+                $connectionString = $azurite.ConnectionString
             } catch { $azuriteError = "$_" }
         }
         $container = 'isolation-' + [Guid]::NewGuid().ToString('N').Substring(0, 12)
@@ -120,17 +96,11 @@ if ('$connectionString') {
     } catch { 'RESULT BlobError=' + `$_.Exception.Message + ' [' + `$_.FullyQualifiedErrorId + ']' }
 }
 "@
-        $run = Invoke-AsrHostProcess $command
-        $result = @{}
-        foreach ($l in ($run.Output -split "`n")) {
-            if ($l.StartsWith('RESULT ')) { $kv = $l.Substring(7).TrimEnd(); $eq = $kv.IndexOf('='); $result[$kv.Substring(0, $eq)] = $kv.Substring($eq + 1) }
-        }
+        $run = Invoke-PwshProcess $command
+        $result = $run.Result
     }
     AfterAll {
-        if ($azurite -and -not $azurite.HasExited) {
-            ([Diagnostics.Process]::Start('kill', @('-TERM', "$($azurite.Id)"))).WaitForExit()
-            if (-not $azurite.WaitForExit(15000)) { $azurite.Kill() }
-        }
+        Stop-TestAzurite $azurite
         Remove-TestDirectory $dir
     }
 
@@ -158,7 +128,8 @@ if ('$connectionString') {
         $result.TypeAssemblies | Should -Not -Match '(^|;)Azure\.'
     }
 
-    It "uses a blob vault in Azurite from the same session: created by connection string, protected, exported equal by hash$BlobSkipReason" -Skip:$SkipBlob {
+    It 'uses a blob vault in Azurite from the same session: created by connection string, protected, exported equal by hash' {
+        if ($blobSkipReason) { Set-ItResult -Skipped -Because $blobSkipReason }
         $azuriteError | Should -BeNullOrEmpty
         $result.BlobError | Should -BeNullOrEmpty
         $result.BlobEnable | Should -Be 'Succeeded' -Because "the process printed: $($run.Output) $($run.Error)"
@@ -168,7 +139,8 @@ if ('$connectionString') {
         $result.BlobExported | Should -Be $result.BlobSource
     }
 
-    It "runs the blob store and the module's Azure SDK in its own load context, beside the session's Azure.Core 1.38$BlobSkipReason" -Skip:$SkipBlob {
+    It "runs the blob store and the module's Azure SDK in its own load context, beside the session's Azure.Core 1.38" {
+        if ($blobSkipReason) { Set-ItResult -Skipped -Because $blobSkipReason }
         $azuriteError | Should -BeNullOrEmpty
         $result.BlobStoreContext | Should -Be 'AsrModule' -Because "the process printed: $($run.Output) $($run.Error)"
         $result.AzureCore | Should -Match '(^|;)1\.38\.\d+\.\d+@Default(;|$)'

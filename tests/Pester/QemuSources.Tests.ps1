@@ -1,13 +1,15 @@
+param([ValidateSet('Local', 'Blob')][string]$Backend = 'Local')   # the vault backend: Invoke-AsrPester.ps1 runs this file once per backend
+
 # Running QEMU guests as sources: real qemu-system-x86_64 processes holding raw images open, protected
 # with -QmpSocket, so changes come from QEMU's dirty bitmaps and points from image fleecing over QMP/NBD.
-# CI installs qemu-system-x86: there these tests must run (and fail if they cannot), never skip.
-$haveQemu = $env:CI -eq 'true'
-foreach ($d in ([string]$env:PATH).Split([IO.Path]::PathSeparator)) { if ($d -and [IO.File]::Exists([IO.Path]::Combine($d, 'qemu-system-x86_64'))) { $haveQemu = $true } }
+# Without its tools the tests are reported as skipped with the reason; CI installs them, and under CI=true they run (and fail if they cannot).
 
-Describe 'Running QEMU guests as sources' -Skip:(-not $haveQemu) {
+Describe 'Running QEMU guests as sources [<Backend>]' -Tag Qemu, Slow {
     BeforeAll {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         . ([IO.Path]::Combine($PSScriptRoot, 'QemuTestHelpers.ps1'))
+        $skipReason = Get-MissingCommandReason qemu-system-x86_64, qemu-img
+        if ($skipReason) { return }
         Import-Module AsrModule
         $dir = New-TestDirectory
         $vms = [Collections.Generic.List[object]]::new()
@@ -24,7 +26,9 @@ Describe 'Running QEMU guests as sources' -Skip:(-not $haveQemu) {
             @($hashes.Values)[0]
         }
     }
+    BeforeEach { if ($skipReason) { Set-ItResult -Skipped -Because $skipReason } }
     AfterAll {
+        if ($skipReason) { return }
         if ($state.AgentStarted) { try { Stop-AsrAgent -HostName $agentHost -Force -TimeoutSeconds 60 -ErrorAction SilentlyContinue } catch { } }
         foreach ($vm in $vms) { Stop-TestQemu $vm }
         Disconnect-AsrVault

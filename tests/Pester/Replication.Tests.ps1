@@ -1,4 +1,6 @@
-Describe 'Replication of a generated two-disk machine through three cycles of scattered writes' {
+param([ValidateSet('Local', 'Blob')][string]$Backend = 'Local')   # the vault backend: Invoke-AsrPester.ps1 runs this file once per backend
+
+Describe 'Replication of a generated two-disk machine through three cycles of scattered writes [<Backend>]' {
     BeforeAll {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
@@ -64,7 +66,7 @@ Describe 'Replication of a generated two-disk machine through three cycles of sc
         $dest = Join-TestPath $dir 'restore-force'
         $latest = Get-AsrRecoveryPoint -Item web01 -Latest
         $latest | Export-AsrRecoveryPoint -Destination $dest -Disk web01-data.img | Out-Null
-        { $latest | Export-AsrRecoveryPoint -Destination $dest -Disk web01-data.img -ErrorAction Stop } | Should -Throw -ErrorId 'ExportDestinationExists'
+        { $latest | Export-AsrRecoveryPoint -Destination $dest -Disk web01-data.img -ErrorAction Stop } | Should -Throw -ErrorId 'ExportDestinationExists,*'
         ($latest | Export-AsrRecoveryPoint -Destination $dest -Disk web01-data.img -Force).State | Should -Be 'Succeeded'
         Get-AsrSampleHash (Join-TestPath $dest 'web01-data.img') | Should -Be $expected[3]['web01-data.img']
     }
@@ -93,7 +95,7 @@ Describe 'Replication of a generated two-disk machine through three cycles of sc
     }
 }
 
-Describe 'Bad input: a clear ErrorRecord and an unchanged vault' {
+Describe 'Bad input: a clear ErrorRecord and an unchanged vault [<Backend>]' {
     BeforeAll {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
@@ -111,30 +113,30 @@ Describe 'Bad input: a clear ErrorRecord and an unchanged vault' {
 
     It 'missing disk path: DiskNotFound (ObjectNotFound) naming the path' {
         $missing = Join-TestPath $dir 'missing.img'
-        $err = { Enable-AsrReplication -Name m2 -Disk $disk, $missing -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'DiskNotFound' -PassThru
+        $err = { Enable-AsrReplication -Name m2 -Disk $disk, $missing -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'DiskNotFound,*' -PassThru
         $err.CategoryInfo.Category | Should -Be 'ObjectNotFound'
         $err.Exception.Message | Should -Match 'missing.img'
     }
 
     It 'duplicate item name: ProtectedItemAlreadyExists (ResourceExists)' {
-        $err = { Enable-AsrReplication -Name EXISTING -Disk $disk -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'ProtectedItemAlreadyExists' -PassThru
+        $err = { Enable-AsrReplication -Name EXISTING -Disk $disk -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'ProtectedItemAlreadyExists,*' -PassThru
         $err.CategoryInfo.Category | Should -Be 'ResourceExists'
     }
 
     It 'unknown policy: PolicyNotFound (ObjectNotFound) listing the existing policies' {
-        $err = { Enable-AsrReplication -Name m3 -Disk $disk -Policy nope -ErrorAction Stop } | Should -Throw -ErrorId 'PolicyNotFound' -PassThru
+        $err = { Enable-AsrReplication -Name m3 -Disk $disk -Policy nope -ErrorAction Stop } | Should -Throw -ErrorId 'PolicyNotFound,*' -PassThru
         $err.CategoryInfo.Category | Should -Be 'ObjectNotFound'
         $err.Exception.Message | Should -Match 'Existing policies: p'
     }
 
     It 'the same disk twice: DiskDuplicate (InvalidArgument)' {
-        { Enable-AsrReplication -Name m4 -Disk $disk, $disk -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'DiskDuplicate'
+        { Enable-AsrReplication -Name m4 -Disk $disk, $disk -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'DiskDuplicate,*'
     }
 
     It 'an empty disk: DiskEmpty' {
         $empty = Join-TestPath $dir 'empty.img'
         [IO.File]::WriteAllBytes($empty, [byte[]]::new(0))
-        { Enable-AsrReplication -Name m5 -Disk $empty -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'DiskEmpty'
+        { Enable-AsrReplication -Name m5 -Disk $empty -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'DiskEmpty,*'
         [IO.File]::Delete($empty)
     }
 
@@ -146,14 +148,15 @@ Describe 'Bad input: a clear ErrorRecord and an unchanged vault' {
         [IO.File]::SetUnixFileMode($secret, [IO.UnixFileMode]::None)
         try {
             if ([Environment]::UserName -ne 'root') {
-                $err = { Enable-AsrReplication -Name m6 -Disk $secret -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'DiskUnreadable' -PassThru
+                $err = { Enable-AsrReplication -Name m6 -Disk $secret -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'DiskUnreadable,*' -PassThru
                 $err.CategoryInfo.Category | Should -Be 'ReadError'
                 return
             }
             [IO.File]::Exists('/usr/bin/setpriv') | Should -BeTrue -Because 'util-linux setpriv runs the unprivileged process'
-            # A world-readable copy of the host and module, wherever the repository was cloned.
+            # A world-readable copy of pwsh and the module, wherever they were installed (root's home is private).
             $shared = Join-TestPath $dir 'shared'
-            foreach ($pair in @(@([IO.Path]::GetDirectoryName($env:ASRHOST_DLL), (Join-TestPath $shared 'host')), @($env:ASRMODULE_OUT, (Join-TestPath $shared 'out')))) {
+            $moduleBase = (Get-Module AsrModule).ModuleBase
+            foreach ($pair in @(@($PSHOME, (Join-TestPath $shared 'pwsh')), @($moduleBase, (Join-TestPath $shared 'Modules/AsrModule')))) {
                 foreach ($f in [IO.Directory]::EnumerateFiles($pair[0], '*', [IO.SearchOption]::AllDirectories)) {
                     $target = Join-TestPath $pair[1] ([IO.Path]::GetRelativePath($pair[0], $f))
                     [void][IO.Directory]::CreateDirectory([IO.Path]::GetDirectoryName($target))
@@ -164,10 +167,12 @@ Describe 'Bad input: a clear ErrorRecord and an unchanged vault' {
             foreach ($d in @($dir) + [IO.Directory]::GetDirectories($dir, '*', [IO.SearchOption]::AllDirectories)) { [IO.File]::SetUnixFileMode($d, $rx) }
             foreach ($f in [IO.Directory]::GetFiles($dir, '*', [IO.SearchOption]::AllDirectories)) { if ($f -ne $secret) { [IO.File]::SetUnixFileMode($f, [IO.UnixFileMode]'UserRead, UserWrite, GroupRead, OtherRead') } }
             $psi = [Diagnostics.ProcessStartInfo]::new('/usr/bin/setpriv')
-            foreach ($a in '--reuid=65534', '--regid=65534', '--clear-groups', 'dotnet', (Join-TestPath $shared 'host/AsrHost.dll'), '-Command',
-                "Import-Module AsrModule; try { Enable-AsrReplication -Name m6 -Disk '$secret' -Policy p -Vault '$vaultPath' -ErrorAction Stop } catch { 'id=' + `$_.FullyQualifiedErrorId; 'category=' + `$_.CategoryInfo.Category; 'message=' + `$_.Exception.Message }") { $psi.ArgumentList.Add($a) }
+            # The same pwsh as this one (Get-PwshCommand), started from the copy.
+            $pwshCopy = @(Get-PwshCommand | ForEach-Object { if ($_.StartsWith($PSHOME)) { Join-TestPath (Join-TestPath $shared 'pwsh') ([IO.Path]::GetFileName($_)) } else { $_ } })
+            foreach ($a in @('--reuid=65534', '--regid=65534', '--clear-groups') + $pwshCopy + @('-NoProfile', '-NonInteractive', '-Command',
+                "Import-Module AsrModule; try { Enable-AsrReplication -Name m6 -Disk '$secret' -Policy p -Vault '$vaultPath' -ErrorAction Stop } catch { 'id=' + `$_.FullyQualifiedErrorId; 'category=' + `$_.CategoryInfo.Category; 'message=' + `$_.Exception.Message }")) { $psi.ArgumentList.Add($a) }
             $psi.Environment['HOME'] = '/tmp'; $psi.Environment['DOTNET_CLI_HOME'] = '/tmp'
-            $psi.Environment['ASRMODULE_OUT'] = Join-TestPath $shared 'out'
+            $psi.Environment['PSModulePath'] = Join-TestPath $shared 'Modules'
             $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
             $p = [Diagnostics.Process]::Start($psi)
             $out = $p.StandardOutput.ReadToEnd() + $p.StandardError.ReadToEnd()
@@ -182,15 +187,15 @@ Describe 'Bad input: a clear ErrorRecord and an unchanged vault' {
     }
 
     It 'an unknown item: ProtectedItemNotFound (ObjectNotFound) listing the items' {
-        $err = { Get-AsrProtectedItem nope -ErrorAction Stop } | Should -Throw -ErrorId 'ProtectedItemNotFound' -PassThru
+        $err = { Get-AsrProtectedItem nope -ErrorAction Stop } | Should -Throw -ErrorId 'ProtectedItemNotFound,*' -PassThru
         $err.CategoryInfo.Category | Should -Be 'ObjectNotFound'
         $err.Exception.Message | Should -Match 'existing'
-        { Invoke-AsrReplication -Name nope -ErrorAction Stop } | Should -Throw -ErrorId 'ProtectedItemNotFound'
-        { Get-AsrRecoveryPoint -Item existing -Sequence 99 -ErrorAction Stop } | Should -Throw -ErrorId 'RecoveryPointNotFound'
+        { Invoke-AsrReplication -Name nope -ErrorAction Stop } | Should -Throw -ErrorId 'ProtectedItemNotFound,*'
+        { Get-AsrRecoveryPoint -Item existing -Sequence 99 -ErrorAction Stop } | Should -Throw -ErrorId 'RecoveryPointNotFound,*'
     }
 
     It 'an invalid machine name: ProtectedItemNameInvalid' {
-        { Enable-AsrReplication -Name 'bad name' -Disk $disk -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'ProtectedItemNameInvalid'
+        { Enable-AsrReplication -Name 'bad name' -Disk $disk -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'ProtectedItemNameInvalid,*'
     }
 
     It 'WhatIf enables nothing' {
@@ -199,7 +204,7 @@ Describe 'Bad input: a clear ErrorRecord and an unchanged vault' {
     }
 }
 
-Describe 'A disk that changed size marks the item for resync; resync sends only differing blocks' {
+Describe 'A disk that changed size marks the item for resync; resync sends only differing blocks [<Backend>]' {
     BeforeAll {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
@@ -215,7 +220,7 @@ Describe 'A disk that changed size marks the item for resync; resync sends only 
     It 'DiskSizeChanged names the disk; the item becomes ResyncRequired; no point is added' {
         $fs = [IO.FileStream]::new($disk, [IO.FileMode]::Open); $fs.SetLength(17MB); $fs.Dispose()
         $script:written = Write-AsrSampleChange -Path $disk -Fraction 0.01 -Seed 5
-        $err = { Get-AsrProtectedItem g | Invoke-AsrReplication -ErrorAction Stop } | Should -Throw -ErrorId 'DiskSizeChanged' -PassThru
+        $err = { Get-AsrProtectedItem g | Invoke-AsrReplication -ErrorAction Stop } | Should -Throw -ErrorId 'DiskSizeChanged,*' -PassThru
         $err.Exception.Message | Should -Match 'grow.img'
         $item = Get-AsrProtectedItem g
         $item.State | Should -Be 'ResyncRequired'
@@ -236,7 +241,7 @@ Describe 'A disk that changed size marks the item for resync; resync sends only 
     }
 }
 
-Describe 'Disable-AsrReplication' {
+Describe 'Disable-AsrReplication [<Backend>]' {
     BeforeAll {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
@@ -261,7 +266,7 @@ Describe 'Disable-AsrReplication' {
         $id = (Get-AsrProtectedItem gone).Id
         @(Get-VaultObjectKeys $vaultPath "items/$id/").Count | Should -BeGreaterThan 0
         Get-AsrProtectedItem gone | Disable-AsrReplication -Confirm:$false
-        { Get-AsrProtectedItem gone -ErrorAction Stop } | Should -Throw -ErrorId 'ProtectedItemNotFound'
+        { Get-AsrProtectedItem gone -ErrorAction Stop } | Should -Throw -ErrorId 'ProtectedItemNotFound,*'
         @(Get-VaultObjectKeys $vaultPath "items/$id/").Count | Should -Be 0
         (Enable-AsrReplication -Name gone -Disk $disk -Policy p).Result.RecoveryPointSequence | Should -Be 1
     }

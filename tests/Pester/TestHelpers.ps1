@@ -1,4 +1,4 @@
-# Shared by the .Tests.ps1 files. Core cmdlets and .NET only (they run in the hosted engine and in pwsh).
+# Shared by the .Tests.ps1 files (dot-sourced in their BeforeAll), run under real Pester in pwsh.
 . ([IO.Path]::Combine($PSScriptRoot, '..', '..', 'samples', 'AsrSampleDisks.ps1'))
 
 function New-TestDirectory {
@@ -19,15 +19,15 @@ function Remove-TestDirectory([string]$Path) {
 function Join-TestPath([string]$Base, [string]$Child) { [IO.Path]::Combine($Base, $Child) }
 
 # ---- the vault backend under test ----
-# The runner runs every file on both backends and sets $global:AsrTestBackend ('Local' or 'Blob') in the
-# runspace first; under plain Pester it is unset and the tests use local directories. Tests make their vault
-# at New-TestVaultLocation and look into it only through the helpers below, so they read the same on both.
-# A blob vault is a container URL; the module opens it with the environment's AZURE_STORAGE_CONNECTION_STRING
-# (child processes and agents inherit it). The helpers reach the container with plain HTTP and the account
-# SAS in ASR_TEST_BLOB_SAS, so what they see is the service's view, not the module's. (Under real Pester on
-# a blob vault: set those three variables and $global:AsrTestBackend = 'Blob', and pass -ExcludeTag LocalOnly.)
+# A test file that declares `param([string]$Backend = 'Local')` runs once per backend (Invoke-AsrPester.ps1 makes a
+# Pester container for each, with $Backend as its data); the helpers read $Backend from the calling test's scope.
+# Tests make their vault at New-TestVaultLocation and look into it only through the helpers below, so they read
+# the same on both. A blob vault is a container URL; the module opens it with the environment's
+# AZURE_STORAGE_CONNECTION_STRING (child processes and agents inherit it). The helpers reach the container with
+# plain HTTP and the account SAS in ASR_TEST_BLOB_SAS, so what they see is the service's view, not the module's.
+# Invoke-AsrPester.ps1 sets those variables once its Azurite runs (TestAzurite.ps1, Set-TestBlobEnvironment).
 
-function Get-TestBackend { if ($global:AsrTestBackend) { [string]$global:AsrTestBackend } else { 'Local' } }
+function Get-TestBackend { if ($Backend -is [string] -and $Backend -eq 'Blob') { 'Blob' } else { 'Local' } }
 
 function Test-BlobVaultLocation([string]$Location) { $Location -match '^https?://' }
 
@@ -40,7 +40,7 @@ function New-TestVaultLocation([string]$Dir, [switch]$Create) {
         return $location
     }
     if (-not $env:ASR_TEST_BLOB_ENDPOINT -or -not $env:ASR_TEST_BLOB_SAS) {
-        throw 'The Blob backend needs ASR_TEST_BLOB_ENDPOINT and ASR_TEST_BLOB_SAS (the runner sets them once its Azurite runs).'
+        throw 'The Blob backend needs ASR_TEST_BLOB_ENDPOINT and ASR_TEST_BLOB_SAS (Invoke-AsrPester.ps1 sets them once its Azurite runs).'
     }
     $location = "$($env:ASR_TEST_BLOB_ENDPOINT.TrimEnd('/'))/vault-$([Guid]::NewGuid().ToString('N').Substring(0, 20))"
     if (-not $global:AsrTestContainers) { $global:AsrTestContainers = @{} }
@@ -189,25 +189,56 @@ function Get-DirectoryBytes([string]$Path) {
     $total
 }
 
-function Start-AsrHostProcess([string]$Command) {
-    <# Another real PowerShell process (the hosted engine in AsrHost) running $Command. #>
-    $psi = [Diagnostics.ProcessStartInfo]::new('dotnet')
-    $psi.ArgumentList.Add($env:ASRHOST_DLL)
-    $psi.ArgumentList.Add('-Command')
-    $psi.ArgumentList.Add($Command)
-    $psi.RedirectStandardOutput = $true
-    $psi.RedirectStandardError = $true
-    $psi.UseShellExecute = $false
-    $psi.Environment['ASRMODULE_OUT'] = $env:ASRMODULE_OUT
-    [Diagnostics.Process]::Start($psi)
+function Get-PwshCommand {
+    <# How to start another pwsh like this one: the pinned dotnet tool runs as `dotnet <PSHOME>/pwsh.dll`. #>
+    $exe = [Environment]::ProcessPath
+    if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { return @($exe, [IO.Path]::Combine($PSHOME, 'pwsh.dll')) }
+    @($exe)
 }
 
-function Invoke-AsrHostProcess([string]$Command) {
-    $p = Start-AsrHostProcess $Command
-    $out = $p.StandardOutput.ReadToEndAsync()
-    $err = $p.StandardError.ReadToEndAsync()
-    if (-not $p.WaitForExit(120000)) { $p.Kill($true); throw "AsrHost timed out running: $Command" }
-    [pscustomobject]@{ ExitCode = $p.ExitCode; Output = $out.Result; Error = $err.Result }
+function Start-PwshProcess([string]$Command, [hashtable]$Environment = @{}, [switch]$NoRedirect, [string]$WorkingDirectory) {
+    <# Another real pwsh process running $Command (-NoProfile -NonInteractive), with extra (or, for $null values,
+       removed) environment variables. It inherits PSModulePath, so `Import-Module AsrModule` works in it.
+       Returns the process with its output being collected (Out, Err tasks). #>
+    $pwsh = @(Get-PwshCommand)
+    $psi = [Diagnostics.ProcessStartInfo]::new($pwsh[0])
+    foreach ($a in @($pwsh | Select-Object -Skip 1) + @('-NoProfile', '-NonInteractive', '-Command', $Command)) { $psi.ArgumentList.Add($a) }
+    $psi.UseShellExecute = $false
+    if ($WorkingDirectory) { $psi.WorkingDirectory = $WorkingDirectory }
+    $psi.RedirectStandardOutput = -not $NoRedirect; $psi.RedirectStandardError = -not $NoRedirect
+    foreach ($name in $Environment.Keys) {
+        if ($null -eq $Environment[$name]) { [void]$psi.Environment.Remove($name) } else { $psi.Environment[$name] = [string]$Environment[$name] }
+    }
+    $p = [Diagnostics.Process]::Start($psi)
+    if ($NoRedirect) { return [pscustomobject]@{ Process = $p; Out = $null; Err = $null } }
+    [pscustomobject]@{ Process = $p; Out = $p.StandardOutput.ReadToEndAsync(); Err = $p.StandardError.ReadToEndAsync() }
+}
+
+function Wait-PwshProcess($Child, [int]$TimeoutSeconds = 240) {
+    <# Waits for a Start-PwshProcess child; returns its exit code, output, and its "RESULT name=value" lines as a hashtable. #>
+    if (-not $Child.Process.WaitForExit($TimeoutSeconds * 1000)) { $Child.Process.Kill($true); throw "The pwsh child did not finish within $TimeoutSeconds s: $($Child.Out.Result)" }
+    $Child.Process.WaitForExit()
+    $out = if ($Child.Out) { $Child.Out.Result } else { '' }
+    $result = @{}
+    foreach ($l in ($out -split "`n")) {
+        if ($l.StartsWith('RESULT ')) { $kv = $l.Substring(7).TrimEnd(); $eq = $kv.IndexOf('='); $result[$kv.Substring(0, $eq)] = $kv.Substring($eq + 1) }
+    }
+    [pscustomobject]@{ ExitCode = $Child.Process.ExitCode; Output = $out; Error = if ($Child.Err) { $Child.Err.Result } else { '' }; Result = $result }
+}
+
+function Invoke-PwshProcess([string]$Command, [hashtable]$Environment = @{}, [int]$TimeoutSeconds = 240) {
+    <# Runs $Command in another pwsh process and waits for it (see Wait-PwshProcess). #>
+    Wait-PwshProcess (Start-PwshProcess $Command $Environment) $TimeoutSeconds
+}
+
+function Get-MissingCommandReason([string[]]$Command, [switch]$NeedsRoot) {
+    <# Why a test that needs these programs (or root) cannot run here; $null when it can. Under CI=true nothing is
+       missing on purpose (.ci/run installs every tool), so the tests run and fail instead of skipping. #>
+    if ($env:CI -eq 'true') { return $null }
+    $missing = @($Command | Where-Object { -not (Get-Command $_ -CommandType Application -ErrorAction Ignore) })
+    if ($missing) { return "needs $($missing -join ', ') (not installed; .ci/run installs it)" }
+    if ($NeedsRoot -and [Environment]::UserName -ne 'root') { return 'needs root (loop devices, mounts)' }
+    $null
 }
 
 function Get-ExportedHashes($Point, [string]$Destination) {

@@ -1,4 +1,6 @@
-Describe 'Vaults' {
+param([ValidateSet('Local', 'Blob')][string]$Backend = 'Local')   # the vault backend: Invoke-AsrPester.ps1 runs this file once per backend
+
+Describe 'Vaults [<Backend>]' {
     BeforeAll {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
         Import-Module AsrModule
@@ -23,23 +25,25 @@ Describe 'Vaults' {
         New-AsrPolicy -Name viaObject -Vault $vault | Out-Null
         New-AsrPolicy -Name viaPath -Vault $path | Out-Null
         @(Get-AsrPolicy -Vault $path).Count | Should -Be 2
-        { Get-AsrPolicy -ErrorAction Stop } | Should -Throw -ErrorId 'VaultNotConnected'
+        { Get-AsrPolicy -ErrorAction Stop } | Should -Throw -ErrorId 'VaultNotConnected,*'
     }
 
-    # LocalOnly: a relative path names a directory; a container URL is always absolute.
-    It 'resolves relative paths against the current location' -Tag LocalOnly {
-        # Set-Location is a Management cmdlet, absent from the bare hosted engine: use the engine API.
-        $here = $ExecutionContext.SessionState.Path.CurrentLocation.Path
-        [void]$ExecutionContext.SessionState.Path.SetLocation($dir)
-        try {
-            New-AsrVault -Path ./relvault | Out-Null
-            [IO.File]::Exists((Join-TestPath $dir 'relvault/asrvault.json')) | Should -BeTrue
-        } finally { [void]$ExecutionContext.SessionState.Path.SetLocation($here) }
+    # Only on the Local backend (defined at discovery): a relative path names a directory; a container URL is always absolute.
+    if ($Backend -eq 'Local') {
+        It 'resolves relative paths (and PSDrive paths) against the current location' {
+            Push-Location $dir
+            try {
+                New-AsrVault -Path ./relvault | Out-Null
+                [IO.File]::Exists((Join-TestPath $dir 'relvault/asrvault.json')) | Should -BeTrue
+                New-PSDrive -Name AsrTestDrive -PSProvider FileSystem -Root $dir | Out-Null
+                (New-AsrVault -Path AsrTestDrive:/drivevault).Location | Should -Be (Join-TestPath $dir 'drivevault')
+            } finally { Pop-Location; Remove-PSDrive AsrTestDrive -ErrorAction Ignore }
+        }
     }
 
     It 'refuses a directory or container that is not a vault (VaultNotFound, ObjectNotFound) and changes nothing' {
         $empty = New-TestVaultLocation $dir -Create
-        $err = { Connect-AsrVault -Path $empty -ErrorAction Stop } | Should -Throw -ErrorId 'VaultNotFound' -PassThru
+        $err = { Connect-AsrVault -Path $empty -ErrorAction Stop } | Should -Throw -ErrorId 'VaultNotFound,*' -PassThru
         $err.CategoryInfo.Category | Should -Be 'ObjectNotFound'
         $err.Exception.Message | Should -Match 'not a vault'
         Test-VaultLocation $empty | Should -BeTrue
@@ -52,7 +56,7 @@ Describe 'Vaults' {
         $header = [Text.Encoding]::UTF8.GetString((Read-VaultObject $path 'asrvault.json'))
         $header | Should -Match '"formatVersion": 1'
         Write-VaultObject $path 'asrvault.json' $header.Replace('"formatVersion": 1', '"formatVersion": 7')
-        $err = { Connect-AsrVault -Path $path -ErrorAction Stop } | Should -Throw -ErrorId 'VaultFormatUnsupported' -PassThru
+        $err = { Connect-AsrVault -Path $path -ErrorAction Stop } | Should -Throw -ErrorId 'VaultFormatUnsupported,*' -PassThru
         $err.CategoryInfo.Category | Should -Be 'InvalidData'
         $err.Exception.Message | Should -Match 'version 7'
     }
@@ -62,7 +66,7 @@ Describe 'Vaults' {
         New-AsrVault -Path $path | Connect-AsrVault
         New-AsrPolicy -Name keep | Out-Null
         $before = Get-VaultSnapshot $path
-        $err = { New-AsrVault -Path $path -ErrorAction Stop } | Should -Throw -ErrorId 'VaultAlreadyExists' -PassThru
+        $err = { New-AsrVault -Path $path -ErrorAction Stop } | Should -Throw -ErrorId 'VaultAlreadyExists,*' -PassThru
         $err.CategoryInfo.Category | Should -Be 'ResourceExists'
         Get-VaultSnapshot $path | Should -Be $before
     }
@@ -71,9 +75,9 @@ Describe 'Vaults' {
         $path = New-TestVaultLocation $dir
         $secure = [securestring]::new(); foreach ($c in 'open sesame'.ToCharArray()) { $secure.AppendChar($c) }
         (New-AsrVault -Path $path -EncryptionKey $secure).IsEncrypted | Should -BeTrue
-        $err = { Connect-AsrVault -Path $path -EncryptionKey 'wrong' -ErrorAction Stop } | Should -Throw -ErrorId 'VaultKeyInvalid' -PassThru
+        $err = { Connect-AsrVault -Path $path -EncryptionKey 'wrong' -ErrorAction Stop } | Should -Throw -ErrorId 'VaultKeyInvalid,*' -PassThru
         $err.CategoryInfo.Category | Should -Be 'SecurityError'
-        { Connect-AsrVault -Path $path -ErrorAction Stop } | Should -Throw -ErrorId 'VaultKeyRequired'
+        { Connect-AsrVault -Path $path -ErrorAction Stop } | Should -Throw -ErrorId 'VaultKeyRequired,*'
         Connect-AsrVault -Path $path -EncryptionKey 'open sesame'
         (Get-AsrVault).IsEncrypted | Should -BeTrue
     }
@@ -91,7 +95,7 @@ Describe 'Vaults' {
         New-AsrVault -Path $path | Connect-AsrVault
         New-AsrPolicy -Name shared | Out-Null
         Enable-AsrReplication -Name m1 -Disk $disk -Policy shared | Out-Null
-        $r = Invoke-AsrHostProcess @"
+        $r = Invoke-PwshProcess @"
 `$ErrorActionPreference = 'Stop'
 Import-Module AsrModule
 Connect-AsrVault -Path '$path'
