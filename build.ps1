@@ -121,7 +121,12 @@ if ($tasks.Contains('Unit') -or $tasks.Contains('Pester')) {
                 '-Path', ($TestPath -join ','), '-ResultPath', (Join-Path $results 'pester.xml'), '-SummaryPath', $summaryFile)
             if ($Tag) { $pesterArgs += @('-Tag', ($Tag -join ',')) }
             if ($ExcludeTag) { $pesterArgs += @('-ExcludeTag', ($ExcludeTag -join ',')) }
-            & ([Environment]::ProcessPath) @(Get-PwshArguments) @pesterArgs
+            # Started through ProcessStartInfo.ArgumentList: a native call from pwsh would glob an argument such as '*'.
+            $psi = [Diagnostics.ProcessStartInfo]::new([Environment]::ProcessPath)
+            foreach ($a in @(Get-PwshArguments) + $pesterArgs) { $psi.ArgumentList.Add($a) }
+            $psi.UseShellExecute = $false
+            $pesterProcess = [Diagnostics.Process]::Start($psi)
+            $pesterProcess.WaitForExit()
             $summary.Pester = if (Test-Path $summaryFile) { Get-Content -Raw $summaryFile | ConvertFrom-Json }
                               else { [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 } }   # the runner itself failed
         }

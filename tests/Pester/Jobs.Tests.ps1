@@ -152,3 +152,56 @@ Describe 'Crash safety: a replication process killed mid-cycle [<Backend>]' {
         (Get-ExportedHashes (Get-AsrRecoveryPoint -Item crash -Latest) (Join-TestPath $dir 'p2'))['crash.img'] | Should -Be $atPoint2
     }
 }
+
+Describe 'Write-Progress of one job never goes backwards [<Backend>]' {
+    # The progress records the cmdlets write, as a host receives them: a runspace of this process whose
+    # Progress stream collects every ProgressRecord (ProgressPreference Continue).
+    BeforeAll {
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
+        Import-Module AsrModule
+        $dir = New-TestDirectory
+        $os = Join-TestPath $dir 'p-os.img'; $data = Join-TestPath $dir 'p-data.img'
+        New-AsrSampleDisk -Path $os -SizeBytes 192MB -Seed 31 | Out-Null   # large enough for several 100 ms progress polls per job
+        New-AsrSampleDisk -Path $data -SizeBytes 128MB -Seed 32 | Out-Null
+        $vaultPath = New-TestVaultLocation $dir
+        New-AsrVault -Path $vaultPath | Connect-AsrVault
+        New-AsrPolicy -Name p | Out-Null
+        Enable-AsrReplication -Name prog -Disk $os, $data -Policy p | Out-Null
+
+        function Get-ProgressOf([string]$Command) {
+            <# Runs $Command in a fresh runspace on this vault and returns the percentages of its progress records (not Completed ones). #>
+            $ps = [PowerShell]::Create()
+            try {
+                [void]$ps.AddScript("`$ProgressPreference = 'Continue'; Import-Module AsrModule; Connect-AsrVault -Path '$vaultPath'; $Command")
+                [void]$ps.Invoke()
+                if ($ps.HadErrors) { throw "$Command failed: $($ps.Streams.Error -join '; ')" }
+                @($ps.Streams.Progress | Where-Object { $_.RecordType -ne 'Completed' -and $_.PercentComplete -ge 0 } | ForEach-Object { $_.PercentComplete })
+            } finally { $ps.Dispose() }
+        }
+
+        function Assert-NeverBackwards([int[]]$Percent, [string]$What) {
+            # The cmdlet polls its job every 100 ms: a fast job may show one record, a longer one many.
+            $Percent.Count | Should -BeGreaterThan 0 -Because "$What reports progress"
+            for ($i = 1; $i -lt $Percent.Count; $i++) {
+                if ($Percent[$i] -lt $Percent[$i - 1]) { throw "$What went back from $($Percent[$i - 1])% to $($Percent[$i])% (report $i of $($Percent -join ', '))" }
+            }
+        }
+    }
+    AfterAll { Disconnect-AsrVault; Remove-TestDirectory $dir }
+
+    It 'a checksum resync of two disks' {
+        Write-AsrSampleChange -Path $data -Fraction 0.05 -Seed 33 | Out-Null
+        Assert-NeverBackwards (Get-ProgressOf 'Get-AsrProtectedItem prog | Resume-AsrResync | Out-Null') 'Resume-AsrResync'
+    }
+
+    It 'a planned failover (final sync, source check, export), then commit, reprotect and failback' {
+        Write-AsrSampleChange -Path $os -Fraction 0.05 -Seed 34 | Out-Null
+        $target = Join-TestPath $dir 'recovery'
+        Assert-NeverBackwards (Get-ProgressOf "Get-AsrProtectedItem prog | Start-AsrFailover -Planned -SourceStopped -Target (New-AsrLocalTarget '$target') -Confirm:`$false | Out-Null") 'a planned failover'
+        Get-AsrProtectedItem prog | Complete-AsrFailover -Confirm:$false | Out-Null
+        Write-AsrSampleChange -Path (Join-TestPath $target 'prog/p-os.img') -Fraction 0.02 -Seed 35 | Out-Null
+        Assert-NeverBackwards (Get-ProgressOf 'Get-AsrProtectedItem prog | Update-AsrProtectionDirection -Confirm:$false | Out-Null') 'reprotect'
+        Assert-NeverBackwards (Get-ProgressOf 'Get-AsrProtectedItem prog | Invoke-AsrFailback -Confirm:$false | Out-Null') 'failback'
+        (Get-AsrProtectedItem prog).State | Should -Be 'Protected'
+    }
+}
