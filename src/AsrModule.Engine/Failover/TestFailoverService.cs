@@ -61,8 +61,10 @@ public sealed class TestFailoverService
             var exports = new Dictionary<string, IBlockDevice>(StringComparer.Ordinal);
             foreach (var disk in point.Disks)
             {
+                // The disk name comes from the vault: a plain file name, and the overlay stays inside the drill's directory.
+                string overlayPath = VaultRecordChecks.JoinInside(dir, disk.Name, ".overlay", VaultLayout.PointManifest(point.ItemId, point.Sequence));
                 var baseDevice = await RecoveryPointBlockDevice.OpenAsync(_vault, point, disk.DiskId, ct).ConfigureAwait(false);
-                var overlay = new OverlayBlockDevice(baseDevice, Path.Combine(dir, disk.Name + ".overlay"));
+                var overlay = new OverlayBlockDevice(baseDevice, overlayPath);
                 devices.Add(overlay);
                 exports[disk.Name] = overlay;
             }

@@ -55,9 +55,17 @@ internal static class ExtentIndex
             throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData, $"Extent index '{key}' has the wrong length.", key);
         var records = new ExtentRecord[count];
         ReadOnlySpan<byte> span = buffer.AsSpan(8);
+        long previousEnd = 0;
         for (int i = 0; i < count; i++)
         {
-            records[i] = ReadRecord(span);
+            var r = records[i] = ReadRecord(span);
+            // The map overlays a delta assuming sorted, non-overlapping extents at real pack positions; a record
+            // that is not (a planted or damaged index) would read wrong bytes or ask for a negative buffer.
+            // A trimmed run (Zero) stores nothing and names pack -1.
+            if (r.FirstBlock < previousEnd || r.BlockCount <= 0 || r.PackOffset < 0 || r.StoredLength < 0
+                || (r.PackNumber < 0 && (r.Flags & ExtentFlags.Zero) == 0))
+                throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData, $"Extent index '{key}' is corrupt (record {i} is out of order or out of range).", key);
+            previousEnd = r.EndBlock;
             span = span[ExtentRecord.EncodedSize..];
         }
         return records;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using AsrModule.Engine.Errors;
 using AsrModule.Engine.Storage;
 using AsrModule.Engine.Vault;
+using Microsoft.Extensions.Logging;
 
 namespace AsrModule.Engine.RecoveryPoints;
 
@@ -42,11 +43,11 @@ public sealed class PointPin : IAsyncDisposable
         string key = VaultLayout.Pin(point.ItemId, Guid.NewGuid());
         using (await vault.LockItemRecordAsync(point.ItemId, ct).ConfigureAwait(false))
         {
-            var current = await vault.Store.ReadAsync<AsrRecoveryPoint>(VaultLayout.PointManifest(point.ItemId, point.Sequence), ct).ConfigureAwait(false);
+            // Re-read and checked (VaultRecordChecks): a manifest replaced since the caller read it is refused before anything reads or writes.
+            var current = await vault.ReadPointAsync(point.ItemId, point.Sequence, ct).ConfigureAwait(false);
             if (current is null || current.PointId != point.PointId)
                 throw new AsrException(AsrErrorIds.RecoveryPointNotFound, AsrErrorKind.ObjectNotFound,
                     $"Recovery point {point} is no longer in the vault: retention pruned it. List the current points with Get-AsrRecoveryPoint.", point.ToString());
-            current.VaultLocation = vault.Location;
             await vault.Store.WriteJsonAsync(key, record, ct).ConfigureAwait(false);
             return new PointPin(vault, key, current);
         }
@@ -58,6 +59,12 @@ public sealed class PointPin : IAsyncDisposable
         var pinned = new HashSet<long>();
         foreach (var o in await vault.Store.ListAsync(VaultLayout.PinsPrefix(itemId), ct).ConfigureAwait(false))
         {
+            // Only pins named as AcquireAsync names them: a stray file is not a pin, and not ours to delete.
+            if (!Guid.TryParseExact(Path.GetFileNameWithoutExtension(o.Key), "N", out var pinId) || o.Key != VaultLayout.Pin(itemId, pinId))
+            {
+                vault.Logger.LogWarning("Ignoring vault object '{Key}': its name is not one this module writes, so it is neither read nor deleted", o.Key);
+                continue;
+            }
             if (await vault.Store.ReadAsync<PinRecord>(o.Key, ct).ConfigureAwait(false) is not { } pin) continue;
             if (pin.OwnerHost == Environment.MachineName && !OwnerAlive(pin))
             {

@@ -40,13 +40,69 @@ public sealed class RecoveryPointDiskReader : IDisposable
             var linkDisk = link.Disks.FirstOrDefault(d => d.DiskId == pointDisk.DiskId);
             if (linkDisk is null) continue;
             // A rebased link has no parent, so it is the chain's base: its full map replaces the (empty) map.
-            if (link.IndexGeneration > 0)
-                map.LoadFlattened(await ReadFullMapAsync(vault, link, pointDisk.DiskId, cancellationToken).ConfigureAwait(false));
-            else
-                map.Overlay(link.Sequence, await ReadDeltaAsync(vault, link, pointDisk.DiskId, cancellationToken).ConfigureAwait(false), linkDisk.SizeBytes, linkDisk.BlockSize);
+            string key = link.IndexGeneration > 0
+                ? VaultLayout.PointFullMap(link.ItemId, link.Sequence, pointDisk.DiskId, link.IndexGeneration)
+                : VaultLayout.PointIndex(link.ItemId, link.Sequence, pointDisk.DiskId);
+            try
+            {
+                if (link.IndexGeneration > 0)
+                    map.LoadFlattened(await ReadFullMapAsync(vault, link, pointDisk.DiskId, cancellationToken).ConfigureAwait(false));
+                else
+                    map.Overlay(link.Sequence, await ReadDeltaAsync(vault, link, pointDisk.DiskId, cancellationToken).ConfigureAwait(false), linkDisk.SizeBytes, linkDisk.BlockSize);
+            }
+            catch (Exception ex) when (IsDamagedObject(ex))
+            {
+                throw Unreadable(pointDisk, point, key, ex);
+            }
         }
-        return new RecoveryPointDiskReader(vault, point, pointDisk, map);
+        var reader = new RecoveryPointDiskReader(vault, point, pointDisk, map);
+        reader.CheckExtents();
+        return reader;
     }
+
+    /// <summary>
+    /// Whether <paramref name="ex"/> says a vault object is missing, shorter than its index says, or does not decode:
+    /// damage to report as <see cref="AsrErrorIds.VaultDataCorrupt"/> naming the disk, the point and the object.
+    /// The blob store reports a missing blob (404) and a short one (416) the same way as the local store.
+    /// </summary>
+    internal static bool IsDamagedObject(Exception ex) =>
+        ex is FileNotFoundException or DirectoryNotFoundException or EndOfStreamException or ZstdSharp.ZstdException or InvalidDataException
+        || ex is AsrException { ErrorId: AsrErrorIds.VaultDataCorrupt };
+
+    private static AsrException Unreadable(RecoveryPointDisk disk, AsrRecoveryPoint point, string key, Exception ex)
+    {
+        string what = ex switch
+        {
+            FileNotFoundException or DirectoryNotFoundException => "is missing",
+            EndOfStreamException => "is shorter than its index says (truncated)",
+            ZstdSharp.ZstdException => $"does not decompress ({ex.Message})",
+            _ => $"is damaged: {ex.Message}",
+        };
+        return new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData,
+            $"Disk '{disk.Name}' of point {point} cannot be read: vault object '{key}' {what}", key, ex);
+    }
+
+    /// <summary>
+    /// Every extent the map reads must lie inside the disk of the point that stored it and fit a buffer: an index
+    /// record that does not (planted or damaged) is refused before any read sizes a buffer from it.
+    /// </summary>
+    private void CheckExtents()
+    {
+        for (int i = 0; i < Map.Extents.Count; i++)
+        {
+            var (sequence, r, diskSize) = Map.Extents[i];
+            long diskBlocks = (diskSize + BlockSize - 1) / BlockSize;
+            if (r.FirstBlock >= diskBlocks || (long)r.BlockCount * BlockSize > MaxExtentPlainBytes
+                || r.StoredLength > ZstdSharp.Compressor.GetCompressBound((int)Math.Min((long)r.BlockCount * BlockSize, diskSize - r.FirstBlock * BlockSize)) + Security.SealedBox.Overhead)
+                throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData,
+                    $"Disk '{Disk.Name}' of point {_point} cannot be read: the extent of blocks {r.FirstBlock}+{r.BlockCount} stored in " +
+                    $"'{VaultLayout.Pack(_point.ItemId, sequence, r.PackNumber)}' lies outside the disk or is larger than any extent this module writes.",
+                    VaultLayout.Pack(_point.ItemId, sequence, r.PackNumber));
+        }
+    }
+
+    /// <summary>Largest plaintext of one stored extent a reader accepts (cycles write at most 64 blocks of at most 1 MiB).</summary>
+    internal const int MaxExtentPlainBytes = 64 << 20;
 
     /// <summary>The extents <paramref name="point"/> itself stored for a disk (its delta index).</summary>
     private static async Task<ExtentRecord[]> ReadDeltaAsync(AsrVault vault, AsrRecoveryPoint point, string diskId, CancellationToken cancellationToken)
@@ -82,12 +138,16 @@ public sealed class RecoveryPointDiskReader : IDisposable
     public async Task DecodeExtentAsync(int extentRef, Memory<byte> plain, CancellationToken cancellationToken)
     {
         var (sequence, record, _) = Map.Extents[extentRef];
+        string key = VaultLayout.Pack(_point.ItemId, sequence, record.PackNumber);
         byte[] stored = ArrayPool<byte>.Shared.Rent(record.StoredLength);
         try
         {
-            await _vault.Store.ReadRangeAsync(VaultLayout.Pack(_point.ItemId, sequence, record.PackNumber), record.PackOffset,
-                stored.AsMemory(0, record.StoredLength), cancellationToken).ConfigureAwait(false);
+            await _vault.Store.ReadRangeAsync(key, record.PackOffset, stored.AsMemory(0, record.StoredLength), cancellationToken).ConfigureAwait(false);
             Decode(extentRef, stored.AsSpan(0, record.StoredLength), plain.Span);
+        }
+        catch (Exception ex) when (IsDamagedObject(ex))
+        {
+            throw Unreadable(Disk, _point, key, ex);
         }
         finally
         {
@@ -133,18 +193,34 @@ public sealed class RecoveryPointDiskReader : IDisposable
         {
             var (sequence, first, _) = Map.Extents[read[0]];
             var last = Map.Extents[read[^1]].Record;
+            string key = VaultLayout.Pack(_point.ItemId, sequence, first.PackNumber);
             int span = checked((int)(last.PackOffset + last.StoredLength - first.PackOffset));
             byte[] stored = ArrayPool<byte>.Shared.Rent(span);
             try
             {
-                await _vault.Store.ReadRangeAsync(VaultLayout.Pack(_point.ItemId, sequence, first.PackNumber), first.PackOffset, stored.AsMemory(0, span), ct).ConfigureAwait(false);
+                try
+                {
+                    await _vault.Store.ReadRangeAsync(key, first.PackOffset, stored.AsMemory(0, span), ct).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (IsDamagedObject(ex))
+                {
+                    throw Unreadable(Disk, _point, key, ex);
+                }
                 foreach (int extentRef in read)
                 {
                     var record = Map.Extents[extentRef].Record;
                     byte[] plain = ArrayPool<byte>.Shared.Rent(PlainLength(extentRef));
                     try
                     {
-                        Decode(extentRef, stored.AsSpan((int)(record.PackOffset - first.PackOffset), record.StoredLength), plain);
+                        // Only the read and the decode are the vault's: what the action throws (a full export disk) is its own.
+                        try
+                        {
+                            Decode(extentRef, stored.AsSpan((int)(record.PackOffset - first.PackOffset), record.StoredLength), plain);
+                        }
+                        catch (Exception ex) when (IsDamagedObject(ex))
+                        {
+                            throw Unreadable(Disk, _point, key, ex);
+                        }
                         await action(segmentsOf[extentRef], plain, ct).ConfigureAwait(false);
                     }
                     finally

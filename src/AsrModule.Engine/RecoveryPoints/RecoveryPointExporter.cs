@@ -25,7 +25,9 @@ public static class RecoveryPointExporter
                         $"Recovery point {point} has no disk '{f}'. Its disks: {string.Join(", ", point.Disks.Select(d => d.Name))}.", f);
         var disks = point.Disks.Where(d => diskFilter is null || diskFilter.Count == 0
             || diskFilter.Any(f => string.Equals(f, d.Name, StringComparison.OrdinalIgnoreCase) || f == d.DiskId)).ToList();
-        var targets = disks.Select(d => Path.Combine(destinationDirectory, d.Name)).ToList();
+        // Disk names come from the vault: each must be a plain file name that stays inside the destination.
+        string manifestKey = VaultLayout.PointManifest(point.ItemId, point.Sequence);
+        var targets = disks.Select(d => VaultRecordChecks.JoinInside(destinationDirectory, d.Name, "", manifestKey)).ToList();
         if (File.Exists(destinationDirectory))
             throw new AsrException(AsrErrorIds.ExportDestinationExists, AsrErrorKind.InvalidArgument,
                 $"'{destinationDirectory}' is a file; -Destination must be a directory.", destinationDirectory);

@@ -90,6 +90,7 @@ internal sealed class ExtentCodec : IDisposable
             {
                 if (_key is null)
                     throw new AsrException(AsrErrorIds.VaultKeyRequired, AsrErrorKind.SecurityError, $"{what} is encrypted and no key was supplied.", what);
+                if (stored.Length < SealedBox.Overhead) throw Corrupt(what, "shorter than its nonce and tag");
                 decrypted = ArrayPool<byte>.Shared.Rent(stored.Length - SealedBox.Overhead);
                 var dst = decrypted.AsSpan(0, stored.Length - SealedBox.Overhead);
                 Box(itemId, sequence).Open(stored, dst, Aad(diskId, record.FirstBlock, record.BlockCount, sequence), what);

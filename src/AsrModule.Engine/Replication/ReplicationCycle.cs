@@ -566,16 +566,16 @@ internal sealed class ReplicationCycle
         foreach (var prefix in new[] { VaultLayout.PacksPrefix(_item.Id), VaultLayout.IndexPrefix(_item.Id), VaultLayout.TrackerDirPrefix(_item.Id) })
         {
             await _vault.Store.DeleteIncompleteAsync(prefix, ct).ConfigureAwait(false);
-            foreach (var o in await _vault.Store.ListAsync(prefix, ct).ConfigureAwait(false))
-                if (VaultLayout.SequenceOf(o.Key) > latestSequence)
+            foreach (var (o, objectSequence) in VaultLayout.OwnObjects(await _vault.Store.ListAsync(prefix, ct).ConfigureAwait(false), _context.Logger))
+                if (objectSequence > latestSequence)
                     await _vault.Store.DeleteAsync(o.Key, ct).ConfigureAwait(false);
         }
     }
 
     private async Task RemoveOldTrackersAsync(long sequence)
     {
-        foreach (var o in await _vault.Store.ListAsync(VaultLayout.TrackerDirPrefix(_item.Id), CancellationToken.None).ConfigureAwait(false))
-            if (VaultLayout.SequenceOf(o.Key) < sequence)
+        foreach (var (o, objectSequence) in VaultLayout.OwnObjects(await _vault.Store.ListAsync(VaultLayout.TrackerDirPrefix(_item.Id), CancellationToken.None).ConfigureAwait(false), _context.Logger))
+            if (objectSequence < sequence)
                 await _vault.Store.DeleteAsync(o.Key, CancellationToken.None).ConfigureAwait(false);
     }
 }

@@ -31,9 +31,10 @@ internal static class UnreferencedObjectSweeper
             ? VaultLayout.PointIndex(item.Id, p.Sequence, d.DiskId)
             : VaultLayout.PointFullMap(item.Id, p.Sequence, d.DiskId, p.IndexGeneration))).ToHashSet(StringComparer.Ordinal);
         long indexBytes = 0;
-        foreach (var o in await vault.Store.ListAsync(VaultLayout.IndexPrefix(item.Id), ct).ConfigureAwait(false))
+        // Only objects named as the engine names them: a stray file is not ours to delete (OwnObjects warns about it).
+        foreach (var (o, sequence) in VaultLayout.OwnObjects(await vault.Store.ListAsync(VaultLayout.IndexPrefix(item.Id), ct).ConfigureAwait(false), vault.Logger))
         {
-            if (VaultLayout.SequenceOf(o.Key) > latest || liveIndexes.Contains(o.Key)) continue;
+            if (sequence > latest || liveIndexes.Contains(o.Key)) continue;
             await vault.Store.DeleteAsync(o.Key, ct).ConfigureAwait(false);
             indexBytes += o.Length;
         }
@@ -42,8 +43,9 @@ internal static class UnreferencedObjectSweeper
         // only be needed through a rebased point's full map, which names the sequence that stored it.
         var listed = points.Select(p => p.Sequence).ToHashSet();
         var ownPacks = points.SelectMany(p => p.Packs).ToHashSet(StringComparer.Ordinal);
-        var candidates = (await vault.Store.ListAsync(VaultLayout.PacksPrefix(item.Id), ct).ConfigureAwait(false))
-            .Where(o => VaultLayout.SequenceOf(o.Key) is var s && s <= latest && !listed.Contains(s) && !ownPacks.Contains(o.Key))
+        var candidates = VaultLayout.OwnObjects(await vault.Store.ListAsync(VaultLayout.PacksPrefix(item.Id), ct).ConfigureAwait(false), vault.Logger)
+            .Where(p => p.Sequence <= latest && !listed.Contains(p.Sequence) && !ownPacks.Contains(p.Object.Key))
+            .Select(p => p.Object)
             .ToList();
         var deletedPacks = new List<string>();
         long packBytes = 0;

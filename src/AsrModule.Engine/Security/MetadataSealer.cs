@@ -42,22 +42,34 @@ public static class MetadataSealer
             throw Corrupt(objectKey, "bad header");
         bool encrypted = (sealedObject[4] & FlagEncrypted) != 0;
         int plainLength = BinaryPrimitives.ReadInt32LittleEndian(sealedObject.AsSpan(5));
+        if (plainLength < 0) throw Corrupt(objectKey, "negative length");
         ReadOnlySpan<byte> payload = sealedObject.AsSpan(9);
         byte[]? decrypted = null;
         if (encrypted)
         {
             if (key is null)
                 throw new AsrException(AsrErrorIds.VaultKeyRequired, AsrErrorKind.SecurityError, $"Object '{objectKey}' is encrypted and no key was supplied.", objectKey);
+            if (payload.Length < SealedBox.Overhead) throw Corrupt(objectKey, "truncated");
             decrypted = new byte[payload.Length - SealedBox.Overhead];
             using var box = new SealedBox(key.DeriveSubkey("meta:" + objectKey));
             box.Open(payload, decrypted, Encoding.UTF8.GetBytes(objectKey), objectKey);
             payload = decrypted;
         }
-        using var decompressor = new Decompressor();
-        byte[] plain = new byte[plainLength];
-        int written = decompressor.Unwrap(payload, plain);
-        if (written != plainLength) throw Corrupt(objectKey, "length mismatch");
-        return plain;
+        try
+        {
+            using var decompressor = new Decompressor();
+            // The frame bounds what it can decompress to (its declared content size when it has one): a header
+            // claiming more (a truncated or planted object) is refused before the buffer it asks for is allocated.
+            if (Decompressor.GetDecompressedSize(payload) < (ulong)plainLength) throw Corrupt(objectKey, "length mismatch");
+            byte[] plain = new byte[plainLength];
+            int written = decompressor.Unwrap(payload, plain);
+            if (written != plainLength) throw Corrupt(objectKey, "length mismatch");
+            return plain;
+        }
+        catch (ZstdException ex)
+        {
+            throw Corrupt(objectKey, ex.Message);
+        }
     }
 
     private static AsrException Corrupt(string key, string why) =>

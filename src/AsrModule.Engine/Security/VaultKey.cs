@@ -12,6 +12,23 @@ namespace AsrModule.Engine.Security;
 public sealed class VaultKey
 {
     public const int Iterations = 600_000; // OWASP 2023 figure for PBKDF2-HMAC-SHA256
+
+    /// <summary>
+    /// Fewest iterations a vault header may ask for: what this module writes (<see cref="Iterations"/>) ÷ 6, the
+    /// 100,000 of older guidance. A header below it was not written by this module; deriving with it would be cheap
+    /// for an attacker who planted it, and 0 or a negative count is no derivation at all.
+    /// </summary>
+    public const int MinIterations = Iterations / 6;
+
+    /// <summary>
+    /// Most iterations a vault header may ask for: 4 × <see cref="Iterations"/> (about a second where the default
+    /// takes 0.3 s), room for a later default. A hostile header asking for 2^31 − 1 (about 20 minutes of CPU, which
+    /// nothing can cancel) is refused before any derivation starts.
+    /// </summary>
+    public const int MaxIterations = Iterations * 4;
+
+    /// <summary>The salt this module writes is 16 bytes; a header's may be 16 to 64.</summary>
+    private const int MinSaltBytes = 16, MaxSaltBytes = 64;
     private const string KeyCheckLabel = "asr-vault-key-check";
     private readonly byte[] _master;
 
@@ -31,8 +48,34 @@ public sealed class VaultKey
         };
     }
 
+    /// <summary>
+    /// Checks the encryption settings of a vault header before anything is derived from them: the algorithm and KDF
+    /// this module implements, an iteration count within [<see cref="MinIterations"/>, <see cref="MaxIterations"/>], a
+    /// 16–64 byte salt and a key check. Anything else is <see cref="AsrErrorIds.VaultFormatUnsupported"/> (InvalidData):
+    /// a header this module did not write, reported on Connect-AsrVault like an unknown format version.
+    /// </summary>
+    public static void CheckSettings(EncryptionSettings settings, string vaultLocation)
+    {
+        string? problem = null;
+        byte[]? salt = null;
+        try { salt = Convert.FromBase64String(settings.Salt ?? ""); }
+        catch (FormatException) { }
+        if (settings.Algorithm != "AES-256-GCM" || settings.Kdf != "PBKDF2-SHA256")
+            problem = $"encryption '{Vault.VaultRecordChecks.Printable(settings.Algorithm)}' with key derivation '{Vault.VaultRecordChecks.Printable(settings.Kdf)}' (this module uses AES-256-GCM with PBKDF2-SHA256)";
+        else if (settings.Iterations is < MinIterations or > MaxIterations)
+            problem = $"a key derivation of {settings.Iterations:N0} iterations (this module accepts {MinIterations:N0} to {MaxIterations:N0}; it writes {Iterations:N0})";
+        else if (salt is null || salt.Length is < MinSaltBytes or > MaxSaltBytes)
+            problem = $"a salt that is not {MinSaltBytes} to {MaxSaltBytes} bytes of base64";
+        else if (string.IsNullOrEmpty(settings.KeyCheck))
+            problem = "no key check";
+        if (problem is not null)
+            throw new AsrException(AsrErrorIds.VaultFormatUnsupported, AsrErrorKind.InvalidData,
+                $"The vault header at '{vaultLocation}' asks for {problem}; it was not written by this module and is refused before any key is derived.", vaultLocation);
+    }
+
     public static VaultKey Open(string passphrase, EncryptionSettings settings, string vaultId, string vaultLocation)
     {
+        CheckSettings(settings, vaultLocation);
         var key = Derive(passphrase, Convert.FromBase64String(settings.Salt), settings.Iterations);
         if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(key.ComputeKeyCheck(vaultId)), Encoding.ASCII.GetBytes(settings.KeyCheck)))
             throw new AsrException(AsrErrorIds.VaultKeyInvalid, AsrErrorKind.SecurityError,

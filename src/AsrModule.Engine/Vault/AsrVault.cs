@@ -87,6 +87,9 @@ public sealed class AsrVault
             throw new AsrException(AsrErrorIds.VaultFormatUnsupported, AsrErrorKind.InvalidData,
                 $"The vault at '{store.Location}' has format '{header.Format}' version {header.FormatVersion}; this module reads '{VaultHeader.FormatName}' version {VaultHeader.CurrentFormatVersion} only.",
                 store.Location);
+        // A hostile header must not make Connect-AsrVault derive for hours: bounds first, before any derivation.
+        if (header.Encryption is not null)
+            VaultKey.CheckSettings(header.Encryption, store.Location);
         VaultKey? key = null;
         if (header.Encryption is not null)
         {
@@ -167,7 +170,7 @@ public sealed class AsrVault
         foreach (var o in await Store.ListAsync(VaultLayout.ItemsPrefix, ct).ConfigureAwait(false))
         {
             if (!o.Key.EndsWith("/item.json", StringComparison.Ordinal) || o.Key.Count(c => c == '/') != 2) continue;
-            if (await Store.ReadAsync<AsrProtectedItem>(o.Key, ct).ConfigureAwait(false) is { } item)
+            if (await ReadItemRecordAsync(o.Key, ct).ConfigureAwait(false) is { } item)
                 list.Add(await DecorateAsync(item, ct).ConfigureAwait(false));
         }
         return list.OrderBy(i => i.Name, StringComparer.OrdinalIgnoreCase).ToList();
@@ -176,11 +179,19 @@ public sealed class AsrVault
     public async Task<AsrProtectedItem> GetItemAsync(string name, CancellationToken ct)
     {
         var claim = VaultLayout.IsValidName(name) ? await Store.ReadAllAsync(VaultLayout.ItemNameClaim(name), ct).ConfigureAwait(false) : null;
-        var item = claim is null ? null : await Store.ReadAsync<AsrProtectedItem>(VaultLayout.Item(System.Text.Encoding.UTF8.GetString(claim)), ct).ConfigureAwait(false);
+        var item = claim is null ? null : await ReadItemRecordAsync(VaultLayout.Item(System.Text.Encoding.UTF8.GetString(claim)), ct).ConfigureAwait(false);
         if (item is null)
             throw new AsrException(AsrErrorIds.ProtectedItemNotFound, AsrErrorKind.ObjectNotFound,
                 $"No protected item named '{name}' in the vault at '{Location}'. Use Get-AsrProtectedItem to list items.", name);
         return await DecorateAsync(item, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>An item record as stored, checked before use (its disk names become file names: see <see cref="VaultRecordChecks"/>).</summary>
+    private async Task<AsrProtectedItem?> ReadItemRecordAsync(string key, CancellationToken ct)
+    {
+        var item = await Store.ReadAsync<AsrProtectedItem>(key, ct).ConfigureAwait(false);
+        if (item is not null) VaultRecordChecks.CheckItem(item, key);
+        return item;
     }
 
     internal Task SaveItemAsync(AsrProtectedItem item, CancellationToken ct) => Store.WriteJsonAsync(VaultLayout.Item(item.Id), item, ct);
@@ -193,7 +204,7 @@ public sealed class AsrVault
     {
         using (await LockItemRecordAsync(itemId, ct).ConfigureAwait(false))
         {
-            var item = await Store.ReadAsync<AsrProtectedItem>(VaultLayout.Item(itemId), ct).ConfigureAwait(false)
+            var item = await ReadItemRecordAsync(VaultLayout.Item(itemId), ct).ConfigureAwait(false)
                 ?? throw new AsrException(AsrErrorIds.ProtectedItemNotFound, AsrErrorKind.ObjectNotFound, $"Protected item {itemId} no longer exists.", itemId);
             mutate(item);
             await SaveItemAsync(item, ct).ConfigureAwait(false);
@@ -270,7 +281,18 @@ public sealed class AsrVault
     private async Task<AsrProtectedItem> DecorateAsync(AsrProtectedItem item, CancellationToken ct)
     {
         item.VaultLocation = Location;
-        var latest = await GetLatestPointAsync(item.Id, ct).ConfigureAwait(false);
+        AsrRecoveryPoint? latest = null;
+        try
+        {
+            latest = await GetLatestPointAsync(item.Id, ct).ConfigureAwait(false);
+        }
+        catch (AsrException ex) when (ex.ErrorId == AsrErrorIds.VaultDataCorrupt)
+        {
+            // A damaged or planted manifest must not hide the item: it is shown (Critical, with the record named)
+            // and can still be disabled; what would read the point refuses it.
+            item.LastError = ex.Message;
+            Logger.LogWarning("Item {Item}: {Message}", item.Name, ex.Message);
+        }
         if (latest is not null)
         {
             // The published manifests are the truth; the item record may lag after a crash.
@@ -326,9 +348,10 @@ public sealed class AsrVault
         var list = new List<AsrRecoveryPoint>();
         foreach (var o in await Store.ListAsync(VaultLayout.PointsPrefix(item.Id), ct).ConfigureAwait(false))
         {
-            if (!VaultLayout.TryParsePointSequence(o.Key, out _)) continue;
-            var p = await Store.ReadAsync<AsrRecoveryPoint>(o.Key, ct).ConfigureAwait(false);
-            if (p is not null) { p.VaultLocation = Location; list.Add(p); }
+            // Only manifests named as this engine names them (a stray or nested file is not a point).
+            if (!VaultLayout.TryParsePointSequence(o.Key, out long sequence) || o.Key != VaultLayout.PointManifest(item.Id, sequence)) continue;
+            var p = await ReadPointAsync(item.Id, sequence, ct).ConfigureAwait(false);
+            if (p is not null) list.Add(p);
         }
         return list;
     }
@@ -338,28 +361,50 @@ public sealed class AsrVault
         var keys = await Store.ListAsync(VaultLayout.PointsPrefix(itemId), ct).ConfigureAwait(false);
         for (int i = keys.Count - 1; i >= 0; i--)
         {
-            if (!VaultLayout.TryParsePointSequence(keys[i].Key, out _)) continue;
-            var p = await Store.ReadAsync<AsrRecoveryPoint>(keys[i].Key, ct).ConfigureAwait(false);
-            if (p is not null) { p.VaultLocation = Location; return p; }
+            if (!VaultLayout.TryParsePointSequence(keys[i].Key, out long sequence) || keys[i].Key != VaultLayout.PointManifest(itemId, sequence)) continue;
+            var p = await ReadPointAsync(itemId, sequence, ct).ConfigureAwait(false);
+            if (p is not null) return p;
         }
         return null;
     }
 
     public async Task<AsrRecoveryPoint> GetPointAsync(string itemId, long sequence, CancellationToken ct)
     {
-        var p = await Store.ReadAsync<AsrRecoveryPoint>(VaultLayout.PointManifest(itemId, sequence), ct).ConfigureAwait(false)
+        return await ReadPointAsync(itemId, sequence, ct).ConfigureAwait(false)
             ?? throw new AsrException(AsrErrorIds.RecoveryPointNotFound, AsrErrorKind.ObjectNotFound, $"Recovery point {sequence} does not exist.", sequence);
+    }
+
+    /// <summary>
+    /// The manifest of a point as stored, or null when there is none; checked before use (it must be the point
+    /// its key names, and its disk names become file names: see <see cref="VaultRecordChecks"/>).
+    /// </summary>
+    internal async Task<AsrRecoveryPoint?> ReadPointAsync(string itemId, long sequence, CancellationToken ct)
+    {
+        string key = VaultLayout.PointManifest(itemId, sequence);
+        var p = await Store.ReadAsync<AsrRecoveryPoint>(key, ct).ConfigureAwait(false);
+        if (p is null) return null;
+        VaultRecordChecks.CheckPoint(p, key, itemId, sequence);
         p.VaultLocation = Location;
         return p;
     }
 
-    /// <summary>The points whose deltas make up <paramref name="point"/>, base first.</summary>
+    /// <summary>
+    /// The points whose deltas make up <paramref name="point"/>, base first. A parent is always an older point,
+    /// so each step goes to a smaller sequence: a manifest naming itself, a newer point or one already walked
+    /// as its parent (a cycle in a planted or damaged vault) stops the walk with VaultDataCorrupt, and the walk
+    /// never takes more steps than there are manifests.
+    /// </summary>
     public async Task<List<AsrRecoveryPoint>> GetPointChainAsync(AsrRecoveryPoint point, CancellationToken ct)
     {
         var chain = new List<AsrRecoveryPoint> { point };
         var current = point;
         while (current.ParentSequence is { } parent)
         {
+            if (parent >= current.Sequence || parent <= 0)
+                throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData,
+                    $"The parent chain of recovery point {point} is corrupt: point {current.Sequence} names point {parent} as its parent " +
+                    $"(a parent is always an older point; a chain that loops cannot be read). Vault record: '{VaultLayout.PointManifest(point.ItemId, current.Sequence)}'.",
+                    VaultLayout.PointManifest(point.ItemId, current.Sequence));
             current = await GetPointAsync(point.ItemId, parent, ct).ConfigureAwait(false);
             chain.Add(current);
         }

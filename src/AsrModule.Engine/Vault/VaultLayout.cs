@@ -1,3 +1,7 @@
+using System.Globalization;
+using AsrModule.Engine.Storage;
+using Microsoft.Extensions.Logging;
+
 namespace AsrModule.Engine.Vault;
 
 /// <summary>
@@ -43,6 +47,74 @@ public static class VaultLayout
         int firstDash = name.IndexOf('-');
         return long.Parse(name[..firstDash]);
     }
+
+    /// <summary>
+    /// The point sequence of an object under an item's packs/, index/ or tracker/ folder, when its key is one this
+    /// engine writes (<see cref="Pack"/>, <see cref="PointIndex"/>, <see cref="PointFullMap"/>, <see cref="Tracker"/>):
+    /// directly in that folder and named exactly as those methods name it. False for anything else: a stray file
+    /// (notes, a copy, a nested folder) is not ours, so the engine neither reads nor deletes it.
+    /// </summary>
+    public static bool TryParseObjectSequence(string key, out long sequence)
+    {
+        sequence = 0;
+        var parts = key.Split('/');
+        if (parts.Length != 4 || parts[0] != "items" || !IsValidName(parts[1])) return false;
+        string name = parts[3];
+        switch (parts[2])
+        {
+            case "packs": // <sequence:D12>-<number:D4>.pack
+            {
+                if (!name.EndsWith(".pack", StringComparison.Ordinal)) return false;
+                int dash = name.IndexOf('-');
+                return dash > 0 && TryCanonicalNumber(name[..dash], 12, out sequence) && sequence > 0
+                    && TryCanonicalNumber(name[(dash + 1)..^5], 4, out _);
+            }
+            case "index": // <sequence:D12>-<disk>.idx or <sequence:D12>-<disk>.g<generation:D4>.map
+            {
+                int dash = name.IndexOf('-');
+                if (dash <= 0 || !TryCanonicalNumber(name[..dash], 12, out sequence) || sequence <= 0) return false;
+                string rest = name[(dash + 1)..];
+                if (rest.EndsWith(".idx", StringComparison.Ordinal)) return IsValidName(rest[..^4]);
+                int generation = rest.LastIndexOf(".g", StringComparison.Ordinal);
+                return rest.EndsWith(".map", StringComparison.Ordinal) && generation > 0 && generation + 2 <= rest.Length - 4
+                    && TryCanonicalNumber(rest[(generation + 2)..^4], 4, out _) && IsValidName(rest[..generation]);
+            }
+            case "tracker": // <disk>-<sequence:D12>.hashes
+            {
+                if (!name.EndsWith(".hashes", StringComparison.Ordinal)) return false;
+                int dash = name.LastIndexOf('-');
+                return dash > 0 && dash + 1 <= name.Length - 7 && IsValidName(name[..dash])
+                    && TryCanonicalNumber(name[(dash + 1)..^7], 12, out sequence) && sequence > 0;
+            }
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>
+    /// The objects of a listing that are the engine's own (<see cref="TryParseObjectSequence"/>), with their
+    /// sequences; every other one is logged as a warning and left alone (never deleted: it is not ours).
+    /// </summary>
+    internal static List<(VaultObjectInfo Object, long Sequence)> OwnObjects(IEnumerable<VaultObjectInfo> listing, ILogger logger)
+    {
+        var own = new List<(VaultObjectInfo, long)>();
+        foreach (var o in listing)
+        {
+            if (TryParseObjectSequence(o.Key, out long sequence)) own.Add((o, sequence));
+            else logger.LogWarning("Ignoring vault object '{Key}': its name is not one this module writes, so it is neither read nor deleted", o.Key);
+        }
+        return own;
+    }
+
+    /// <summary>ASCII digits written as <c>ToString("D" + width)</c> writes them (no sign, no spaces, no other padding).</summary>
+    private static bool TryCanonicalNumber(string text, int width, out long value)
+    {
+        value = 0;
+        if (text.Length < width || text.Length > 18 || !text.All(char.IsAsciiDigit)) return false;
+        value = long.Parse(text, NumberStyles.None, CultureInfo.InvariantCulture);
+        return text == value.ToString("D" + width, CultureInfo.InvariantCulture);
+    }
+
     public const string JobsPrefix = "jobs/";
     public static string GroupPointsPrefix(string group) => $"groups/{group.ToLowerInvariant()}/points/";
     public static string GroupPoint(string group, long sequence) => $"groups/{group.ToLowerInvariant()}/points/{sequence:D12}.json";
@@ -62,6 +134,6 @@ public static class VaultLayout
         sequence = 0;
         int slash = key.LastIndexOf('/');
         var name = key.AsSpan(slash + 1);
-        return name.EndsWith(".json") && long.TryParse(name[..^5], out sequence);
+        return name.EndsWith(".json") && long.TryParse(name[..^5], NumberStyles.None, CultureInfo.InvariantCulture, out sequence);
     }
 }
