@@ -71,20 +71,6 @@ public sealed class BlobVaultStoreOptions
     }
 
     /// <summary>The client options the factories use: the SDK's exponential retry policy configured from these options.</summary>
-    public BlobClientOptions CreateClientOptions()
-    {
-        var options = new BlobClientOptions();
-        options.Retry.Mode = RetryMode.Exponential;
-        options.Retry.MaxRetries = MaxRetries;
-        options.Retry.Delay = RetryDelay;
-        options.Retry.MaxDelay = MaxRetryDelay;
-        options.Retry.NetworkTimeout = NetworkTimeout;
-        options.RetryPolicy = new BlobRetryPolicy(MaxRetries, RetryDelay, MaxRetryDelay);
-        options.Diagnostics.ApplicationId = "AsrModule";
-        // Request logging (EventSource) keeps Azure.Core's defaults: query parameters such as a SAS's
-        // "sig" are redacted and bodies are not logged.
-        options.Diagnostics.IsLoggingContentEnabled = false;
-        if (Transport is not null) options.Transport = Transport;
-        return options;
-    }
+    public BlobClientOptions CreateClientOptions() =>
+        BlobClientSettings.Create(MaxRetries, RetryDelay, MaxRetryDelay, NetworkTimeout, Transport);
 }

@@ -57,19 +57,6 @@ public sealed class ManagedDiskUploadOptions
     }
 
     /// <summary>The client options of the page blob client: the SDK's exponential retry, configured as <see cref="BlobVaultStoreOptions.CreateClientOptions"/> does.</summary>
-    internal BlobClientOptions CreateClientOptions()
-    {
-        var options = ServiceVersion is { } version ? new BlobClientOptions(version) : new BlobClientOptions();
-        options.Retry.Mode = RetryMode.Exponential;
-        options.Retry.MaxRetries = MaxRetries;
-        options.Retry.Delay = RetryDelay;
-        options.Retry.MaxDelay = MaxRetryDelay;
-        options.Retry.NetworkTimeout = NetworkTimeout;
-        options.RetryPolicy = new BlobRetryPolicy(MaxRetries, RetryDelay, MaxRetryDelay);
-        options.Diagnostics.ApplicationId = "AsrModule";
-        // Azure.Core's request logging redacts query parameters such as the SAS's "sig"; bodies are not logged.
-        options.Diagnostics.IsLoggingContentEnabled = false;
-        if (Transport is not null) options.Transport = Transport;
-        return options;
-    }
+    internal BlobClientOptions CreateClientOptions() =>
+        BlobClientSettings.Create(MaxRetries, RetryDelay, MaxRetryDelay, NetworkTimeout, Transport, ServiceVersion);
 }

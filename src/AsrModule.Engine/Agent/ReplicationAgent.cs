@@ -110,11 +110,12 @@ public sealed class ReplicationAgent
             await _events.WriteAsync(AsrEventSeverity.Error, AsrEventTypes.AgentStopped, message, agentHost: host).ConfigureAwait(false);
             throw new AsrException(AsrErrorIds.AgentLockLost, AsrErrorKind.ConnectionError, message, host);
         }
+        // The event first, then the Stopped record: whoever sees the record (Stop-AsrAgent waits for it) also finds the event.
+        await _events.WriteAsync(AsrEventSeverity.Information, AsrEventTypes.AgentStopped, $"Agent for host '{host}' stopped: {reason}.", agentHost: host).ConfigureAwait(false);
         _record.RecordedState = AsrAgentState.Stopped;
         _record.StoppedUtc = Now;
         _record.ActiveCycles.Clear();
         await HeartbeatAsync(CancellationToken.None).ConfigureAwait(false);
-        await _events.WriteAsync(AsrEventSeverity.Information, AsrEventTypes.AgentStopped, $"Agent for host '{host}' stopped: {reason}.", agentHost: host).ConfigureAwait(false);
     }
 
     /// <summary>
