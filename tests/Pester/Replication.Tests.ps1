@@ -271,3 +271,90 @@ Describe 'Disable-AsrReplication [<Backend>]' {
         (Enable-AsrReplication -Name gone -Disk $disk -Policy p).Result.RecoveryPointSequence | Should -Be 1
     }
 }
+
+Describe 'Bad inputs are refused before any job, and the vault is left unchanged [<Backend>]' {
+    BeforeAll {
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
+        Import-Module AsrModule
+        $dir = New-TestDirectory
+        $vaultPath = Initialize-TestVault $dir -Machines m
+        $disk = Join-TestPath $dir 'm.img'
+        $fifo = Join-TestPath $dir 'pipe'
+        & mkfifo $fifo
+        $folder = Join-TestPath $dir 'folder'
+        [void][IO.Directory]::CreateDirectory($folder)
+        $socketPath = Join-TestPath $dir 'sock'
+        $socket = [Net.Sockets.Socket]::new([Net.Sockets.AddressFamily]::Unix, [Net.Sockets.SocketType]::Stream, [Net.Sockets.ProtocolType]::Unspecified)
+        $socket.Bind([Net.Sockets.UnixDomainSocketEndPoint]::new($socketPath))
+        $other = Join-TestPath $dir 'other.img'
+        New-AsrSampleDisk -Path $other -SizeBytes 1MB -Seed 9 | Out-Null
+        $symlink = Join-TestPath $dir 'other-link.img'
+        [void][IO.File]::CreateSymbolicLink($symlink, $other)
+        $hardlink = Join-TestPath $dir 'other-hard.img'
+        & ln $other $hardlink
+        $point = Get-AsrRecoveryPoint -Item m -Latest
+    }
+    AfterAll { $socket.Dispose(); Disconnect-AsrVault; Remove-TestDirectory $dir }
+
+    It 'a disk that is <What> is DiskUnsupported at once (no hang, nothing written)' -ForEach @(
+        @{ What = 'a FIFO'; Disk = { $fifo } }
+        @{ What = 'the /dev/null character device'; Disk = { '/dev/null' } }
+        @{ What = 'the /dev/zero character device'; Disk = { '/dev/zero' } }
+        @{ What = 'a directory'; Disk = { $folder } }
+        @{ What = 'a socket'; Disk = { $socketPath } }
+    ) {
+        $path = & $Disk
+        $before = Get-VaultSnapshot $vaultPath
+        $err = { Enable-AsrReplication -Name bad -Disk $path -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'DiskUnsupported,*' -PassThru
+        $err.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $err.Exception.Message | Should -Match ([regex]::Escape($path))
+        Get-VaultSnapshot $vaultPath | Should -Be $before
+    }
+
+    It 'the same disk twice through a <What> is DiskDuplicate' -ForEach @(
+        @{ What = 'symlink'; Link = { $symlink } }
+        @{ What = 'hard link'; Link = { $hardlink } }
+    ) {
+        $link = & $Link
+        $before = Get-VaultSnapshot $vaultPath
+        { Enable-AsrReplication -Name twice -Disk $other, $link -Policy p -ErrorAction Stop } | Should -Throw -ErrorId 'DiskDuplicate,*'
+        Get-VaultSnapshot $vaultPath | Should -Be $before
+    }
+
+    It 'an export destination under <Root> is ExportDestinationInvalid; no job record, no pin' -ForEach @(
+        @{ Root = '/proc' }, @{ Root = '/sys' }, @{ Root = '/dev' }
+    ) {
+        $before = Get-VaultSnapshot $vaultPath
+        $err = { $point | Export-AsrRecoveryPoint -Destination "$Root/asr-export" -ErrorAction Stop } | Should -Throw -ErrorId 'ExportDestinationInvalid,*' -PassThru
+        $err.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        Get-VaultSnapshot $vaultPath | Should -Be $before
+    }
+
+    It 'a failover target under /proc is FailoverTargetInvalid; the item stays Protected' {
+        $before = Get-VaultSnapshot $vaultPath
+        { Get-AsrProtectedItem m | Start-AsrFailover -RecoveryPoint LatestProcessed -Target '/proc/asr-target' -Confirm:$false -ErrorAction Stop } |
+            Should -Throw -ErrorId 'FailoverTargetInvalid,*'
+        Get-VaultSnapshot $vaultPath | Should -Be $before
+        (Get-AsrProtectedItem m).State | Should -Be 'Protected'
+    }
+
+    It 'New-AsrVault at an existing file is VaultAlreadyExists (ResourceExists) and leaves the file' {
+        $file = Join-TestPath $dir 'a-file'
+        [IO.File]::WriteAllText($file, 'keep')
+        $err = { New-AsrVault -Path $file -ErrorAction Stop } | Should -Throw -ErrorId 'VaultAlreadyExists,*' -PassThru
+        $err.CategoryInfo.Category | Should -Be 'ResourceExists'
+        [IO.File]::ReadAllText($file) | Should -Be 'keep'
+    }
+
+    if ($Backend -eq 'Local') {
+        It 'an export destination or failover target inside the local vault is refused' {
+            $before = Get-VaultSnapshot $vaultPath
+            { $point | Export-AsrRecoveryPoint -Destination (Join-Path $vaultPath 'export') -ErrorAction Stop } | Should -Throw -ErrorId 'ExportDestinationInvalid,*'
+            { Get-AsrProtectedItem m | Start-AsrFailover -RecoveryPoint LatestProcessed -Target (Join-Path $vaultPath 'target') -Confirm:$false -ErrorAction Stop } |
+                Should -Throw -ErrorId 'FailoverTargetInvalid,*'
+            Get-VaultSnapshot $vaultPath | Should -Be $before
+            Test-Path (Join-Path $vaultPath 'export') | Should -BeFalse
+            Test-Path (Join-Path $vaultPath 'target') | Should -BeFalse
+        }
+    }
+}

@@ -50,6 +50,8 @@ public static class AsrErrorIds
     public const string InvalidStateTransition = "InvalidStateTransition";
     public const string DiskNotFound = "DiskNotFound";
     public const string DiskUnreadable = "DiskUnreadable";
+    /// <summary>A disk path names something that is neither a regular file nor a block device (a directory, FIFO, character device, socket); AsrErrorKind.InvalidArgument.</summary>
+    public const string DiskUnsupported = "DiskUnsupported";
     public const string DiskDuplicate = "DiskDuplicate";
     public const string DiskEmpty = "DiskEmpty";
     public const string BlockSizeInvalid = "BlockSizeInvalid";
@@ -57,6 +59,8 @@ public static class AsrErrorIds
     public const string RecoveryPointNotFound = "RecoveryPointNotFound";
     public const string RecoveryPointVerificationFailed = "RecoveryPointVerificationFailed";
     public const string ExportDestinationExists = "ExportDestinationExists";
+    /// <summary>An export destination inside the (local) vault or under /proc, /sys or /dev; AsrErrorKind.InvalidArgument.</summary>
+    public const string ExportDestinationInvalid = "ExportDestinationInvalid";
     public const string JobNotFound = "JobNotFound";
     public const string JobNotRunningHere = "JobNotRunningHere";
     public const string OperationCancelled = "OperationCancelled";

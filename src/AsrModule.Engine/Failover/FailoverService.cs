@@ -115,6 +115,7 @@ public sealed class FailoverService
     /// </summary>
     public async Task ValidateTargetAsync(AsrProtectedItem item, AsrLocalTarget target, CancellationToken ct)
     {
+        Storage.OutputLocation.EnsureAllowed(target.Path, _vault.Store, AsrErrorIds.FailoverTargetInvalid, "Failover target");
         string dir = Path.GetFullPath(target.MachineDirectory(item.Name)).TrimEnd('/') + "/";
         foreach (var other in await _vault.GetItemsAsync(ct).ConfigureAwait(false))
             foreach (var disk in other.Disks)

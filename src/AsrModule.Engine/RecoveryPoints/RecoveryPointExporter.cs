@@ -16,8 +16,10 @@ public static class RecoveryPointExporter
     /// Checks what an export would do (disks, target files) and throws if it must not run; call before
     /// starting a job so a refused export leaves no trace.
     /// </summary>
-    public static (List<RecoveryPointDisk> Disks, List<string> Targets) Plan(AsrRecoveryPoint point, string destinationDirectory, bool force, IReadOnlyCollection<string>? diskFilter)
+    public static (List<RecoveryPointDisk> Disks, List<string> Targets) Plan(AsrRecoveryPoint point, string destinationDirectory, bool force, IReadOnlyCollection<string>? diskFilter,
+        Storage.IVaultStore? vaultStore = null)
     {
+        Storage.OutputLocation.EnsureAllowed(destinationDirectory, vaultStore, AsrErrorIds.ExportDestinationInvalid, "Export destination");
         if (diskFilter is { Count: > 0 })
             foreach (var f in diskFilter)
                 if (!point.Disks.Any(d => string.Equals(f, d.Name, StringComparison.OrdinalIgnoreCase) || f == d.DiskId))
@@ -45,7 +47,7 @@ public static class RecoveryPointExporter
         // The caller's copy of the point may predate a rebase by retention; the pin re-reads it and keeps it.
         await using var pin = await PointPin.AcquireAsync(vault, point, "Export", context.CancellationToken).ConfigureAwait(false);
         point = pin.Point;
-        var (disks, targets) = Plan(point, destinationDirectory, force, diskFilter);
+        var (disks, targets) = Plan(point, destinationDirectory, force, diskFilter, vault.Store);
         Directory.CreateDirectory(destinationDirectory);
         long totalBytes = Math.Max(1, disks.Sum(d => d.SizeBytes));
         long doneBytes = 0;

@@ -22,6 +22,10 @@ internal sealed class DiskSource : IDisposable
 
     public static DiskSource Open(string path)
     {
+        // Checked before opening: opening a FIFO blocks until a writer comes, and a directory is not "missing".
+        if (DiskFileType.Of(path) is { Kind: not (DiskFileKind.RegularFile or DiskFileKind.BlockDevice or DiskFileKind.Missing) } type)
+            throw new AsrException(AsrErrorIds.DiskUnsupported, AsrErrorKind.InvalidArgument,
+                $"Disk '{path}' is {DiskFileType.Describe(type.Kind)}. Give the path of a raw disk image file or a block device.", path);
         if (!File.Exists(path))
             throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.ObjectNotFound,
                 $"Disk '{path}' does not exist. Give the path of a raw disk image file or a block device.", path);

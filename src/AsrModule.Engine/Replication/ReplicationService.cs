@@ -45,12 +45,21 @@ public sealed partial class ReplicationService
             State = ProtectedItemState.InitialReplicationPending,
         };
         var seen = new HashSet<string>(StringComparer.Ordinal);
+        // A symlink or hard link names the same disk under another path: compare device + inode too.
+        var seenFiles = new Dictionary<(ulong Device, ulong Inode), string>();
         foreach (var path in diskPaths)
         {
             string full = Path.GetFullPath(path);
             if (!seen.Add(full))
                 throw new AsrException(AsrErrorIds.DiskDuplicate, AsrErrorKind.InvalidArgument, $"Disk '{full}' is listed twice for machine '{name}'.", full);
             using var source = DiskSource.Open(full);
+            if (DiskFileType.Of(full) is { Kind: DiskFileKind.RegularFile or DiskFileKind.BlockDevice } id)
+            {
+                if (seenFiles.TryGetValue((id.Device, id.Inode), out var first))
+                    throw new AsrException(AsrErrorIds.DiskDuplicate, AsrErrorKind.InvalidArgument,
+                        $"Disks '{first}' and '{full}' are the same disk (a link to one file or device) for machine '{name}'.", full);
+                seenFiles[(id.Device, id.Inode)] = full;
+            }
             if (source.Size == 0)
                 throw new AsrException(AsrErrorIds.DiskEmpty, AsrErrorKind.InvalidArgument, $"Disk '{full}' is empty (0 bytes); there is nothing to protect.", full);
             string diskName = Path.GetFileName(full);

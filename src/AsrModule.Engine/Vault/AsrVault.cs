@@ -50,6 +50,10 @@ public sealed class AsrVault
 
     public static async Task<AsrVault> CreateAsync(IVaultStore store, string? passphrase, ILogger? logger, CancellationToken ct)
     {
+        // A file where the vault directory should be: something already exists there (not an I/O error half-way).
+        if (store is LocalDirectoryStore local && File.Exists(local.Location))
+            throw new AsrException(AsrErrorIds.VaultAlreadyExists, AsrErrorKind.ResourceExists,
+                $"'{local.Location}' is an existing file; a local vault is a directory. Give a new or empty directory.", local.Location);
         var header = new VaultHeader
         {
             VaultId = Guid.NewGuid().ToString("D"),

@@ -37,7 +37,7 @@ public sealed class ExportAsrRecoveryPointCommand : AsrCmdlet
         var point = InputObject;
         ForItem(point, () =>
         {
-            RecoveryPointExporter.Plan(point, destination, Force, Disk);
+            RecoveryPointExporter.Plan(point, destination, Force, Disk, vault.Store);
             var job = JobRunner.NewRecord("ExportRecoveryPoint", point.ItemName, point.ItemId);
             var running = StartJob(vault, job, async ctx =>
             {
