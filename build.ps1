@@ -35,7 +35,7 @@ param(
     [string]$Configuration = 'Release',
     # Pester: which vault backends the matrix files run on.
     [string[]]$Backend = @('Local', 'Blob'),
-    # Pester: test file filters (Lifecycle, Plan*); tags to run or leave out (Slow, Qemu, LoopDevice, Agent, Azurite, Host).
+    # Pester: test file filters (Lifecycle, Plan*); tags to run or leave out (Slow, Qemu, LoopDevice, Agent, Azurite, Azure, Host).
     [string[]]$TestPath = @('*'),
     [string[]]$Tag,
     [string[]]$ExcludeTag,

@@ -15,7 +15,7 @@
         'Enable-AsrReplication', 'Get-AsrProtectedItem', 'Invoke-AsrReplication', 'Disable-AsrReplication',
         'Get-AsrRecoveryPoint', 'Export-AsrRecoveryPoint',
         'Get-AsrJob', 'Wait-AsrJob', 'Stop-AsrJob',
-        'New-AsrLocalTarget', 'Start-AsrTestFailover', 'Start-AsrTestFailoverCleanup',
+        'New-AsrLocalTarget', 'New-AsrAzureTarget', 'Start-AsrTestFailover', 'Start-AsrTestFailoverCleanup',
         'Start-AsrFailover', 'Switch-AsrRecoveryPoint', 'Undo-AsrFailover', 'Complete-AsrFailover',
         'Update-AsrProtectionDirection', 'Invoke-AsrFailback', 'Resume-AsrResync', 'Test-AsrTestFailover',
         'Start-AsrRecoveryPlan', 'Resume-AsrJob', 'Restart-AsrJob',

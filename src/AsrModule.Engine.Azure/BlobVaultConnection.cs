@@ -1,4 +1,3 @@
-using System.Text.Json;
 using AsrModule.Engine.Errors;
 using Azure.Storage;
 using Azure.Storage.Blobs;
@@ -84,7 +83,7 @@ public sealed class BlobVaultConnection
         if (string.IsNullOrWhiteSpace(accessToken)) throw Invalid(uri, "the access token is empty");
         string token = accessToken.Trim();
         if (token.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) token = token[7..].Trim();
-        return new(uri, BlobVaultAuthentication.AccessToken, token, tokenExpiresOn: ExpiryOf(token) ?? DateTimeOffset.UtcNow.AddHours(1));
+        return new(uri, BlobVaultAuthentication.AccessToken, token, tokenExpiresOn: JwtExpiry.TryRead(token, out var expiresOn) ? expiresOn : DateTimeOffset.UtcNow.AddHours(1));
     }
 
     /// <summary>A SAS token (with or without the leading '?'); it needs read, add, create, write, delete and list on the container.</summary>
@@ -257,22 +256,4 @@ public sealed class BlobVaultConnection
 
     private static AsrException Invalid(Uri uri, string why) =>
         new(AsrErrorIds.VaultNotFound, AsrErrorKind.InvalidArgument, $"'{BlobVaultStore.LocationOf(uri)}' cannot be used: {why}.", BlobVaultStore.LocationOf(uri));
-
-    /// <summary>The 'exp' claim of a JWT, or null when the token is not a JWT.</summary>
-    private static DateTimeOffset? ExpiryOf(string token)
-    {
-        var parts = token.Split('.');
-        if (parts.Length != 3) return null;
-        try
-        {
-            string payload = parts[1].Replace('-', '+').Replace('_', '/');
-            payload = payload.PadRight(payload.Length + (4 - payload.Length % 4) % 4, '=');
-            using var json = JsonDocument.Parse(Convert.FromBase64String(payload));
-            return json.RootElement.TryGetProperty("exp", out var exp) && exp.TryGetInt64(out long seconds) ? DateTimeOffset.FromUnixTimeSeconds(seconds) : null;
-        }
-        catch (Exception ex) when (ex is FormatException or JsonException)
-        {
-            return null;
-        }
-    }
 }

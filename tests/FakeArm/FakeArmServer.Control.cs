@@ -47,6 +47,7 @@ internal sealed partial class FakeArmServer
                     state = new JsonObject
                     {
                         ["disks"] = new JsonArray(_disks.Values.Select(d => (JsonNode)d.ToJson()).ToArray()),
+                        ["snapshots"] = new JsonArray(_snapshots.Values.Select(s => (JsonNode)s.ToJson()).ToArray()),
                         ["virtualMachines"] = new JsonArray(_vms.Values.Select(v => (JsonNode)v.ToJson()).ToArray()),
                         ["subnets"] = new JsonArray(_subnets.Select(s => (JsonNode)JsonValue.Create(s)).ToArray()),
                         ["operations"] = _operations.Count,
@@ -57,6 +58,7 @@ internal sealed partial class FakeArmServer
                 lock (_lock)
                 {
                     _disks.Clear();
+                    _snapshots.Clear();
                     _vms.Clear();
                     _operations.Clear();
                     _subnets.Clear();

@@ -8,7 +8,7 @@ using Microsoft.AspNetCore.Http;
 namespace AsrModule.Tests.FakeArm;
 
 /// <summary>
-/// The FAKE Azure Resource Manager's request handling: the handful of DiskRP and ComputeRP operations the failover
+/// The FAKE Azure Resource Manager's request handling: the handful of DiskRP (disks, snapshots) and ComputeRP operations the failover
 /// to Azure uses, with the status codes, headers and body shapes of the azure-rest-api-specs examples vendored in
 /// examples/ (see README.md), plus the control API under /_fake/. State is in memory. Paths match
 /// case-insensitively (the SDK sends "resourcegroups" on some calls); operation URLs take any api-version (the SDK
@@ -142,6 +142,10 @@ internal sealed partial class FakeArmServer
                 default: throw MethodNotAllowed(method);
             }
         }
+        else if ((m = SnapshotRoute().Match(path)).Success)
+        {
+            await RouteSnapshotAsync(ctx, m, body);
+        }
         else if ((m = VmRoute().Match(path)).Success)
         {
             RequireApiVersion(ctx, VmApiVersion);
@@ -260,8 +264,10 @@ internal sealed partial class FakeArmServer
             if (disk is not null && write && disk.DiskState is not ("ReadyToUpload" or "ActiveUpload"))
                 throw new BadRequest(409, "OperationNotAllowed",
                     $"Write access can only be granted to a disk in state ReadyToUpload; disk '{disk.Name}' is {disk.DiskState}.");
-            if (disk is not null && !write && disk.DiskState is "ReadyToUpload" or "ActiveUpload")
-                throw new BadRequest(409, "OperationNotAllowed", $"Read access cannot be granted to disk '{disk.Name}' in state {disk.DiskState}.");
+            // Read access to an unattached disk only: the fake has no VM power state, and Azure refuses the export of
+            // a disk attached to a running VM (snapshot it instead).
+            if (disk is not null && !write && disk.DiskState is not ("Unattached" or "ActiveSAS"))
+                throw new BadRequest(409, "OperationNotAllowed", $"Read access cannot be granted to disk '{disk.Name}' in state {disk.DiskState}{(disk.ManagedBy is null ? "" : $" (attached to {disk.ManagedBy})")}.");
         }
         if (disk is null)
         {
@@ -273,14 +279,26 @@ internal sealed partial class FakeArmServer
 
         async Task<(int, JsonNode?)> Grant()
         {
+            // Every grant awaits the one creation of the disk's blob (a grant made meanwhile must not hand out a SAS
+            // to a blob not made yet). A failed creation names no blob: the next grant (the SDK retries) makes it.
             string blob;
-            bool createBlob;
+            Task created;
             lock (_lock)
             {
-                createBlob = disk.BlobName is null;
                 blob = disk.BlobName ??= $"{disk.Name}-{disk.UniqueId[..8]}";
+                created = disk.BlobCreated ??= _blobs.CreatePageBlobAsync(blob, disk.UploadSizeBytes, CancellationToken.None);
             }
-            if (createBlob) await _blobs.CreatePageBlobAsync(blob, disk.UploadSizeBytes, CancellationToken.None);
+            try
+            {
+                await created;
+            }
+            catch
+            {
+                lock (_lock)
+                    if (ReferenceEquals(disk.BlobCreated, created))
+                        (disk.BlobName, disk.BlobCreated) = (null, null);
+                throw;
+            }
             lock (_lock) disk.DiskState = write ? "ActiveUpload" : "ActiveSAS";
             // A Write grant is read-write: the uploader lists page ranges and reads the disk back to verify it before
             // revoke. Real DiskRP's Write SAS is reported to allow reads too (AzCopy reads properties through it);
@@ -549,6 +567,7 @@ internal sealed partial class FakeArmServer
         List<(string Id, string Name, string Type, string Location, JsonObject? Tags)> all;
         lock (_lock)
             all = _disks.Values.Select(d => (d.Id, d.Name, Type: "Microsoft.Compute/disks", d.Location, d.Tags))
+                .Concat(_snapshots.Values.Select(s => (s.Id, s.Name, Type: "Microsoft.Compute/snapshots", s.Location, s.Tags)))
                 .Concat(_vms.Values.Select(v => (v.Id, v.Name, Type: "Microsoft.Compute/virtualMachines", v.Location, v.Tags)))
                 .Where(r => r.Id.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) && Matches(r.Tags))
                 .OrderBy(r => r.Id, StringComparer.OrdinalIgnoreCase)

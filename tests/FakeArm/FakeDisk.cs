@@ -23,6 +23,8 @@ internal sealed class FakeDisk
     public long UploadSizeBytes => (long?)Properties["creationData"]?["uploadSizeBytes"] ?? 0;
     /// <summary>The page blob behind the disk while it has (had) a SAS.</summary>
     public string? BlobName { get; set; }
+    /// <summary>The creation of <see cref="BlobName"/>'s blob, which every grant awaits; null again when it failed.</summary>
+    public Task? BlobCreated { get; set; }
 
     /// <summary>The disk as DiskRP answers it (shape of Disk_Get.json and Disk_Create_UploadDisk.json).</summary>
     public JsonObject ToJson()

@@ -74,7 +74,10 @@ BeforeDiscovery {
             List = 'Id | TimeUtc | Severity | EventType | ItemName | ReplicationGroup | AgentHost | JobId | Message' }
         @{ Type = 'AsrLocalTarget'; Source = 'New-AsrLocalTarget $targetPath'
             Table = 'Kind | Path'
-            List = 'Path | Kind' }
+            List = 'Path | Kind | Location' }
+        @{ Type = 'AsrAzureTarget'; Source = 'New-AsrAzureTarget -SubscriptionId 00000000-0000-0000-0000-0000000000aa -ResourceGroupName dr-rg -Location westeurope -SubnetId /subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/v/subnets/prod -AccessToken fake-token'
+            Table = 'Kind | Region | ResourceGroup | VMSize | Credential | Subnet'
+            List = 'Kind | Cloud | SubscriptionId | ResourceGroupName | Region | SubnetId | TestSubnetId | VmSize | DiskSku | Zone | CredentialKind' }
         @{ Type = 'PlanTask'; Source = '(Get-AsrJob -Id $planJob).Tasks'
             Table = '# | Kind | Name | State | Started | Ended | Error / Output'
             List = 'Index | Kind | Name | GroupId | Item | StepId | State | StartTimeUtc | EndTimeUtc | Error | Output' }

@@ -112,3 +112,22 @@ function Set-TestBlobEnvironment($Server) {
     $env:ASR_TEST_BLOB_ENDPOINT = $Server.Endpoint
     $env:ASR_TEST_BLOB_SAS = New-TestAccountSas
 }
+
+function Suspend-TestAzurite($Server) {
+    <# Stops Azurite (SIGTERM: it saves its metadata) and keeps its data and port, for Resume-TestAzurite: a storage outage. #>
+    ([Diagnostics.Process]::Start('kill', @('-TERM', "$($Server.Process.Id)"))).WaitForExit()
+    if (-not $Server.Process.WaitForExit(15000)) { $Server.Process.Kill() }
+}
+
+function Resume-TestAzurite($Server) {
+    <# Starts Azurite again on the port and data of $Server (after Suspend-TestAzurite) and waits until it listens. #>
+    $Server.Process = [Diagnostics.Process]::Start($Server.Process.StartInfo)
+    $deadline = [DateTime]::UtcNow.AddSeconds(30)
+    while ($true) {
+        $probe = [Net.Sockets.TcpClient]::new()
+        try { $probe.Connect([Net.IPAddress]::Loopback, $Server.Port); break }
+        catch { if ([DateTime]::UtcNow -gt $deadline) { throw "azurite-blob did not listen again on $($Server.Port) within 30 s" } }
+        finally { $probe.Dispose() }
+        [Threading.Thread]::Sleep(100)
+    }
+}

@@ -1,3 +1,4 @@
+using AsrModule.Engine.Failover;
 using AsrModule.Engine.Errors;
 using AsrModule.Engine.Exports;
 using AsrModule.Engine.Items;
@@ -72,7 +73,8 @@ public class DiskChecksumsTests
         long written = TestDisks.ScatterWrites(a, 0.03, 2);
         var ta = await DiskChecksums.HashAsync(a, new FileInfo(a).Length, 4096, 42, null, default);
         var tb = await DiskChecksums.HashAsync(b, new FileInfo(a).Length, 4096, 42, null, default);
-        var stats = await DiskChecksums.CopyDifferencesAsync(a, ta, b, tb, null, default);
+        DiskSyncStats stats;
+        using (var source = new RecoveredDiskFile(a)) stats = await DiskChecksums.CopyDifferencesAsync(source, ta, b, tb, null, default);
         Assert.True(stats.BytesSent <= written, $"{stats.BytesSent} > {written}");
         Assert.True(stats.BytesSent > written / 2);
         Assert.Equal(TestDisks.Sha256(a), TestDisks.Sha256(b));
@@ -88,7 +90,8 @@ public class DiskChecksumsTests
         long size = new FileInfo(a).Length;
         var ta = await DiskChecksums.HashAsync(a, size, 4096, 7, null, default);
         var tb = await DiskChecksums.HashAsync(b, size, 4096, 7, null, default);
-        var stats = await DiskChecksums.CopyDifferencesAsync(a, ta, b, tb, null, default);
+        DiskSyncStats stats;
+        using (var source = new RecoveredDiskFile(a)) stats = await DiskChecksums.CopyDifferencesAsync(source, ta, b, tb, null, default);
         Assert.Equal(2L << 20, stats.BytesSent);
         Assert.Equal(TestDisks.Sha256(a), TestDisks.Sha256(b));
     }

@@ -11,7 +11,7 @@ namespace AsrModule.Engine.Azure.Failover;
 
 /// <summary>
 /// <see cref="IAzureControlPlane"/> on Azure Resource Manager, through the SDK's resource model
-/// (Azure.ResourceManager 1.7.0 + Azure.ResourceManager.Compute 1.2.0): ArmClient → resource group → disk and VM
+/// (Azure.ResourceManager 1.7.0 + Azure.ResourceManager.Compute 1.2.0): ArmClient → resource group → disk, snapshot and VM
 /// collections, <c>CreateOrUpdateAsync(WaitUntil.Completed, …)</c> awaited through the SDK's own poller. One
 /// subscription and resource group per instance. No request is sent until an operation is called (the SDK makes no
 /// start-up or provider call for the typed resources used here; GenericResource is never used to delete, because it
@@ -97,9 +97,62 @@ public sealed partial class ArmControlPlane : IAzureControlPlane
 
     public async Task RevokeAccessAsync(string diskId, CancellationToken cancellationToken)
     {
-        var id = ParseId(diskId, AzureResource.DiskType);
-        await CallAsync($"revoke access to disk '{id.Name}'", id.Name, "Check that the disk exists.",
-            ct => _client.GetManagedDiskResource(id).RevokeAccessAsync(WaitUntil.Completed, ct), cancellationToken).ConfigureAwait(false);
+        var id = ParseId(diskId, expectedType: null);
+        if (IsType(id, SnapshotType))
+            await CallAsync($"revoke access to snapshot '{id.Name}'", id.Name, "Check that the snapshot exists.",
+                ct => _client.GetSnapshotResource(id).RevokeAccessAsync(WaitUntil.Completed, ct), cancellationToken).ConfigureAwait(false);
+        else if (IsType(id, AzureResource.DiskType))
+            await CallAsync($"revoke access to disk '{id.Name}'", id.Name, "Check that the disk exists.",
+                ct => _client.GetManagedDiskResource(id).RevokeAccessAsync(WaitUntil.Completed, ct), cancellationToken).ConfigureAwait(false);
+        else
+            throw Invalid($"'{diskId}' is not the id of a {AzureResource.DiskType} or {SnapshotType} resource.", diskId);
+    }
+
+    // ---- snapshots ----
+
+    public async Task<string> CreateSnapshotAsync(AzureSnapshotSpec snapshot, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        CheckName(snapshot.Name, 80, "snapshot");
+        CheckLocation(snapshot.Location, snapshot.Name);
+        var sourceId = ParseId(snapshot.SourceDiskId, AzureResource.DiskType);
+        // A copy of the disk as it is now (it may be attached to a running VM: crash-consistent). No SKU: an
+        // incremental snapshot is Standard_LRS, a full one takes the source's storage type.
+        var data = new SnapshotData(new AzureLocation(snapshot.Location))
+        {
+            CreationData = new DiskCreationData(DiskCreateOption.Copy) { SourceResourceId = sourceId },
+            Incremental = snapshot.Incremental,
+        };
+        foreach (var (key, value) in snapshot.Tags) data.Tags[key] = value;
+
+        var created = await CallAsync($"create the snapshot '{snapshot.Name}' of disk '{sourceId.Name}' in resource group '{ResourceGroupName}'", snapshot.Name,
+            $"Check that the disk '{snapshot.SourceDiskId}' and the resource group exist, in the snapshot's region.",
+            ct => _resourceGroup.GetSnapshots().CreateOrUpdateAsync(WaitUntil.Completed, snapshot.Name, data, ct), cancellationToken).ConfigureAwait(false);
+        return created.Value.Id.ToString();
+    }
+
+    public async Task<Uri> GrantReadAccessAsync(string resourceId, TimeSpan duration, CancellationToken cancellationToken)
+    {
+        var id = ParseId(resourceId, expectedType: null);
+        bool snapshot = IsType(id, SnapshotType);
+        if (!snapshot && !IsType(id, AzureResource.DiskType))
+            throw Invalid($"'{resourceId}' is not the id of a {SnapshotType} or {AzureResource.DiskType} resource.", resourceId);
+        if (duration < TimeSpan.FromSeconds(1) || duration.TotalSeconds > int.MaxValue)
+            throw Invalid($"A read access of {duration} is not possible: give a positive number of seconds (durationInSeconds is an int32).", id.Name);
+        string what = snapshot ? $"snapshot '{id.Name}'" : $"disk '{id.Name}'";
+        var request = new GrantAccessData(AccessLevel.Read, (int)duration.TotalSeconds);
+        var granted = await CallAsync($"grant read access to {what}", id.Name,
+            snapshot ? "Check that the snapshot exists." : "Check that the disk exists (and is not attached to a running VM).",
+            ct => snapshot
+                ? _client.GetSnapshotResource(id).GrantAccessAsync(WaitUntil.Completed, request, ct)
+                : _client.GetManagedDiskResource(id).GrantAccessAsync(WaitUntil.Completed, request, ct),
+            cancellationToken).ConfigureAwait(false);
+        // The SAS is a secret: it is returned, never put in a message.
+        string? sas = granted.Value.AccessSas;
+        if (string.IsNullOrEmpty(sas) || !Uri.TryCreate(sas, UriKind.Absolute, out var uri))
+            throw new AsrException(AzureControlPlaneErrorIds.AzureRequestFailed, AsrErrorKind.InvalidData,
+                $"Azure granted read access to {what} but returned no usable SAS URI.", id.Name);
+        return uri;
     }
 
     public async Task<AzureDiskInfo?> GetDiskAsync(string diskId, CancellationToken cancellationToken)
@@ -225,8 +278,11 @@ public sealed partial class ArmControlPlane : IAzureControlPlane
             else if (string.Equals(type, AzureResource.DiskType, StringComparison.OrdinalIgnoreCase))
                 operation = await CallAsync($"delete disk '{id.Name}'", id.Name, null,
                     ct => _client.GetManagedDiskResource(id).DeleteAsync(WaitUntil.Completed, ct), cancellationToken).ConfigureAwait(false);
+            else if (string.Equals(type, SnapshotType, StringComparison.OrdinalIgnoreCase))
+                operation = await CallAsync($"delete snapshot '{id.Name}'", id.Name, null,
+                    ct => _client.GetSnapshotResource(id).DeleteAsync(WaitUntil.Completed, ct), cancellationToken).ConfigureAwait(false);
             else
-                throw Invalid($"The control plane deletes virtual machines and disks only, not '{type}' ('{id.Name}').", id.Name);
+                throw Invalid($"The control plane deletes virtual machines, disks and snapshots only, not '{type}' ('{id.Name}').", id.Name);
             // ARM answers a delete of what is not there with 204 (or 404 when its parent is gone).
             return operation.GetRawResponse().Status != 204;
         }
@@ -241,18 +297,26 @@ public sealed partial class ArmControlPlane : IAzureControlPlane
         var tagged = await ListByTagAsync(tagName, tagValue, cancellationToken).ConfigureAwait(false);
         var deleted = new List<AzureResource>();
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = _options.DeleteConcurrency, CancellationToken = cancellationToken };
-        // VMs first: a disk attached to a VM cannot be deleted, and VM deletion detaches its disks.
-        foreach (var batch in new[] { tagged.Where(r => r.IsVirtualMachine).ToList(), tagged.Where(r => r.IsDisk).ToList() })
+        // VMs first: a disk attached to a VM cannot be deleted, and VM deletion detaches its disks. Snapshots are
+        // independent of their source disk: they go with the disks.
+        foreach (var batch in new[] { tagged.Where(r => r.IsVirtualMachine).ToList(), tagged.Where(r => r.IsDisk || IsSnapshot(r)).ToList() })
             await Parallel.ForEachAsync(batch, parallel, async (resource, ct) =>
             {
                 if (await DeleteAsync(resource.Id, ct).ConfigureAwait(false))
                     lock (deleted) deleted.Add(resource);
             }).ConfigureAwait(false);
-        var notDeleted = tagged.Where(r => !r.IsVirtualMachine && !r.IsDisk).ToList();
+        var notDeleted = tagged.Where(r => !r.IsVirtualMachine && !r.IsDisk && !IsSnapshot(r)).ToList();
         return new AzureDeleteByTagResult(deleted, notDeleted);
     }
 
     // ---- helpers ----
+
+    /// <summary>The resource type of snapshots (Microsoft.Compute/snapshots, DiskRP).</summary>
+    internal const string SnapshotType = "Microsoft.Compute/snapshots";
+
+    private static bool IsSnapshot(AzureResource resource) => string.Equals(resource.Type, SnapshotType, StringComparison.OrdinalIgnoreCase);
+
+    private static bool IsType(ResourceIdentifier id, string type) => string.Equals(id.ResourceType.ToString(), type, StringComparison.OrdinalIgnoreCase);
 
     private async Task<T> CallAsync<T>(string what, string target, string? hint, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken)
     {
@@ -269,7 +333,7 @@ public sealed partial class ArmControlPlane : IAzureControlPlane
     private static IReadOnlyDictionary<string, string> Tags(IDictionary<string, string>? tags) =>
         tags is null ? new Dictionary<string, string>() : new Dictionary<string, string>(tags, StringComparer.OrdinalIgnoreCase);
 
-    /// <summary>Names of disks (80) and VMs (64): letters, digits, '_', '.', '-'; starting with a letter or digit, not ending with '.' or '-'.</summary>
+    /// <summary>Names of disks and snapshots (80) and VMs (64): letters, digits, '_', '.', '-'; starting with a letter or digit, not ending with '.' or '-'.</summary>
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_.\-]*(?<![.\-])$")]
     private static partial Regex NamePattern();
 

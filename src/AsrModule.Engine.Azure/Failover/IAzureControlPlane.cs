@@ -15,8 +15,14 @@ public interface IAzureControlPlane
     /// <summary>Grants write access for <paramref name="duration"/>: the disk becomes ActiveUpload, and the page blob's SAS URI is returned. The SAS is a secret: never log it.</summary>
     Task<Uri> GrantWriteAccessAsync(string diskId, TimeSpan duration, CancellationToken cancellationToken);
 
-    /// <summary>Revokes the SAS: the upload is final and the disk becomes Unattached (attachable).</summary>
+    /// <summary>Revokes the SAS of a disk (the upload is final and the disk becomes Unattached, attachable) or of a snapshot.</summary>
     Task RevokeAccessAsync(string diskId, CancellationToken cancellationToken);
+
+    /// <summary>Creates a snapshot of a managed disk (which may be attached to a running VM); returns its resource id.</summary>
+    Task<string> CreateSnapshotAsync(AzureSnapshotSpec snapshot, CancellationToken cancellationToken);
+
+    /// <summary>Grants read access to a snapshot (or an unattached disk) for <paramref name="duration"/>; returns the SAS URI of its fixed VHD (payload and footer). A secret: never log it.</summary>
+    Task<Uri> GrantReadAccessAsync(string resourceId, TimeSpan duration, CancellationToken cancellationToken);
 
     /// <summary>Creates (or updates) a VM from attached disks; returns its resource id.</summary>
     Task<string> CreateVirtualMachineAsync(AzureVmSpec vm, CancellationToken cancellationToken);
@@ -30,9 +36,9 @@ public interface IAzureControlPlane
     /// <summary>The resources of the resource group carrying the tag <paramref name="tagName"/> = <paramref name="tagValue"/>.</summary>
     Task<IReadOnlyList<AzureResource>> ListByTagAsync(string tagName, string tagValue, CancellationToken cancellationToken);
 
-    /// <summary>Deletes a VM or a disk (by its type; nothing else); false when Azure answered that it was not there.</summary>
+    /// <summary>Deletes a VM, a disk or a snapshot (by its type; nothing else); false when Azure answered that it was not there.</summary>
     Task<bool> DeleteAsync(string resourceId, CancellationToken cancellationToken);
 
-    /// <summary>Deletes the VMs, then the disks, carrying the tag (a VM's disks can only be deleted once it is gone).</summary>
+    /// <summary>Deletes the VMs, then the snapshots and disks, carrying the tag (a VM's disks can only be deleted once it is gone).</summary>
     Task<AzureDeleteByTagResult> DeleteByTagAsync(string tagName, string tagValue, CancellationToken cancellationToken);
 }

@@ -376,7 +376,8 @@ public sealed class ReplicationAgent
     {
         _lastHousekeeping = Now;
         await _events.PruneAsync(_options.EventRetention, ct).ConfigureAwait(false);
-        foreach (var job in await _vault.Jobs.ListAsync(ct).ConfigureAwait(false))
+        // A damaged job record is left alone (Get-AsrJob shows it); it must not stop housekeeping of the others.
+        foreach (var job in (await _vault.Catalog.ListJobsAsync(ct).ConfigureAwait(false)).Where(e => e.Value is not null).Select(e => e.Value!))
         {
             // The agent's cycle jobs, of this process or of earlier ones (a restarted agent must not leave
             // thousands behind); people's Invoke-AsrReplication jobs are not the agent's to delete.

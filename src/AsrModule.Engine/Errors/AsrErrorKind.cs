@@ -19,4 +19,6 @@ public enum AsrErrorKind
     NotImplemented,
     OperationTimeout,
     ConnectionError,
+    /// <summary>A resource the operation needs is used up (the vault's file system is full).</summary>
+    ResourceUnavailable,
 }

@@ -33,8 +33,16 @@ public static class AsrErrorIds
     public const string VaultDataCorrupt = "VaultDataCorrupt";
     /// <summary>The vault's storage endpoint cannot be reached (still failing after the retries with backoff); AsrErrorKind.ConnectionError.</summary>
     public const string VaultUnavailable = "VaultUnavailable";
-    /// <summary>The vault's storage refused the credential, key or SAS (authentication or authorization); AsrErrorKind.SecurityError.</summary>
+    /// <summary>
+    /// The vault's storage refused the credential, key or SAS (authentication or authorization), or a local vault's
+    /// directory is not writable for this user or on a read-only file system (EACCES, EPERM, EROFS); AsrErrorKind.SecurityError.
+    /// </summary>
     public const string VaultAccessDenied = "VaultAccessDenied";
+    /// <summary>
+    /// The vault's file system is full or the user's quota is used up (ENOSPC, EDQUOT), also when not a byte is free;
+    /// AsrErrorKind.ResourceUnavailable. Nothing published is lost; free space and run the operation again.
+    /// </summary>
+    public const string VaultStorageFull = "VaultStorageFull";
     /// <summary>The vault's storage refused a request for another reason (the message carries the status and the service's error code).</summary>
     public const string VaultRequestFailed = "VaultRequestFailed";
     /// <summary>The vault's credential cannot be handed to an agent process (a fixed access token expires and cannot be renewed).</summary>
@@ -78,6 +86,10 @@ public static class AsrErrorIds
     /// <summary>The agent's vault lock (a blob lease) lapsed during a storage outage; the agent stopped so that two agents never serve one host.</summary>
     public const string AgentLockLost = "AgentLockLost";
     public const string FailoverTargetInvalid = "FailoverTargetInvalid";
+    /// <summary>An operation on a failover or drill in another target (Azure) was called without that target (pass -Target, or create it with New-AsrAzureTarget in this session).</summary>
+    public const string RecoveryTargetRequired = "RecoveryTargetRequired";
+    /// <summary>The target given is not the one the failover or drill was made in (other kind, subscription or resource group).</summary>
+    public const string RecoveryTargetMismatch = "RecoveryTargetMismatch";
     public const string SourceStillWriting = "SourceStillWriting";
     public const string RecoveryPlanInvalid = "RecoveryPlanInvalid";
     public const string RecoveryPlanStepFailed = "RecoveryPlanStepFailed";

@@ -30,9 +30,10 @@ public sealed class FailoverService
     /// <summary>
     /// Fails over to <paramref name="target"/>. Planned: the caller has stopped the source; a final
     /// cycle then captures every last write and that point is used. Unplanned: the chosen point
-    /// (Latest syncs first). The recovered disks are exported, verified, into the target.
+    /// (Latest syncs first). The target makes the machine from the point (disk files, or managed disks and a VM),
+    /// verified against the point.
     /// </summary>
-    public async Task<AsrJobResult> FailoverAsync(AsrProtectedItem item, FailoverType type, RecoveryPointChoice choice, AsrLocalTarget target, JobContext context)
+    public async Task<AsrJobResult> FailoverAsync(AsrProtectedItem item, FailoverType type, RecoveryPointChoice choice, IRecoveryTarget target, JobContext context)
     {
         var ct = context.CancellationToken;
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Failover);
@@ -49,11 +50,11 @@ public sealed class FailoverService
             };
         }, ct).ConfigureAwait(false);
         // The job's progress, phase by phase in the order they run: the sync (planned, or Latest), the planned
-        // failover's check that the source is quiet, the export; 100 once the item records the failover.
+        // failover's check that the source is quiet, the recovery; 100 once the item records the failover.
         bool syncFirst = type == FailoverType.Planned || choice.Kind == RecoveryPointKind.Latest;
         int syncEnd = type == FailoverType.Planned ? 35 : syncFirst ? 45 : 0;
         int checkEnd = type == FailoverType.Planned ? 55 : syncEnd;
-        var created = new List<string>();
+        RecoveredMachineRecord? machine = null;
         try
         {
             AsrJobResult? sync = null;
@@ -70,9 +71,8 @@ public sealed class FailoverService
                 }
             }
             var point = await choice.ResolveAsync(_vault, item, ct).ConfigureAwait(false);
-            var recovered = await ExportToTargetAsync(item, point, target, context.Phase(checkEnd, 99)).ConfigureAwait(false);
-            created.AddRange(recovered.Values);
-            created.Add(Path.Combine(target.MachineDirectory(item.Name), MachineDescription.FileName));
+            machine = await target.RecoverAsync(_vault, item, point, RecoveryPurpose.Failover, Guid.NewGuid(), context.Phase(checkEnd, 99)).ConfigureAwait(false);
+            var made = machine;
             await _vault.UpdateItemAsync(item.Id, i =>
             {
                 ItemStateMachine.EnsureAllowed(i, ItemOperation.Failover);
@@ -83,50 +83,40 @@ public sealed class FailoverService
                     Type = type,
                     RecoveryPointSequence = point.Sequence,
                     RecoveryPointTimeUtc = point.RecoveryPointTimeUtc,
-                    TargetPath = target.MachineDirectory(item.Name),
-                    RecoveredDisks = recovered,
+                    TargetPath = made.MachineId,
+                    RecoveredDisks = new Dictionary<string, string>(made.Disks),
+                    Machine = made,
                     FailedOverUtc = DateTimeOffset.UtcNow,
                 };
             }, CancellationToken.None).ConfigureAwait(false);
-            context.Report(100, $"'{item.Name}' failed over ({type}) to point {point.Sequence} in '{target.MachineDirectory(item.Name)}'");
+            context.Report(100, $"'{item.Name}' failed over ({type}) to point {point.Sequence}: {made.MachineId}");
             return new AsrJobResult
             {
                 Mode = type.ToString(),
                 RecoveryPointSequence = point.Sequence,
                 RecoveryPointId = point.PointId,
                 ChangedBytes = sync?.ChangedBytes,
-                Files = created,
+                Files = made.Disks.Values.Append(made.MachineId).ToList(),
             };
         }
         catch
         {
-            // A failover that did not complete leaves nothing anyone could boot by mistake.
-            foreach (var f in created) File.Delete(f);
-            DeleteIfEmpty(target.MachineDirectory(item.Name));
+            // A failover that did not complete leaves nothing anyone could boot by mistake (the target removes what a
+            // failed recovery made itself; this removes a machine whose failover could not be recorded).
+            if (machine is not null)
+            {
+                try { await target.RemoveAsync(item, machine, JobContext.Detached()).ConfigureAwait(false); }
+                catch (Exception ex) when (ex is AsrException or IOException) { context.Logger.LogWarning(ex, "Could not remove the machine of the failed failover of {Item}: {Machine}", item.Name, machine.MachineId); }
+            }
             try { await _vault.UpdateItemAsync(item.Id, i => { if (i.ExclusiveOperation?.JobId == jobId) i.ExclusiveOperation = null; }, CancellationToken.None).ConfigureAwait(false); }
             catch (AsrException ex) { context.Logger.LogWarning(ex, "Could not release the failover claim on {Item}", item.Name); }
             throw;
         }
     }
 
-    /// <summary>
-    /// A failover target must be fresh: it may not hold (or be inside) any protected disk of the vault,
-    /// and the machine's disk files must not exist there yet.
-    /// </summary>
-    public async Task ValidateTargetAsync(AsrProtectedItem item, AsrLocalTarget target, CancellationToken ct)
-    {
-        Storage.OutputLocation.EnsureAllowed(target.Path, _vault.Store, AsrErrorIds.FailoverTargetInvalid, "Failover target");
-        string dir = Path.GetFullPath(target.MachineDirectory(item.Name)).TrimEnd('/') + "/";
-        foreach (var other in await _vault.GetItemsAsync(ct).ConfigureAwait(false))
-            foreach (var disk in other.Disks)
-                if (Path.GetFullPath(disk.SourcePath).StartsWith(dir, StringComparison.Ordinal))
-                    throw new AsrException(AsrErrorIds.FailoverTargetInvalid, AsrErrorKind.InvalidArgument,
-                        $"Target '{target.Path}' would put recovered disks in '{dir}', which holds the protected disk '{disk.SourcePath}' of '{other.Name}'. Choose a target away from protected disks.", target.Path);
-        foreach (var disk in item.Disks)
-            if (File.Exists(dir + disk.Name) || File.Exists(dir + MachineDescription.FileName))
-                throw new AsrException(AsrErrorIds.FailoverTargetInvalid, AsrErrorKind.ResourceExists,
-                    $"'{dir}' already holds '{disk.Name}' or {MachineDescription.FileName}; a failover never overwrites files it did not create. Choose an empty target.", target.Path);
-    }
+    /// <summary>Checks before any job that <paramref name="item"/> can fail over to <paramref name="target"/> (see <see cref="IRecoveryTarget.ValidateAsync"/>).</summary>
+    public Task ValidateTargetAsync(AsrProtectedItem item, IRecoveryTarget target, CancellationToken ct) =>
+        target.ValidateAsync(_vault, item, RecoveryPurpose.Failover, ct);
 
     /// <summary>
     /// Proves a planned failover loses nothing: after the final sync, every block of the source must
@@ -154,55 +144,46 @@ public sealed class FailoverService
         }
     }
 
-    private static void DeleteIfEmpty(string dir)
-    {
-        if (Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any()) Directory.Delete(dir);
-    }
+    /// <summary>The target of the item's failover: <paramref name="given"/> (checked), its local directory, or the one registered in this process.</summary>
+    public static IRecoveryTarget TargetOf(AsrProtectedItem item, IRecoveryTarget? given) =>
+        RecoveryTargets.Resolve(AsrLocalTarget.MachineOf(item.Failover!), given, item.Name);
 
-    private async Task<Dictionary<string, string>> ExportToTargetAsync(AsrProtectedItem item, AsrRecoveryPoint point, AsrLocalTarget target, JobContext context)
-    {
-        string dir = target.MachineDirectory(item.Name);
-        var files = await RecoveryPointExporter.ExportAsync(_vault, point, dir, force: true, diskFilter: null, context).ConfigureAwait(false);
-        MachineDescription.For(item.Name, "Failover", _vault.VaultId, point,
-            point.Disks.Select((d, i) => new MachineDisk { Name = d.Name, SizeBytes = d.SizeBytes, Location = d.Name, BootOrder = i })).Write(dir);
-        return point.Disks.Zip(files).ToDictionary(p => p.First.DiskId, p => p.Second);
-    }
-
-    /// <summary>Before commit: recover from another point instead (the recovered disks are rewritten).</summary>
-    public async Task<AsrJobResult> ChangeRecoveryPointAsync(AsrProtectedItem item, RecoveryPointChoice choice, JobContext context)
+    /// <summary>Before commit: recover from another point instead (the recovered machine's disks are replaced).</summary>
+    public async Task<AsrJobResult> ChangeRecoveryPointAsync(AsrProtectedItem item, RecoveryPointChoice choice, IRecoveryTarget? given, JobContext context)
     {
         ItemStateMachine.EnsureAllowed(item, ItemOperation.ChangeRecoveryPoint);
+        var target = TargetOf(item, given);
         if (choice.Kind == RecoveryPointKind.Latest) choice = RecoveryPointChoice.LatestProcessed; // the source is down: nothing to sync
         var point = await choice.ResolveAsync(_vault, item, context.CancellationToken).ConfigureAwait(false);
-        var target = new AsrLocalTarget(Path.GetDirectoryName(item.Failover!.TargetPath)!);
-        var recovered = await ExportToTargetAsync(item, point, target, context.Phase(0, 99)).ConfigureAwait(false);
+        var machine = await target.ReplaceDisksAsync(_vault, item, AsrLocalTarget.MachineOf(item.Failover!), point, Guid.NewGuid(), context.Phase(0, 99)).ConfigureAwait(false);
         await _vault.UpdateItemAsync(item.Id, i =>
         {
             ItemStateMachine.EnsureAllowed(i, ItemOperation.ChangeRecoveryPoint);
             i.Failover!.RecoveryPointSequence = point.Sequence;
             i.Failover.RecoveryPointTimeUtc = point.RecoveryPointTimeUtc;
-            i.Failover.RecoveredDisks = recovered;
+            i.Failover.TargetPath = machine.MachineId;
+            i.Failover.RecoveredDisks = new Dictionary<string, string>(machine.Disks);
+            i.Failover.Machine = machine;
         }, CancellationToken.None).ConfigureAwait(false);
         context.Report(100, $"'{item.Name}' now recovered from point {point.Sequence}");
-        return new AsrJobResult { Mode = "ChangeRecoveryPoint", RecoveryPointSequence = point.Sequence, RecoveryPointId = point.PointId, Files = recovered.Values.ToList() };
+        return new AsrJobResult { Mode = "ChangeRecoveryPoint", RecoveryPointSequence = point.Sequence, RecoveryPointId = point.PointId, Files = machine.Disks.Values.ToList() };
     }
 
-    /// <summary>Before commit: undo the failover (the recovered disks are deleted; protection resumes from the original disks).</summary>
-    public async Task<AsrJobResult> CancelAsync(AsrProtectedItem item, JobContext context)
+    /// <summary>Before commit: undo the failover (what the target made is deleted; protection resumes from the original disks).</summary>
+    public async Task<AsrJobResult> CancelAsync(AsrProtectedItem item, IRecoveryTarget? given, JobContext context)
     {
         ItemStateMachine.EnsureAllowed(item, ItemOperation.CancelFailover);
         var failover = item.Failover!;
-        foreach (var f in failover.RecoveredDisks.Values) File.Delete(f);
-        File.Delete(Path.Combine(failover.TargetPath, MachineDescription.FileName));
-        DeleteIfEmpty(failover.TargetPath);
+        var target = TargetOf(item, given);
+        var removed = await target.RemoveAsync(item, AsrLocalTarget.MachineOf(failover), context.Phase(0, 90)).ConfigureAwait(false);
         await _vault.UpdateItemAsync(item.Id, i =>
         {
             ItemStateMachine.EnsureAllowed(i, ItemOperation.CancelFailover);
             i.State = i.ResyncReason is not null ? ProtectedItemState.ResyncRequired : ProtectedItemState.Protected;
             i.Failover = null;
         }, CancellationToken.None).ConfigureAwait(false);
-        context.Report(100, $"Failover of '{item.Name}' cancelled; the recovered disks were removed");
-        return new AsrJobResult { Mode = "CancelFailover", RecoveryPointSequence = failover.RecoveryPointSequence };
+        context.Report(100, $"Failover of '{item.Name}' cancelled; {removed.Count} recovered object(s) removed");
+        return new AsrJobResult { Mode = "CancelFailover", RecoveryPointSequence = failover.RecoveryPointSequence, Files = removed.ToList() };
     }
 
     /// <summary>Commits the failover: the recovery point can no longer change.</summary>
@@ -226,11 +207,11 @@ public sealed class FailoverService
     /// <paramref name="alternateDisks"/>, new disks that get a full copy). Both sides are hashed and
     /// only differing blocks are sent.
     /// </summary>
-    public async Task<AsrJobResult> ReprotectAsync(AsrProtectedItem item, IReadOnlyList<string>? alternateDisks, JobContext context)
+    public async Task<AsrJobResult> ReprotectAsync(AsrProtectedItem item, IReadOnlyList<string>? alternateDisks, IRecoveryTarget? given, JobContext context)
     {
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Reprotect);
         var targets = ReverseTargets(item, alternateDisks);
-        var stats = await SyncReverseAsync(item, targets, allowCreate: alternateDisks is { Count: > 0 }, context.Phase(0, 99)).ConfigureAwait(false);
+        var stats = await SyncReverseAsync(item, TargetOf(item, given), targets, allowCreate: alternateDisks is { Count: > 0 }, context.Phase(0, 99)).ConfigureAwait(false);
         await _vault.UpdateItemAsync(item.Id, i =>
         {
             ItemStateMachine.EnsureAllowed(i, ItemOperation.Reprotect);
@@ -249,10 +230,10 @@ public sealed class FailoverService
     }
 
     /// <summary>One reverse cycle: blocks of the recovered disks changed since the last one are sent to the original site.</summary>
-    public async Task<AsrJobResult> ReverseCycleAsync(AsrProtectedItem item, JobContext context)
+    public async Task<AsrJobResult> ReverseCycleAsync(AsrProtectedItem item, IRecoveryTarget? given, JobContext context)
     {
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Replicate);
-        var stats = await SyncReverseAsync(item, item.Reverse!.TargetDisks, allowCreate: false, context.Phase(0, 99)).ConfigureAwait(false);
+        var stats = await SyncReverseAsync(item, TargetOf(item, given), item.Reverse!.TargetDisks, allowCreate: false, context.Phase(0, 99)).ConfigureAwait(false);
         await _vault.UpdateItemAsync(item.Id, i =>
         {
             i.Reverse!.LastSyncUtc = DateTimeOffset.UtcNow;
@@ -265,16 +246,20 @@ public sealed class FailoverService
     /// <summary>
     /// Planned failover back to the original site (the caller has stopped the recovered machine): a
     /// final reverse cycle, then the original disks are the machine again and protection to the vault
-    /// resumes with a checksum resync against the vault's latest point.
+    /// resumes with a checksum resync against the vault's latest point. A machine in a target that runs machines
+    /// (Azure) is deleted once the original disks hold it: it would run up costs and could be started by mistake.
+    /// A recovered machine on a local target stays (its files are the caller's to keep or delete).
     /// </summary>
-    public async Task<AsrJobResult> FailbackAsync(AsrProtectedItem item, JobContext context)
+    public async Task<AsrJobResult> FailbackAsync(AsrProtectedItem item, IRecoveryTarget? given, JobContext context)
     {
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Failback);
         var reverse = item.Reverse!;
+        var target = TargetOf(item, given);
+        var machine = AsrLocalTarget.MachineOf(item.Failover!);
         // Progress: the final reverse sync, then the resync to the vault (which reads every disk and the replica).
         var reversePhase = context.Phase(0, 40);
         var resyncPhase = context.Phase(40, 99);
-        var stats = await SyncReverseAsync(item, reverse.TargetDisks, allowCreate: false, reversePhase).ConfigureAwait(false);
+        var stats = await SyncReverseAsync(item, target, reverse.TargetDisks, allowCreate: false, reversePhase).ConfigureAwait(false);
         item = await _vault.UpdateItemAsync(item.Id, i =>
         {
             ItemStateMachine.EnsureAllowed(i, ItemOperation.Failback);
@@ -284,6 +269,21 @@ public sealed class FailoverService
             i.Failover = null;
             i.Reverse = null;
         }, CancellationToken.None).ConfigureAwait(false);
+        string removedNote = "";
+        if (target is not AsrLocalTarget)
+        {
+            try
+            {
+                var removed = await target.RemoveAsync(item, machine, JobContext.Detached(context.CancellationToken)).ConfigureAwait(false);
+                removedNote = $" The recovered machine was deleted ({removed.Count} resource(s)).";
+            }
+            catch (AsrException ex)
+            {
+                // The data is safe on the original disks; what is left is listed so that it can be deleted.
+                context.Logger.LogWarning(ex, "Failback of {Item}: the recovered machine {Machine} could not be deleted", item.Name, machine.MachineId);
+                removedNote = $" The recovered machine '{machine.MachineId}' could not be deleted ({ex.Message}); delete it in {target.Location}.";
+            }
+        }
         resyncPhase.Report(0, $"'{item.Name}' is back on its original disks; re-enabling protection to the vault (checksum resync)");
         // The caller's item lease covers this cycle too.
         var resync = await _replication.RunCycleAsync(item, forceResync: true, resyncPhase).ConfigureAwait(false);
@@ -296,7 +296,7 @@ public sealed class FailoverService
             BytesSent = stats.BytesSent,
             RecoveryPointSequence = resync.RecoveryPointSequence,
             RecoveryPointId = resync.RecoveryPointId,
-            Note = $"Final reverse sync sent {stats.BytesSent:N0} bytes; the resync to the vault stored {resync.BytesStored:N0} bytes.",
+            Note = $"Final reverse sync sent {stats.BytesSent:N0} bytes; the resync to the vault stored {resync.BytesStored:N0} bytes." + removedNote,
         };
     }
 
@@ -342,20 +342,22 @@ public sealed class FailoverService
     /// is an error unless <paramref name="allowCreate"/> (a new alternate disk: full copy).
     /// Progress: each disk has a slice by its size, 90% of it hashing both sides and the rest sending.
     /// </summary>
-    private async Task<DiskSyncStats> SyncReverseAsync(AsrProtectedItem item, IReadOnlyDictionary<string, string> targets, bool allowCreate, JobContext context)
+    private async Task<DiskSyncStats> SyncReverseAsync(AsrProtectedItem item, IRecoveryTarget target, IReadOnlyDictionary<string, string> targets, bool allowCreate, JobContext context)
     {
         var ct = context.CancellationToken;
-        var recovered = item.Failover!.RecoveredDisks;
         foreach (var disk in item.Disks)
             if (!allowCreate && !File.Exists(targets[disk.DiskId]))
                 throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.ObjectNotFound,
                     $"Disk '{targets[disk.DiskId]}' at the original site is gone. Reprotect again with -AlternateDisk to a new location.", targets[disk.DiskId]);
-        long total = Math.Max(1, item.Disks.Sum(d => new FileInfo(recovered[d.DiskId]).Length)), before = 0;
+        // Point-in-time readers of the recovered disks (files, or snapshots of the Azure VM's disks).
+        await using var recovered = await target.OpenRecoveredDisksAsync(item, AsrLocalTarget.MachineOf(item.Failover!), ct).ConfigureAwait(false);
+        long total = Math.Max(1, item.Disks.Sum(d => recovered.Disks[d.DiskId].Size)), before = 0;
         long compared = 0, sent = 0, bytesSent = 0;
         foreach (var disk in item.Disks)
         {
-            string from = recovered[disk.DiskId], to = targets[disk.DiskId];
-            long size = new FileInfo(from).Length;
+            var from = recovered.Disks[disk.DiskId];
+            string to = targets[disk.DiskId];
+            long size = from.Size;
             var diskPhase = context.Phase((int)(100 * before / total), (int)(100 * (before + size) / total));
             before += size;
             string status = $"Comparing checksums of disk '{disk.Name}' of '{item.Name}' on both sides";
@@ -374,7 +376,7 @@ public sealed class FailoverService
             var s = await DiskChecksums.CopyDifferencesAsync(from, fromTask.Result, to, toTask.Result, null, ct).ConfigureAwait(false);
             diskPhase.Report(100, $"Disk '{disk.Name}' of '{item.Name}': {s.BlocksSent:N0} of {s.BlocksCompared:N0} blocks differed and were sent");
             compared += s.BlocksCompared; sent += s.BlocksSent; bytesSent += s.BytesSent;
-            context.Logger.LogInformation("Disk {Disk}: {Sent} of {Compared} blocks differed; {Bytes} bytes sent to {Target}", disk.Name, s.BlocksSent, s.BlocksCompared, s.BytesSent, to);
+            context.Logger.LogInformation("Disk {Disk}: {Sent} of {Compared} blocks differed; {Bytes} bytes sent from {Source} to {Target}", disk.Name, s.BlocksSent, s.BlocksCompared, s.BytesSent, from.Location, to);
         }
         return new DiskSyncStats(compared, sent, bytesSent);
     }

@@ -34,7 +34,7 @@ public sealed class TestFailoverService
     internal static bool OwnerGone(ExclusiveOperationRecord op) =>
         op.OwnerHost == Environment.MachineName && !ProcessIsAlive(op.OwnerProcessId);
 
-    public async Task<AsrJobResult> StartAsync(AsrProtectedItem item, RecoveryPointChoice choice, AsrLocalTarget target, Func<JobContext, Task>? syncFirst, JobContext context)
+    public async Task<AsrJobResult> StartAsync(AsrProtectedItem item, RecoveryPointChoice choice, IRecoveryTarget target, Func<JobContext, Task>? syncFirst, JobContext context)
     {
         var ct = context.CancellationToken;
         var started = Stopwatch.StartNew();
@@ -52,7 +52,9 @@ public sealed class TestFailoverService
         await using var pin = await PointPin.AcquireAsync(_vault, point, "TestFailover", ct).ConfigureAwait(false);
         point = pin.Point;
         var drillId = Guid.NewGuid();
-        string dir = target.DrillDirectory(item.Name, drillId);
+        if (target is not AsrLocalTarget local)
+            return await StartInTargetAsync(item, point, target, drillId, started, context).ConfigureAwait(false);
+        string dir = local.DrillDirectory(item.Name, drillId);
         Directory.CreateDirectory(dir);
         var devices = new List<OverlayBlockDevice>();
         NbdServer? server = null;
@@ -117,10 +119,56 @@ public sealed class TestFailoverService
     }
 
     /// <summary>
+    /// A drill in a target that runs machines (Azure): the target makes the drill's machine from the point in its drill
+    /// network, marked with the drill's id, and cleanup deletes exactly that.
+    /// </summary>
+    private async Task<AsrJobResult> StartInTargetAsync(AsrProtectedItem item, AsrRecoveryPoint point, IRecoveryTarget target, Guid drillId, Stopwatch started, JobContext context)
+    {
+        var ct = context.CancellationToken;
+        await target.ValidateAsync(_vault, item, RecoveryPurpose.TestFailover, ct).ConfigureAwait(false);
+        var machine = await target.RecoverAsync(_vault, item, point, RecoveryPurpose.TestFailover, drillId, context.Phase(0, 99)).ConfigureAwait(false);
+        long readyMs = started.ElapsedMilliseconds;
+        try
+        {
+            await _vault.UpdateItemAsync(item.Id, i =>
+            {
+                Validate(i); // re-checked under the record lock: a failover may have claimed the item meanwhile
+                i.State = ProtectedItemState.TestFailedOver;
+                i.TestFailover = new TestFailoverRecord
+                {
+                    Id = drillId,
+                    RecoveryPointSequence = point.Sequence,
+                    RecoveryPointTimeUtc = point.RecoveryPointTimeUtc,
+                    StartedUtc = DateTimeOffset.UtcNow,
+                    OwnerProcessId = Environment.ProcessId,
+                    OwnerHost = Environment.MachineName,
+                    JobId = context.Job.Id,
+                    Machine = machine,
+                };
+            }, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            try { await target.RemoveAsync(item, machine, JobContext.Detached()).ConfigureAwait(false); }
+            catch (AsrException ex) { context.Logger.LogWarning(ex, "Could not remove the machine of the failed drill of {Item}: {Machine}", item.Name, machine.MachineId); }
+            throw;
+        }
+        context.Report(100, $"Drill of '{item.Name}' from point {point.Sequence}: {machine.MachineId} ({target.Kind}), ready after {readyMs} ms");
+        return new AsrJobResult
+        {
+            Mode = "TestFailover",
+            RecoveryPointSequence = point.Sequence,
+            RecoveryPointId = point.PointId,
+            Files = machine.Disks.Values.Append(machine.MachineId).ToList(),
+            ReadyAfterMilliseconds = readyMs,
+        };
+    }
+
+    /// <summary>
     /// Reads every disk the drill serves over NBD, as a hypervisor would, and compares it with the
     /// recovery point's content digest. A disk the drill has written to differs (reported by block count).
     /// </summary>
-    public async Task<AsrJobResult> VerifyAsync(AsrProtectedItem item, JobContext context)
+    public async Task<AsrJobResult> VerifyAsync(AsrProtectedItem item, IRecoveryTarget? given, JobContext context)
     {
         var ct = context.CancellationToken;
         if (item.State != ProtectedItemState.TestFailedOver || item.TestFailover is null)
@@ -128,6 +176,8 @@ public sealed class TestFailoverService
                 $"'{item.Name}' has no drill to verify (state {item.State}). Start one with Start-AsrTestFailover.", item.Name);
         var drill = item.TestFailover;
         var point = await _vault.GetPointAsync(item.Id, drill.RecoveryPointSequence, ct).ConfigureAwait(false);
+        if (drill.Machine is { } machine)
+            return await VerifyInTargetAsync(item, point, RecoveryTargets.Resolve(machine, given, item.Name), machine, context).ConfigureAwait(false);
         var verdicts = new List<string>();
         bool allMatch = true;
         long totalBytes = Math.Max(1, point.Disks.Sum(d => d.SizeBytes)), done = 0;
@@ -166,28 +216,80 @@ public sealed class TestFailoverService
         return new AsrJobResult { Mode = "VerifyTestFailover", RecoveryPointSequence = point.Sequence, Verified = allMatch, Note = string.Join("; ", verdicts) };
     }
 
+    /// <summary>Reads the drill machine's disks back from the target (Azure: through snapshots) and compares each with the point's content digest.</summary>
+    private async Task<AsrJobResult> VerifyInTargetAsync(AsrProtectedItem item, AsrRecoveryPoint point, IRecoveryTarget target, RecoveredMachineRecord machine, JobContext context)
+    {
+        var ct = context.CancellationToken;
+        await using var disks = await target.OpenRecoveredDisksAsync(item, machine, ct).ConfigureAwait(false);
+        var verdicts = new List<string>();
+        bool allMatch = true;
+        long totalBytes = Math.Max(1, point.Disks.Sum(d => d.SizeBytes)), done = 0;
+        foreach (var disk in point.Disks)
+        {
+            var watch = Stopwatch.StartNew();
+            if (!disks.Disks.TryGetValue(disk.DiskId, out var reader))
+                throw new AsrException(AsrErrorIds.RecoveryPointVerificationFailed, AsrErrorKind.InvalidData,
+                    $"The drill machine of '{item.Name}' has no disk for '{disk.Name}'.", disk.Name);
+            var table = await DiskChecksums.HashAsync(reader, disk.SizeBytes, disk.BlockSize, _vault.HashSeed,
+                new ByteProgress(n => context.Report((int)(100 * (done += n) / totalBytes), $"Verifying drill disk '{disk.Name}' in {target.Kind}")), ct).ConfigureAwait(false);
+            if (reader.Size >= disk.SizeBytes && table.Digest() == disk.ContentDigest)
+            {
+                verdicts.Add($"{disk.Name}: {disk.SizeBytes:N0} bytes read back from {reader.Location} in {watch.Elapsed.TotalSeconds:F1} s, identical to point {point.Sequence}");
+                continue;
+            }
+            allMatch = false;
+            using var pointReader = await RecoveryPointDiskReader.OpenAsync(_vault, point, disk.DiskId, ct).ConfigureAwait(false);
+            var expected = await pointReader.ComputeBlockHashesAsync(ct).ConfigureAwait(false);
+            long differing = table.Hashes.Where((h, i) => h != expected.Hashes[i]).LongCount();
+            verdicts.Add($"{disk.Name}: {differing:N0} block(s) differ from point {point.Sequence} (written by the drill machine?)");
+        }
+        context.Report(100, allMatch ? $"Drill of '{item.Name}' verified: every disk equals point {point.Sequence}" : $"Drill of '{item.Name}' differs from point {point.Sequence}");
+        return new AsrJobResult { Mode = "VerifyTestFailover", RecoveryPointSequence = point.Sequence, Verified = allMatch, Note = string.Join("; ", verdicts) };
+    }
+
+    private sealed class ByteProgress(Action<long> onReport) : IProgress<long>
+    {
+        public void Report(long value) => onReport(value);
+    }
+
     public void ValidateCleanup(AsrProtectedItem item)
     {
         ItemStateMachine.EnsureAllowed(item, ItemOperation.TestFailoverCleanup);
         var drill = item.TestFailover!;
+        if (drill.Machine is not null) return; // a machine in a target: no process serves it
         if (!ActiveDrills.IsServedHere(item.Id) && drill.OwnerHost == Environment.MachineName && drill.OwnerProcessId != Environment.ProcessId && ProcessIsAlive(drill.OwnerProcessId))
             throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy,
                 $"The drill of '{item.Name}' is served by process {drill.OwnerProcessId}; clean it up from that session, or end that process first.", item.Name);
     }
 
     /// <summary>Stops serving the drill, deletes everything it made and returns the item to its protection state.</summary>
-    public async Task<AsrJobResult> CleanupAsync(AsrProtectedItem item, string? comment, JobContext context)
+    public async Task<AsrJobResult> CleanupAsync(AsrProtectedItem item, string? comment, IRecoveryTarget? given, JobContext context)
     {
         ValidateCleanup(item);
         var drill = item.TestFailover!;
-        if (ActiveDrills.Remove(item.Id) is { } active)
+        if (drill.Machine is { } machine)
+        {
+            // Found again from the target (its resource group and the drill's tag), not from the record's ids.
+            var removed = await RecoveryTargets.Resolve(machine, given, item.Name).RemoveAsync(item, machine, context.Phase(0, 90)).ConfigureAwait(false);
+            context.Logger.LogInformation("Drill {Drill} of {Item}: removed {Resources}", drill.Id, item.Name, string.Join(", ", removed));
+        }
+        else if (ActiveDrills.Remove(item.Id) is { } active)
         {
             long written = active.Devices.Sum(d => d.WrittenBytes);
             context.Logger.LogInformation("Drill {Drill}: discarding {Bytes} bytes the drill wrote", drill.Id, written);
             await active.DisposeAsync().ConfigureAwait(false);
         }
-        TryDeleteDirectory(drill.Directory);
-        if (Directory.Exists(drill.Directory))
+        if (drill.Machine is null)
+        {
+            // The directory comes from the vault: only a drill directory of this item and drill is deleted (recursively).
+            string expected = $"{item.Name}-drill-{drill.Id.ToString("N")[..8]}";
+            if (!Path.IsPathFullyQualified(drill.Directory) || Path.GetFileName(drill.Directory.TrimEnd('/')) != expected || drill.Directory.Contains("/../", StringComparison.Ordinal))
+                throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData,
+                    $"The drill record of '{item.Name}' names '{drill.Directory}' as its directory, which is not a drill directory of this drill ('{expected}'); nothing was deleted. " +
+                    "Delete the drill's files yourself, then clean up again.", VaultLayout.Item(item.Id));
+            TryDeleteDirectory(drill.Directory);
+        }
+        if (drill.Machine is null && Directory.Exists(drill.Directory))
             throw new AsrException(AsrErrorIds.DiskUnreadable, AsrErrorKind.WriteError, $"Could not remove the drill directory '{drill.Directory}'.", drill.Directory);
         await _vault.UpdateItemAsync(item.Id, i =>
         {

@@ -5,7 +5,7 @@ namespace AsrModule.Engine.Items;
 /// <summary>
 /// The protected-item lifecycle in one table:
 /// <code>
-/// InitialReplicationPending ─cycle→ Protected ⇄ ResyncRequired
+/// InitialReplicationPending ─cycle or resync (again after a failed/killed one)→ Protected ⇄ ResyncRequired
 /// Protected ─TestFailover→ TestFailedOver ─TestFailoverCleanup→ Protected
 /// Protected ─Failover→ FailedOver ─CommitFailover→ Committed ─Reprotect→ Reprotected ─Failback→ Protected
 ///             Reprotected ─Reprotect→ Reprotected (again, e.g. to an alternate disk)
@@ -17,7 +17,9 @@ public static class ItemStateMachine
 {
     private static readonly Dictionary<ProtectedItemState, ItemOperation[]> Allowed = new()
     {
-        [ProtectedItemState.InitialReplicationPending] = [ItemOperation.Replicate, ItemOperation.Disable],
+        // A failed, cancelled or killed initial replication can always go on: a cycle (or a resync, which with no
+        // point to compare is the same) runs it again; nothing else has a point to work from yet.
+        [ProtectedItemState.InitialReplicationPending] = [ItemOperation.Replicate, ItemOperation.Resync, ItemOperation.Disable],
         [ProtectedItemState.Protected] = [ItemOperation.Replicate, ItemOperation.Resync, ItemOperation.ExportRecoveryPoint,
             ItemOperation.TestFailover, ItemOperation.Failover, ItemOperation.Disable],
         // Points are immutable, so a drill or a failover from a stored point is safe before the resync.
@@ -61,8 +63,11 @@ public static class ItemStateMachine
     {
         if (IsAllowed(item.State, op)) return;
         var allowed = AllowedOperations(item.State).Select(CommandOf).ToList();
+        string why = item.State == ProtectedItemState.InitialReplicationPending
+            ? " It has no recovery point yet: Invoke-AsrReplication runs its initial replication (again, after one that failed, was cancelled or whose process was killed)."
+            : "";
         throw new AsrException(AsrErrorIds.InvalidStateTransition, AsrErrorKind.InvalidOperation,
-            $"{CommandOf(op)} is not allowed for '{item.Name}' in state {item.State}. Allowed now: {(allowed.Count == 0 ? "nothing" : string.Join(", ", allowed))}.",
+            $"{CommandOf(op)} is not allowed for '{item.Name}' in state {item.State}. Allowed now: {(allowed.Count == 0 ? "nothing" : string.Join(", ", allowed))}.{why}",
             item.Name);
     }
 

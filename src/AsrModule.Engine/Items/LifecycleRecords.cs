@@ -16,6 +16,8 @@ public sealed class TestFailoverRecord
     /// <summary>disk name → nbd:// URI served while the drill's process runs.</summary>
     public Dictionary<string, string> Exports { get; set; } = new();
     public Guid JobId { get; set; }
+    /// <summary>The machine the drill made in a target that runs machines (Azure), or null for a drill served over NBD.</summary>
+    public Failover.RecoveredMachineRecord? Machine { get; set; }
 }
 
 /// <summary>An operation that owns the item exclusively while its job runs (drills must not start meanwhile).</summary>
@@ -33,10 +35,12 @@ public sealed class FailoverRecord
     public FailoverType Type { get; set; }
     public long RecoveryPointSequence { get; set; }
     public DateTimeOffset RecoveryPointTimeUtc { get; set; }
-    /// <summary>Target directory holding the recovered disks and machine.json.</summary>
+    /// <summary>Where the machine is: the directory holding the recovered disks and machine.json, or the Azure VM's resource id.</summary>
     public string TargetPath { get; set; } = "";
-    /// <summary>disk id → recovered disk file.</summary>
+    /// <summary>disk id → recovered disk: a file, or a managed disk's resource id.</summary>
     public Dictionary<string, string> RecoveredDisks { get; set; } = new();
+    /// <summary>What the failover made, with its target's kind and location (null in records written before targets other than local ones).</summary>
+    public Failover.RecoveredMachineRecord? Machine { get; set; }
     public DateTimeOffset FailedOverUtc { get; set; }
     public DateTimeOffset? CommittedUtc { get; set; }
 }

@@ -50,6 +50,7 @@ public static class JobRunner
     public static RunningJob Start(AsrVault vault, AsrJob job, Func<JobContext, Task<AsrJobResult?>> body, ILogger? logger = null)
     {
         logger ??= vault.Logger;
+        KickPendingEnds(vault.Location);
         var cts = new CancellationTokenSource();
         var running = new RunningJob(job, cts);
         job.VaultLocation = vault.Location;
@@ -101,17 +102,133 @@ public static class JobRunner
             }
             finally
             {
-                // The last progress save (if one is under way) lands before the end is written, never after it.
                 stopSaving.Cancel();
-                await saver.ConfigureAwait(false);
-                stopSaving.Dispose();
-                try { await vault.Jobs.SaveAsync(Snapshot(job), CancellationToken.None).ConfigureAwait(false); }
-                catch (Exception ex) { logger.LogError(ex, "Could not persist the end of job {JobId}", job.Id); }
+                // The end is always recorded: written at once when the storage answers, else retried in the background
+                // (and at the next use of the vault) until it does. Other processes would otherwise see an InProgress
+                // record of a job that ended. The job completes once the first write of the end has succeeded or
+                // failed, or after FinalWriteWait, so an outage is reported within the store's own retry budget.
+                var end = new PendingEnd(vault.Store, Snapshot(job), logger);
+                PendingEnds[job.Id] = end;
                 Running.TryRemove(KeyValuePair.Create(job.Id, running));
+                _ = end.RunAsync(saver);
+                await Task.WhenAny(end.FirstAttempt, Task.Delay(FinalWriteWait)).ConfigureAwait(false);
+                stopSaving.Dispose();
                 cts.Dispose();
             }
         });
         return running;
+    }
+
+    /// <summary>How long a job's completion waits for the write of its end before leaving it to <see cref="PendingEnd"/>.</summary>
+    internal static TimeSpan FinalWriteWait { get; set; } = TimeSpan.FromSeconds(2);
+    /// <summary>Backoff of the background retries of an end record: doubling from the first to the last.</summary>
+    internal static TimeSpan EndRetryFirstDelay { get; set; } = TimeSpan.FromSeconds(0.5);
+    internal static TimeSpan EndRetryMaxDelay { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Ends of jobs of this process not yet in the vault (the storage did not answer), by job id.</summary>
+    private static readonly ConcurrentDictionary<Guid, PendingEnd> PendingEnds = new();
+
+    /// <summary>The end of a job of this process whose record the vault does not hold yet: what every reader in this process sees.</summary>
+    public static bool TryGetPendingEnd(Guid jobId, out AsrJob job)
+    {
+        if (PendingEnds.TryGetValue(jobId, out var end)) { job = end.Record.Clone(); return true; }
+        job = null!;
+        return false;
+    }
+
+    /// <summary>Job ends of this process still waiting for the storage of the vault at <paramref name="location"/> (all vaults when null).</summary>
+    public static IReadOnlyList<AsrJob> PendingEndsOf(string? location) =>
+        PendingEnds.Values.Where(e => location is null || e.Location == location).Select(e => e.Record.Clone()).ToList();
+
+    /// <summary>
+    /// The next use of a vault: retries the pending job ends of that vault now instead of at their next backoff, and
+    /// returns when each was written or failed again, or after <paramref name="wait"/>.
+    /// </summary>
+    public static async Task FlushPendingEndsAsync(string location, TimeSpan wait)
+    {
+        var ends = PendingEnds.Values.Where(e => e.Location == location).ToList();
+        if (ends.Count == 0) return;
+        var attempts = ends.Select(e => e.KickAsync()).ToList();
+        await Task.WhenAny(Task.WhenAll(attempts), Task.Delay(wait)).ConfigureAwait(false);
+    }
+
+    /// <summary>Starts <see cref="FlushPendingEndsAsync"/> without waiting (a vault opened or a job started on it).</summary>
+    internal static void KickPendingEnds(string location)
+    {
+        foreach (var e in PendingEnds.Values)
+            if (e.Location == location) _ = e.KickAsync();
+    }
+
+    /// <summary>
+    /// Writes one job's end record, retrying with backoff until the storage answers (for as long as this process
+    /// lives). A record that another process has taken over meanwhile (a plan run resumed elsewhere) is left alone.
+    /// </summary>
+    private sealed class PendingEnd(IVaultStore store, AsrJob record, ILogger logger)
+    {
+        private readonly SemaphoreSlim _wake = new(0);
+        private readonly SemaphoreSlim _writing = new(1, 1);
+        private TaskCompletionSource _attempted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public AsrJob Record { get; } = record;
+        public string Location => store.Location;
+        public int Attempts;
+
+        private readonly TaskCompletionSource _firstAttempt = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        /// <summary>Completes when the first write of the end has succeeded or failed.</summary>
+        public Task FirstAttempt => _firstAttempt.Task;
+
+        public async Task RunAsync(Task lastProgressSave)
+        {
+            // The last progress save (if one is under way) lands before the end is written, never after it.
+            await lastProgressSave.ConfigureAwait(false);
+            var delay = EndRetryFirstDelay;
+            while (true)
+            {
+                bool written = await TryWriteAsync().ConfigureAwait(false);
+                _firstAttempt.TrySetResult();
+                if (written) return;
+                await _wake.WaitAsync(delay).ConfigureAwait(false);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, EndRetryMaxDelay.Ticks));
+            }
+        }
+
+        /// <summary>Wakes the retry loop now; completes after its next attempt.</summary>
+        public Task KickAsync()
+        {
+            var attempted = Volatile.Read(ref _attempted).Task;
+            _wake.Release();
+            return attempted;
+        }
+
+        private async Task<bool> TryWriteAsync()
+        {
+            await _writing.WaitAsync().ConfigureAwait(false);
+            Interlocked.Increment(ref Attempts);
+            try
+            {
+                var jobs = new JobStore(store);
+                var current = await store.ReadAsync<AsrJob>(VaultLayout.Job(Record.Id), CancellationToken.None).ConfigureAwait(false);
+                if (current is null || (!current.IsFinished && current.OwnerProcessId == Record.OwnerProcessId && current.OwnerHost == Record.OwnerHost))
+                    await jobs.SaveAsync(Record, CancellationToken.None).ConfigureAwait(false);
+                else if (!SameEnd(current))
+                    logger.LogWarning("The end of job {JobId} ({State}) was not written: its record was changed by another process meanwhile ({Other})", Record.Id, Record.State, current.State);
+                PendingEnds.TryRemove(KeyValuePair.Create(Record.Id, this));
+                if (Attempts > 1) logger.LogInformation("The end of job {JobId} ({State}) is recorded in the vault after {Attempts} attempts", Record.Id, Record.State, Attempts);
+                return true;
+            }
+            catch (Exception ex)
+            {
+                if (Attempts == 1) logger.LogError(ex, "Could not persist the end of job {JobId} ({State}); retrying in the background until the storage answers", Record.Id, Record.State);
+                else logger.LogDebug(ex, "Attempt {Attempt} to persist the end of job {JobId} failed", Attempts, Record.Id);
+                return false;
+            }
+            finally
+            {
+                Interlocked.Exchange(ref _attempted, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+                _writing.Release();
+            }
+        }
+
+        private bool SameEnd(AsrJob current) => current.State == Record.State && current.EndTimeUtc == Record.EndTimeUtc;
     }
 
     /// <summary>Saves the job's record once a second while its progress changes, until <paramref name="stop"/>.</summary>
@@ -153,6 +270,7 @@ public static class JobRunner
     public static bool OwnerIsGone(AsrJob job)
     {
         if (job.IsFinished || job.OwnerHost != Environment.MachineName) return false;
+        // Ended here (its end perhaps still on its way to the vault: TryGetPendingEnd has it) or never ran here.
         if (job.OwnerProcessId == Environment.ProcessId) return !Running.ContainsKey(job.Id);
         try
         {

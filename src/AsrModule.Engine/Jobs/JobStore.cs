@@ -16,6 +16,7 @@ public sealed class JobStore
     public async Task<AsrJob> GetAsync(Guid id, CancellationToken ct)
     {
         if (JobRunner.TryGetRunning(id, out var running)) return Decorate(JobRunner.Snapshot(running.Job));
+        if (JobRunner.TryGetPendingEnd(id, out var ended)) return Decorate(ended);
         var job = await _store.ReadAsync<AsrJob>(VaultLayout.Job(id), ct).ConfigureAwait(false)
             ?? throw new AsrException(AsrErrorIds.JobNotFound, AsrErrorKind.ObjectNotFound, $"No job with id {id} in the vault at '{_store.Location}'.", id);
         return Decorate(job);
@@ -23,11 +24,14 @@ public sealed class JobStore
 
     public async Task<List<AsrJob>> ListAsync(CancellationToken ct)
     {
+        JobRunner.KickPendingEnds(_store.Location);
         var jobs = new List<AsrJob>();
         foreach (var o in await _store.ListAsync(VaultLayout.JobsPrefix, ct).ConfigureAwait(false))
         {
             if (!Guid.TryParse(Path.GetFileNameWithoutExtension(o.Key), out var id)) continue;
             if (JobRunner.TryGetRunning(id, out var running)) { jobs.Add(Decorate(JobRunner.Snapshot(running.Job))); continue; }
+            // Ended in this process, the end not yet in the vault (the storage did not answer): the true end, not the stale record.
+            if (JobRunner.TryGetPendingEnd(id, out var ended)) { jobs.Add(Decorate(ended)); continue; }
             var job = await _store.ReadAsync<AsrJob>(o.Key, ct).ConfigureAwait(false);
             if (job is not null) jobs.Add(Decorate(job));
         }

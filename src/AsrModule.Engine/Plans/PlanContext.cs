@@ -20,8 +20,13 @@ public sealed class PlanVm
     public string Name { get; set; } = "";
     public string State { get; set; } = "";
     public long? RecoveryPointSequence { get; set; }
+    /// <summary>The drill directory, the recovered machine's directory, or the Azure VM's resource id.</summary>
     public string? TargetPath { get; set; }
-    /// <summary>disk name → recovered disk file (failover) or nbd:// URI (drill).</summary>
+    /// <summary>"Local" or "Azure" once recovered.</summary>
+    public string? TargetKind { get; set; }
+    /// <summary>The recovered VM's resource id (Azure), or null.</summary>
+    public string? VirtualMachineId { get; set; }
+    /// <summary>disk name → recovered disk file (failover), nbd:// URI (local drill) or managed disk resource id (Azure).</summary>
     public Dictionary<string, string> Disks { get; set; } = new();
 }
 

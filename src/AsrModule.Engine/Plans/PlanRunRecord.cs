@@ -8,7 +8,11 @@ public sealed class PlanRunRecord
     /// <summary>SHA-256 of the plan file when the run started: a changed plan is not resumed silently.</summary>
     public string PlanSha256 { get; set; } = "";
     public PlanFailoverType FailoverType { get; set; }
+    /// <summary>A local target's directory (Local targets only; kept for records written before target kinds).</summary>
     public string? TargetPath { get; set; }
+    /// <summary>The target's kind ("Local", "Azure") and location (no credential: a continuation in another process needs the target again).</summary>
+    public string? TargetKind { get; set; }
+    public string? TargetLocation { get; set; }
     /// <summary>The first task not yet done.</summary>
     public int NextTask { get; set; }
     public string? PauseMessage { get; set; }

@@ -21,12 +21,15 @@ public sealed class RecoveryPlanRunner
     private readonly AsrVault _vault;
     private readonly RecoveryPlan _plan;
     private readonly IPlanStepRunner _steps;
+    private readonly IRecoveryTarget? _target;
 
-    public RecoveryPlanRunner(AsrVault vault, RecoveryPlan plan, IPlanStepRunner steps)
+    /// <param name="target">The target given to this process (Start-AsrRecoveryPlan -Target, Resume-AsrJob -Target), or null to find it from the run record.</param>
+    public RecoveryPlanRunner(AsrVault vault, RecoveryPlan plan, IPlanStepRunner steps, IRecoveryTarget? target = null)
     {
         _vault = vault;
         _plan = plan;
         _steps = steps;
+        _target = target;
     }
 
     public async Task<AsrJobResult> RunAsync(JobContext context)
@@ -129,7 +132,7 @@ public sealed class RecoveryPlanRunner
         var item = await _vault.GetItemAsync(name, ct).ConfigureAwait(false);
         var replication = new ReplicationService(_vault);
         var failover = new FailoverService(_vault);
-        var target = run.TargetPath is null ? null : new AsrLocalTarget(run.TargetPath);
+        var target = ResolveTarget(run);
         // Each machine gets a child context: its own progress must not overwrite the plan's.
         var machineContext = new JobContext(context.Job, ct, null, context.Logger);
         switch (run.FailoverType)
@@ -138,7 +141,7 @@ public sealed class RecoveryPlanRunner
                 await new TestFailoverService(_vault).StartAsync(item, RecoveryPointChoice.LatestProcessed, Require(target), null, machineContext).ConfigureAwait(false);
                 break;
             case PlanFailoverType.TestCleanup:
-                await new TestFailoverService(_vault).CleanupAsync(item, $"Recovery plan '{_plan.Name}' (job {context.Job.Id})", machineContext).ConfigureAwait(false);
+                await new TestFailoverService(_vault).CleanupAsync(item, $"Recovery plan '{_plan.Name}' (job {context.Job.Id})", _target, machineContext).ConfigureAwait(false);
                 break;
             case PlanFailoverType.Planned:
                 using (await replication.PrepareCycleAsync(item, false, ct).ConfigureAwait(false))
@@ -152,15 +155,26 @@ public sealed class RecoveryPlanRunner
                 using (replication.AcquireLease(item)) await failover.CommitAsync(item, machineContext).ConfigureAwait(false);
                 break;
             case PlanFailoverType.Reprotect:
-                using (replication.AcquireLease(item)) await failover.ReprotectAsync(item, null, machineContext).ConfigureAwait(false);
+                using (replication.AcquireLease(item)) await failover.ReprotectAsync(item, null, _target, machineContext).ConfigureAwait(false);
                 break;
             case PlanFailoverType.Failback:
-                using (replication.AcquireLease(item)) await failover.FailbackAsync(item, machineContext).ConfigureAwait(false);
+                using (replication.AcquireLease(item)) await failover.FailbackAsync(item, _target, machineContext).ConfigureAwait(false);
                 break;
         }
     }
 
-    private static AsrLocalTarget Require(AsrLocalTarget? target) =>
+    /// <summary>The run's target: the one given to this process, the local directory the run names, or one registered in this process.</summary>
+    private IRecoveryTarget? ResolveTarget(PlanRunRecord run)
+    {
+        if (_target is not null) return _target;
+        if (run.TargetKind is { } kind && kind != AsrLocalTarget.LocalKind && run.TargetLocation is { } location)
+            return RecoveryTargets.Find(kind, location)
+                   ?? throw new AsrException(AsrErrorIds.RecoveryTargetRequired, AsrErrorKind.InvalidOperation,
+                       $"This run fails over to {kind} target '{location}', which this session does not know; pass -Target to Resume-AsrJob (or create the target in this session first).", _plan.Name);
+        return run.TargetPath is null ? null : new AsrLocalTarget(run.TargetPath);
+    }
+
+    private static IRecoveryTarget Require(IRecoveryTarget? target) =>
         target ?? throw new AsrException(AsrErrorIds.RecoveryPlanInvalid, AsrErrorKind.InvalidArgument, "This failover type needs -Target.", null);
 
     private async Task RefreshVmMapAsync(PlanContext planContext, CancellationToken ct)
@@ -172,13 +186,20 @@ public sealed class RecoveryPlanRunner
             if (item.TestFailover is { } drill)
             {
                 vm.RecoveryPointSequence = drill.RecoveryPointSequence;
-                vm.TargetPath = drill.Directory;
-                vm.Disks = new Dictionary<string, string>(drill.Exports);
+                vm.TargetPath = drill.Machine?.MachineId ?? drill.Directory;
+                vm.TargetKind = drill.Machine?.TargetKind ?? AsrLocalTarget.LocalKind;
+                vm.VirtualMachineId = drill.Machine is { TargetKind: not AsrLocalTarget.LocalKind } m ? m.MachineId : null;
+                vm.Disks = drill.Machine is { } dm
+                    ? item.Disks.ToDictionary(d => d.Name, d => dm.Disks.GetValueOrDefault(d.DiskId, ""))
+                    : new Dictionary<string, string>(drill.Exports);
             }
             else if (item.Failover is { } f)
             {
                 vm.RecoveryPointSequence = f.RecoveryPointSequence;
                 vm.TargetPath = f.TargetPath;
+                var fm = AsrLocalTarget.MachineOf(f);
+                vm.TargetKind = fm.TargetKind;
+                vm.VirtualMachineId = fm.TargetKind != AsrLocalTarget.LocalKind ? fm.MachineId : null;
                 vm.Disks = item.Disks.ToDictionary(d => d.Name, d => f.RecoveredDisks.GetValueOrDefault(d.DiskId, ""));
             }
             else

@@ -47,20 +47,51 @@ internal static class DiskChecksums
         return table;
     }
 
+    /// <summary>Hashes every block of a recovered disk read through <paramref name="source"/> (a file, or an Azure snapshot through its SAS).</summary>
+    public static async Task<BlockHashTable> HashAsync(Failover.IRecoveredDiskReader source, long size, int blockSize, ulong seed, IProgress<long>? bytesDone, CancellationToken ct)
+    {
+        var table = BlockHashTable.Zero(size, blockSize, seed);
+        long readable = Math.Min(size, source.Size);
+        int chunk = ChunkBlocks * blockSize;
+        byte[] current = ArrayPool<byte>.Shared.Rent(chunk), next = ArrayPool<byte>.Shared.Rent(chunk);
+        try
+        {
+            // The next chunk is read while this one is hashed: over a network the reads are the cost.
+            Task? pending = readable > 0 ? source.ReadAsync(0, current.AsMemory(0, (int)Math.Min(chunk, readable)), ct).AsTask() : null;
+            for (long offset = 0; offset < readable; offset += chunk)
+            {
+                int bytes = (int)Math.Min(chunk, readable - offset);
+                await pending!.ConfigureAwait(false);
+                long nextOffset = offset + chunk;
+                pending = nextOffset < readable ? source.ReadAsync(nextOffset, next.AsMemory(0, (int)Math.Min(chunk, readable - nextOffset)), ct).AsTask() : null;
+                long first = offset / blockSize;
+                for (int b = 0; b * blockSize < bytes; b++)
+                    table.Hashes[first + b] = table.Hash(current.AsSpan(b * blockSize, Math.Min(blockSize, bytes - b * blockSize)));
+                bytesDone?.Report(bytes);
+                (current, next) = (next, current);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(current);
+            ArrayPool<byte>.Shared.Return(next);
+        }
+        return table;
+    }
+
     /// <summary>
-    /// Makes <paramref name="targetPath"/> equal to <paramref name="sourcePath"/> by copying only the blocks
-    /// whose hashes differ between <paramref name="sourceTable"/> and <paramref name="targetTable"/>. The target
-    /// is created or resized to the source's size.
+    /// Makes <paramref name="targetPath"/> equal to the recovered disk <paramref name="source"/> (a file, or an Azure
+    /// snapshot through its SAS) by copying only the blocks whose hashes differ between <paramref name="sourceTable"/>
+    /// and <paramref name="targetTable"/>. The target is created or resized to the source's size.
     /// </summary>
-    public static async Task<DiskSyncStats> CopyDifferencesAsync(string sourcePath, BlockHashTable sourceTable, string targetPath, BlockHashTable targetTable,
+    public static async Task<DiskSyncStats> CopyDifferencesAsync(Failover.IRecoveredDiskReader source, BlockHashTable sourceTable, string targetPath, BlockHashTable targetTable,
         IProgress<long>? bytesSent, CancellationToken ct)
     {
         int bs = sourceTable.BlockSize;
         long size = sourceTable.DiskSize;
-        using var source = DiskSource.Open(sourcePath);
         using var target = OpenTarget(targetPath, size);
         long blocksSent = 0, bytes = 0;
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(64 * bs);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(256 * bs);
         try
         {
             long blocks = sourceTable.Hashes.Length;
@@ -69,10 +100,10 @@ internal static class DiskChecksums
                 ct.ThrowIfCancellationRequested();
                 if (sourceTable.Hashes[b] == targetTable.Hashes[b]) { b++; continue; }
                 long runStart = b;
-                while (b < blocks && b - runStart < 64 && sourceTable.Hashes[b] != targetTable.Hashes[b]) b++;
+                while (b < blocks && b - runStart < 256 && sourceTable.Hashes[b] != targetTable.Hashes[b]) b++;
                 long offset = runStart * bs;
                 int length = (int)Math.Min((b - runStart) * bs, size - offset);
-                source.ReadExactly(offset, buffer.AsSpan(0, length));
+                await source.ReadAsync(offset, buffer.AsMemory(0, length), ct).ConfigureAwait(false);
                 await RandomAccess.WriteAsync(target, buffer.AsMemory(0, length), offset, ct).ConfigureAwait(false);
                 blocksSent += b - runStart;
                 bytes += length;

@@ -122,7 +122,8 @@ public sealed partial class ReplicationService
     public IDisposable AcquireLease(AsrProtectedItem item) =>
         _vault.Store.TryAcquireLock(VaultLayout.ItemLock(item.Id))
         ?? throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy,
-            $"Protected item '{item.Name}' is busy: another job (in this or another session) is working on it. Wait for it with Get-AsrJob | Wait-AsrJob.", item.Name);
+            $"Protected item '{item.Name}' is busy: another job (in this or another session{(item.CycleInProgressJobId is { } job ? $"; its last cycle is job {job}" : "")}) is working on it. " +
+            "Wait for it with Get-AsrJob | Wait-AsrJob. The lock of a process that ended frees itself (at once in a local vault, within a minute in a blob vault).", item.Name);
 
     /// <summary>One replication cycle (initial, delta or checksum resync). Call with the lease from <see cref="PrepareCycleAsync"/>.</summary>
     public async Task<AsrJobResult> RunCycleAsync(AsrProtectedItem item, bool forceResync, JobContext context, CycleOptions? options = null)

@@ -42,6 +42,12 @@ public interface IVaultStore
     /// </summary>
     Task DeleteIncompleteAsync(string prefix, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Deletes what writes left behind anywhere in the vault whose last change is older than <paramref name="olderThan"/>
+    /// (so never a write in progress); returns how many. Stores whose writes leave nothing behind (blobs) do nothing.
+    /// </summary>
+    Task<int> SweepStaleTemporariesAsync(TimeSpan olderThan, CancellationToken cancellationToken) => Task.FromResult(0);
+
     /// <summary>Deletes every object under a prefix.</summary>
     Task DeletePrefixAsync(string prefix, CancellationToken cancellationToken);
 

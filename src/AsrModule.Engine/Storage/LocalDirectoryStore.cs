@@ -1,10 +1,21 @@
+using System.Runtime.InteropServices;
+using AsrModule.Engine.Errors;
+
 namespace AsrModule.Engine.Storage;
 
 /// <summary>
 /// Vault objects as files under a directory. Writes go to a temporary file in the same directory,
-/// are flushed to disk, then renamed over the final name, so an object is either whole or absent
-/// after a crash at any moment.
+/// are flushed to disk, then renamed (or linked) over the final name, and the directory is flushed
+/// after the rename, so an object is either whole or absent after a crash or power loss at any moment,
+/// and once a write returns it survives one. Deletes flush the directory too (a pruned manifest must not
+/// come back after a power loss while the packs it read are gone).
 /// </summary>
+/// <remarks>
+/// File-system faults become the vault's error ids (docs/design.md, "Storage faults"): no space or quota left
+/// (ENOSPC, EDQUOT) → <see cref="AsrErrorIds.VaultStorageFull"/>; permission denied or a read-only file system
+/// (EACCES, EPERM, EROFS) → <see cref="AsrErrorIds.VaultAccessDenied"/>. A failed write leaves no partial object
+/// (its temporary file is removed, or swept later by <see cref="SweepStaleTemporariesAsync"/>).
+/// </remarks>
 public sealed class LocalDirectoryStore : IVaultStore
 {
     private const string TempSuffix = ".tmp-";
@@ -36,11 +47,15 @@ public sealed class LocalDirectoryStore : IVaultStore
         }
         catch (FileNotFoundException) { return null; }
         catch (DirectoryNotFoundException) { return null; }
+        catch (Exception ex) when (StorageFault(ex, key, "read") is { } fault) { throw fault; }
     }
 
     public async Task ReadRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken)
     {
-        using var handle = File.OpenHandle(PathOf(key), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
+        Microsoft.Win32.SafeHandles.SafeFileHandle opened;
+        try { opened = File.OpenHandle(PathOf(key), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous); }
+        catch (Exception ex) when (StorageFault(ex, key, "read") is { } fault) { throw fault; }
+        using var handle = opened;
         int done = 0;
         while (done < destination.Length)
         {
@@ -53,51 +68,122 @@ public sealed class LocalDirectoryStore : IVaultStore
     public async Task WriteAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
     {
         string path = PathOf(key);
-        string temp = await WriteTempAsync(path, content, cancellationToken).ConfigureAwait(false);
-        File.Move(temp, path, overwrite: true);
+        string temp = await WriteTempAsync(key, path, content, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            File.Move(temp, path, overwrite: true);
+            FlushDirectory(Path.GetDirectoryName(path)!);
+        }
+        catch (Exception ex) when (StorageFault(ex, key, "write") is { } fault)
+        {
+            TryDelete(temp);
+            throw fault;
+        }
     }
 
     public async Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
     {
         string path = PathOf(key);
-        string temp = await WriteTempAsync(path, content, cancellationToken).ConfigureAwait(false);
+        string temp = await WriteTempAsync(key, path, content, cancellationToken).ConfigureAwait(false);
         try
         {
             // A hard link fails when the name exists: an atomic create-if-absent on POSIX.
+            bool created;
             if (OperatingSystem.IsWindows())
             {
                 if (File.Exists(path)) return false;
                 File.Move(temp, path, overwrite: false);
-                return true;
+                created = true;
             }
-            return Native.TryLink(temp, path);
+            else
+            {
+                created = Native.TryLink(temp, path);
+            }
+            if (created) FlushDirectory(Path.GetDirectoryName(path)!);
+            return created;
         }
-        catch (IOException) when (File.Exists(path))
+        catch (IOException) when (OperatingSystem.IsWindows() && File.Exists(path))
         {
             return false;
         }
+        catch (Exception ex) when (StorageFault(ex, key, "write") is { } fault)
+        {
+            throw fault;
+        }
         finally
         {
-            File.Delete(temp);
+            TryDelete(temp);
         }
     }
 
-    private static async Task<string> WriteTempAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+    private async Task<string> WriteTempAsync(string key, string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         string temp = path + TempSuffix + Guid.NewGuid().ToString("N")[..8];
         try
         {
+            EnsureDirectory(Path.GetDirectoryName(path)!);
             await using var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
             await fs.WriteAsync(content, cancellationToken).ConfigureAwait(false);
             fs.Flush(flushToDisk: true);
         }
-        catch
+        catch (Exception ex)
         {
-            File.Delete(temp);
+            TryDelete(temp);
+            if (StorageFault(ex, key, "write") is { } fault) throw fault;
             throw;
         }
         return temp;
+    }
+
+    /// <summary>Creates a directory and its missing parents, flushing each new entry's parent so the path survives a power loss.</summary>
+    private void EnsureDirectory(string dir)
+    {
+        if (Directory.Exists(dir)) return;
+        var missing = new Stack<string>();
+        for (string? d = dir; d is not null && !Directory.Exists(d); d = Path.GetDirectoryName(d)) missing.Push(d);
+        Directory.CreateDirectory(dir);
+        foreach (var created in missing)
+            FlushDirectory(Path.GetDirectoryName(created)!);
+    }
+
+    /// <summary>
+    /// fsync(2) of a directory, which makes a rename, link, create or unlink in it durable. .NET cannot open a
+    /// directory as a file, so open/fsync/close come from libc (as <c>link</c> and <c>statx</c> do elsewhere).
+    /// File systems that cannot sync a directory (EINVAL, ENOTSUP) have nothing to flush.
+    /// </summary>
+    internal static void FlushDirectory(string dir)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        int fd = Native.open(dir, Native.O_RDONLY | (OperatingSystem.IsLinux() ? Native.O_CLOEXEC : 0));
+        if (fd < 0)
+        {
+            int openErrno = Marshal.GetLastPInvokeError();
+            throw Native.ErrnoException(openErrno, $"Cannot open directory '{dir}' to flush it");
+        }
+        try
+        {
+            if (Native.fsync(fd) != 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno is Native.EINVAL or Native.ENOTSUP) return;
+                throw Native.ErrnoException(errno, $"fsync of directory '{dir}' failed");
+            }
+        }
+        finally
+        {
+            _ = Native.close(fd);
+        }
+        DirectoryFlushed?.Invoke(dir);
+    }
+
+    /// <summary>Tests observe which directories were flushed (durability cannot be seen without pulling the plug).</summary>
+    internal static event Action<string>? DirectoryFlushed;
+
+    private static void TryDelete(string path)
+    {
+        try { File.Delete(path); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
     }
 
     public Task<IReadOnlyList<VaultObjectInfo>> ListAsync(string prefix, CancellationToken cancellationToken)
@@ -107,16 +193,20 @@ public sealed class LocalDirectoryStore : IVaultStore
         string dirKey = slash < 0 ? "" : prefix[..slash];
         string dir = dirKey.Length == 0 ? _root : PathOf(dirKey);
         var result = new List<VaultObjectInfo>();
-        if (Directory.Exists(dir))
+        try
         {
-            foreach (var file in new DirectoryInfo(dir).EnumerateFiles("*", SearchOption.AllDirectories))
+            if (Directory.Exists(dir))
             {
-                if (file.Name.Contains(TempSuffix, StringComparison.Ordinal)) continue;
-                string key = Path.GetRelativePath(_root, file.FullName).Replace(Path.DirectorySeparatorChar, '/');
-                if (key.StartsWith(prefix, StringComparison.Ordinal))
-                    result.Add(new VaultObjectInfo(key, file.Length));
+                foreach (var file in new DirectoryInfo(dir).EnumerateFiles("*", SearchOption.AllDirectories))
+                {
+                    if (file.Name.Contains(TempSuffix, StringComparison.Ordinal)) continue;
+                    string key = Path.GetRelativePath(_root, file.FullName).Replace(Path.DirectorySeparatorChar, '/');
+                    if (key.StartsWith(prefix, StringComparison.Ordinal))
+                        result.Add(new VaultObjectInfo(key, file.Length));
+                }
             }
         }
+        catch (Exception ex) when (StorageFault(ex, prefix, "list") is { } fault) { throw fault; }
         result.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
         return Task.FromResult<IReadOnlyList<VaultObjectInfo>>(result);
     }
@@ -124,17 +214,58 @@ public sealed class LocalDirectoryStore : IVaultStore
     public Task DeleteIncompleteAsync(string prefix, CancellationToken cancellationToken)
     {
         string dir = PathOf(prefix.TrimEnd('/'));
-        if (Directory.Exists(dir))
-            foreach (var f in Directory.EnumerateFiles(dir, "*" + TempSuffix + "*", SearchOption.AllDirectories))
-                File.Delete(f);
+        try
+        {
+            if (Directory.Exists(dir))
+                foreach (var f in Directory.EnumerateFiles(dir, "*" + TempSuffix + "*", SearchOption.AllDirectories))
+                    File.Delete(f);
+        }
+        catch (Exception ex) when (StorageFault(ex, prefix, "delete") is { } fault) { throw fault; }
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Deletes temporary files (<c>*.tmp-*</c>) anywhere in the vault whose last write is older than
+    /// <paramref name="olderThan"/>: what writes killed mid-way left (item records, names, jobs, events, pins,
+    /// points), which <see cref="DeleteIncompleteAsync"/> does not reach. A live writer writes its temporary file and
+    /// renames it within seconds, so an age of minutes never takes one in use; were one taken all the same, that
+    /// write fails (its rename finds nothing) rather than publish anything partial. Returns how many were deleted.
+    /// </summary>
+    public Task<int> SweepStaleTemporariesAsync(TimeSpan olderThan, CancellationToken cancellationToken)
+    {
+        int deleted = 0;
+        if (!Directory.Exists(_root)) return Task.FromResult(0);
+        var cutoff = DateTime.UtcNow - olderThan;
+        var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 };
+        foreach (var file in new DirectoryInfo(_root).EnumerateFiles("*" + TempSuffix + "*", options))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            // Only names our writes make: <name>.tmp-<8 hex digits>.
+            int at = file.Name.LastIndexOf(TempSuffix, StringComparison.Ordinal);
+            if (at <= 0 || file.Name.Length - at - TempSuffix.Length != 8 || !file.Name[(at + TempSuffix.Length)..].All(char.IsAsciiHexDigitLower)) continue;
+            if (file.LastWriteTimeUtc > cutoff) continue;
+            try
+            {
+                file.Delete();
+                deleted++;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+        }
+        return Task.FromResult(deleted);
     }
 
     public Task DeleteAsync(string key, CancellationToken cancellationToken)
     {
         // Deleting what is not there is not an error (the contract of a blob delete-if-exists).
-        try { File.Delete(PathOf(key)); }
+        string path = PathOf(key);
+        try
+        {
+            if (!File.Exists(path)) return Task.CompletedTask;
+            File.Delete(path);
+            FlushDirectory(Path.GetDirectoryName(path)!);
+        }
         catch (DirectoryNotFoundException) { }
+        catch (Exception ex) when (StorageFault(ex, key, "delete") is { } fault) { throw fault; }
         return Task.CompletedTask;
     }
 
@@ -142,41 +273,104 @@ public sealed class LocalDirectoryStore : IVaultStore
     {
         string trimmed = prefix.TrimEnd('/');
         string path = PathOf(trimmed);
-        if (prefix.EndsWith('/') && Directory.Exists(path))
+        try
         {
-            Directory.Delete(path, recursive: true);
-            return Task.CompletedTask;
+            if (prefix.EndsWith('/') && Directory.Exists(path))
+            {
+                Directory.Delete(path, recursive: true);
+                FlushDirectory(Path.GetDirectoryName(path)!);
+                return Task.CompletedTask;
+            }
+            var dirs = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var o in ListAsync(prefix, cancellationToken).Result)
+            {
+                string file = PathOf(o.Key);
+                File.Delete(file);
+                dirs.Add(Path.GetDirectoryName(file)!);
+            }
+            foreach (var d in dirs) FlushDirectory(d);
         }
-        foreach (var o in ListAsync(prefix, cancellationToken).Result) File.Delete(PathOf(o.Key));
+        catch (Exception ex) when (StorageFault(ex, prefix, "delete") is { } fault) { throw fault; }
         return Task.CompletedTask;
     }
 
     public IDisposable? TryAcquireLock(string key)
     {
         string path = PathOf(key);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         try
         {
+            EnsureDirectory(Path.GetDirectoryName(path)!);
             // FileShare.None is an advisory flock on Unix: released by the kernel if the process dies.
             return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
         }
-        catch (IOException)
+        catch (IOException ex) when (IsLockHeld(ex))
         {
             return null;
         }
+        catch (Exception ex) when (StorageFault(ex, key, "lock") is { } fault)
+        {
+            throw fault;
+        }
+    }
+
+    /// <summary>Another holder has the lock (flock's EWOULDBLOCK; a sharing violation on Windows), as opposed to a storage fault.</summary>
+    private static bool IsLockHeld(IOException ex) =>
+        OperatingSystem.IsWindows() ? (ex.HResult & 0xFFFF) is 32 or 33 : ex.HResult is Native.EWOULDBLOCK or Native.EAGAIN_BSD;
+
+    /// <summary>
+    /// The vault error a file-system fault is, or null when it is none of those (it then propagates as it is).
+    /// On Unix .NET puts the errno in an IOException's HResult and throws UnauthorizedAccessException for
+    /// EACCES, EPERM and EBADF; on Windows the HResult carries the Win32 code.
+    /// </summary>
+    internal AsrException? StorageFault(Exception ex, string key, string operation)
+    {
+        if (ex is AsrException) return null;
+        int code = ex is IOException io ? (OperatingSystem.IsWindows() ? io.HResult & 0xFFFF : io.HResult) : 0;
+        bool full = ex is IOException && (OperatingSystem.IsWindows() ? code is 112 /* ERROR_DISK_FULL */ or 39 /* ERROR_HANDLE_DISK_FULL */ : code is Native.ENOSPC or Native.EDQUOT);
+        if (full)
+            return new AsrException(AsrErrorIds.VaultStorageFull, AsrErrorKind.ResourceUnavailable,
+                $"The file system of the vault at '{_root}' is full (or the quota of this user is used up): cannot {operation} '{key}'. " +
+                "Nothing already in the vault was changed. Free space there (or lower the retention of a policy and let its next cycle prune), then run the operation again.",
+                key, ex);
+        bool readOnly = ex is IOException && !OperatingSystem.IsWindows() && code == Native.EROFS;
+        if (ex is UnauthorizedAccessException || readOnly)
+            return new AsrException(AsrErrorIds.VaultAccessDenied, AsrErrorKind.SecurityError,
+                readOnly
+                    ? $"The vault at '{_root}' is on a read-only file system: cannot {operation} '{key}'. Remount it read-write, or connect to a vault this session may write to."
+                    : $"Access to the vault at '{_root}' was denied: cannot {operation} '{key}' ({ex.Message}). Check the permissions of the vault directory for user '{Environment.UserName}'.",
+                key, ex);
+        return null;
     }
 
     private static class Native
     {
-        [System.Runtime.InteropServices.DllImport("libc", SetLastError = true, EntryPoint = "link")]
-        private static extern int link(string oldpath, string newpath);
+        public const int O_RDONLY = 0, O_CLOEXEC = 0x80000;
+        public const int EWOULDBLOCK = 11, EAGAIN_BSD = 35, ENOSPC = 28, EROFS = 30, EDQUOT = 122, EINVAL = 22, ENOTSUP = 95 /* = EOPNOTSUPP */, EEXIST = 17;
+
+        [DllImport("libc", SetLastError = true, EntryPoint = "link")]
+        private static extern int link([MarshalAs(UnmanagedType.LPUTF8Str)] string oldpath, [MarshalAs(UnmanagedType.LPUTF8Str)] string newpath);
+
+        [DllImport("libc", SetLastError = true)]
+        public static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+
+        [DllImport("libc", SetLastError = true)]
+        public static extern int fsync(int fd);
+
+        [DllImport("libc", SetLastError = true)]
+        public static extern int close(int fd);
 
         public static bool TryLink(string from, string to)
         {
             if (link(from, to) == 0) return true;
-            int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-            if (errno == 17 /* EEXIST */) return false;
-            throw new IOException($"link('{to}') failed with errno {errno}.");
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == EEXIST) return false;
+            throw ErrnoException(errno, $"link('{to}') failed");
         }
+
+        /// <summary>An IOException carrying the errno in its HResult, as .NET's own file APIs throw on Unix.</summary>
+        public static Exception ErrnoException(int errno, string what) =>
+            errno is 13 /* EACCES */ or 1 /* EPERM */
+                ? new UnauthorizedAccessException($"{what}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno}).")
+                : new IOException($"{what}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno}).", errno);
     }
 }

@@ -23,6 +23,9 @@ public sealed class AsrVault
         Key = key;
         Logger = logger;
         Jobs = new JobStore(store);
+        Catalog = new VaultCatalog(this);
+        // The next use of this vault: job ends this process could not write (the storage did not answer) are retried now.
+        JobRunner.KickPendingEnds(store.Location);
         HashSeed = key is null ? header.BlockHashSeed : BitConverter.ToUInt64(key.DeriveSubkey("block-hash-seed"), 0);
     }
 
@@ -36,6 +39,8 @@ public sealed class AsrVault
     internal VaultKey? Key { get; }
     public ILogger Logger { get; }
     public JobStore Jobs { get; }
+    /// <summary>Listings that go on past a damaged record (the cmdlets' Get-* views).</summary>
+    public VaultCatalog Catalog { get; }
     public Events.EventLog Events => new(Store, Clock, Logger);
     public string Location => Store.Location;
     /// <summary>Where the vault lives: LocalDirectory or AzureBlob.</summary>
@@ -107,7 +112,39 @@ public sealed class AsrVault
             throw new AsrException(AsrErrorIds.VaultKeyNotExpected, AsrErrorKind.InvalidArgument,
                 $"The vault at '{store.Location}' is not encrypted; omit -EncryptionKey.", store.Location);
         }
-        return new AsrVault(store, header, key, logger ?? NullLogger.Instance);
+        var vault = new AsrVault(store, header, key, logger ?? NullLogger.Instance);
+        await vault.SweepStaleTemporariesAsync(ct).ConfigureAwait(false);
+        return vault;
+    }
+
+    /// <summary>
+    /// How old a temporary file of an interrupted write must be before a vault open deletes it (see
+    /// <see cref="IVaultStore.SweepStaleTemporariesAsync"/>): far longer than any live write keeps one.
+    /// </summary>
+    public static TimeSpan StaleTemporaryAge { get; set; } = TimeSpan.FromMinutes(15);
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTime> LastSweepUtc = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Removes the temporaries that writes killed mid-way left (names, jobs, item records, points...), at most once
+    /// an hour per vault and process; a failure is only logged (a read-only vault, a listing error).
+    /// </summary>
+    internal async Task<int> SweepStaleTemporariesAsync(CancellationToken ct, bool force = false)
+    {
+        var now = DateTime.UtcNow;
+        if (!force && LastSweepUtc.TryGetValue(Location, out var last) && now - last < TimeSpan.FromHours(1)) return 0;
+        LastSweepUtc[Location] = now;
+        try
+        {
+            int swept = await Store.SweepStaleTemporariesAsync(StaleTemporaryAge, ct).ConfigureAwait(false);
+            if (swept > 0) Logger.LogInformation("Removed {Count} temporary file(s) older than {Age} left by interrupted writes in the vault at {Location}", swept, StaleTemporaryAge, Location);
+            return swept;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or AsrException)
+        {
+            Logger.LogWarning("Could not sweep leftover temporary files in the vault at {Location}: {Message}", Location, ex.Message);
+            return 0;
+        }
     }
 
     // PBKDF2 at 600k iterations costs ~0.3 s; a session opens the same vault many times.
@@ -143,18 +180,26 @@ public sealed class AsrVault
         return policy;
     }
 
-    public async Task<List<AsrPolicy>> GetPoliciesAsync(CancellationToken ct)
-    {
-        var list = new List<AsrPolicy>();
-        foreach (var o in await Store.ListAsync(VaultLayout.PoliciesPrefix, ct).ConfigureAwait(false))
-            if (await Store.ReadAsync<AsrPolicy>(o.Key, ct).ConfigureAwait(false) is { } p) list.Add(p);
-        return list;
-    }
+    /// <summary>The readable policies; a damaged one is logged and left out (Get-AsrPolicy shows it: <see cref="VaultCatalog"/>).</summary>
+    public async Task<List<AsrPolicy>> GetPoliciesAsync(CancellationToken ct) =>
+        Healthy(await Catalog.ListPoliciesAsync(ct).ConfigureAwait(false));
 
     public async Task<AsrPolicy> GetPolicyAsync(string name, CancellationToken ct) =>
-        (VaultLayout.IsValidName(name) ? await Store.ReadAsync<AsrPolicy>(VaultLayout.Policy(name), ct).ConfigureAwait(false) : null)
+        (VaultLayout.IsValidName(name) ? await Catalog.ReadPolicyRecordAsync(VaultLayout.Policy(name), ct).ConfigureAwait(false) : null)
         ?? throw new AsrException(AsrErrorIds.PolicyNotFound, AsrErrorKind.ObjectNotFound,
             $"No policy named '{name}' in the vault. Existing policies: {string.Join(", ", (await GetPoliciesAsync(ct).ConfigureAwait(false)).Select(p => p.Name).DefaultIfEmpty("(none)"))}.", name);
+
+    /// <summary>The objects of a listing that read whole; each damaged one is logged as a warning (naming it) and skipped.</summary>
+    private List<T> Healthy<T>(List<VaultListEntry<T>> entries) where T : class
+    {
+        var list = new List<T>(entries.Count);
+        foreach (var e in entries)
+        {
+            if (e.Value is { } v) list.Add(v);
+            else Logger.LogWarning("Skipping damaged vault record '{Key}': {Message}", e.Key, e.Error!.Message);
+        }
+        return list;
+    }
 
     public async Task RemovePolicyAsync(string name, CancellationToken ct)
     {
@@ -168,35 +213,16 @@ public sealed class AsrVault
 
     // ---- protected items ----
 
-    public async Task<List<AsrProtectedItem>> GetItemsAsync(CancellationToken ct)
-    {
-        var list = new List<AsrProtectedItem>();
-        foreach (var o in await Store.ListAsync(VaultLayout.ItemsPrefix, ct).ConfigureAwait(false))
-        {
-            if (!o.Key.EndsWith("/item.json", StringComparison.Ordinal) || o.Key.Count(c => c == '/') != 2) continue;
-            if (await ReadItemRecordAsync(o.Key, ct).ConfigureAwait(false) is { } item)
-                list.Add(await DecorateAsync(item, ct).ConfigureAwait(false));
-        }
-        return list.OrderBy(i => i.Name, StringComparer.OrdinalIgnoreCase).ToList();
-    }
+    /// <summary>
+    /// The readable items, as shown (see <see cref="VaultCatalog.DecorateAsync"/>); a damaged item record is logged and
+    /// left out, so one bad record stops neither the agent nor another item's operation (Get-AsrProtectedItem shows it).
+    /// </summary>
+    public async Task<List<AsrProtectedItem>> GetItemsAsync(CancellationToken ct) =>
+        Healthy(await Catalog.ListItemsAsync(ct).ConfigureAwait(false));
 
-    public async Task<AsrProtectedItem> GetItemAsync(string name, CancellationToken ct)
-    {
-        var claim = VaultLayout.IsValidName(name) ? await Store.ReadAllAsync(VaultLayout.ItemNameClaim(name), ct).ConfigureAwait(false) : null;
-        var item = claim is null ? null : await ReadItemRecordAsync(VaultLayout.Item(System.Text.Encoding.UTF8.GetString(claim)), ct).ConfigureAwait(false);
-        if (item is null)
-            throw new AsrException(AsrErrorIds.ProtectedItemNotFound, AsrErrorKind.ObjectNotFound,
-                $"No protected item named '{name}' in the vault at '{Location}'. Use Get-AsrProtectedItem to list items.", name);
-        return await DecorateAsync(item, ct).ConfigureAwait(false);
-    }
+    public Task<AsrProtectedItem> GetItemAsync(string name, CancellationToken ct) => Catalog.GetItemAsync(name, ct);
 
-    /// <summary>An item record as stored, checked before use (its disk names become file names: see <see cref="VaultRecordChecks"/>).</summary>
-    private async Task<AsrProtectedItem?> ReadItemRecordAsync(string key, CancellationToken ct)
-    {
-        var item = await Store.ReadAsync<AsrProtectedItem>(key, ct).ConfigureAwait(false);
-        if (item is not null) VaultRecordChecks.CheckItem(item, key);
-        return item;
-    }
+    private Task<AsrProtectedItem?> ReadItemRecordAsync(string key, CancellationToken ct) => Catalog.ReadItemRecordAsync(key, ct);
 
     internal Task SaveItemAsync(AsrProtectedItem item, CancellationToken ct) => Store.WriteJsonAsync(VaultLayout.Item(item.Id), item, ct);
 
@@ -213,7 +239,7 @@ public sealed class AsrVault
             mutate(item);
             await SaveItemAsync(item, ct).ConfigureAwait(false);
             // Saved: from here nothing may throw a cancellation that would suggest it was not.
-            return await DecorateAsync(item, CancellationToken.None).ConfigureAwait(false);
+            return await Catalog.DecorateAsync(item, CancellationToken.None).ConfigureAwait(false);
         }
     }
 
@@ -282,95 +308,21 @@ public sealed class AsrVault
             await Store.DeleteAsync(claimKey, ct).ConfigureAwait(false);
     }
 
-    private async Task<AsrProtectedItem> DecorateAsync(AsrProtectedItem item, CancellationToken ct)
-    {
-        item.VaultLocation = Location;
-        AsrRecoveryPoint? latest = null;
-        try
-        {
-            latest = await GetLatestPointAsync(item.Id, ct).ConfigureAwait(false);
-        }
-        catch (AsrException ex) when (ex.ErrorId == AsrErrorIds.VaultDataCorrupt)
-        {
-            // A damaged or planted manifest must not hide the item: it is shown (Critical, with the record named)
-            // and can still be disabled; what would read the point refuses it.
-            item.LastError = ex.Message;
-            Logger.LogWarning("Item {Item}: {Message}", item.Name, ex.Message);
-        }
-        if (latest is not null)
-        {
-            // The published manifests are the truth; the item record may lag after a crash.
-            item.LastPointSequence = latest.Sequence;
-            item.LastRecoveryPointTimeUtc = latest.RecoveryPointTimeUtc;
-            item.CurrentRpo = Clock.GetUtcNow() - latest.RecoveryPointTimeUtc;
-        }
-        var policy = await Store.ReadAsync<AsrPolicy>(VaultLayout.Policy(item.PolicyName), ct).ConfigureAwait(false);
-        double threshold = policy?.RpoThresholdMinutes ?? 15;
-        if (item.CycleInProgressJobId is { } cycleJob && !JobRunner.TryGetRunning(cycleJob, out _))
-        {
-            var record = await Store.ReadAsync<AsrJob>(VaultLayout.Job(cycleJob), ct).ConfigureAwait(false);
-            if (record is not null && (record.IsFinished || JobRunner.OwnerIsGone(record)))
-            {
-                // Shown now, not only when the next cycle notices: that cycle will be a checksum resync.
-                item.ResyncReason ??= $"The cycle of job {cycleJob} did not complete (process killed or transfer failed).";
-                if (item.State == ProtectedItemState.Protected) item.State = ProtectedItemState.ResyncRequired;
-            }
-        }
-        if (item.TestFailover is { } drill && drill.OwnerHost == Environment.MachineName && !Failover.TestFailoverService.ProcessIsAliveOrHere(drill.OwnerProcessId))
-            item.LastError = $"The drill's disks are no longer served: process {drill.OwnerProcessId} that served them has ended. Clean it up with Start-AsrTestFailoverCleanup.";
-        item.ReplicationHealth = item.State switch
-        {
-            // After failover the vault is not being replicated to: RPO does not apply.
-            ProtectedItemState.FailedOver or ProtectedItemState.Committed => ReplicationHealth.Warning,
-            ProtectedItemState.Reprotected => ReplicationHealth.Normal,
-            ProtectedItemState.InitialReplicationPending when latest is null => ReplicationHealth.Warning,
-            _ when item.State == ProtectedItemState.ResyncRequired || item.CurrentRpo is null => ReplicationHealth.Critical,
-            _ when item.CurrentRpo!.Value.TotalMinutes > 2 * threshold => ReplicationHealth.Critical,
-            _ when item.CurrentRpo!.Value.TotalMinutes > threshold => ReplicationHealth.Warning,
-            _ => ReplicationHealth.Normal,
-        };
-        if (item.TestFailover is not null && item.LastError?.StartsWith("The drill's disks", StringComparison.Ordinal) == true && item.ReplicationHealth == ReplicationHealth.Normal)
-            item.ReplicationHealth = ReplicationHealth.Warning;
-        if (item.LastJobId is { } jobId)
-        {
-            // A running job's progress shows on the item (e.g. a resync's percentage), from any session.
-            var job = JobRunner.TryGetRunning(jobId, out var running) ? JobRunner.Snapshot(running.Job)
-                : await Store.ReadAsync<AsrJob>(VaultLayout.Job(jobId), ct).ConfigureAwait(false);
-            if (job is { State: AsrJobState.InProgress } && !JobRunner.OwnerIsGone(job))
-            {
-                item.ActiveJobOperation = job.Operation;
-                item.ActiveJobPercent = job.PercentComplete;
-            }
-        }
-        return item;
-    }
-
     // ---- recovery points ----
 
+    /// <summary>
+    /// Every point of the item, oldest first; strict: a damaged manifest throws VaultDataCorrupt naming it (retention
+    /// and cycles must not act on a partial list). Get-AsrRecoveryPoint lists past it (<see cref="VaultCatalog.ListPointsAsync"/>).
+    /// </summary>
     public async Task<List<AsrRecoveryPoint>> GetPointsAsync(AsrProtectedItem item, CancellationToken ct)
     {
         var list = new List<AsrRecoveryPoint>();
-        foreach (var o in await Store.ListAsync(VaultLayout.PointsPrefix(item.Id), ct).ConfigureAwait(false))
-        {
-            // Only manifests named as this engine names them (a stray or nested file is not a point).
-            if (!VaultLayout.TryParsePointSequence(o.Key, out long sequence) || o.Key != VaultLayout.PointManifest(item.Id, sequence)) continue;
-            var p = await ReadPointAsync(item.Id, sequence, ct).ConfigureAwait(false);
-            if (p is not null) list.Add(p);
-        }
+        foreach (var e in await Catalog.ListPointsAsync(item.Id, ct).ConfigureAwait(false))
+            list.Add(e.Value ?? throw e.Error!);
         return list;
     }
 
-    public async Task<AsrRecoveryPoint?> GetLatestPointAsync(string itemId, CancellationToken ct)
-    {
-        var keys = await Store.ListAsync(VaultLayout.PointsPrefix(itemId), ct).ConfigureAwait(false);
-        for (int i = keys.Count - 1; i >= 0; i--)
-        {
-            if (!VaultLayout.TryParsePointSequence(keys[i].Key, out long sequence) || keys[i].Key != VaultLayout.PointManifest(itemId, sequence)) continue;
-            var p = await ReadPointAsync(itemId, sequence, ct).ConfigureAwait(false);
-            if (p is not null) return p;
-        }
-        return null;
-    }
+    public Task<AsrRecoveryPoint?> GetLatestPointAsync(string itemId, CancellationToken ct) => Catalog.GetLatestPointAsync(itemId, ct);
 
     public async Task<AsrRecoveryPoint> GetPointAsync(string itemId, long sequence, CancellationToken ct)
     {
@@ -378,19 +330,8 @@ public sealed class AsrVault
             ?? throw new AsrException(AsrErrorIds.RecoveryPointNotFound, AsrErrorKind.ObjectNotFound, $"Recovery point {sequence} does not exist.", sequence);
     }
 
-    /// <summary>
-    /// The manifest of a point as stored, or null when there is none; checked before use (it must be the point
-    /// its key names, and its disk names become file names: see <see cref="VaultRecordChecks"/>).
-    /// </summary>
-    internal async Task<AsrRecoveryPoint?> ReadPointAsync(string itemId, long sequence, CancellationToken ct)
-    {
-        string key = VaultLayout.PointManifest(itemId, sequence);
-        var p = await Store.ReadAsync<AsrRecoveryPoint>(key, ct).ConfigureAwait(false);
-        if (p is null) return null;
-        VaultRecordChecks.CheckPoint(p, key, itemId, sequence);
-        p.VaultLocation = Location;
-        return p;
-    }
+    /// <summary>The manifest of a point as stored (null when absent), checked: see <see cref="VaultCatalog.ReadPointAsync"/>.</summary>
+    internal Task<AsrRecoveryPoint?> ReadPointAsync(string itemId, long sequence, CancellationToken ct) => Catalog.ReadPointAsync(itemId, sequence, ct);
 
     /// <summary>
     /// The points whose deltas make up <paramref name="point"/>, base first. A parent is always an older point,

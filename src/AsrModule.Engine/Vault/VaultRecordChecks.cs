@@ -72,14 +72,46 @@ public static class VaultRecordChecks
     {
         if (point.ItemId != itemId || point.Sequence != sequence)
             throw Corrupt(key, $"it says it is point {point.Sequence} of item '{Printable(point.ItemId)}', but it is stored as point {sequence} of item '{itemId}'");
+        if (point.Disks is null || point.Disks.Any(d => d is null))
+            throw Corrupt(key, "its list of disks is missing or has an empty entry");
         if (point.IndexGeneration < 0)
             throw Corrupt(key, $"index generation {point.IndexGeneration} is negative");
         CheckDisks(point.Disks.Select(d => (d.DiskId, d.Name, d.SizeBytes, d.BlockSize)), key);
     }
 
-    /// <summary>An item record read from <paramref name="key"/>: the same checks on its disks as on a manifest's.</summary>
-    internal static void CheckItem(AsrProtectedItem item, string key) =>
+    /// <summary>
+    /// An item record read from <paramref name="key"/> (<c>items/&lt;id&gt;/item.json</c>): it must be the item its key
+    /// names, its name and policy name key segments, and its disks pass the same checks as a manifest's.
+    /// </summary>
+    internal static void CheckItem(AsrProtectedItem item, string key)
+    {
+        string[] parts = key.Split('/');
+        if (parts.Length == 3 && item.Id != parts[1])
+            throw Corrupt(key, $"it says it is item '{Printable(item.Id)}', but it is stored as item '{parts[1]}'");
+        if (item.Name is null || !VaultLayout.IsValidName(item.Name))
+            throw Corrupt(key, $"item name '{Printable(item.Name)}' is not a valid name (letters, digits, '.', '_', '-')");
+        if (item.PolicyName is null || !VaultLayout.IsValidName(item.PolicyName))
+            throw Corrupt(key, $"policy name '{Printable(item.PolicyName)}' is not a valid name (letters, digits, '.', '_', '-')");
+        if (item.Disks is null || item.Disks.Any(d => d is null))
+            throw Corrupt(key, "its list of disks is missing or has an empty entry");
         CheckDisks(item.Disks.Select(d => (d.DiskId, d.Name, d.SizeBytes, d.BlockSize)), key);
+    }
+
+    /// <summary>
+    /// A policy read from <paramref name="key"/> (<c>policies/&lt;name&gt;.json</c>): it must be the policy its key names
+    /// and have settings New-AsrPolicy accepts (a planted retention of -1 hour or a zstd level of 99 is not obeyed).
+    /// </summary>
+    internal static void CheckPolicy(Policies.AsrPolicy policy, string key)
+    {
+        string keyName = Path.GetFileNameWithoutExtension(key);
+        if (policy.Name is null || !string.Equals(policy.Name.ToLowerInvariant(), keyName, StringComparison.Ordinal))
+            throw Corrupt(key, $"it says it is policy '{Printable(policy.Name)}', but it is stored as policy '{keyName}'");
+        try { policy.Validate(); }
+        catch (AsrException ex) when (ex.ErrorId == AsrErrorIds.PolicySettingInvalid)
+        {
+            throw Corrupt(key, ex.Message.TrimEnd('.'));
+        }
+    }
 
     private static void CheckDisks(IEnumerable<(string? Id, string? Name, long SizeBytes, int BlockSize)> disks, string key)
     {

@@ -36,10 +36,12 @@ public sealed class GetAsrJobCommand : AsrCmdlet
         }
         var target = Wildcard(TargetName);
         var operation = Wildcard(Operation);
-        var jobs = Await(ct => vault.Jobs.ListAsync(ct)).Where(j =>
+        // A damaged job record is a non-terminating VaultDataCorrupt error (after the jobs that read); the filters
+        // cannot tell whether it would match, so it is reported whatever they are.
+        var entries = Await(ct => vault.Catalog.ListJobsAsync(ct)).Where(e => e.Value is not { } j ||
             (target is null || target.IsMatch(j.TargetName)) &&
             (operation is null || operation.IsMatch(j.Operation)) &&
             (State is null || State.Contains(j.State)));
-        WriteObject(jobs, enumerateCollection: true);
+        WriteEntries(entries);
     }
 }

@@ -20,13 +20,14 @@ public sealed class GetAsrPolicyCommand : AsrCmdlet
     {
         var vault = ResolveVault();
         var pattern = Wildcard(Name);
-        var policies = Await(ct => vault.GetPoliciesAsync(ct)).Where(p => pattern is null || pattern.IsMatch(p.Name)).ToList();
-        if (policies.Count == 0 && Name is not null && !WildcardPattern.ContainsWildcardCharacters(Name))
+        // A damaged policy is a non-terminating VaultDataCorrupt error in its place; the other policies still list.
+        var entries = Await(ct => vault.Catalog.ListPoliciesAsync(ct)).Where(e => pattern is null || pattern.IsMatch(e.Name ?? "")).ToList();
+        if (entries.Count == 0 && Name is not null && !WildcardPattern.ContainsWildcardCharacters(Name))
         {
             WriteError(ErrorMapping.ToErrorRecord(new AsrException(AsrErrorIds.PolicyNotFound, AsrErrorKind.ObjectNotFound,
                 $"No policy named '{Name}' in the vault at '{vault.Location}'.", Name), Name));
             return;
         }
-        WriteObject(policies, enumerateCollection: true);
+        WriteEntries(entries);
     }
 }

@@ -20,20 +20,22 @@ public sealed class GetAsrProtectedItemCommand : AsrCmdlet
     protected override void ProcessRecord()
     {
         var vault = ResolveVault();
-        var items = Await(ct => vault.GetItemsAsync(ct));
+        // One damaged record (item, its policy, its latest manifest) affects only its own item: a damaged item record
+        // is a non-terminating VaultDataCorrupt error in its place, the others are listed (docs/design.md).
+        var entries = Await(ct => vault.Catalog.ListItemsAsync(ct));
         if (Name is null || Name.Length == 0)
         {
-            WriteObject(items, enumerateCollection: true);
+            WriteEntries(entries);
             return;
         }
         foreach (var name in Name)
         {
             var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
-            var matches = items.Where(i => pattern.IsMatch(i.Name)).ToList();
+            var matches = entries.Where(e => e.Name is not null && pattern.IsMatch(e.Name)).ToList();
             if (matches.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(name))
                 WriteError(ErrorMapping.ToErrorRecord(new AsrException(AsrErrorIds.ProtectedItemNotFound, AsrErrorKind.ObjectNotFound,
-                    $"No protected item named '{name}' in the vault at '{vault.Location}'. Existing items: {string.Join(", ", items.Select(i => i.Name).DefaultIfEmpty("(none)"))}.", name), name));
-            WriteObject(matches, enumerateCollection: true);
+                    $"No protected item named '{name}' in the vault at '{vault.Location}'. Existing items: {string.Join(", ", entries.Select(i => i.Name ?? i.Key).DefaultIfEmpty("(none)"))}.", name), name));
+            WriteEntries(matches);
         }
     }
 }

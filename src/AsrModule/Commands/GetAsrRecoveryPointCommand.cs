@@ -3,6 +3,7 @@ using AsrModule.Completion;
 using AsrModule.Engine.Errors;
 using AsrModule.Engine.RecoveryPoints;
 using AsrModule.Engine.Replication.Groups;
+using AsrModule.Engine.Vault;
 using AsrModule.Infrastructure;
 
 namespace AsrModule.Commands;
@@ -55,24 +56,37 @@ public sealed class GetAsrRecoveryPointCommand : AsrCmdlet
         ForItem(Item, () =>
         {
             var item = GetItem(vault, Item);
-            var points = Await(ct => vault.GetPointsAsync(item, ct));
+            // A damaged manifest is a non-terminating VaultDataCorrupt error in its place; its neighbours still list.
+            var entries = Await(ct => vault.Catalog.ListPointsAsync(item.Id, ct));
+            var points = entries.Where(e => e.Value is not null).Select(e => e.Value!).ToList();
             switch (ParameterSetName)
             {
                 case "Latest":
+                    // The newest point that reads; a damaged manifest newer than it is reported, not skipped in silence.
+                    long newest = points.Count == 0 ? 0 : points[^1].Sequence;
+                    WriteEntries(entries.Where(e => e.IsDamaged && e.Value is null && SequenceOf(e) > newest));
                     if (points.Count == 0)
-                        throw new AsrException(AsrErrorIds.RecoveryPointNotFound, AsrErrorKind.ObjectNotFound,
-                            $"'{item.Name}' has no recovery point yet (state {item.State}). Run Invoke-AsrReplication first.", item.Name);
+                    {
+                        if (entries.Count == 0)
+                            throw new AsrException(AsrErrorIds.RecoveryPointNotFound, AsrErrorKind.ObjectNotFound,
+                                $"'{item.Name}' has no recovery point yet (state {item.State}). Run Invoke-AsrReplication first.", item.Name);
+                        break;
+                    }
                     WriteObject(points[^1]);
                     break;
                 case "Sequence":
-                    WriteObject(points.FirstOrDefault(p => p.Sequence == Sequence)
+                    var entry = entries.FirstOrDefault(e => SequenceOf(e) == Sequence)
                         ?? throw new AsrException(AsrErrorIds.RecoveryPointNotFound, AsrErrorKind.ObjectNotFound,
-                            $"'{item.Name}' has no recovery point {Sequence}. Its points: {string.Join(", ", points.Select(p => p.Sequence).DefaultIfEmpty(0))}.", Sequence));
+                            $"'{item.Name}' has no recovery point {Sequence}. Its points: {string.Join(", ", points.Select(p => p.Sequence).DefaultIfEmpty(0))}.", Sequence);
+                    WriteEntries([entry]);
                     break;
                 default:
-                    WriteObject(points, enumerateCollection: true);
+                    WriteEntries(entries);
                     break;
             }
         });
     }
+
+    private static long SequenceOf(VaultListEntry<AsrRecoveryPoint> e) =>
+        e.Value?.Sequence ?? long.Parse(e.Name!, System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using AsrModule.Infrastructure;
 using AsrModule.Engine.Failover;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;
@@ -18,9 +19,17 @@ public sealed class InvokeAsrFailbackCommand : ItemJobCmdlet
     [Parameter]
     public ScriptBlock? StopSource { get; set; }
 
+    /// <summary>The target the machine was recovered into; needed for a target outside this machine (Azure) that was not created in this session.</summary>
+    [Parameter]
+    [RecoveryTargetTransformation]
+    public IRecoveryTarget? Target { get; set; }
 
-    protected override void ProcessItem(AsrVault vault, AsrProtectedItem item) =>
+
+    protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
+    {
+        if (item.Failover is not null) FailoverService.TargetOf(item, Target); // refuse before any job exists
         RunLockedOperation(vault, item, ItemOperation.Failback, "Failback", $"Fail back to {string.Join(", ", (IEnumerable<string>?)item.Reverse?.TargetDisks.Values ?? [])}",
-            ctx => new FailoverService(vault).FailbackAsync(item, ctx), AsJob,
+            ctx => new FailoverService(vault).FailbackAsync(item, Target, ctx), AsJob,
             beforeJob: () => InvokeHook(StopSource, item, "StopSource"));
+    }
 }

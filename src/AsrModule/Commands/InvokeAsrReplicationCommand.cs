@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using AsrModule.Infrastructure;
 using AsrModule.Engine.Failover;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;
@@ -20,6 +21,11 @@ public sealed class InvokeAsrReplicationCommand : ItemJobCmdlet
     [Parameter]
     public SwitchParameter AppConsistent { get; set; }
 
+    /// <summary>The target the machine was recovered into; used by reverse cycles after reprotect; needed for a target outside this machine (Azure) that was not created in this session.</summary>
+    [Parameter]
+    [RecoveryTargetTransformation]
+    public IRecoveryTarget? Target { get; set; }
+
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {
         var service = new ReplicationService(vault);
@@ -28,7 +34,7 @@ public sealed class InvokeAsrReplicationCommand : ItemJobCmdlet
             // After reprotect, a cycle replicates the recovered disks back to the original site.
             if (!ShouldProcess(item.Name, "Run a reverse replication cycle (recovered disks → original site)")) return;
             var reverseLease = service.AcquireLease(item);
-            RunItemJob(vault, item, "ReverseReplicationCycle", reverseLease, ctx => new FailoverService(vault).ReverseCycleAsync(item, ctx), AsJob);
+            RunItemJob(vault, item, "ReverseReplicationCycle", reverseLease, ctx => new FailoverService(vault).ReverseCycleAsync(item, Target, ctx), AsJob);
             return;
         }
         bool resync = Resync || item.NeedsResync;

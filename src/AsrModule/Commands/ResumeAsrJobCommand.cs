@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using AsrModule.Completion;
 using AsrModule.Engine.Jobs;
+using AsrModule.Engine.Failover;
 using AsrModule.Infrastructure;
 using AsrModule.Plans;
 
@@ -41,6 +42,11 @@ public abstract class PlanJobCmdlet : AsrCmdlet
     [Parameter]
     public SwitchParameter AsJob { get; set; }
 
+    /// <summary>The run's target when it is outside this machine (Azure) and was not created in this session.</summary>
+    [Parameter]
+    [RecoveryTargetTransformation]
+    public IRecoveryTarget? Target { get; set; }
+
     protected abstract bool Restart { get; }
     protected abstract string? ResumeComment { get; }
 
@@ -54,7 +60,8 @@ public abstract class PlanJobCmdlet : AsrCmdlet
             if (!ShouldProcess($"{job.Operation} {job.TargetName} ({id})", Restart ? "Restart the plan run at its first unfinished task" : "Resume the plan run after its pause")) return;
             string manifest = System.IO.Path.Combine(MyInvocation.MyCommand.Module?.ModuleBase ?? System.IO.Path.GetDirectoryName(typeof(PlanSession).Assembly.Location)!, "AsrModule.psd1");
             var session = Await(ct => PlanRunContinuation.PrepareAsync(vault, job, manifest, Restart, ResumeComment, ct));
-            CompleteJob(PlanJobs.Start(vault, job, session, AsJob, Log), AsJob);
+            if (Target is not null) RecoveryTargets.Register(Target);
+            CompleteJob(PlanJobs.Start(vault, job, session, Target, AsJob, Log), AsJob);
         });
     }
 }

@@ -19,8 +19,10 @@ namespace AsrModule.Commands;
 [OutputType(typeof(AsrJob))]
 public sealed class StartAsrFailoverCommand : ItemJobCmdlet
 {
+    /// <summary>Where the machine is recovered: New-AsrLocalTarget (a directory), New-AsrAzureTarget (managed disks and a VM), or a directory path.</summary>
     [Parameter(Mandatory = true)]
-    public AsrLocalTarget Target { get; set; } = null!;
+    [RecoveryTargetTransformation]
+    public IRecoveryTarget Target { get; set; } = null!;
 
     [Parameter]
     public SwitchParameter Planned { get; set; }
@@ -52,7 +54,7 @@ public sealed class StartAsrFailoverCommand : ItemJobCmdlet
         var type = Planned ? FailoverType.Planned : FailoverType.Unplanned;
         var choice = RecoveryPoint ?? RecoveryPointChoice.LatestProcessed;
         if (!Planned && choice.Kind != RecoveryPointKind.Latest) Await(ct => choice.ResolveAsync(vault, item, ct)); // fail before any job exists
-        if (!ShouldProcess(item.Name, $"{type} failover to '{Target.MachineDirectory(item.Name)}'" + (Planned ? " (final sync)" : $" from {choice}"))) return;
+        if (!ShouldProcess(item.Name, $"{type} failover to {Target.Describe(item.Name, RecoveryPurpose.Failover)}" + (Planned ? " (final sync)" : $" from {choice}"))) return;
         var replication = new ReplicationService(vault);
         // A sync needs the source readable; an unplanned failover from a stored point must work without it.
         IDisposable lease;
@@ -78,6 +80,7 @@ public sealed class StartAsrFailoverCommand : ItemJobCmdlet
             throw;
         }
         var service = new FailoverService(vault);
+        RecoveryTargets.Register(Target);
         RunItemJob(vault, item, Planned ? "PlannedFailover" : "UnplannedFailover", lease, ctx => service.FailoverAsync(item, type, choice, Target, ctx), AsJob);
     }
 }

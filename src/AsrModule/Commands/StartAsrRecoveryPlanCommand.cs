@@ -23,9 +23,10 @@ public sealed class StartAsrRecoveryPlanCommand : AsrCmdlet
     [Parameter(Mandatory = true)]
     public PlanFailoverType FailoverType { get; set; }
 
-    /// <summary>Where drills and failovers put their disks (Test, Planned, Unplanned).</summary>
+    /// <summary>Where drills and failovers recover the machines (Test, Planned, Unplanned): New-AsrLocalTarget, New-AsrAzureTarget or a directory path; for the later steps of an Azure run (cleanup, commit, reprotect, failback) the same Azure target.</summary>
     [Parameter]
-    public AsrLocalTarget? Target { get; set; }
+    [RecoveryTargetTransformation]
+    public IRecoveryTarget? Target { get; set; }
 
     [Parameter]
     public SwitchParameter AsJob { get; set; }
@@ -37,7 +38,7 @@ public sealed class StartAsrRecoveryPlanCommand : AsrCmdlet
         ForItem(path, () =>
         {
             if (Target is null && FailoverType is PlanFailoverType.Test or PlanFailoverType.Planned or PlanFailoverType.Unplanned)
-                throw new AsrException(AsrErrorIds.RecoveryPlanInvalid, AsrErrorKind.InvalidArgument, $"A {FailoverType} run needs -Target (New-AsrLocalTarget).", path);
+                throw new AsrException(AsrErrorIds.RecoveryPlanInvalid, AsrErrorKind.InvalidArgument, $"A {FailoverType} run needs -Target (New-AsrLocalTarget or New-AsrAzureTarget).", path);
             var session = PlanSession.Load(path, ModuleManifest());
             try
             {
@@ -50,8 +51,9 @@ public sealed class StartAsrRecoveryPlanCommand : AsrCmdlet
                 }
                 var job = JobRunner.NewRecord($"RecoveryPlan{FailoverType}", plan.Name, null);
                 job.Tasks = RecoveryPlanValidator.Tasks(plan, FailoverType);
-                job.Plan = new PlanRunRecord { PlanName = plan.Name, PlanPath = path, PlanSha256 = session.Sha256, FailoverType = FailoverType, TargetPath = Target?.Path };
-                CompleteJob(PlanJobs.Start(vault, job, session, asJob: AsJob, Log), AsJob);
+                job.Plan = new PlanRunRecord { PlanName = plan.Name, PlanPath = path, PlanSha256 = session.Sha256, FailoverType = FailoverType, TargetPath = (Target as AsrLocalTarget)?.Path, TargetKind = Target?.Kind, TargetLocation = Target?.Location };
+                if (Target is not null) RecoveryTargets.Register(Target);
+                CompleteJob(PlanJobs.Start(vault, job, session, Target, asJob: AsJob, Log), AsJob);
             }
             catch
             {

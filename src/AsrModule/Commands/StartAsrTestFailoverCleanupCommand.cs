@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using AsrModule.Infrastructure;
 using AsrModule.Engine.Failover;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;
@@ -15,12 +16,20 @@ public sealed class StartAsrTestFailoverCleanupCommand : ItemJobCmdlet
     [Parameter]
     public string? Comment { get; set; }
 
+    /// <summary>The target the machine was recovered into; needed for a target outside this machine (Azure) that was not created in this session.</summary>
+    [Parameter]
+    [RecoveryTargetTransformation]
+    public IRecoveryTarget? Target { get; set; }
+
 
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {
         var service = new TestFailoverService(vault);
         service.ValidateCleanup(item);
-        if (!ShouldProcess(item.Name, $"Clean up the drill in '{item.TestFailover!.Directory}' (its disks and any writes to them are discarded)")) return;
-        RunItemJob(vault, item, "TestFailoverCleanup", null, ctx => service.CleanupAsync(item, Comment, ctx), AsJob);
+        var drill = item.TestFailover!;
+        if (drill.Machine is { } machine) RecoveryTargets.Resolve(machine, Target, item.Name); // refuse before any job exists
+        string where = drill.Machine is { } m ? $"{m.MachineId} and its disks in {m.TargetKind}" : $"'{drill.Directory}'";
+        if (!ShouldProcess(item.Name, $"Clean up the drill in {where} (its disks and any writes to them are discarded)")) return;
+        RunItemJob(vault, item, "TestFailoverCleanup", null, ctx => service.CleanupAsync(item, Comment, Target, ctx), AsJob);
     }
 }

@@ -20,8 +20,10 @@ public sealed class StartAsrTestFailoverCommand : ItemJobCmdlet
     [ArgumentCompleter(typeof(RecoveryPointCompleter))]
     public RecoveryPointChoice RecoveryPoint { get; set; } = RecoveryPointChoice.LatestProcessed;
 
+    /// <summary>Where the drill runs: New-AsrLocalTarget (disks served over NBD), New-AsrAzureTarget (managed disks and a VM in its test subnet), or a directory path.</summary>
     [Parameter(Mandatory = true)]
-    public AsrLocalTarget Target { get; set; } = null!;
+    [RecoveryTargetTransformation]
+    public IRecoveryTarget Target { get; set; } = null!;
 
 
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
@@ -29,7 +31,9 @@ public sealed class StartAsrTestFailoverCommand : ItemJobCmdlet
         var service = new TestFailoverService(vault);
         service.Validate(item);
         if (RecoveryPoint.Kind != RecoveryPointKind.Latest) Await(ct => RecoveryPoint.ResolveAsync(vault, item, ct)); // fail before any job exists
-        if (!ShouldProcess(item.Name, $"Start a drill from {RecoveryPoint} in '{Target.Path}'")) return;
+        Await(ct => Target.ValidateAsync(vault, item, RecoveryPurpose.TestFailover, ct));
+        if (!ShouldProcess(item.Name, $"Start a drill from {RecoveryPoint} in {Target.Describe(item.Name, RecoveryPurpose.TestFailover)}")) return;
+        RecoveryTargets.Register(Target);
         var replication = new ReplicationService(vault);
         // Latest syncs first, under the item's lock; the drill itself does not hold it (replication continues).
         var syncLease = RecoveryPoint.Kind == RecoveryPointKind.Latest ? Await(ct => replication.PrepareCycleAsync(item, false, ct)) : null;

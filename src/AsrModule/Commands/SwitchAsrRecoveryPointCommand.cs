@@ -19,13 +19,19 @@ public sealed class SwitchAsrRecoveryPointCommand : ItemJobCmdlet
     [ArgumentCompleter(typeof(RecoveryPointCompleter))]
     public RecoveryPointChoice RecoveryPoint { get; set; } = null!;
 
+    /// <summary>The target the machine was recovered into; needed for a target outside this machine (Azure) that was not created in this session.</summary>
+    [Parameter]
+    [RecoveryTargetTransformation]
+    public IRecoveryTarget? Target { get; set; }
+
 
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {
         ItemStateMachine.EnsureAllowed(item, ItemOperation.ChangeRecoveryPoint);
         if (RecoveryPoint.Kind != RecoveryPointKind.Latest) Await(ct => RecoveryPoint.ResolveAsync(vault, item, ct)); // fail before any job exists
+        FailoverService.TargetOf(item, Target);
         RunLockedOperation(vault, item, ItemOperation.ChangeRecoveryPoint, "ChangeRecoveryPoint",
             $"Rewrite the recovered disks from {RecoveryPoint} (changes made to them are lost)",
-            ctx => new FailoverService(vault).ChangeRecoveryPointAsync(item, RecoveryPoint, ctx), AsJob);
+            ctx => new FailoverService(vault).ChangeRecoveryPointAsync(item, RecoveryPoint, Target, ctx), AsJob);
     }
 }

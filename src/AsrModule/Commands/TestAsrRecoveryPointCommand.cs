@@ -21,11 +21,16 @@ public sealed class TestAsrRecoveryPointCommand : AsrCmdlet
             var vault = ResolveVault(point.VaultLocation);
             ForItem(point, () =>
             {
+                // Writes nothing to the vault; a damaged point is a result too (Verified = false, with the errors).
                 var result = Await(ct => RecoveryPointVerifier.VerifyAsync(vault, point, ct));
                 WriteObject(result);
                 if (!result.Verified)
+                {
+                    var problems = result.Error is { } whole ? [whole]
+                        : result.Disks.Where(d => !d.Verified).Select(d => d.Error is { } e ? $"disk '{d.Disk}': {e}" : $"disk '{d.Disk}' digest {d.ActualDigest}, expected {d.ExpectedDigest}");
                     WriteError(ErrorMapping.ToErrorRecord(new AsrException(AsrErrorIds.RecoveryPointVerificationFailed, AsrErrorKind.InvalidData,
-                        $"Recovery point {point} does not verify: " + string.Join("; ", result.Disks.Where(d => !d.Verified).Select(d => $"disk '{d.Disk}' digest {d.ActualDigest}, expected {d.ExpectedDigest}")), point), point));
+                        $"Recovery point {point} does not verify: " + string.Join("; ", problems), point), point));
+                }
             });
         }
     }

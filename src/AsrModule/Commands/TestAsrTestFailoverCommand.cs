@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using AsrModule.Infrastructure;
 using AsrModule.Engine.Failover;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;
@@ -14,6 +15,11 @@ namespace AsrModule.Commands;
 [OutputType(typeof(AsrJob))]
 public sealed class TestAsrTestFailoverCommand : ItemJobCmdlet
 {
+    /// <summary>The target the machine was recovered into; needed for a target outside this machine (Azure) that was not created in this session.</summary>
+    [Parameter]
+    [RecoveryTargetTransformation]
+    public IRecoveryTarget? Target { get; set; }
+
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item) =>
-        RunItemJob(vault, item, "VerifyTestFailover", null, ctx => new TestFailoverService(vault).VerifyAsync(item, ctx), AsJob);
+        RunItemJob(vault, item, "VerifyTestFailover", null, ctx => new TestFailoverService(vault).VerifyAsync(item, Target, ctx), AsJob);
 }

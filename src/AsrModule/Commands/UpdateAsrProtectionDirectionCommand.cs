@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using AsrModule.Infrastructure;
 using AsrModule.Engine.Failover;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;
@@ -18,13 +19,19 @@ public sealed class UpdateAsrProtectionDirectionCommand : ItemJobCmdlet
     [Parameter]
     public string[]? AlternateDisk { get; set; }
 
+    /// <summary>The target the machine was recovered into; needed for a target outside this machine (Azure) that was not created in this session.</summary>
+    [Parameter]
+    [RecoveryTargetTransformation]
+    public IRecoveryTarget? Target { get; set; }
+
 
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {
         var alternate = AlternateDisk?.Select(d => SessionState.Path.GetUnresolvedProviderPathFromPSPath(d)).ToList();
         new FailoverService(vault).ValidateReprotect(item, alternate); // refuse before any job exists
+        FailoverService.TargetOf(item, Target);
         string where = alternate is { Count: > 0 } ? string.Join(", ", alternate) : string.Join(", ", item.Disks.Select(d => d.SourcePath));
         RunLockedOperation(vault, item, ItemOperation.Reprotect, "Reprotect", $"Reprotect: write the recovered disks' differing blocks to {where}",
-            ctx => new FailoverService(vault).ReprotectAsync(item, alternate, ctx), AsJob);
+            ctx => new FailoverService(vault).ReprotectAsync(item, alternate, Target, ctx), AsJob);
     }
 }

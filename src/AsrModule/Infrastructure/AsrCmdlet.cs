@@ -184,6 +184,19 @@ public abstract class AsrCmdlet : PSCmdlet
             WriteError(ErrorMapping.FromJob(job));
     }
 
+    /// <summary>
+    /// Writes a listing in order: each object, and for each damaged record a non-terminating VaultDataCorrupt error
+    /// (category InvalidData, target: the record's name, else its key), so the healthy objects still reach the pipeline.
+    /// </summary>
+    protected void WriteEntries<T>(IEnumerable<VaultListEntry<T>> entries) where T : class
+    {
+        foreach (var e in entries)
+        {
+            if (e.Value is not null) WriteObject(e.Value);
+            else WriteError(ErrorMapping.ToErrorRecord(e.Error!, e.Name ?? e.Key));
+        }
+    }
+
     protected AsrProtectedItem GetItem(AsrVault vault, string name) => Await(ct => vault.GetItemAsync(name, ct));
 
     protected static string? PlainText(SecureString? secure)

@@ -21,6 +21,7 @@ internal static class ErrorMapping
         AsrErrorKind.NotImplemented => ErrorCategory.NotImplemented,
         AsrErrorKind.OperationTimeout => ErrorCategory.OperationTimeout,
         AsrErrorKind.ConnectionError => ErrorCategory.ConnectionError,
+        AsrErrorKind.ResourceUnavailable => ErrorCategory.ResourceUnavailable,
         _ => ErrorCategory.NotSpecified,
     };
 

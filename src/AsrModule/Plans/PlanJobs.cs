@@ -8,9 +8,9 @@ namespace AsrModule.Plans;
 /// <summary>Starts (or continues) a plan run as a job that owns its plan session.</summary>
 internal static class PlanJobs
 {
-    public static RunningJob Start(AsrVault vault, AsrJob job, PlanSession session, bool asJob, PipelineLogger log) =>
+    public static RunningJob Start(AsrVault vault, AsrJob job, PlanSession session, Engine.Failover.IRecoveryTarget? target, bool asJob, PipelineLogger log) =>
         JobRunner.Start(vault, job, async ctx =>
         {
-            using (session) return await new RecoveryPlanRunner(vault, session.Definition.Plan, session).RunAsync(ctx).ConfigureAwait(false);
+            using (session) return await new RecoveryPlanRunner(vault, session.Definition.Plan, session, target).RunAsync(ctx).ConfigureAwait(false);
         }, asJob ? null : log);
 }

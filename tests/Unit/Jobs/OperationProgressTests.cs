@@ -77,14 +77,14 @@ public sealed class OperationProgressTests
 
         var reprotect = new ProgressRecorder();
         using (h.Replication.AcquireLease(item))
-            await failover.ReprotectAsync(item, null, reprotect.NewJob("Reprotect"));
+            await failover.ReprotectAsync(item, null, null, reprotect.NewJob("Reprotect"));
         reprotect.AssertOnlyForwardTo100();
 
         item = await h.Vault.GetItemAsync("app01", default);
         TestDisks.ScatterWrites(item.Failover!.RecoveredDisks["disk1"], 0.05, 6);
         var failback = new ProgressRecorder();
         using (h.Replication.AcquireLease(item))
-            await failover.FailbackAsync(item, failback.NewJob("Failback"));
+            await failover.FailbackAsync(item, null, failback.NewJob("Failback"));
         failback.AssertOnlyForwardTo100();
         Assert.Contains(failback.Reports, r => r.StatusMessage.StartsWith("Resync of 'app01'"));
         Assert.Equal(ProtectedItemState.Protected, (await h.Vault.GetItemAsync("app01", default)).State);

@@ -105,11 +105,17 @@ public class DamagedObjectTests
 
     [Theory]
     [MemberData(nameof(Damages))]
-    public async Task Verification_fails_with_VaultDataCorrupt_naming_disk_point_and_object(string damage, string? passphrase)
+    public async Task Verification_returns_a_failed_result_naming_disk_point_and_object(string damage, string? passphrase)
     {
         using var d = await DamageAsync(damage, passphrase);
-        var ex = await Assert.ThrowsAsync<AsrException>(() => RecoveryPointVerifier.VerifyAsync(d.H.Vault, d.Point, default));
-        AssertNamesDiskPointAndObject(ex, d);
+        // A damaged point is a result (Test-AsrRecoveryPoint writes it and a non-terminating error), not an exception.
+        var result = await RecoveryPointVerifier.VerifyAsync(d.H.Vault, d.Point, default);
+        Assert.False(result.Verified);
+        var disk = Assert.Single(result.Disks);
+        Assert.False(disk.Verified);
+        Assert.NotNull(disk.Error);
+        AssertNamesDiskPointAndObject(new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData, disk.Error!), d);
+        Assert.False(Directory.Exists(VaultTamper.PathOf(d.H, VaultLayout.PinsPrefix(d.Item.Id)))); // verification writes no pin
     }
 
     [Theory]

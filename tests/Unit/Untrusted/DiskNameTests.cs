@@ -76,13 +76,20 @@ public class DiskNameTests
         {
             () => h.Vault.GetPointsAsync(item, default),
             () => h.Vault.GetPointAsync(item.Id, point.Sequence, default),
-            () => RecoveryPointVerifier.VerifyAsync(h.Vault, point, default),
         })
         {
             var ex = await Assert.ThrowsAsync<AsrException>(read);
             Assert.Equal(AsrErrorIds.VaultDataCorrupt, ex.ErrorId);
             Assert.Contains(key, ex.Message);
         }
+        // Verification reports the damaged manifest in its result instead of throwing.
+        var result = await RecoveryPointVerifier.VerifyAsync(h.Vault, point, default);
+        Assert.False(result.Verified);
+        Assert.Contains(key, result.Error);
+        // The listing shows the damaged point as its error and goes on.
+        var entry = Assert.Single(await h.Vault.Catalog.ListPointsAsync(item.Id, default), e => e.Key == key);
+        Assert.True(entry.IsDamaged);
+        Assert.Equal(AsrErrorIds.VaultDataCorrupt, entry.Error!.ErrorId);
     }
 
     [Fact]
@@ -120,13 +127,15 @@ public class DiskNameTests
         var (_, item) = await h.NewMachineAsync("m", 1 << 20, 32);
         string key = VaultLayout.Item(item.Id);
         VaultTamper.EditJson(h, key, i => i["disks"]![0]!["name"] = "../../escape.img");
-        foreach (var read in new Func<Task>[] { () => h.Vault.GetItemAsync("m", default), () => h.Vault.GetItemsAsync(default) })
+        var listed = Assert.Single(await h.Vault.Catalog.ListItemsAsync(default));
+        foreach (var ex in new[] { await Assert.ThrowsAsync<AsrException>(() => h.Vault.GetItemAsync("m", default)), listed.Error! })
         {
-            var ex = await Assert.ThrowsAsync<AsrException>(read);
             Assert.Equal(AsrErrorIds.VaultDataCorrupt, ex.ErrorId);
             Assert.Contains(key, ex.Message);
+            Assert.Contains("'m'", ex.Message); // named by its name claim
             Assert.Contains("../../escape.img", ex.Message);
         }
+        Assert.Empty(await h.Vault.GetItemsAsync(default)); // the engine's own users (agent, plans) skip it
     }
 
     [Fact]

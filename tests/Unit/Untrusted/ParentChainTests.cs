@@ -68,10 +68,11 @@ public class ParentChainTests
 
         var export = await Assert.ThrowsAsync<AsrException>(() =>
             RecoveryPointExporter.ExportAsync(h.Vault, point, h.Dir["dest"], false, null, JobContext.Detached(safetyStop.Token)));
-        var verify = await Assert.ThrowsAsync<AsrException>(() => RecoveryPointVerifier.VerifyAsync(h.Vault, point, safetyStop.Token));
+        var verify = await RecoveryPointVerifier.VerifyAsync(h.Vault, point, safetyStop.Token);
 
         Assert.Equal(AsrErrorIds.VaultDataCorrupt, export.ErrorId);
-        Assert.Equal(AsrErrorIds.VaultDataCorrupt, verify.ErrorId);
+        Assert.False(verify.Verified);
+        Assert.All(verify.Disks, d => Assert.Contains("parent chain", d.Error));
         Assert.Contains("m@3", export.Message);
         Assert.False(Directory.Exists(h.Dir["dest"]) && Directory.EnumerateFileSystemEntries(h.Dir["dest"]).Any());
     }

@@ -207,6 +207,120 @@ public sealed class ArmControlPlaneTests(FakeArmFixture fixture)
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed}");
     }
 
+    /// <summary>The page blob behind a SAS the fake handed out, read with the account key.</summary>
+    private PageBlobClient Keyed(Uri sas) => Azurite.ContainerClient(FakeArmProcess.Container).GetPageBlobClient(Uri.UnescapeDataString(sas.Segments[^1]));
+
+    [FakeArmFact]
+    public async Task Snapshot_OfAnAttachedDisk_IsAPointInTimeCopy_ReadThroughAReadOnlySas_AndDeleteByTagRemovesVmSnapshotAndDisks()
+    {
+        var arm = Fake.ControlPlane();
+        string run = Unique("run");
+        string subnet = FakeArmProcess.SubnetId(Unique("subnet"));
+        await Fake.RegisterSubnetAsync(subnet);
+        string osName = Unique("web11-os");
+        string os = await arm.CreateUploadDiskAsync(new AzureDiskSpec(osName, Location, UploadBytes) { OsType = AzureOsType.Linux, HyperVGeneration = AzureHyperVGeneration.V2, Tags = Tags(run) }, None);
+        Uri writeSas = await arm.GrantWriteAccessAsync(os, TimeSpan.FromHours(1), None);
+        byte[] pages = new byte[64 << 10];
+        Random.Shared.NextBytes(pages);
+        await new PageBlobClient(writeSas).UploadPagesAsync(new MemoryStream(pages), 3 << 20);
+        await arm.RevokeAccessAsync(os, None);
+        var diskBlob = Keyed(writeSas);
+
+        // An unattached disk can be read through a read-only SAS too.
+        Uri diskRead = await arm.GrantReadAccessAsync(os, TimeSpan.FromMinutes(5), None);
+        Assert.Contains("sp=r&", diskRead.Query + "&", StringComparison.Ordinal);
+        Assert.Equal(pages, (await new PageBlobClient(diskRead).DownloadContentAsync(new BlobDownloadOptions { Range = new HttpRange(3 << 20, pages.Length) })).Value.Content.ToArray());
+        await arm.RevokeAccessAsync(os, None);
+        Assert.Equal("Unattached", (await arm.GetDiskAsync(os, None))!.DiskState);
+
+        string data = await UploadedDiskAsync(arm, Unique("web11-data0"), Tags(run));
+        string vmId = await arm.CreateVirtualMachineAsync(new AzureVmSpec(Unique("web11"), Location, "Standard_B2s", os, AzureOsType.Linux, subnet)
+        {
+            DataDisks = [new AzureDataDisk(0, data)],
+            Tags = Tags(run),
+        }, None);
+        Assert.Equal("Attached", (await arm.GetDiskAsync(os, None))!.DiskState);
+        // An attached disk is not exported (its VM may be running): it is snapshotted.
+        var refused = await Assert.ThrowsAsync<AsrException>(() => arm.GrantReadAccessAsync(os, TimeSpan.FromMinutes(5), None));
+        Assert.Equal(AzureControlPlaneErrorIds.AzureRequestFailed, refused.ErrorId);
+        Assert.Contains("OperationNotAllowed", refused.Message, StringComparison.Ordinal);
+
+        string snapshotName = Unique("web11-os-snap");
+        string snapshot = await arm.CreateSnapshotAsync(new AzureSnapshotSpec(snapshotName, Location, os) { Tags = Tags(run) }, None);
+        Assert.Equal($"/subscriptions/{FakeArmProcess.SubscriptionId}/resourceGroups/{FakeArmProcess.ResourceGroup}/providers/Microsoft.Compute/snapshots/{snapshotName}", snapshot, ignoreCase: true);
+        Assert.Equal("Attached", (await arm.GetDiskAsync(os, None))!.DiskState);   // the disk is untouched
+        // The VM keeps writing after the snapshot: the snapshot holds the disk as it was.
+        byte[] before = (await diskBlob.DownloadContentAsync()).Value.Content.ToArray();
+        await diskBlob.UploadPagesAsync(new MemoryStream(Enumerable.Repeat((byte)0x5A, 4096).ToArray()), 5 << 20);
+
+        Uri readSas = await arm.GrantReadAccessAsync(snapshot, TimeSpan.FromHours(1), None);
+        Assert.StartsWith(Azurite.BlobEndpoint.ToString(), readSas.ToString(), StringComparison.Ordinal);
+        Assert.Contains("sp=r&", readSas.Query + "&", StringComparison.Ordinal);
+        var snapshotBlob = new PageBlobClient(readSas);
+        byte[] copy = (await snapshotBlob.DownloadContentAsync()).Value.Content.ToArray();
+        Assert.Equal(UploadBytes, copy.LongLength);
+        int differs = before.AsSpan().CommonPrefixLength(copy);
+        Assert.True(before.AsSpan().SequenceEqual(copy), $"the snapshot's blob differs from the disk's at the snapshot from byte {differs}");
+        // Only the pages the disk held are valid pages of the copy (Get Page Ranges works through the read SAS).
+        var ranges = new List<(long, long?)>();
+        await foreach (var r in snapshotBlob.GetAllPageRangesAsync(new GetPageRangesOptions()))
+            if (!r.IsClear) ranges.Add((r.Range.Offset, r.Range.Length));
+        Assert.Equal([(3L << 20, (long?)pages.Length)], ranges);
+        // Read-only.
+        var write = await Assert.ThrowsAsync<RequestFailedException>(() => snapshotBlob.UploadPagesAsync(new MemoryStream(new byte[512]), 0));
+        Assert.Equal(403, write.Status);
+        await arm.RevokeAccessAsync(snapshot, None);
+
+        long sequence = await LastSequenceAsync();
+        var listed = await arm.ListByTagAsync("asr-test", run, None);
+        Assert.Equal(Sorted([vmId, os, data, snapshot]), Sorted(listed.Select(r => r.Id)));
+        Assert.Equal("Microsoft.Compute/snapshots", listed.Single(r => r.Name == snapshotName).Type, ignoreCase: true);
+        var result = await arm.DeleteByTagAsync("asr-test", run, None);
+        Assert.Equal(Sorted([vmId, os, data, snapshot]), Sorted(result.Deleted.Select(r => r.Id)));
+        Assert.Empty(result.NotDeleted);
+        var deletes = (await RequestsSinceAsync(sequence)).Where(r => (string)r["method"]! == "DELETE").Select(r => (string)r["path"]!).ToList();
+        Assert.Equal(4, deletes.Count);
+        Assert.Contains("/virtualMachines/", deletes[0], StringComparison.OrdinalIgnoreCase);
+        Assert.Single(deletes, d => d.Contains("/snapshots/", StringComparison.OrdinalIgnoreCase));
+        Assert.Empty(await arm.ListByTagAsync("asr-test", run, None));
+        Assert.False((await Keyed(readSas).ExistsAsync()).Value);
+        Assert.False(await arm.DeleteAsync(snapshot, None));
+    }
+
+    [FakeArmFact]
+    public async Task AsyncMode_SnapshotCreateGrantRevokeDelete_ArePolledToCompletion()
+    {
+        var arm = Fake.ControlPlane();
+        string run = Unique("run");
+        string os = await UploadedDiskAsync(arm, Unique("web12-os"), Tags(run), AzureOsType.Windows);
+        long before = await LastSequenceAsync();
+        await Fake.ConfigureAsync("async", asyncPolls: 2);
+        try
+        {
+            string name = Unique("web12-os-snap");
+            string snapshot = await arm.CreateSnapshotAsync(new AzureSnapshotSpec(name, Location, os) { Incremental = false, Tags = Tags(run) }, None);
+            Uri sas = await arm.GrantReadAccessAsync(snapshot, TimeSpan.FromHours(1), None);
+            Assert.Equal(UploadBytes, (await new PageBlobClient(sas).GetPropertiesAsync()).Value.ContentLength);
+            await arm.RevokeAccessAsync(snapshot, None);
+            Assert.Equal(2, (await arm.DeleteByTagAsync("asr-test", run, None)).Deleted.Count);
+
+            var requests = await RequestsSinceAsync(before);
+            int StatusOf(string method, string pathEnd) =>
+                (int)requests.Single(r => (string)r["method"]! == method && ((string)r["path"]!).EndsWith(pathEnd, StringComparison.OrdinalIgnoreCase))["status"]!;
+            Assert.Equal(202, StatusOf("PUT", "/snapshots/" + name));
+            Assert.Equal(202, StatusOf("POST", "/snapshots/" + name + "/beginGetAccess"));
+            Assert.Equal(202, StatusOf("POST", "/snapshots/" + name + "/endGetAccess"));
+            Assert.Equal(202, StatusOf("DELETE", "/snapshots/" + name));
+            var put = JsonNode.Parse((string)requests.Single(r => (string)r["method"]! == "PUT")["body"]!)!;
+            Assert.False((bool)put["properties"]!["incremental"]!);
+            Assert.Empty(await arm.ListByTagAsync("asr-test", run, None));
+        }
+        finally
+        {
+            await Fake.ConfigureAsync("sync");
+        }
+    }
+
     [FakeArmFact]
     public async Task Throttling_429WithRetryAfter_IsRetriedByTheSdk_AndSucceeds()
     {
@@ -335,6 +449,11 @@ public sealed class ArmControlPlaneTests(FakeArmFixture fixture)
             () => arm.CreateVirtualMachineAsync(new AzureVmSpec("web08", Location, "Standard_B2s", os, AzureOsType.Linux, "default"), None), // subnet id
             () => arm.GrantWriteAccessAsync(FakeArmProcess.SubnetId("x"), TimeSpan.FromHours(1), None),              // not a disk
             () => arm.DeleteAsync(FakeArmProcess.SubnetId("x"), None),                                               // not ours to delete
+            () => arm.CreateSnapshotAsync(new AzureSnapshotSpec("web08 snap", Location, os), None),                      // name
+            () => arm.CreateSnapshotAsync(new AzureSnapshotSpec("web08-snap", Location, FakeArmProcess.SubnetId("x")), None), // not of a disk
+            () => arm.GrantReadAccessAsync(FakeArmProcess.SubnetId("x"), TimeSpan.FromHours(1), None),               // not a disk or snapshot
+            () => arm.GrantReadAccessAsync(os, TimeSpan.Zero, None),                                                  // no duration
+            () => arm.RevokeAccessAsync(FakeArmProcess.SubnetId("x"), None),                                         // not a disk or snapshot
         };
         foreach (var attempt in attempts)
         {
@@ -378,6 +497,14 @@ public sealed class ArmControlPlaneTests(FakeArmFixture fixture)
             Tags = Tags(run),
         }, None);
 
+        // A snapshot of an attached disk, read; a read grant of an unattached disk.
+        string snapshot = await arm.CreateSnapshotAsync(new AzureSnapshotSpec(Unique("web09-os-snap"), Location, os1) { Tags = Tags(run) }, None);
+        await arm.GrantReadAccessAsync(snapshot, TimeSpan.FromMinutes(5), None);
+        await arm.RevokeAccessAsync(snapshot, None);
+        string spare = await UploadedDiskAsync(arm, Unique("web09-spare"), Tags(run));
+        await arm.GrantReadAccessAsync(spare, TimeSpan.FromMinutes(5), None);
+        await arm.RevokeAccessAsync(spare, None);
+
         // The fake's answers have the shapes of the example responses (plus the read-only disk properties the spec
         // defines that no example shows).
         var diskResponse = await GetFromFakeAsync(os1 + "?api-version=2023-04-02");
@@ -387,13 +514,19 @@ public sealed class ArmControlPlaneTests(FakeArmFixture fixture)
         var vmShapes = SpecExamples.ResponsePaths(SpecExamples.VmCreate.ResponseExamples).Union(SpecExamples.AllowedRequestPaths(SpecExamples.VmCreate)).ToHashSet();
         Assert.Empty(SpecExamples.Paths(diskResponse).Except(diskShapes));
         Assert.Empty(SpecExamples.Paths(vmResponse).Except(vmShapes));
+        var snapshotResponse = await GetFromFakeAsync(snapshot + "?api-version=2023-04-02");
+        var snapshotShapes = SpecExamples.ResponsePaths(SpecExamples.SnapshotCreate.ResponseExamples).Union(SpecExamples.AllowedRequestPaths(SpecExamples.SnapshotCreate)).ToHashSet();
+        Assert.Empty(SpecExamples.Paths(snapshotResponse).Except(snapshotShapes));
+        Assert.Equal("Microsoft.Compute/snapshots", (string?)snapshotResponse["type"]);
+        Assert.True((bool)snapshotResponse["properties"]!["incremental"]!);
+        Assert.Equal(os1, (string?)snapshotResponse["properties"]!["creationData"]!["sourceResourceId"], ignoreCase: true);
 
-        Assert.Equal(Sorted([os1, data1, vm1, os2, vm2]), Sorted((await arm.DeleteByTagAsync("asr-test", run, None)).Deleted.Select(r => r.Id)));
+        Assert.Equal(Sorted([os1, data1, vm1, os2, vm2, snapshot, spare]), Sorted((await arm.DeleteByTagAsync("asr-test", run, None)).Deleted.Select(r => r.Id)));
 
         var requests = await RequestsSinceAsync(before);
         // What the SDK sent (the test's own two GETs above are not the control plane's).
         var sdkRequests = requests.Where(r => ((string?)r["userAgent"] ?? "").StartsWith("azsdk-net-", StringComparison.Ordinal)).ToList();
-        Assert.Equal(requests.Count - 2, sdkRequests.Count);
+        Assert.Equal(requests.Count - 3, sdkRequests.Count);
         var checkedOperations = new HashSet<string>();
         foreach (var request in sdkRequests)
         {
@@ -408,6 +541,12 @@ public sealed class ArmControlPlaneTests(FakeArmFixture fixture)
                 apiVersion = "2023-04-02";
                 if (method == "PUT") operation = SpecExamples.DiskCreate;
                 else if (method == "POST" && path.EndsWith("/beginGetAccess", StringComparison.OrdinalIgnoreCase)) operation = SpecExamples.DiskGrantAccess;
+            }
+            else if (path.Contains("/providers/Microsoft.Compute/snapshots/", StringComparison.OrdinalIgnoreCase))
+            {
+                apiVersion = "2023-04-02";
+                if (method == "PUT") operation = SpecExamples.SnapshotCreate;
+                else if (method == "POST" && path.EndsWith("/beginGetAccess", StringComparison.OrdinalIgnoreCase)) operation = SpecExamples.SnapshotGrantAccess;
             }
             else if (path.Contains("/providers/Microsoft.Compute/virtualMachines/", StringComparison.OrdinalIgnoreCase))
             {
@@ -434,7 +573,8 @@ public sealed class ArmControlPlaneTests(FakeArmFixture fixture)
             CheckRequired(operation, sent, paths);
             checkedOperations.Add(operation.Name);
         }
-        Assert.Equal(["Disks_CreateOrUpdate", "Disks_GrantAccess", "VirtualMachines_CreateOrUpdate"], checkedOperations.Order());
+        Assert.Equal(["Disks_CreateOrUpdate", "Disks_GrantAccess", "Snapshots_CreateOrUpdate", "Snapshots_GrantAccess", "VirtualMachines_CreateOrUpdate"],
+            checkedOperations.Order(StringComparer.Ordinal));
 
         // The cited exceptions are still needed: none of them appears in a vendored example.
         foreach (var (operationName, extra) in SpecExamples.DefinedButNotExemplified)
@@ -451,7 +591,8 @@ public sealed class ArmControlPlaneTests(FakeArmFixture fixture)
         string[] required = operation.Name switch
         {
             "Disks_CreateOrUpdate" => ["location", "sku.name", "tags.*", "properties.creationData.createOption", "properties.creationData.uploadSizeBytes"],
-            "Disks_GrantAccess" => ["access", "durationInSeconds"],
+            "Disks_GrantAccess" or "Snapshots_GrantAccess" => ["access", "durationInSeconds"],
+            "Snapshots_CreateOrUpdate" => ["location", "tags.*", "properties.creationData.createOption", "properties.creationData.sourceResourceId", "properties.incremental"],
             _ =>
             [
                 "location", "tags.*", "properties.hardwareProfile.vmSize",
@@ -470,7 +611,14 @@ public sealed class ArmControlPlaneTests(FakeArmFixture fixture)
                 Assert.Equal("Upload", (string?)sent["properties"]!["creationData"]!["createOption"]);
                 break;
             case "Disks_GrantAccess":
-                Assert.Equal("Write", (string?)sent["access"]);
+                Assert.Contains((string?)sent["access"], new[] { "Write", "Read" });
+                break;
+            case "Snapshots_GrantAccess":
+                Assert.Equal("Read", (string?)sent["access"]);
+                break;
+            case "Snapshots_CreateOrUpdate":
+                Assert.Equal("Copy", (string?)sent["properties"]!["creationData"]!["createOption"]);
+                Assert.Matches("^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft.Compute/disks/[^/]+$", (string)sent["properties"]!["creationData"]!["sourceResourceId"]!);
                 break;
             default:
                 var storage = sent["properties"]!["storageProfile"]!;

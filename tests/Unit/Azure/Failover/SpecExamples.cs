@@ -21,6 +21,13 @@ internal static class SpecExamples
 
     public static readonly Operation DiskGrantAccess = new("Disks_GrantAccess", ["DiskRP-2023-04-02/Disk_BeginGetAccess.json"], "grantAccessData", []);
 
+    public static readonly Operation SnapshotCreate = new("Snapshots_CreateOrUpdate",
+        ["DiskRP-2023-04-02/Snapshot_Create_FromAnExistingSnapshot.json"],
+        "snapshot",
+        ["DiskRP-2023-04-02/Snapshot_Get.json", "DiskRP-2023-04-02/Snapshot_GetIncrementalSnapshot.json", "DiskRP-2023-04-02/Snapshot_Create_FromAnExistingSnapshot.json"]);
+
+    public static readonly Operation SnapshotGrantAccess = new("Snapshots_GrantAccess", ["DiskRP-2023-04-02/Snapshot_BeginGetAccess.json"], "grantAccessData", []);
+
     public static readonly Operation VmCreate = new("VirtualMachines_CreateOrUpdate",
         [
             "ComputeRP-2023-07-01/VirtualMachine_Create_WithNetworkInterfaceConfiguration.json",
@@ -37,12 +44,13 @@ internal static class SpecExamples
             "ComputeRP-2023-07-01/VirtualMachine_Create_WithUefiSettings.json",
         ]);
 
-    /// <summary>Read-only in the spec (readOnly: true in disk.json / virtualMachine.json): never to be sent.</summary>
+    /// <summary>Read-only in the spec (readOnly: true in disk.json, snapshot.json / virtualMachine.json): never to be sent.</summary>
     public static readonly IReadOnlySet<string> ReadOnly = new HashSet<string>(StringComparer.Ordinal)
     {
         "id", "name", "type", "managedBy", "sku.tier", "resources",
         "properties.provisioningState", "properties.timeCreated", "properties.diskState", "properties.uniqueId",
         "properties.diskSizeBytes", "properties.LastOwnershipUpdateTime", "properties.vmId", "properties.instanceView",
+        "properties.incrementalSnapshotFamilyId", "properties.creationData.sourceUniqueId",
     };
 
     /// <summary>

@@ -1,0 +1,306 @@
+using AsrModule.Engine.Errors;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Jobs;
+using AsrModule.Engine.Policies;
+using AsrModule.Engine.RecoveryPoints;
+using AsrModule.Engine.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace AsrModule.Engine.Vault;
+
+/// <summary>
+/// What a vault lists: policies, protected items (as shown: with RPO, health and the running job), recovery
+/// points and job records. Every record is read and checked (<see cref="VaultRecordChecks"/>) one by one, and a
+/// record that is damaged (does not parse, validate or authenticate: <see cref="AsrErrorIds.VaultDataCorrupt"/>)
+/// becomes a damaged <see cref="VaultListEntry{T}"/> naming its key while the listing goes on: one bad object
+/// affects only what it describes (issue #12, item 6; docs/design.md, "Damaged records in listings").
+/// </summary>
+public sealed class VaultCatalog
+{
+    private readonly AsrVault _vault;
+
+    internal VaultCatalog(AsrVault vault) => _vault = vault;
+
+    private IVaultStore Store => _vault.Store;
+    private ILogger Logger => _vault.Logger;
+
+    private static bool IsDamage(AsrException ex) => ex.ErrorId == AsrErrorIds.VaultDataCorrupt;
+
+    // ---- policies ----
+
+    /// <summary>Every policy record, by key (name) order; a damaged one as its error.</summary>
+    public async Task<List<VaultListEntry<AsrPolicy>>> ListPoliciesAsync(CancellationToken ct)
+    {
+        var list = new List<VaultListEntry<AsrPolicy>>();
+        foreach (var o in await Store.ListAsync(VaultLayout.PoliciesPrefix, ct).ConfigureAwait(false))
+        {
+            if (!o.Key.EndsWith(".json", StringComparison.Ordinal) || o.Key.Count(c => c == '/') != 1) continue;
+            string name = Path.GetFileNameWithoutExtension(o.Key);
+            try
+            {
+                if (await ReadPolicyRecordAsync(o.Key, ct).ConfigureAwait(false) is { } p) list.Add(VaultListEntry<AsrPolicy>.Ok(o.Key, p.Name, p));
+            }
+            catch (AsrException ex) when (IsDamage(ex))
+            {
+                list.Add(VaultListEntry<AsrPolicy>.Damaged(o.Key, name, ex));
+            }
+        }
+        return list;
+    }
+
+    /// <summary>A policy record as stored (null when absent), checked: a damaged one throws VaultDataCorrupt naming it.</summary>
+    internal async Task<AsrPolicy?> ReadPolicyRecordAsync(string key, CancellationToken ct)
+    {
+        var policy = await Store.ReadAsync<AsrPolicy>(key, ct).ConfigureAwait(false);
+        if (policy is not null) VaultRecordChecks.CheckPolicy(policy, key);
+        return policy;
+    }
+
+    // ---- protected items ----
+
+    /// <summary>Every item record, by name; a damaged one as its error, named by its name claim where one points to it.</summary>
+    public async Task<List<VaultListEntry<AsrProtectedItem>>> ListItemsAsync(CancellationToken ct)
+    {
+        var list = new List<VaultListEntry<AsrProtectedItem>>();
+        Dictionary<string, string>? namesById = null;
+        foreach (var o in await Store.ListAsync(VaultLayout.ItemsPrefix, ct).ConfigureAwait(false))
+        {
+            if (!o.Key.EndsWith("/item.json", StringComparison.Ordinal) || o.Key.Count(c => c == '/') != 2) continue;
+            try
+            {
+                if (await ReadItemRecordAsync(o.Key, ct).ConfigureAwait(false) is { } item)
+                    list.Add(VaultListEntry<AsrProtectedItem>.Ok(o.Key, item.Name, await DecorateAsync(item, ct).ConfigureAwait(false)));
+            }
+            catch (AsrException ex) when (IsDamage(ex))
+            {
+                namesById ??= await ReadNameClaimsAsync(ct).ConfigureAwait(false);
+                string id = o.Key.Split('/')[1];
+                string? name = namesById.GetValueOrDefault(id);
+                list.Add(VaultListEntry<AsrProtectedItem>.Damaged(o.Key, name, name is null ? ex : DamagedItem(name, ex)));
+            }
+        }
+        return list.OrderBy(e => e.Name ?? "", StringComparer.OrdinalIgnoreCase).ThenBy(e => e.Key, StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>The item of that name, as shown; a damaged record throws VaultDataCorrupt naming the item and the record.</summary>
+    public async Task<AsrProtectedItem> GetItemAsync(string name, CancellationToken ct)
+    {
+        var claim = VaultLayout.IsValidName(name) ? await Store.ReadAllAsync(VaultLayout.ItemNameClaim(name), ct).ConfigureAwait(false) : null;
+        string? id = claim is null ? null : System.Text.Encoding.UTF8.GetString(claim);
+        AsrProtectedItem? item = null;
+        if (id is not null && VaultLayout.IsValidName(id))
+        {
+            try { item = await ReadItemRecordAsync(VaultLayout.Item(id), ct).ConfigureAwait(false); }
+            catch (AsrException ex) when (IsDamage(ex)) { throw DamagedItem(name, ex); }
+        }
+        if (item is null)
+            throw new AsrException(AsrErrorIds.ProtectedItemNotFound, AsrErrorKind.ObjectNotFound,
+                $"No protected item named '{name}' in the vault at '{_vault.Location}'. Use Get-AsrProtectedItem to list items.", name);
+        return await DecorateAsync(item, ct).ConfigureAwait(false);
+    }
+
+    private static AsrException DamagedItem(string name, AsrException ex) =>
+        new(ex.ErrorId, ex.Kind, $"The record of protected item '{name}' is damaged: {ex.Message}", ex.Target, ex);
+
+    /// <summary>Item id → name, from the name claims (only read when a damaged item record needs naming).</summary>
+    private async Task<Dictionary<string, string>> ReadNameClaimsAsync(CancellationToken ct)
+    {
+        var map = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var o in await Store.ListAsync("names/", ct).ConfigureAwait(false))
+        {
+            if (o.Length > 256 || await Store.ReadAllAsync(o.Key, ct).ConfigureAwait(false) is not { } data) continue;
+            string name = o.Key["names/".Length..];
+            if (VaultLayout.IsValidName(name)) map[System.Text.Encoding.UTF8.GetString(data)] = name;
+        }
+        return map;
+    }
+
+    /// <summary>An item record as stored, checked before use (its disk names become file names: see <see cref="VaultRecordChecks"/>).</summary>
+    internal async Task<AsrProtectedItem?> ReadItemRecordAsync(string key, CancellationToken ct)
+    {
+        var item = await Store.ReadAsync<AsrProtectedItem>(key, ct).ConfigureAwait(false);
+        if (item is not null) VaultRecordChecks.CheckItem(item, key);
+        return item;
+    }
+
+    /// <summary>
+    /// The item as shown: the latest point from the manifests, RPO and health from its policy, a running job's
+    /// progress. A damaged latest manifest or policy does not hide the item: it shows Critical with the record
+    /// named in LastError (and can still be disabled).
+    /// </summary>
+    internal async Task<AsrProtectedItem> DecorateAsync(AsrProtectedItem item, CancellationToken ct)
+    {
+        item.VaultLocation = _vault.Location;
+        bool damaged = false;
+        AsrRecoveryPoint? latest = null;
+        try
+        {
+            latest = await GetLatestPointAsync(item.Id, ct).ConfigureAwait(false);
+        }
+        catch (AsrException ex) when (IsDamage(ex))
+        {
+            // A damaged or planted manifest must not hide the item; what would read the point refuses it.
+            damaged = true;
+            item.LastError = ex.Message;
+            Logger.LogWarning("Item {Item}: {Message}", item.Name, ex.Message);
+        }
+        if (latest is not null)
+        {
+            // The published manifests are the truth; the item record may lag after a crash.
+            item.LastPointSequence = latest.Sequence;
+            item.LastRecoveryPointTimeUtc = latest.RecoveryPointTimeUtc;
+            item.CurrentRpo = _vault.Clock.GetUtcNow() - latest.RecoveryPointTimeUtc;
+        }
+        AsrPolicy? policy = null;
+        try
+        {
+            policy = await ReadPolicyRecordAsync(VaultLayout.Policy(item.PolicyName), ct).ConfigureAwait(false);
+        }
+        catch (AsrException ex) when (IsDamage(ex))
+        {
+            // Its cycles cannot run without a policy: shown Critical, with the policy's problem.
+            string message = $"Policy '{item.PolicyName}' of this item is damaged, so its cycles cannot run: {ex.Message}";
+            // Like a damaged manifest's, this replaces the stored (older) error; both damages are shown together.
+            item.LastError = damaged ? item.LastError + " " + message : message;
+            damaged = true;
+            Logger.LogWarning("Item {Item}: {Message}", item.Name, message);
+        }
+        double threshold = policy?.RpoThresholdMinutes ?? 15;
+        if (item.CycleInProgressJobId is { } cycleJob && !JobRunner.TryGetRunning(cycleJob, out _))
+        {
+            var record = await TryReadJobRecordAsync(cycleJob, ct).ConfigureAwait(false);
+            if (JobRunner.TryGetPendingEnd(cycleJob, out var ended)) record = ended;
+            if (record is not null && (record.IsFinished || JobRunner.OwnerIsGone(record)))
+            {
+                if (latest is not null)
+                {
+                    // Shown now, not only when the next cycle notices: that cycle will be a checksum resync.
+                    item.ResyncReason ??= $"The cycle of job {cycleJob} did not complete (process killed or transfer failed).";
+                    if (item.State == ProtectedItemState.Protected) item.State = ProtectedItemState.ResyncRequired;
+                }
+                else
+                {
+                    // No point yet, so nothing to compare checksums with: the next cycle (Invoke-AsrReplication, Resume-AsrResync
+                    // or the agent's) runs the initial replication again and first removes what the dead attempt stored.
+                    item.LastError ??= $"The initial replication (job {cycleJob}) did not complete ({(record.IsFinished ? record.State.ToString() : "its process ended")}); " +
+                        "run Invoke-AsrReplication to run it again.";
+                }
+            }
+        }
+        if (item.TestFailover is { } drill && drill.OwnerHost == Environment.MachineName && !Failover.TestFailoverService.ProcessIsAliveOrHere(drill.OwnerProcessId))
+            item.LastError = $"The drill's disks are no longer served: process {drill.OwnerProcessId} that served them has ended. Clean it up with Start-AsrTestFailoverCleanup.";
+        item.ReplicationHealth = item.State switch
+        {
+            _ when damaged => ReplicationHealth.Critical,
+            // After failover the vault is not being replicated to: RPO does not apply.
+            ProtectedItemState.FailedOver or ProtectedItemState.Committed => ReplicationHealth.Warning,
+            ProtectedItemState.Reprotected => ReplicationHealth.Normal,
+            ProtectedItemState.InitialReplicationPending when latest is null => ReplicationHealth.Warning,
+            _ when item.State == ProtectedItemState.ResyncRequired || item.CurrentRpo is null => ReplicationHealth.Critical,
+            _ when item.CurrentRpo!.Value.TotalMinutes > 2 * threshold => ReplicationHealth.Critical,
+            _ when item.CurrentRpo!.Value.TotalMinutes > threshold => ReplicationHealth.Warning,
+            _ => ReplicationHealth.Normal,
+        };
+        if (item.TestFailover is not null && item.LastError?.StartsWith("The drill's disks", StringComparison.Ordinal) == true && item.ReplicationHealth == ReplicationHealth.Normal)
+            item.ReplicationHealth = ReplicationHealth.Warning;
+        if (item.LastJobId is { } jobId)
+        {
+            // A running job's progress shows on the item (e.g. a resync's percentage), from any session.
+            var job = JobRunner.TryGetRunning(jobId, out var running) ? JobRunner.Snapshot(running.Job)
+                : await TryReadJobRecordAsync(jobId, ct).ConfigureAwait(false);
+            if (job is { State: AsrJobState.InProgress } && !JobRunner.OwnerIsGone(job))
+            {
+                item.ActiveJobOperation = job.Operation;
+                item.ActiveJobPercent = job.PercentComplete;
+            }
+        }
+        return item;
+    }
+
+    /// <summary>A job record for decorating an item; a damaged one is not the item's problem (Get-AsrJob shows it).</summary>
+    private async Task<AsrJob?> TryReadJobRecordAsync(Guid id, CancellationToken ct)
+    {
+        try { return await Store.ReadAsync<AsrJob>(VaultLayout.Job(id), ct).ConfigureAwait(false); }
+        catch (AsrException ex) when (IsDamage(ex)) { return null; }
+    }
+
+    // ---- recovery points ----
+
+    /// <summary>Every manifest of the item, oldest first; a damaged one as its error, naming the point and the record.</summary>
+    public async Task<List<VaultListEntry<AsrRecoveryPoint>>> ListPointsAsync(string itemId, CancellationToken ct)
+    {
+        var list = new List<VaultListEntry<AsrRecoveryPoint>>();
+        foreach (var o in await Store.ListAsync(VaultLayout.PointsPrefix(itemId), ct).ConfigureAwait(false))
+        {
+            // Only manifests named as this engine names them (a stray or nested file is not a point).
+            if (!VaultLayout.TryParsePointSequence(o.Key, out long sequence) || o.Key != VaultLayout.PointManifest(itemId, sequence)) continue;
+            try
+            {
+                if (await ReadPointAsync(itemId, sequence, ct).ConfigureAwait(false) is { } p)
+                    list.Add(VaultListEntry<AsrRecoveryPoint>.Ok(o.Key, sequence.ToString(System.Globalization.CultureInfo.InvariantCulture), p));
+            }
+            catch (AsrException ex) when (IsDamage(ex))
+            {
+                list.Add(VaultListEntry<AsrRecoveryPoint>.Damaged(o.Key, sequence.ToString(System.Globalization.CultureInfo.InvariantCulture), ex));
+            }
+        }
+        return list;
+    }
+
+    public async Task<AsrRecoveryPoint?> GetLatestPointAsync(string itemId, CancellationToken ct)
+    {
+        var keys = await Store.ListAsync(VaultLayout.PointsPrefix(itemId), ct).ConfigureAwait(false);
+        for (int i = keys.Count - 1; i >= 0; i--)
+        {
+            if (!VaultLayout.TryParsePointSequence(keys[i].Key, out long sequence) || keys[i].Key != VaultLayout.PointManifest(itemId, sequence)) continue;
+            var p = await ReadPointAsync(itemId, sequence, ct).ConfigureAwait(false);
+            if (p is not null) return p;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The manifest of a point as stored, or null when there is none; checked before use (it must be the point
+    /// its key names, and its disk names become file names: see <see cref="VaultRecordChecks"/>).
+    /// </summary>
+    internal async Task<AsrRecoveryPoint?> ReadPointAsync(string itemId, long sequence, CancellationToken ct)
+    {
+        string key = VaultLayout.PointManifest(itemId, sequence);
+        var p = await Store.ReadAsync<AsrRecoveryPoint>(key, ct).ConfigureAwait(false);
+        if (p is null) return null;
+        VaultRecordChecks.CheckPoint(p, key, itemId, sequence);
+        p.VaultLocation = _vault.Location;
+        return p;
+    }
+
+    // ---- jobs ----
+
+    /// <summary>
+    /// Every job record, oldest first, each as <see cref="JobStore.GetAsync"/> shows it (a running job of this process as it is
+    /// now, an end not yet written as it ended); damaged records last.
+    /// </summary>
+    public async Task<List<VaultListEntry<AsrJob>>> ListJobsAsync(CancellationToken ct)
+    {
+        var jobs = new List<VaultListEntry<AsrJob>>();
+        var damaged = new List<VaultListEntry<AsrJob>>();
+        JobRunner.KickPendingEnds(_vault.Location); // as JobStore.ListAsync: ends this process could not write yet are retried now
+        foreach (var o in await Store.ListAsync(VaultLayout.JobsPrefix, ct).ConfigureAwait(false))
+        {
+            if (!Guid.TryParse(Path.GetFileNameWithoutExtension(o.Key), out var id) || o.Key != VaultLayout.Job(id)) continue;
+            try
+            {
+                jobs.Add(VaultListEntry<AsrJob>.Ok(o.Key, id.ToString("D"), await _vault.Jobs.GetAsync(id, ct).ConfigureAwait(false)));
+            }
+            catch (AsrException ex) when (ex.ErrorId == AsrErrorIds.JobNotFound)
+            {
+                // Deleted since it was listed (the agent's housekeeping).
+            }
+            catch (AsrException ex) when (IsDamage(ex))
+            {
+                damaged.Add(VaultListEntry<AsrJob>.Damaged(o.Key, id.ToString("D"),
+                    new AsrException(ex.ErrorId, ex.Kind, $"The record of job {id} is damaged: {ex.Message}", ex.Target, ex)));
+            }
+        }
+        return jobs.OrderBy(j => j.Value!.StartTimeUtc).Concat(damaged).ToList();
+    }
+}
