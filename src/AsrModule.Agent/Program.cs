@@ -15,6 +15,7 @@ builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
     ["--host-name"] = "Agent:HostName",
     ["--key-file"] = "Agent:KeyFile",
     ["--tick"] = "Agent:TickInterval",
+    ["--allowed-freeze-scripts"] = "Agent:AllowedFreezeScripts",
 });
 builder.Services.AddSystemd();
 builder.Services.Configure<AgentOptions>(builder.Configuration.GetSection("Agent"));

@@ -61,7 +61,8 @@ while (`$true) { `$n++; `$buf = [BitConverter]::GetBytes(`$n); `$f = `$fs[`$n % 
         $writer = (Start-PwshProcess $writerCommand).Process
         Wait-Until { [IO.File]::Exists($pidFile) -and (Read-Sequence $groupDisks[0]) -gt 100 } 30 'the writer runs'
 
-        $agent = Start-AsrAgent -HostName $agentHost -LogPath $log -TickInterval '00:00:00.250'
+        # The group's freeze script is allowed on this host by the agent's own configuration, not by the vault.
+        $agent = Start-AsrAgent -HostName $agentHost -LogPath $log -TickInterval '00:00:00.250' -AllowedFreezeScript $hook
     }
     AfterAll {
         try { Stop-AsrAgent -HostName $agentHost -Force -TimeoutSeconds 60 -ErrorAction SilentlyContinue } catch { }
@@ -162,7 +163,7 @@ while (`$true) { `$n++; `$buf = [BitConverter]::GetBytes(`$n); `$f = `$fs[`$n % 
 
         # The killed agent's locks are free at once on a local vault; on a blob vault their leases run out within
         # a minute: the new agent waits for its host lock, and retries the item whose lock is still held.
-        $script:agent = Start-AsrAgent -HostName $agentHost -LogPath $log -TickInterval '00:00:00.250'
+        $script:agent = Start-AsrAgent -HostName $agentHost -LogPath $log -TickInterval '00:00:00.250' -AllowedFreezeScript $hook
         $expected = Get-AsrSampleHash $solo
         Wait-Until { (Get-AsrProtectedItem solo).LastPointSequence -gt $before -and (Get-AsrProtectedItem solo).State -eq 'Protected' } 120 'the restarted agent publishes a point of solo'
         $latest = Get-AsrRecoveryPoint solo -Latest
@@ -181,5 +182,67 @@ while (`$true) { `$n++; `$buf = [BitConverter]::GetBytes(`$n); `$f = `$fs[`$n % 
         $stopped.State | Should -Be 'Stopped'
         (Get-AsrEvent -EventType AgentStopped).AgentHost | Should -Contain $agentHost
         (Get-AsrProtectedItem solo).CycleInProgressJobId | Should -BeNullOrEmpty
+    }
+}
+
+# What a host runs (issue #12): the vault names an item's freeze script and its SHA-256; the agent runs it
+# only if its own configuration allows it (Start-AsrAgent -AllowedFreezeScript) and the hash still matches.
+Describe 'The agent runs only the freeze scripts its host allows [<Backend>]' -Tag Agent {
+    BeforeAll {
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
+        Import-Module AsrModule
+        $dir = New-TestDirectory
+        $log = Join-TestPath $dir 'agent.log'
+        New-AsrVault -Path (New-TestVaultLocation $dir) | Connect-AsrVault
+        New-AsrPolicy -Name app -CrashConsistentFrequencyMinutes 0.5 -AppConsistentFrequencyHours 1 -RecoveryPointRetentionHours 24 -RpoThresholdMinutes 5 | Out-Null
+        $agentHost = 'trust-' + [Guid]::NewGuid().ToString('N').Substring(0, 6)
+        $allowed = Join-TestPath $dir 'allowed'
+        $elsewhere = Join-TestPath $dir 'elsewhere'
+        [void][IO.Directory]::CreateDirectory($allowed); [void][IO.Directory]::CreateDirectory($elsewhere)
+        # Each script leaves a marker file when it runs.
+        function New-MarkerScript([string]$Path) {
+            [IO.File]::WriteAllText($Path, "#!/bin/sh`necho `"`$1 `$ASR_ITEM_NAME`" >> '$Path.ran'`n")
+            [IO.File]::SetUnixFileMode($Path, [IO.UnixFileMode]'UserRead, UserWrite, UserExecute')
+            $Path
+        }
+        $trusted = New-MarkerScript (Join-TestPath $allowed 'trusted.sh')
+        $changed = New-MarkerScript (Join-TestPath $allowed 'changed.sh')
+        $planted = New-MarkerScript (Join-TestPath $elsewhere 'planted.sh')
+        foreach ($name in 'trusted', 'changed', 'planted') {
+            New-AsrSampleDisk -Path (Join-TestPath $dir "$name.img") -SizeBytes 1MB -Seed 5 | Out-Null
+        }
+        # Set from this session: the record names each script with its hash. The agent is another process.
+        Enable-AsrReplication -Name trusted -Disk (Join-TestPath $dir 'trusted.img') -Policy app -AgentHost $agentHost -AppConsistencyScript $trusted | Out-Null
+        Enable-AsrReplication -Name changed -Disk (Join-TestPath $dir 'changed.img') -Policy app -AgentHost $agentHost -AppConsistencyScript $changed | Out-Null
+        Enable-AsrReplication -Name planted -Disk (Join-TestPath $dir 'planted.img') -Policy app -AgentHost $agentHost -AppConsistencyScript $planted | Out-Null
+        # In the allowed directory, but rewritten after it was pinned.
+        [IO.File]::AppendAllText($changed, "echo rewritten >> '$changed.ran'`n")
+        $agent = Start-AsrAgent -HostName $agentHost -LogPath $log -TickInterval '00:00:00.250' -AllowedFreezeScript $allowed
+
+        function Wait-Until([scriptblock]$Condition, [int]$TimeoutSeconds, [string]$What) {
+            $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
+            while (-not (& $Condition)) {
+                if ([DateTime]::UtcNow -gt $deadline) { throw "Timed out after $TimeoutSeconds s waiting until $What. Agent log: $(if ([IO.File]::Exists($log)) { [IO.File]::ReadAllText($log) })" }
+                [Threading.Thread]::Sleep(100)
+            }
+        }
+    }
+    AfterAll {
+        try { Stop-AsrAgent -HostName $agentHost -Force -TimeoutSeconds 60 -ErrorAction SilentlyContinue | Out-Null } catch { }
+        Disconnect-AsrVault
+        Remove-TestDirectory $dir
+    }
+
+    It 'runs an allowed script for an app-consistent point, and never one outside its allow-list or with another hash' {
+        Wait-Until { @(Get-AsrRecoveryPoint trusted | Where-Object Consistency -eq 'AppConsistent').Count -ge 1 } 60 'trusted has an app-consistent point'
+        Wait-Until { @(Get-AsrEvent -EventType AppConsistencyScriptNotAllowed).Count -ge 2 } 30 'the refusals are reported'
+        [IO.File]::ReadAllLines("$trusted.ran") | Should -Be @('freeze trusted', 'thaw trusted')
+        [IO.File]::Exists("$planted.ran") | Should -BeFalse -Because 'the agent''s host does not allow the planted script'
+        [IO.File]::Exists("$changed.ran") | Should -BeFalse -Because 'the script changed after it was pinned'
+        $refusals = @(Get-AsrEvent -EventType AppConsistencyScriptNotAllowed)
+        ($refusals | Where-Object ItemName -eq 'planted').Message | Should -BeLike '*allow-list*'
+        ($refusals | Where-Object ItemName -eq 'changed').Message | Should -BeLike '*content changed*'
+        @($refusals | Where-Object ItemName -eq 'trusted').Count | Should -Be 0
+        @(Get-AsrRecoveryPoint planted | Where-Object Consistency -eq 'AppConsistent').Count | Should -Be 0
     }
 }

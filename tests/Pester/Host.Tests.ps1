@@ -53,7 +53,7 @@ BeforeDiscovery {
             List = 'Name | Id | CreatedUtc | RecoveryPointRetentionHours | CrashConsistentFrequencyMinutes | AppConsistentFrequencyHours | RpoThresholdMinutes | Compression | CompressionLevel' }
         @{ Type = 'AsrProtectedItem'; Source = 'Get-AsrProtectedItem'
             Table = 'Name | State | Location | Health | Rpo | LastPoint | Points | Disks | Policy | LastError'
-            List = 'Name | Id | PolicyName | CreatedUtc | State | ResyncReason | Disks | LastPointSequence | LastRecoveryPointTimeUtc | LastCycleUtc | LastError | LastJobId | AgentHost | ReplicationGroup | AppConsistencyScript | QmpSocketPath | LastAppConsistentPointTimeUtc | FreezeHeldByJobId | CurrentRpo | ReplicationHealth | VaultLocation | TestFailover | LastTestFailover | Failover | Reverse | ExclusiveOperation | CycleInProgressJobId | ActiveJobPercent | ActiveJobOperation | ActiveLocation | NeedsResync | AllowedOperations | Health' }
+            List = 'Name | Id | PolicyName | CreatedUtc | State | ResyncReason | Disks | LastPointSequence | LastRecoveryPointTimeUtc | LastCycleUtc | LastError | LastJobId | AgentHost | ReplicationGroup | AppConsistencyScript | AppConsistencyScriptSha256 | QmpSocketPath | LastAppConsistentPointTimeUtc | FreezeHeldByJobId | CurrentRpo | ReplicationHealth | VaultLocation | TestFailover | LastTestFailover | Failover | Reverse | ExclusiveOperation | CycleInProgressJobId | ActiveJobPercent | ActiveJobOperation | ActiveLocation | NeedsResync | AllowedOperations | Health' }
         @{ Type = 'AsrRecoveryPoint'; Source = 'Get-AsrRecoveryPoint -Item m'
             Table = 'Item | Sequence | RecoveryPointTime | Consistency | Disks | ChangedMB | StoredMB'
             List = 'FormatVersion | PointId | Sequence | ParentSequence | ItemId | ItemName | RecoveryPointTimeUtc | Consistency | JobId | Packs | Disks | GroupPointId | ReplicationGroup | Tracker | IndexGeneration | VaultLocation | ChangedBytes | StoredBytes | DiskCount | Time' }
@@ -62,7 +62,7 @@ BeforeDiscovery {
             List = 'GroupPointId | ReplicationGroup | Sequence | RecoveryPointTimeUtc | Consistency | Members | VaultLocation | MemberNames' }
         @{ Type = 'RecoveryPointVerification'; Source = 'Get-AsrRecoveryPoint -Item m -Latest | Test-AsrRecoveryPoint'
             Table = 'Item | Sequence | RecoveryPointTime | Consistency | Verified | Disks | FailedDisks'
-            List = 'ItemName | Sequence | RecoveryPointTimeUtc | Consistency | Verified | Disks' }
+            List = 'ItemName | Sequence | RecoveryPointTimeUtc | Consistency | Verified | Disks | Error' }
         @{ Type = 'AsrJob'; Source = 'Get-AsrJob'
             Table = 'Id | Operation | Target | State | % | Started | Duration | Status'
             List = 'Id | Operation | TargetName | TargetId | State | PercentComplete | StatusMessage | StartTimeUtc | EndTimeUtc | Errors | Result | Tasks | Plan | OwnerProcessId | OwnerProcessStartUtc | OwnerHost | StartedBy | VaultLocation | IsFinished | Duration | AllowedActions | ShortId' }

@@ -241,6 +241,50 @@ Describe 'A disk that changed size marks the item for resync; resync sends only 
     }
 }
 
+Describe 'Resync heals a damaged vault: the new point is whole, the damaged one stays damaged [<Backend>]' {
+    BeforeAll {
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
+        Import-Module AsrModule
+        $dir = New-TestDirectory
+        $vaultPath = New-TestVaultLocation $dir
+        $disk = Join-TestPath $dir 'heal.img'
+        New-AsrSampleDisk -Path $disk -SizeBytes 4MB -Seed 9 | Out-Null
+        New-AsrVault -Path $vaultPath -EncryptionKey 'heal key' | Connect-AsrVault
+        New-AsrPolicy -Name p | Out-Null
+        Enable-AsrReplication -Name heal -Disk $disk -Policy p | Out-Null
+        Write-AsrSampleChange -Path $disk -Fraction 0.01 -Seed 10 | Out-Null
+        Get-AsrProtectedItem heal | Invoke-AsrReplication | Out-Null
+    }
+    AfterAll { Disconnect-AsrVault; Remove-TestDirectory $dir }
+
+    It 'a flipped byte in the pack point 2 reads: Test-AsrRecoveryPoint names it, Resume-AsrResync publishes a point equal to the source' {
+        # Point 1's pack: point 2 is a delta over it, so nearly all of point 2's data lives there.
+        $pack = @(Get-VaultObjectKeys $vaultPath 'items/' | Where-Object { $_ -match '/packs/000000000001-\d{4}\.pack$' })[0]
+        $bytes = Read-VaultObject $vaultPath $pack
+        for ($i = 0; $i -lt 16; $i++) { $bytes[[int]($bytes.Length / 2) + $i] = $bytes[[int]($bytes.Length / 2) + $i] -bxor 0x5a }
+        Write-VaultObject $vaultPath $pack $bytes
+
+        $damaged = Get-AsrRecoveryPoint -Item heal -Latest
+        $check = $damaged | Test-AsrRecoveryPoint -ErrorAction SilentlyContinue
+        $check.Verified | Should -BeFalse
+        $check.Disks[0].Error | Should -Match ([regex]::Escape($pack))
+
+        Write-AsrSampleChange -Path $disk -Fraction 0.01 -Seed 11 | Out-Null   # the machine goes on writing
+        $expected = Get-AsrSampleHash $disk
+        $job = Get-AsrProtectedItem heal | Resume-AsrResync | Wait-AsrJob
+        $job.State | Should -Be 'Succeeded'
+        $job.Result.Mode | Should -Be 'Resync'
+        $job.Result.Note | Should -Match 'Repaired'
+        $healed = Get-AsrRecoveryPoint -Item heal -Latest
+        $healed.Sequence | Should -Be 3
+        ($healed | Test-AsrRecoveryPoint).Verified | Should -BeTrue
+        (Get-ExportedHashes $healed (Join-TestPath $dir 'healed'))['heal.img'] | Should -Be $expected
+        # Not silently "fixed": point 2 still reads the flipped bytes and says so.
+        ($damaged | Test-AsrRecoveryPoint -ErrorAction SilentlyContinue).Verified | Should -BeFalse
+        (Get-AsrProtectedItem heal).State | Should -Be 'Protected'
+    }
+}
+
 Describe 'Disable-AsrReplication [<Backend>]' {
     BeforeAll {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))

@@ -11,7 +11,7 @@ public static class AgentDirectory
     {
         var list = new List<AsrAgentRecord>();
         foreach (var o in await vault.Store.ListAsync(VaultLayout.AgentsPrefix, ct).ConfigureAwait(false))
-            if (o.Key.EndsWith(".json", StringComparison.Ordinal) && await vault.Store.ReadAsync<AsrAgentRecord>(o.Key, ct).ConfigureAwait(false) is { } a)
+            if (o.Key.EndsWith(".json", StringComparison.Ordinal) && await vault.Records.ReadAsync<AsrAgentRecord>(o.Key, ct).ConfigureAwait(false) is { } a)
             {
                 a.VaultLocation = vault.Location;
                 list.Add(a);
@@ -22,7 +22,7 @@ public static class AgentDirectory
     public static async Task<AsrAgentRecord?> FindAsync(AsrVault vault, string hostName, CancellationToken ct)
     {
         if (!VaultLayout.IsValidName(hostName)) return null;
-        var a = await vault.Store.ReadAsync<AsrAgentRecord>(VaultLayout.Agent(hostName), ct).ConfigureAwait(false);
+        var a = await vault.Records.ReadAsync<AsrAgentRecord>(VaultLayout.Agent(hostName), ct).ConfigureAwait(false);
         if (a is not null) a.VaultLocation = vault.Location;
         return a;
     }

@@ -17,6 +17,13 @@ public sealed class AgentOptions
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromMinutes(2);
 
     /// <summary>
+    /// The freeze scripts this host allows the agent to run (':'-separated files, or directories whose scripts
+    /// are all allowed): host configuration, never the vault. An item's script outside it is not run (its
+    /// points are crash-consistent, with an AppConsistencyScriptNotAllowed event). See FreezeScriptTrust.
+    /// </summary>
+    public string? AllowedFreezeScripts { get; set; }
+
+    /// <summary>
     /// How long a starting agent waits for the lock of a previous agent for its host that is known dead (its
     /// process is gone, or its heartbeat is late): a blob lease outlives a killed holder by up to a minute.
     /// </summary>

@@ -13,7 +13,7 @@ namespace AsrModule.Engine.Agent;
 public static class AgentProcessLauncher
 {
     public static async Task<AsrAgentRecord> StartAsync(AsrVault vault, string agentDll, string hostName, string? passphrase, string logPath,
-        TimeSpan? tickInterval, TimeSpan timeout, CancellationToken ct)
+        TimeSpan? tickInterval, TimeSpan timeout, CancellationToken ct, IReadOnlyList<string>? allowedFreezeScripts = null)
     {
         if (!File.Exists(agentDll))
             throw new AsrException(AsrErrorIds.AgentStartFailed, AsrErrorKind.ObjectNotFound, $"The agent program '{agentDll}' is missing from the module.", agentDll);
@@ -40,6 +40,11 @@ public static class AgentProcessLauncher
         {
             psi.ArgumentList.Add("--tick");
             psi.ArgumentList.Add(tick.ToString("c"));
+        }
+        if (allowedFreezeScripts is { Count: > 0 })
+        {
+            psi.ArgumentList.Add("--allowed-freeze-scripts");
+            psi.ArgumentList.Add(string.Join(':', allowedFreezeScripts.Select(Path.GetFullPath)));
         }
         psi.Environment["ASR_AGENT_LOG"] = Path.GetFullPath(logPath);
         psi.Environment["DOTNET_NOLOGO"] = "1";

@@ -31,6 +31,8 @@ public sealed class ReplicationAgent
     private readonly Dictionary<string, ReplicationHealth> _health = new(StringComparer.Ordinal);
     private readonly HashSet<string> _assigned = new(StringComparer.Ordinal);
     private readonly HashSet<string> _warnedOnce = new(StringComparer.Ordinal);
+    // item id → why its freeze script is not run here, as last reported (one event per change, not one per tick)
+    private readonly Dictionary<string, string> _scriptRefused = new(StringComparer.Ordinal);
     private AsrAgentRecord _record = new();
     private DateTimeOffset _lastHeartbeat, _lastHousekeeping;
 
@@ -39,7 +41,9 @@ public sealed class ReplicationAgent
         _vault = vault;
         _options = options;
         _logger = logger;
-        _events = new EventLog(vault.Store, vault.Clock, logger);
+        _events = new EventLog(vault.Records, vault.Clock, logger);
+        // What this host allows to run comes from its own configuration; the vault only names a script.
+        Replication.Consistency.FreezeScriptTrust.Allow(Replication.Consistency.FreezeScriptTrust.ParseList(options.AllowedFreezeScripts));
         if (!VaultLayout.IsValidName(options.HostName))
             throw new AsrException(AsrErrorIds.AgentHostNameInvalid, AsrErrorKind.InvalidArgument,
                 $"'{options.HostName}' is not a valid agent host name: use 1–64 letters, digits, '.', '_' or '-'.", options.HostName);
@@ -170,6 +174,7 @@ public sealed class ReplicationAgent
             _warnedOnce.Remove(unit.Key);
             if (_retry.TryGetValue(unit.Key, out var retry) && Now < retry.NotBefore) continue;
             if (!policies.TryGetValue(members[0].PolicyName, out var policy)) continue;
+            await ReportScriptsNotAllowedAsync(members, ct).ConfigureAwait(false);
             var (due, appConsistent) = Due(members, policy);
             if (!due) continue;
             StartUnit(unit.Key, members, appConsistent, ct);
@@ -194,11 +199,30 @@ public sealed class ReplicationAgent
     internal (bool Due, bool AppConsistent) Due(IReadOnlyList<AsrProtectedItem> members, AsrPolicy policy)
     {
         var now = Now;
-        bool app = policy.AppConsistentFrequencyHours > 0 && members.Any(m => m.AppConsistencyScript is not null)
+        // A script this host does not allow makes no point due: the item's points stay crash-consistent at the
+        // policy's frequency (one AppConsistencyScriptNotAllowed event says why), not a refused freeze every tick.
+        bool app = policy.AppConsistentFrequencyHours > 0
+            && members.Any(m => m.AppConsistencyScript is not null && Replication.Consistency.FreezeScriptTrust.WhyNotAllowed(m) is null)
             && members.Any(m => m.LastAppConsistentPointTimeUtc is not { } t || now - t >= TimeSpan.FromHours(policy.AppConsistentFrequencyHours));
         var frequency = TimeSpan.FromMinutes(policy.CrashConsistentFrequencyMinutes);
         bool due = members.Any(m => m.NeedsResync || m.LastRecoveryPointTimeUtc is not { } last || now - last >= frequency) || app;
         return (due, app);
+    }
+
+    /// <summary>Writes an AppConsistencyScriptNotAllowed warning when a member's script is refused on this host, once per reason.</summary>
+    private async Task ReportScriptsNotAllowedAsync(List<AsrProtectedItem> members, CancellationToken ct)
+    {
+        foreach (var m in members)
+        {
+            string? why = m.AppConsistencyScript is null ? null : Replication.Consistency.FreezeScriptTrust.WhyNotAllowed(m);
+            if (why is null) { _scriptRefused.Remove(m.Id); continue; }
+            if (_scriptRefused.TryGetValue(m.Id, out var last) && last == why) continue;
+            _scriptRefused[m.Id] = why;
+            _logger.LogWarning("{Why}", why);
+            await _events.WriteAsync(AsrEventSeverity.Warning, AsrEventTypes.AppConsistencyScriptNotAllowed,
+                why + " Its points are crash-consistent until this host allows it (AllowedFreezeScripts, Start-AsrAgent -AllowedFreezeScript).",
+                m.Name, _options.HostName, null, m.ReplicationGroup, cancellationToken: ct).ConfigureAwait(false);
+        }
     }
 
     private void StartUnit(string key, List<AsrProtectedItem> members, bool appConsistent, CancellationToken ct)
@@ -260,7 +284,10 @@ public sealed class ReplicationAgent
                 if (job.Result?.Mode?.Contains(nameof(CycleMode.Resync), StringComparison.Ordinal) == true)
                     await Event(AsrEventSeverity.Information, AsrEventTypes.ResyncCompleted, $"Checksum resync of '{name}' completed: {job.Result.Note}", members, group, job.Id).ConfigureAwait(false);
                 if (job.Result?.Note?.Contains("App-consistent point not possible", StringComparison.Ordinal) == true)
-                    await Event(AsrEventSeverity.Warning, AsrEventTypes.AppConsistencyFailed, job.Result.Note, members, group, job.Id).ConfigureAwait(false);
+                    await Event(AsrEventSeverity.Warning,
+                        job.Result.Note.Contains(Replication.Consistency.FreezeScriptTrust.NotAllowedMarker, StringComparison.Ordinal)
+                            ? AsrEventTypes.AppConsistencyScriptNotAllowed : AsrEventTypes.AppConsistencyFailed,
+                        job.Result.Note, members, group, job.Id).ConfigureAwait(false);
                 else if (appConsistent)
                     await Event(AsrEventSeverity.Information, AsrEventTypes.AppConsistentPointCreated, $"App-consistent point {job.Result?.RecoveryPointSequence} of '{name}' created.", members, group, job.Id).ConfigureAwait(false);
                 if (group is not null)
@@ -366,7 +393,7 @@ public sealed class ReplicationAgent
         {
             _record.LastHeartbeatUtc = Now;
             _record.WorkingSetBytes = Environment.WorkingSet;
-            json = VaultJson.Serialize(_record);
+            json = _vault.Records.Serialize(VaultLayout.Agent(_options.HostName), _record);
         }
         await _vault.Store.WriteAsync(VaultLayout.Agent(_options.HostName), json, ct).ConfigureAwait(false);
         _lastHeartbeat = _record.LastHeartbeatUtc;

@@ -67,7 +67,7 @@ public static class AsrErrorIds
     public const string RecoveryPointNotFound = "RecoveryPointNotFound";
     public const string RecoveryPointVerificationFailed = "RecoveryPointVerificationFailed";
     public const string ExportDestinationExists = "ExportDestinationExists";
-    /// <summary>An export destination inside the (local) vault or under /proc, /sys or /dev; AsrErrorKind.InvalidArgument.</summary>
+    /// <summary>An export destination inside the (local) vault or under /proc, /sys, /dev or a system directory (/etc, /usr, ...); AsrErrorKind.InvalidArgument.</summary>
     public const string ExportDestinationInvalid = "ExportDestinationInvalid";
     public const string JobNotFound = "JobNotFound";
     public const string JobNotRunningHere = "JobNotRunningHere";

@@ -27,10 +27,16 @@ public static class AsrEventTypes
     public const string ItemUnassigned = "ItemUnassigned";
     public const string CycleFailed = "CycleFailed";
     public const string ResyncCompleted = "ResyncCompleted";
+    /// <summary>A resync found the vault's copy damaged and published a whole point all the same (blocks sent anew, an older base, or a full copy).</summary>
+    public const string ReplicaRepaired = "ReplicaRepaired";
+    /// <summary>A read of a point (export, failover) found its data damaged; the item is marked for resync.</summary>
+    public const string ReplicaDamaged = "ReplicaDamaged";
     public const string FreezeRecovered = "FreezeRecovered";
     public const string GroupStalled = "GroupStalled";
     public const string HealthChanged = "HealthChanged";
     public const string AppConsistencyFailed = "AppConsistencyFailed";
+    /// <summary>An item's freeze script was not run: this host does not allow it, its hash changed, or its owner or mode is unsafe (FreezeScriptTrust).</summary>
+    public const string AppConsistencyScriptNotAllowed = "AppConsistencyScriptNotAllowed";
     public const string AppConsistentPointCreated = "AppConsistentPointCreated";
     public const string RetentionFailed = "RetentionFailed";
 }

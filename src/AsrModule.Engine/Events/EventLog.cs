@@ -1,4 +1,6 @@
+using AsrModule.Engine.Errors;
 using AsrModule.Engine.Storage;
+using AsrModule.Engine.Vault;
 using Microsoft.Extensions.Logging;
 
 namespace AsrModule.Engine.Events;
@@ -10,13 +12,15 @@ namespace AsrModule.Engine.Events;
 public sealed class EventLog
 {
     public const string Prefix = "events/";
-    private readonly IVaultStore _store;
+    private readonly VaultRecords _records;
     private readonly TimeProvider _clock;
     private readonly ILogger _logger;
+    private IVaultStore _store => _records.Store;
 
-    public EventLog(IVaultStore store, TimeProvider clock, ILogger logger)
+    /// <summary>The event log of a vault (<see cref="AsrVault.Events"/>): events are records, sealed in an encrypted vault.</summary>
+    public EventLog(VaultRecords records, TimeProvider clock, ILogger logger)
     {
-        _store = store;
+        _records = records;
         _clock = clock;
         _logger = logger;
     }
@@ -41,7 +45,7 @@ public sealed class EventLog
         _logger.Log(level, "{EventType} {Item}: {Message}", eventType, itemName ?? group ?? agentHost ?? "", message);
         try
         {
-            await _store.WriteJsonAsync($"{DayPrefix(e.TimeUtc)}{e.TimeUtc.UtcTicks:D19}-{e.Id:N}.json", e, cancellationToken).ConfigureAwait(false);
+            await _records.WriteAsync($"{DayPrefix(e.TimeUtc)}{e.TimeUtc.UtcTicks:D19}-{e.Id:N}.json", e, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -51,16 +55,41 @@ public sealed class EventLog
         return e;
     }
 
-    /// <summary>Events at or after <paramref name="sinceUtc"/>, oldest first.</summary>
+    /// <summary>Events at or after <paramref name="sinceUtc"/>, oldest first; a damaged one (or one that does not authenticate) is logged and left out.</summary>
     public async Task<List<AsrEvent>> ListAsync(DateTimeOffset sinceUtc, CancellationToken cancellationToken)
+    {
+        var events = new List<AsrEvent>();
+        foreach (var entry in await ListEntriesAsync(sinceUtc, cancellationToken).ConfigureAwait(false))
+        {
+            if (entry.Value is { } e) events.Add(e);
+            else _logger.LogWarning("Skipping damaged vault record '{Key}': {Message}", entry.Key, entry.Error!.Message);
+        }
+        return events;
+    }
+
+    /// <summary>
+    /// Events at or after <paramref name="sinceUtc"/>, oldest first, then each damaged event record (one that does not
+    /// parse or, in an encrypted vault, authenticate: never shown as an event) as its VaultDataCorrupt error.
+    /// </summary>
+    public async Task<List<VaultListEntry<AsrEvent>>> ListEntriesAsync(DateTimeOffset sinceUtc, CancellationToken cancellationToken)
     {
         var days = (await _store.ListAsync(Prefix, cancellationToken).ConfigureAwait(false))
             .Where(o => string.CompareOrdinal(o.Key, DayPrefix(sinceUtc)) >= 0).ToList();
-        var events = new List<AsrEvent>(days.Count);
+        var events = new List<VaultListEntry<AsrEvent>>(days.Count);
+        var damaged = new List<VaultListEntry<AsrEvent>>();
         foreach (var o in days)
-            if (await _store.ReadAsync<AsrEvent>(o.Key, cancellationToken).ConfigureAwait(false) is { } e && e.TimeUtc >= sinceUtc)
-                events.Add(e);
-        return events.OrderBy(e => e.TimeUtc).ToList();
+        {
+            try
+            {
+                if (await _records.ReadAsync<AsrEvent>(o.Key, cancellationToken).ConfigureAwait(false) is { } e && e.TimeUtc >= sinceUtc)
+                    events.Add(VaultListEntry<AsrEvent>.Ok(o.Key, e.Id.ToString("D"), e));
+            }
+            catch (AsrException ex) when (ex.ErrorId == AsrErrorIds.VaultDataCorrupt)
+            {
+                damaged.Add(VaultListEntry<AsrEvent>.Damaged(o.Key, null, ex));
+            }
+        }
+        return events.OrderBy(e => e.Value!.TimeUtc).Concat(damaged).ToList();
     }
 
     /// <summary>Deletes the days older than <paramref name="keep"/>.</summary>

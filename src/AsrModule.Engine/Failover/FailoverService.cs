@@ -212,6 +212,9 @@ public sealed class FailoverService
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Reprotect);
         var targets = ReverseTargets(item, alternateDisks);
         var stats = await SyncReverseAsync(item, TargetOf(item, given), targets, allowCreate: alternateDisks is { Count: > 0 }, context.Phase(0, 99)).ConfigureAwait(false);
+        // What was written, so later reverse cycles and the failback write to these same files or devices only.
+        var identities = targets.Where(t => Replication.DiskFileType.Of(t.Value)?.Identity is not null)
+            .ToDictionary(t => t.Key, t => Replication.DiskFileType.Of(t.Value)!.Value.Identity!);
         await _vault.UpdateItemAsync(item.Id, i =>
         {
             ItemStateMachine.EnsureAllowed(i, ItemOperation.Reprotect);
@@ -219,6 +222,7 @@ public sealed class FailoverService
             i.Reverse = new ReverseReplicationRecord
             {
                 TargetDisks = targets,
+                TargetIdentities = identities,
                 AlternateLocation = alternateDisks is { Count: > 0 },
                 StartedUtc = DateTimeOffset.UtcNow,
                 LastSyncUtc = DateTimeOffset.UtcNow,
@@ -263,7 +267,11 @@ public sealed class FailoverService
         item = await _vault.UpdateItemAsync(item.Id, i =>
         {
             ItemStateMachine.EnsureAllowed(i, ItemOperation.Failback);
-            foreach (var disk in i.Disks) disk.SourcePath = reverse.TargetDisks[disk.DiskId];
+            foreach (var disk in i.Disks)
+            {
+                disk.SourcePath = reverse.TargetDisks[disk.DiskId];
+                disk.SourceIdentity = Replication.DiskFileType.Of(disk.SourcePath)?.Identity;
+            }
             i.State = ProtectedItemState.Protected;
             i.MarkResyncRequired($"Failed back from '{i.Failover!.TargetPath}': the original disks now hold the recovered machine.");
             i.Failover = null;
@@ -316,7 +324,20 @@ public sealed class FailoverService
         ReverseTargets(item, alternateDisks);
     }
 
-    private static Dictionary<string, string> ReverseTargets(AsrProtectedItem item, IReadOnlyList<string>? alternateDisks)
+    /// <summary>Checks the disks a reverse cycle or a failback would write (<see cref="EnsureReverseTarget"/>) without changing anything.</summary>
+    public void ValidateReverseTargets(AsrProtectedItem item)
+    {
+        if (item.Reverse is not { } reverse) return;
+        foreach (var disk in item.Disks) EnsureReverseTarget(item, disk, reverse.TargetDisks, allowCreate: false);
+    }
+
+    /// <summary>
+    /// The disks reprotect writes. The original disks come from the item record, that is from the vault: each
+    /// must still be the disk that was protected on this host (same file or device as recorded at enable
+    /// time, of the recorded size), and none may be a system file or inside the vault (<see cref="EnsureReverseTarget"/>).
+    /// Alternate disks are the caller's: they pass the same location rules, and may be new.
+    /// </summary>
+    private Dictionary<string, string> ReverseTargets(AsrProtectedItem item, IReadOnlyList<string>? alternateDisks)
     {
         if (alternateDisks is not { Count: > 0 })
         {
@@ -324,7 +345,9 @@ public sealed class FailoverService
                 if (!File.Exists(d.SourcePath))
                     throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.ObjectNotFound,
                         $"The original disk '{d.SourcePath}' of '{item.Name}' is gone. Reprotect to an alternate location with -AlternateDisk.", d.SourcePath);
-            return item.Disks.ToDictionary(d => d.DiskId, d => d.SourcePath);
+            var originals = item.Disks.ToDictionary(d => d.DiskId, d => d.SourcePath);
+            foreach (var d in item.Disks) EnsureReverseTarget(item, d, originals, allowCreate: false);
+            return originals;
         }
         if (alternateDisks.Count != item.Disks.Count)
             throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.InvalidArgument,
@@ -332,7 +355,35 @@ public sealed class FailoverService
         var full = alternateDisks.Select(Path.GetFullPath).ToList();
         if (full.Distinct().Count() != full.Count)
             throw new AsrException(AsrErrorIds.DiskDuplicate, AsrErrorKind.InvalidArgument, "The alternate disks must be distinct.", item.Name);
-        return item.Disks.Zip(full).ToDictionary(p => p.First.DiskId, p => p.Second);
+        var alternates = item.Disks.Zip(full).ToDictionary(p => p.First.DiskId, p => p.Second);
+        foreach (var d in item.Disks) EnsureReverseTarget(item, d, alternates, allowCreate: true);
+        return alternates;
+    }
+
+    /// <summary>
+    /// Refuses (FailoverTargetInvalid) to write <paramref name="disk"/>'s reverse target unless it is a regular
+    /// file or a block device outside the system directories and the vault (<see cref="Storage.OutputLocation.EnsureDiskTarget"/>),
+    /// and, for a target the item record names (not one the caller just gave), of the disk's recorded size and
+    /// still the file or device recorded when it was protected or reprotected. A target the record names that
+    /// is not the original disk must be recorded as an alternate location.
+    /// </summary>
+    private void EnsureReverseTarget(AsrProtectedItem item, ProtectedDisk disk, IReadOnlyDictionary<string, string> targets, bool allowCreate)
+    {
+        string path = targets.TryGetValue(disk.DiskId, out var t) ? t
+            : throw new AsrException(AsrErrorIds.FailoverTargetInvalid, AsrErrorKind.InvalidArgument,
+                $"The reverse replication of '{item.Name}' names no target for disk '{disk.Name}'; reprotect again.", item.Name);
+        string what = $"Disk '{disk.Name}' of '{item.Name}' at";
+        if (allowCreate)
+        {
+            Storage.OutputLocation.EnsureDiskTarget(path, null, null, mayCreate: true, _vault.Store, AsrErrorIds.FailoverTargetInvalid, what);
+            return;
+        }
+        bool original = string.Equals(path, disk.SourcePath, StringComparison.Ordinal);
+        if (!original && item.Reverse is { AlternateLocation: false })
+            throw new AsrException(AsrErrorIds.FailoverTargetInvalid, AsrErrorKind.InvalidArgument,
+                $"{what} '{path}': the item record says reverse replication writes the original disks, but this is not the original disk '{disk.SourcePath}'. Reprotect again (with -AlternateDisk to write elsewhere).", path);
+        string? identity = item.Reverse?.TargetIdentities?.GetValueOrDefault(disk.DiskId) ?? (original ? disk.SourceIdentity : null);
+        Storage.OutputLocation.EnsureDiskTarget(path, disk.SizeBytes, identity, mayCreate: false, _vault.Store, AsrErrorIds.FailoverTargetInvalid, what);
     }
 
     /// <summary>
@@ -349,6 +400,8 @@ public sealed class FailoverService
             if (!allowCreate && !File.Exists(targets[disk.DiskId]))
                 throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.ObjectNotFound,
                     $"Disk '{targets[disk.DiskId]}' at the original site is gone. Reprotect again with -AlternateDisk to a new location.", targets[disk.DiskId]);
+        // Checked again here, right before writing, whoever called: the targets come from the item record.
+        foreach (var disk in item.Disks) EnsureReverseTarget(item, disk, targets, allowCreate);
         // Point-in-time readers of the recovered disks (files, or snapshots of the Azure VM's disks).
         await using var recovered = await target.OpenRecoveredDisksAsync(item, AsrLocalTarget.MachineOf(item.Failover!), ct).ConfigureAwait(false);
         long total = Math.Max(1, item.Disks.Sum(d => recovered.Disks[d.DiskId].Size)), before = 0;

@@ -168,13 +168,20 @@ public sealed class TestFailoverService
     /// Reads every disk the drill serves over NBD, as a hypervisor would, and compares it with the
     /// recovery point's content digest. A disk the drill has written to differs (reported by block count).
     /// </summary>
-    public async Task<AsrJobResult> VerifyAsync(AsrProtectedItem item, IRecoveryTarget? given, JobContext context)
+    /// <summary>Checks before any job that <paramref name="item"/> has a drill to verify (and, for a drill in Azure, that its target is known).</summary>
+    public static void ValidateVerify(AsrProtectedItem item, IRecoveryTarget? given)
     {
-        var ct = context.CancellationToken;
         if (item.State != ProtectedItemState.TestFailedOver || item.TestFailover is null)
             throw new AsrException(AsrErrorIds.InvalidStateTransition, AsrErrorKind.InvalidOperation,
                 $"'{item.Name}' has no drill to verify (state {item.State}). Start one with Start-AsrTestFailover.", item.Name);
-        var drill = item.TestFailover;
+        if (item.TestFailover.Machine is { } machine) RecoveryTargets.Resolve(machine, given, item.Name);
+    }
+
+    public async Task<AsrJobResult> VerifyAsync(AsrProtectedItem item, IRecoveryTarget? given, JobContext context)
+    {
+        var ct = context.CancellationToken;
+        ValidateVerify(item, given);
+        var drill = item.TestFailover!;
         var point = await _vault.GetPointAsync(item.Id, drill.RecoveryPointSequence, ct).ConfigureAwait(false);
         if (drill.Machine is { } machine)
             return await VerifyInTargetAsync(item, point, RecoveryTargets.Resolve(machine, given, item.Name), machine, context).ConfigureAwait(false);

@@ -26,6 +26,11 @@ public sealed class AsrProtectedItem
     /// (e.g. samples/hooks/fsfreeze.sh). Null: no app-consistent points.
     /// </summary>
     public string? AppConsistencyScript { get; set; }
+    /// <summary>
+    /// SHA-256 (hex) of <see cref="AppConsistencyScript"/> when it was set. A host runs the script only if it
+    /// allows it and the file still has this hash (<see cref="Replication.Consistency.FreezeScriptTrust"/>).
+    /// </summary>
+    public string? AppConsistencyScriptSha256 { get; set; }
     /// <summary>QMP socket of the running QEMU/KVM guest whose disks these are: changes come from QEMU's dirty bitmaps.</summary>
     public string? QmpSocketPath { get; set; }
     public DateTimeOffset? LastAppConsistentPointTimeUtc { get; set; }

@@ -50,6 +50,8 @@ public sealed class ReverseReplicationRecord
 {
     /// <summary>disk id → disk at the original site (or the alternate location) being written.</summary>
     public Dictionary<string, string> TargetDisks { get; set; } = new();
+    /// <summary>disk id → identity of the target disk when reprotect wrote it (see <see cref="ProtectedDisk.SourceIdentity"/>).</summary>
+    public Dictionary<string, string>? TargetIdentities { get; set; }
     public bool AlternateLocation { get; set; }
     public DateTimeOffset StartedUtc { get; set; }
     public DateTimeOffset? LastSyncUtc { get; set; }

@@ -11,6 +11,12 @@ public sealed class ProtectedDisk
     public long SizeBytes { get; set; }
     public int BlockSize { get; set; }
     public bool IsBlockDevice { get; set; }
+    /// <summary>
+    /// What <see cref="SourcePath"/> was when it was protected ("file dev:inode", or "block major:minor"):
+    /// reprotect writes to the original disk only while the path still names that same file or device.
+    /// Null in records made before it was recorded.
+    /// </summary>
+    public string? SourceIdentity { get; set; }
 
     public override string ToString() => Name;
 }

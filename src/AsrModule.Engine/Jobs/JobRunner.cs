@@ -107,7 +107,7 @@ public static class JobRunner
                 // (and at the next use of the vault) until it does. Other processes would otherwise see an InProgress
                 // record of a job that ended. The job completes once the first write of the end has succeeded or
                 // failed, or after FinalWriteWait, so an outage is reported within the store's own retry budget.
-                var end = new PendingEnd(vault.Store, Snapshot(job), logger);
+                var end = new PendingEnd(vault.Records, Snapshot(job), logger);
                 PendingEnds[job.Id] = end;
                 Running.TryRemove(KeyValuePair.Create(job.Id, running));
                 _ = end.RunAsync(saver);
@@ -163,13 +163,13 @@ public static class JobRunner
     /// Writes one job's end record, retrying with backoff until the storage answers (for as long as this process
     /// lives). A record that another process has taken over meanwhile (a plan run resumed elsewhere) is left alone.
     /// </summary>
-    private sealed class PendingEnd(IVaultStore store, AsrJob record, ILogger logger)
+    private sealed class PendingEnd(VaultRecords records, AsrJob record, ILogger logger)
     {
         private readonly SemaphoreSlim _wake = new(0);
         private readonly SemaphoreSlim _writing = new(1, 1);
         private TaskCompletionSource _attempted = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public AsrJob Record { get; } = record;
-        public string Location => store.Location;
+        public string Location => records.Store.Location;
         public int Attempts;
 
         private readonly TaskCompletionSource _firstAttempt = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -205,8 +205,8 @@ public static class JobRunner
             Interlocked.Increment(ref Attempts);
             try
             {
-                var jobs = new JobStore(store);
-                var current = await store.ReadAsync<AsrJob>(VaultLayout.Job(Record.Id), CancellationToken.None).ConfigureAwait(false);
+                var jobs = new JobStore(records);
+                var current = await records.ReadAsync<AsrJob>(VaultLayout.Job(Record.Id), CancellationToken.None).ConfigureAwait(false);
                 if (current is null || (!current.IsFinished && current.OwnerProcessId == Record.OwnerProcessId && current.OwnerHost == Record.OwnerHost))
                     await jobs.SaveAsync(Record, CancellationToken.None).ConfigureAwait(false);
                 else if (!SameEnd(current))

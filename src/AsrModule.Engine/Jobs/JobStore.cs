@@ -7,17 +7,18 @@ namespace AsrModule.Engine.Jobs;
 /// <summary>Job records in the vault.</summary>
 public sealed class JobStore
 {
-    private readonly IVaultStore _store;
+    private readonly VaultRecords _records;
+    private IVaultStore _store => _records.Store;
 
-    internal JobStore(IVaultStore store) => _store = store;
+    internal JobStore(VaultRecords records) => _records = records;
 
-    public Task SaveAsync(AsrJob job, CancellationToken ct) => _store.WriteJsonAsync(VaultLayout.Job(job.Id), job, ct);
+    public Task SaveAsync(AsrJob job, CancellationToken ct) => _records.WriteAsync(VaultLayout.Job(job.Id), job, ct);
 
     public async Task<AsrJob> GetAsync(Guid id, CancellationToken ct)
     {
         if (JobRunner.TryGetRunning(id, out var running)) return Decorate(JobRunner.Snapshot(running.Job));
         if (JobRunner.TryGetPendingEnd(id, out var ended)) return Decorate(ended);
-        var job = await _store.ReadAsync<AsrJob>(VaultLayout.Job(id), ct).ConfigureAwait(false)
+        var job = await _records.ReadAsync<AsrJob>(VaultLayout.Job(id), ct).ConfigureAwait(false)
             ?? throw new AsrException(AsrErrorIds.JobNotFound, AsrErrorKind.ObjectNotFound, $"No job with id {id} in the vault at '{_store.Location}'.", id);
         return Decorate(job);
     }
@@ -32,7 +33,7 @@ public sealed class JobStore
             if (JobRunner.TryGetRunning(id, out var running)) { jobs.Add(Decorate(JobRunner.Snapshot(running.Job))); continue; }
             // Ended in this process, the end not yet in the vault (the storage did not answer): the true end, not the stale record.
             if (JobRunner.TryGetPendingEnd(id, out var ended)) { jobs.Add(Decorate(ended)); continue; }
-            var job = await _store.ReadAsync<AsrJob>(o.Key, ct).ConfigureAwait(false);
+            var job = await _records.ReadAsync<AsrJob>(o.Key, ct).ConfigureAwait(false);
             if (job is not null) jobs.Add(Decorate(job));
         }
         return jobs.OrderBy(j => j.StartTimeUtc).ToList();

@@ -24,8 +24,7 @@ public sealed class AsrPolicy
 
     public void Validate()
     {
-        Check(Name.Length is > 0 and <= 64 && Name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'),
-            nameof(Name), $"'{Name}' is not a valid policy name: use 1–64 letters, digits, '-', '_' or '.'.");
+        Check(IsValidName(Name), nameof(Name), $"'{Name}' is not a valid policy name: use 1–64 letters, digits, '-', '_' or '.', starting with a letter or digit.");
         Check(RecoveryPointRetentionHours is >= 0 and <= 720, nameof(RecoveryPointRetentionHours),
             $"RecoveryPointRetentionHours is {RecoveryPointRetentionHours}; allowed: 0 to 720.");
         Check(CrashConsistentFrequencyMinutes is >= 0.5 and <= 1440, nameof(CrashConsistentFrequencyMinutes),
@@ -40,6 +39,10 @@ public sealed class AsrPolicy
             nameof(AppConsistentFrequencyHours),
             $"AppConsistentFrequencyHours ({AppConsistentFrequencyHours}) must not exceed RecoveryPointRetentionHours ({RecoveryPointRetentionHours}).");
     }
+
+    /// <summary>1–64 letters, digits, '-', '_' or '.', starting with a letter or digit (so never '.' or '..': the name is part of a vault key).</summary>
+    public static bool IsValidName(string name) =>
+        name.Length is > 0 and <= 64 && char.IsAsciiLetterOrDigit(name[0]) && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
 
     private void Check(bool ok, string setting, string message)
     {

@@ -48,7 +48,7 @@ public sealed class PointPin : IAsyncDisposable
             {
                 // Re-read and checked (VaultRecordChecks): a manifest replaced since the caller read it is refused before anything reads or writes.
                 var current = await CurrentAsync(vault, point, ct).ConfigureAwait(false);
-                await vault.Store.WriteJsonAsync(key, record, ct).ConfigureAwait(false);
+                await vault.Records.WriteAsync(key, record, ct).ConfigureAwait(false);
                 return new PointPin(vault, key, current);
             }
         }
@@ -123,7 +123,7 @@ public sealed class PointPin : IAsyncDisposable
                 vault.Logger.LogWarning("Ignoring vault object '{Key}': its name is not one this module writes, so it is neither read nor deleted", o.Key);
                 continue;
             }
-            if (await vault.Store.ReadAsync<PinRecord>(o.Key, ct).ConfigureAwait(false) is not { } pin) continue;
+            if (await vault.Records.ReadAsync<PinRecord>(o.Key, ct).ConfigureAwait(false) is not { } pin) continue;
             if (pin.OwnerHost == Environment.MachineName && !OwnerAlive(pin))
             {
                 await vault.Store.DeleteAsync(o.Key, ct).ConfigureAwait(false);

@@ -182,7 +182,18 @@ public sealed class RecoveryPointDiskReader : IDisposable
     /// pack are fetched with one ranged read of up to <see cref="MaxReadBytes"/> (a 2 GiB restore is a few
     /// hundred requests, not one per 256 KiB extent), with as many reads in flight as the store prefers.
     /// </summary>
-    public Task ForEachExtentAsync(Func<IReadOnlyList<MapSegment>, byte[], CancellationToken, ValueTask> action, CancellationToken cancellationToken)
+    public Task ForEachExtentAsync(Func<IReadOnlyList<MapSegment>, byte[], CancellationToken, ValueTask> action, CancellationToken cancellationToken) =>
+        ForEachExtentAsync(action, null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ForEachExtentAsync(Func{IReadOnlyList{MapSegment}, byte[], CancellationToken, ValueTask}, CancellationToken)"/>;
+    /// with <paramref name="onDamaged"/>, an extent the vault cannot give back (its pack missing or short, its bytes
+    /// not decoding or authenticating) is handed to it with the <see cref="AsrErrorIds.VaultDataCorrupt"/> error
+    /// instead of ending the walk: a failed ranged read hands over every extent of that read. Called under no lock,
+    /// possibly in parallel.
+    /// </summary>
+    internal Task ForEachExtentAsync(Func<IReadOnlyList<MapSegment>, byte[], CancellationToken, ValueTask> action,
+        Func<IReadOnlyList<MapSegment>, AsrException, ValueTask>? onDamaged, CancellationToken cancellationToken)
     {
         var segmentsOf = Map.Segments.GroupBy(s => s.ExtentRef).ToDictionary(g => g.Key, g => (IReadOnlyList<MapSegment>)g.ToList());
         return Parallel.ForEachAsync(PlanReads(segmentsOf.Keys), new ParallelOptions
@@ -204,7 +215,10 @@ public sealed class RecoveryPointDiskReader : IDisposable
                 }
                 catch (Exception ex) when (IsDamagedObject(ex))
                 {
-                    throw Unreadable(Disk, _point, key, ex);
+                    if (onDamaged is null) throw Unreadable(Disk, _point, key, ex);
+                    var error = Unreadable(Disk, _point, key, ex);
+                    foreach (int extentRef in read) await onDamaged(segmentsOf[extentRef], error).ConfigureAwait(false);
+                    return;
                 }
                 foreach (int extentRef in read)
                 {
@@ -219,7 +233,9 @@ public sealed class RecoveryPointDiskReader : IDisposable
                         }
                         catch (Exception ex) when (IsDamagedObject(ex))
                         {
-                            throw Unreadable(Disk, _point, key, ex);
+                            if (onDamaged is null) throw Unreadable(Disk, _point, key, ex);
+                            await onDamaged(segmentsOf[extentRef], Unreadable(Disk, _point, key, ex)).ConfigureAwait(false);
+                            continue;
                         }
                         await action(segmentsOf[extentRef], plain, ct).ConfigureAwait(false);
                     }
@@ -276,20 +292,40 @@ public sealed class RecoveryPointDiskReader : IDisposable
         }
     }
 
-    /// <summary>The block-hash table of this disk as the vault holds it: what checksum resync compares against.</summary>
-    internal async Task<BlockHashTable> ComputeBlockHashesAsync(CancellationToken cancellationToken, IProgress<double>? fractionDone = null)
+    /// <summary>The block-hash table of this disk as the vault holds it; damaged data throws <see cref="AsrErrorIds.VaultDataCorrupt"/>.</summary>
+    internal async Task<BlockHashTable> ComputeBlockHashesAsync(CancellationToken cancellationToken, IProgress<double>? fractionDone = null) =>
+        (await ComputeReplicaHashesAsync(tolerateDamage: false, cancellationToken, fractionDone).ConfigureAwait(false)).Table;
+
+    /// <summary>
+    /// What checksum resync compares against: the block-hash table of this disk as the vault holds it, and, with
+    /// <paramref name="tolerateDamage"/>, the blocks whose stored data could not be read back (a pack missing, short,
+    /// flipped): those have no trustworthy hash, so a resync must send them anew from the source (issue #12, item 5).
+    /// </summary>
+    internal async Task<ReplicaHashes> ComputeReplicaHashesAsync(bool tolerateDamage, CancellationToken cancellationToken, IProgress<double>? fractionDone = null)
     {
         var table = BlockHashTable.Zero(Length, BlockSize, _vault.HashSeed);
         long total = Math.Max(1, Map.Segments.Sum(s => (long)s.BlockCount)), done = 0;
         var gate = new object();
+        System.Collections.BitArray? damaged = null;
+        var errors = new List<AsrException>();
         await ForEachExtentAsync((segments, plain, _) =>
         {
             foreach (var seg in segments) HashSegment(seg, plain, table);
             // Extents are hashed in parallel: counting and reporting under one lock keeps the fractions in order.
             lock (gate) fractionDone?.Report((double)(done += segments.Sum(s => (long)s.BlockCount)) / total);
             return ValueTask.CompletedTask;
-        }, cancellationToken).ConfigureAwait(false);
-        return table;
+        }, tolerateDamage ? (segments, error) =>
+        {
+            lock (gate)
+            {
+                damaged ??= new System.Collections.BitArray(checked((int)table.Hashes.Length));
+                foreach (var seg in segments) damaged.SetRange(seg.FirstBlock, seg.BlockCount);
+                if (!errors.Any(e => Equals(e.Target, error.Target))) errors.Add(error);
+                fractionDone?.Report((double)(done += segments.Sum(s => (long)s.BlockCount)) / total);
+            }
+            return ValueTask.CompletedTask;
+        } : null, cancellationToken).ConfigureAwait(false);
+        return new ReplicaHashes(table, damaged, errors);
     }
 
     /// <summary>Reads up to buffer.Length bytes at <paramref name="offset"/>; returns 0 at the end of the disk.</summary>
@@ -325,5 +361,31 @@ public sealed class RecoveryPointDiskReader : IDisposable
     public void Dispose()
     {
         while (_codecs.TryTake(out var c)) c.Dispose();
+    }
+}
+
+/// <summary>
+/// A disk's block hashes as the vault holds it, for a checksum resync. <see cref="Damaged"/> (null when none) marks the
+/// blocks whose stored data did not read back, <see cref="Errors"/> says why (one per damaged object).
+/// </summary>
+internal sealed record ReplicaHashes(BlockHashTable Table, System.Collections.BitArray? Damaged, IReadOnlyList<AsrException> Errors)
+{
+    public long DamagedBlocks
+    {
+        get
+        {
+            if (Damaged is null) return 0;
+            long n = 0;
+            for (int i = 0; i < Damaged.Length; i++) if (Damaged[i]) n++;
+            return n;
+        }
+    }
+}
+
+internal static class BitArrayExtensions
+{
+    public static void SetRange(this System.Collections.BitArray bits, long first, int count)
+    {
+        for (long b = first; b < first + count && b < bits.Length; b++) bits[(int)b] = true;
     }
 }

@@ -63,9 +63,10 @@ public static class RecoveryPointExporter
                 context.Report((int)(100 * doneBytes / totalBytes), $"Exported disk '{disks[i].Name}' ({disks[i].SizeBytes:N0} bytes), verified");
             }
         }
-        catch
+        catch (Exception ex)
         {
             foreach (var p in partials) File.Delete(p);
+            if (DamagedPointMarker.IsDamage(ex)) await DamagedPointMarker.MarkAsync(vault, point, ex, "Export", context.Logger).ConfigureAwait(false);
             throw;
         }
         for (int i = 0; i < disks.Count; i++) File.Move(partials[i], targets[i], overwrite: true);

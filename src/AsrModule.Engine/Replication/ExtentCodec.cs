@@ -86,6 +86,10 @@ internal sealed class ExtentCodec : IDisposable
         ReadOnlySpan<byte> payload = stored;
         try
         {
+            // In an encrypted vault every extent is sealed (Encode): the index's flag is not trusted to say otherwise.
+            if (_key is not null && (record.Flags & ExtentFlags.Encrypted) == 0)
+                throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData,
+                    $"{what} is stored unencrypted in an encrypted vault: it was not written with the vault key and is refused.", what);
             if ((record.Flags & ExtentFlags.Encrypted) != 0)
             {
                 if (_key is null)

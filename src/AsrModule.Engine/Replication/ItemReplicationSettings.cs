@@ -49,6 +49,11 @@ public sealed record ItemReplicationSettings
         if (script is not null && OperatingSystem.IsLinux() && (File.GetUnixFileMode(script) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
             throw new AsrException(AsrErrorIds.AppConsistencyScriptInvalid, AsrErrorKind.InvalidArgument,
                 $"App-consistency script '{script}' for '{item.Name}' is not executable (chmod +x it).", script);
+        // Only a script given now is pinned (hashed, and allowed in this process): a change of another setting
+        // must not turn the script path the vault holds into one this host runs.
+        string? scriptHash = script is not null && !string.IsNullOrEmpty(AppConsistencyScript)
+            ? Consistency.FreezeScriptTrust.Pin(script, item.Name)
+            : script is null ? null : item.AppConsistencyScriptSha256;
         if (qmp is not null && !File.Exists(qmp))
             throw new AsrException(AsrErrorIds.QmpSocketNotFound, AsrErrorKind.ObjectNotFound,
                 $"QMP socket '{qmp}' for '{item.Name}' does not exist. Start QEMU with -qmp unix:{qmp},server=on,wait=off.", qmp);
@@ -56,6 +61,7 @@ public sealed record ItemReplicationSettings
         item.AgentHost = host;
         item.ReplicationGroup = group;
         item.AppConsistencyScript = script;
+        item.AppConsistencyScriptSha256 = scriptHash;
         item.QmpSocketPath = qmp;
     }
 

@@ -64,6 +64,11 @@ internal sealed class ReplicationCycle
 
     private AsrPolicy _policy = null!;
     private AsrRecoveryPoint? _latest;
+    /// <summary>
+    /// The point the new one is a delta over: the latest, unless a resync found the latest (or a point of its chain)
+    /// with an extent index that cannot be read, then the newest older point that reads, or none (a full copy).
+    /// </summary>
+    private AsrRecoveryPoint? _base;
     private long _sequence;
     private CycleMode _mode;
     private IChangeTracker? _tracker;
@@ -112,12 +117,18 @@ internal sealed class ReplicationCycle
                 $"'{_item.Name}' replicates in the reverse direction (recovered disks → original site); a vault-direction cycle is not allowed.", _item.Name);
         _policy = await _vault.GetPolicyAsync(_item.PolicyName, ct).ConfigureAwait(false);
         _latest = await _vault.GetLatestPointAsync(_item.Id, ct).ConfigureAwait(false);
-        await RemoveLeftoversAsync(_latest?.Sequence ?? 0, ct).ConfigureAwait(false);
+        _base = _latest;
+        var listings = await RemoveLeftoversAsync(_latest?.Sequence ?? 0, ct).ConfigureAwait(false);
+        // What the listings just made show of the latest point's own objects (no extra request): a new delta over
+        // a point whose index or pack is missing or short would be unreadable too, so the cycle resyncs instead.
+        string? damage = _latest is null ? null : LatestPointDamage(_latest, listings);
+        if (damage is not null) _context.Logger.LogWarning("Item {Item}: {Damage}", _item.Name, damage);
         _sequence = (_latest?.Sequence ?? 0) + 1;
         var jobId = _context.Job.Id;
         var latest = _latest;
         _item = await _vault.UpdateItemAsync(_item.Id, i =>
         {
+            if (damage is not null) i.MarkResyncRequired(damage);
             if (i.CycleInProgressJobId is { } previous && previous != jobId && latest is not null)
                 i.MarkResyncRequired($"The previous cycle (job {previous}) did not complete (process killed or transfer failed).");
             // Cleared on success or clean cancellation; left set by a crash or a failure, forcing the next cycle to resync.
@@ -215,31 +226,69 @@ internal sealed class ReplicationCycle
 
         var baselines = new BlockHashTable[captures.Count];
         var forced = new long[captures.Count][];
+        var damaged = new System.Collections.BitArray?[captures.Count];
         var ranges = new IReadOnlyList<ByteRange>?[captures.Count];
-        for (int i = 0; i < captures.Count; i++)
+        // A delta trusts each disk's tracker; a disk without one is compared with the replica of the latest point,
+        // and when that replica's index cannot be read the whole cycle becomes a resync over an older base.
+        var trackers = new BlockHashTable?[captures.Count];
+        var readers = new RecoveryPointDiskReader?[captures.Count];
+        try
         {
-            // A resized disk resends its old and its new last block: either may be partial, and the
-            // vault's copy of a partial block cannot be trusted to line up with the new size.
-            long size = captures[i].Size;
-            long oldSize = _latest?.Disks.FirstOrDefault(d => d.DiskId == _item.Disks[i].DiskId)?.SizeBytes ?? size;
-            forced[i] = oldSize == size ? [] : new[]
+            if (_mode == CycleMode.Delta)
             {
-                BlockHashTable.BlockCount(oldSize, _item.Disks[i].BlockSize) - 1,
-                BlockHashTable.BlockCount(size, _item.Disks[i].BlockSize) - 1,
-            }.Where(b => b >= 0 && b < BlockHashTable.BlockCount(size, _item.Disks[i].BlockSize)).Distinct().ToArray();
-            var disk = _item.Disks[i];
-            BlockHashTable? tracked = null;
-            baselines[i] = _mode switch
+                for (int i = 0; i < captures.Count; i++)
+                    trackers[i] = await LoadTrackerAsync(_item.Disks[i], _latest!.Sequence, ct).ConfigureAwait(false);
+                try
+                {
+                    for (int i = 0; i < captures.Count; i++)
+                        if (trackers[i] is null) readers[i] = await OpenReplicaAsync(_latest!, _item.Disks[i], ct).ConfigureAwait(false);
+                }
+                catch (AsrException ex) when (IsReplicaDamage(ex))
+                {
+                    DisposeAll(readers);
+                    _context.Logger.LogWarning("Item {Item}: {Message} The cycle becomes a checksum resync.", _item.Name, ex.Message);
+                    _mode = CycleMode.Resync;
+                    _resyncReasonOverride = ex.Message;
+                }
+            }
+            if (_mode == CycleMode.Resync)
+                await ChooseResyncBaseAsync(readers, ct).ConfigureAwait(false);
+
+            for (int i = 0; i < captures.Count; i++)
             {
-                CycleMode.Initial => BlockHashTable.Zero(size, disk.BlockSize, _vault.HashSeed),
-                CycleMode.Delta => (tracked = await LoadTrackerAsync(disk, _latest!.Sequence, ct).ConfigureAwait(false))
-                    ?? await ReplicaHashesAsync(_latest!, disk, size, "its change tracker is missing", ct).ConfigureAwait(false),
-                _ => await ReplicaHashesAsync(_latest!, disk, size, _item.ResyncReason ?? "resync was requested", ct).ConfigureAwait(false),
-            };
-            // Only a delta over an intact hash table may trust the tracker's changed ranges.
-            ranges[i] = _mode == CycleMode.Delta && tracked is not null && oldSize == size ? captures[i].ChangedRanges : null;
-            if (_mode == CycleMode.Delta && tracked is not null && captures[i].HistoryLostReason is { } lost)
-                _fullScans.Add($"disk '{disk.Name}' read in full ({lost})");
+                // A resized disk resends its old and its new last block: either may be partial, and the
+                // vault's copy of a partial block cannot be trusted to line up with the new size.
+                long size = captures[i].Size;
+                long oldSize = _base?.Disks.FirstOrDefault(d => d.DiskId == _item.Disks[i].DiskId)?.SizeBytes ?? size;
+                forced[i] = oldSize == size ? [] : new[]
+                {
+                    BlockHashTable.BlockCount(oldSize, _item.Disks[i].BlockSize) - 1,
+                    BlockHashTable.BlockCount(size, _item.Disks[i].BlockSize) - 1,
+                }.Where(b => b >= 0 && b < BlockHashTable.BlockCount(size, _item.Disks[i].BlockSize)).Distinct().ToArray();
+                var disk = _item.Disks[i];
+                BlockHashTable? tracked = _mode == CycleMode.Delta ? trackers[i] : null;
+                if (tracked is not null) baselines[i] = tracked;
+                else if (readers[i] is { } reader)
+                {
+                    string why = _mode == CycleMode.Delta ? "its change tracker is missing" : _resyncReasonOverride ?? _item.ResyncReason ?? "resync was requested";
+                    (baselines[i], damaged[i]) = await ReplicaHashesAsync(reader, disk, size, why, ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    // Initial replication, or a resync with no readable point to compare against: a full copy.
+                    if (_mode == CycleMode.Resync)
+                        _resyncedDisks.Add($"disk '{disk.Name}' (copied in full: {(_base is null ? _resyncReasonOverride ?? "no point of the vault reads" : $"point {_base.Sequence} has no copy of it")})");
+                    baselines[i] = BlockHashTable.Zero(size, disk.BlockSize, _vault.HashSeed);
+                }
+                // Only a delta over an intact hash table may trust the tracker's changed ranges.
+                ranges[i] = _mode == CycleMode.Delta && tracked is not null && oldSize == size ? captures[i].ChangedRanges : null;
+                if (_mode == CycleMode.Delta && tracked is not null && captures[i].HistoryLostReason is { } lost)
+                    _fullScans.Add($"disk '{disk.Name}' read in full ({lost})");
+            }
+        }
+        finally
+        {
+            DisposeAll(readers);
         }
         if (_mode == CycleMode.Delta && _resyncedDisks.Count > 0) _mode = CycleMode.Resync;
 
@@ -256,7 +305,7 @@ internal sealed class ReplicationCycle
                 _tables[i] = ranges[i] is null
                     ? new BlockHashTable(captures[i].Size, _item.Disks[i].BlockSize, _vault.HashSeed)
                     : baselines[i].Clone();
-                await ScanDiskAsync(i, captures[i], ranges[i], baselines[i], forced[i], _tables[i], pipeline, reading, bytesBefore, ct).ConfigureAwait(false);
+                await ScanDiskAsync(i, captures[i], ranges[i], baselines[i], forced[i], damaged[i], _tables[i], pipeline, reading, bytesBefore, ct).ConfigureAwait(false);
                 bytesBefore += captures[i].Size;
             }
             _stored = await pipeline.CompleteAsync().ConfigureAwait(false);
@@ -295,7 +344,7 @@ internal sealed class ReplicationCycle
         {
             PointId = Guid.NewGuid(),
             Sequence = sequence,
-            ParentSequence = _latest?.Sequence,
+            ParentSequence = _base?.Sequence,
             ItemId = _item.Id,
             ItemName = _item.Name,
             RecoveryPointTimeUtc = pointTimeUtc ?? _captureUtc,
@@ -331,7 +380,7 @@ internal sealed class ReplicationCycle
         }
         ThrowIfItemLockLapsed(sequence);
         // No cancellation from here: the manifest and the item record must agree.
-        if (!await _vault.Store.TryCreateAsync(VaultLayout.PointManifest(_item.Id, sequence), Storage.VaultJson.Serialize(point), CancellationToken.None).ConfigureAwait(false))
+        if (!await _vault.Records.TryCreateAsync(VaultLayout.PointManifest(_item.Id, sequence), point, CancellationToken.None).ConfigureAwait(false))
             throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy,
                 $"Another session published point {sequence} of '{_item.Name}' first; run the cycle again.", _item.Name);
 
@@ -361,11 +410,17 @@ internal sealed class ReplicationCycle
         }
         await RemoveOldTrackersAsync(sequence).ConfigureAwait(false);
         _publishPhase.Report(100, $"Recovery point {sequence} of '{_item.Name}' published");
+        if (_repairs.Count > 0)
+            await _vault.Events.WriteAsync(Events.AsrEventSeverity.Warning, Events.AsrEventTypes.ReplicaRepaired,
+                $"Point {sequence} of '{_item.Name}' is whole although the vault's copy was damaged: {string.Join("; ", _repairs)}. " +
+                "The damaged older points stay as they are (Test-AsrRecoveryPoint names them) until retention prunes them.",
+                _item.Name, jobId: _context.Job.Id).ConfigureAwait(false);
         _context.Logger.LogInformation("Item {Item}: {Mode} cycle published {Consistency} point {Sequence}: {Changed} bytes changed, {Stored} stored",
             _item.Name, _mode, consistency, sequence, _changedBytes, stored.StoredBytes);
 
         var notes = new List<string>();
         if (_resyncedDisks.Count > 0) notes.Add("Checksum resync of: " + string.Join("; ", _resyncedDisks));
+        if (_repairs.Count > 0) notes.Add("Repaired: " + string.Join("; ", _repairs) + ".");
         if (_fullScans.Count > 0) notes.Add(string.Join("; ", _fullScans));
         if (_consistencyNote is not null) notes.Add(_consistencyNote);
         return new AsrJobResult
@@ -412,6 +467,9 @@ internal sealed class ReplicationCycle
     }
 
     private readonly List<string> _resyncedDisks = new();
+    /// <summary>What a resync repaired of a damaged vault (blocks sent anew, an older base or a full copy).</summary>
+    private readonly List<string> _repairs = new();
+    private string? _resyncReasonOverride;
     private readonly List<string> _fullScans = new();
     private long _blocksCompared;
 
@@ -422,7 +480,9 @@ internal sealed class ReplicationCycle
     }
 
     /// <param name="reading">The progress phase of reading all disks; this disk's share starts at <paramref name="bytesBefore"/> of <see cref="_totalBytes"/>.</param>
-    private async Task ScanDiskAsync(int ordinal, IDiskCapture source, IReadOnlyList<ByteRange>? changed, BlockHashTable baseline, long[] forced, BlockHashTable table, DataPipeline pipeline,
+    /// <param name="damaged">Blocks whose copy in the vault did not read back: sent whatever their hashes say.</param>
+    private async Task ScanDiskAsync(int ordinal, IDiskCapture source, IReadOnlyList<ByteRange>? changed, BlockHashTable baseline, long[] forced,
+        System.Collections.BitArray? damaged, BlockHashTable table, DataPipeline pipeline,
         JobContext reading, long bytesBefore, CancellationToken ct)
     {
         var disk = _item.Disks[ordinal];
@@ -453,7 +513,8 @@ internal sealed class ReplicationCycle
                     var span = buffer.AsSpan(b * bs, length);
                     ulong h = table.Hash(span);
                     table.Hashes[chunkStart + b] = h;
-                    bool changedBlock = h != baseline.Hashes[chunkStart + b] || (forced.Length > 0 && forced.Contains(chunkStart + b));
+                    bool changedBlock = h != baseline.Hashes[chunkStart + b] || (forced.Length > 0 && forced.Contains(chunkStart + b))
+                        || (damaged is not null && chunkStart + b < damaged.Length && damaged[(int)(chunkStart + b)]);
                     bool zero = changedBlock && h == table.ZeroHash(length) && !span.ContainsAnyExcept((byte)0);
                     if (runLength > 0 && (!changedBlock || zero != runZero || runLength == MaxExtentBlocks))
                     {
@@ -531,8 +592,12 @@ internal sealed class ReplicationCycle
         }
     }
 
-    /// <summary>Checksum resync baseline: hash what the vault actually holds for this disk at the latest point.</summary>
-    private async Task<BlockHashTable> ReplicaHashesAsync(AsrRecoveryPoint latest, ProtectedDisk disk, long newSize, string why, CancellationToken ct)
+    /// <summary>
+    /// Checksum resync baseline: hash what the vault actually holds for this disk at the base point. Extents that do
+    /// not read back (pack missing, short, flipped) are not an error here: their blocks are returned as damaged, to be
+    /// sent anew from the source, so the new point does not reference them (issue #12, item 5).
+    /// </summary>
+    private async Task<(BlockHashTable Table, System.Collections.BitArray? Damaged)> ReplicaHashesAsync(RecoveryPointDiskReader reader, ProtectedDisk disk, long newSize, string why, CancellationToken ct)
     {
         _resyncedDisks.Add($"disk '{disk.Name}' ({why})");
         // The replica checksums are the first part of the scan phase, one slice per disk.
@@ -540,9 +605,123 @@ internal sealed class ReplicationCycle
         var phase = _scanPhase.Phase(ReplicaChecksumShare * diskOrdinal / disks, ReplicaChecksumShare * (diskOrdinal + 1) / disks);
         string status = $"Resync of '{_item.Name}': computing checksums of the replica of disk '{disk.Name}' ({why})";
         phase.Report(0, status);
-        using var reader = await RecoveryPointDiskReader.OpenAsync(_vault, latest, disk.DiskId, ct).ConfigureAwait(false);
-        var table = await reader.ComputeBlockHashesAsync(ct, new SyncProgress(f => phase.Report((int)(100 * f), status))).ConfigureAwait(false);
-        return newSize == table.DiskSize ? table : table.Resized(newSize);
+        var replica = await reader.ComputeReplicaHashesAsync(tolerateDamage: true, ct, new SyncProgress(f => phase.Report((int)(100 * f), status))).ConfigureAwait(false);
+        if (replica.Damaged is not null)
+        {
+            string repaired = $"disk '{disk.Name}': {replica.DamagedBlocks:N0} block(s) whose copy in the vault is damaged sent anew from the source " +
+                $"({string.Join("; ", replica.Errors.Select(e => e.Message))})";
+            _context.Logger.LogWarning("Item {Item}: {Repaired}", _item.Name, repaired);
+            _repairs.Add(repaired);
+        }
+        var table = replica.Table;
+        return (newSize == table.DiskSize ? table : table.Resized(newSize), replica.Damaged);
+    }
+
+    private Task<RecoveryPointDiskReader> OpenReplicaAsync(AsrRecoveryPoint point, ProtectedDisk disk, CancellationToken ct) =>
+        RecoveryPointDiskReader.OpenAsync(_vault, point, disk.DiskId, ct);
+
+    /// <summary>A point's replica that cannot be read: an object damaged, or a manifest of its chain damaged or gone.</summary>
+    private static bool IsReplicaDamage(AsrException ex) => ex.ErrorId is AsrErrorIds.VaultDataCorrupt or AsrErrorIds.RecoveryPointNotFound;
+
+    private static void DisposeAll(RecoveryPointDiskReader?[] readers)
+    {
+        for (int i = 0; i < readers.Length; i++)
+        {
+            readers[i]?.Dispose();
+            readers[i] = null;
+        }
+    }
+
+    /// <summary>
+    /// Picks the point a resync compares with and publishes its point over, and opens its replica of every disk into
+    /// <paramref name="readers"/>: the latest point when every disk's extent index along its chain reads; else the
+    /// newest older point that does (its chain avoiding every link found damaged); else none, and the resync is a
+    /// full copy. Damaged points stay listed as they are: the new point just does not build on them.
+    /// </summary>
+    private async Task ChooseResyncBaseAsync(RecoveryPointDiskReader?[] readers, CancellationToken ct)
+    {
+        DisposeAll(readers);
+        var damagedLinks = new HashSet<long>();
+        var errors = new List<string>();
+        Dictionary<long, AsrRecoveryPoint>? listed = null;
+        IEnumerable<AsrRecoveryPoint> candidates = [_latest!];
+        while (true)
+        {
+            foreach (var candidate in candidates)
+            {
+                if (listed is not null && !ChainAvoids(candidate, listed, damagedLinks)) continue;
+                try
+                {
+                    for (int i = 0; i < readers.Length; i++)
+                        if (candidate.Disks.Any(d => d.DiskId == _item.Disks[i].DiskId))
+                            readers[i] = await OpenReplicaAsync(candidate, _item.Disks[i], ct).ConfigureAwait(false);
+                    _base = candidate;
+                    if (candidate.Sequence != _latest!.Sequence)
+                        _repairs.Add($"point {_sequence} is a delta over point {candidate.Sequence}, the newest point whose extent indexes read " +
+                            $"(not over the damaged point {_latest.Sequence}: {string.Join("; ", errors)})");
+                    return;
+                }
+                catch (AsrException ex) when (IsReplicaDamage(ex))
+                {
+                    DisposeAll(readers);
+                    errors.Add(ex.Message);
+                    _context.Logger.LogWarning("Item {Item}: resync cannot compare with point {Sequence}: {Message}", _item.Name, candidate.Sequence, ex.Message);
+                    damagedLinks.Add(ex.Target is string key && VaultLayout.TryParseObjectSequence(key, out long link) ? link : candidate.Sequence);
+                    damagedLinks.Add(candidate.Sequence);
+                }
+            }
+            if (listed is not null) break;
+            // The latest point does not read: look at the older ones (manifests that do not read are skipped).
+            listed = (await _vault.Catalog.ListPointsAsync(_item.Id, ct).ConfigureAwait(false))
+                .Where(e => e.Value is not null).Select(e => e.Value!).ToDictionary(p => p.Sequence);
+            candidates = listed.Values.Where(p => p.Sequence < _latest!.Sequence).OrderByDescending(p => p.Sequence).ToList();
+        }
+        _base = null;
+        _resyncReasonOverride = "no point of the vault reads: " + string.Join("; ", errors);
+        _repairs.Add($"point {_sequence} is a full copy (no point whose extent indexes all read: {string.Join("; ", errors)})");
+    }
+
+    /// <summary>Whether the chain of <paramref name="point"/>, walked through the listed manifests, avoids every damaged link.</summary>
+    private static bool ChainAvoids(AsrRecoveryPoint point, Dictionary<long, AsrRecoveryPoint> listed, HashSet<long> damagedLinks)
+    {
+        for (var p = point; ; )
+        {
+            if (damagedLinks.Contains(p.Sequence)) return false;
+            if (p.ParentSequence is not { } parent) return true;
+            if (parent >= p.Sequence || !listed.TryGetValue(parent, out var next)) return false; // a parent manifest that does not read
+            p = next;
+        }
+    }
+
+    /// <summary>
+    /// The latest point's own objects as the cycle's listings show them: each disk's index (or full map) present and
+    /// not empty, each of its packs present, and its packs together as long as the extents its manifest counts. A
+    /// flipped byte, or damage to an older point's objects, does not show in a listing; readers find those.
+    /// </summary>
+    private string? LatestPointDamage(AsrRecoveryPoint latest, IReadOnlyDictionary<string, IReadOnlyList<Storage.VaultObjectInfo>> listings)
+    {
+        var indexes = listings[VaultLayout.IndexPrefix(_item.Id)].ToDictionary(o => o.Key, o => o.Length, StringComparer.Ordinal);
+        var packs = listings[VaultLayout.PacksPrefix(_item.Id)].ToDictionary(o => o.Key, o => o.Length, StringComparer.Ordinal);
+        var problems = new List<string>();
+        foreach (var disk in latest.Disks)
+        {
+            string key = latest.IndexGeneration > 0
+                ? VaultLayout.PointFullMap(_item.Id, latest.Sequence, disk.DiskId, latest.IndexGeneration)
+                : VaultLayout.PointIndex(_item.Id, latest.Sequence, disk.DiskId);
+            if (!indexes.TryGetValue(key, out long length)) problems.Add($"'{key}' is missing");
+            else if (length == 0) problems.Add($"'{key}' is empty");
+        }
+        long packBytes = 0;
+        foreach (var pack in latest.Packs)
+        {
+            if (packs.TryGetValue(pack, out long length)) packBytes += length;
+            else problems.Add($"'{pack}' is missing");
+        }
+        long expected = latest.Disks.Sum(d => d.StoredBytes);
+        if (problems.Count == 0 && packBytes != expected)
+            problems.Add($"its packs ({string.Join(", ", latest.Packs.Select(p => $"'{p}'"))}) hold {packBytes:N0} bytes, its extents {expected:N0} (truncated)");
+        return problems.Count == 0 ? null
+            : $"The vault's copy of point {latest} is damaged: {string.Join("; ", problems)}. The cycle resyncs (compares checksums) and sends what it lacks from the source.";
     }
 
     private Task RecordErrorAsync(string message) =>
@@ -561,15 +740,20 @@ internal sealed class ReplicationCycle
     }
 
     /// <summary>Deletes what an unpublished cycle left behind (objects of sequences after the latest point).</summary>
-    private async Task RemoveLeftoversAsync(long latestSequence, CancellationToken ct)
+    /// <returns>The listing of each prefix (what was there before the leftovers were deleted).</returns>
+    private async Task<Dictionary<string, IReadOnlyList<Storage.VaultObjectInfo>>> RemoveLeftoversAsync(long latestSequence, CancellationToken ct)
     {
+        var listings = new Dictionary<string, IReadOnlyList<Storage.VaultObjectInfo>>(StringComparer.Ordinal);
         foreach (var prefix in new[] { VaultLayout.PacksPrefix(_item.Id), VaultLayout.IndexPrefix(_item.Id), VaultLayout.TrackerDirPrefix(_item.Id) })
         {
             await _vault.Store.DeleteIncompleteAsync(prefix, ct).ConfigureAwait(false);
-            foreach (var (o, objectSequence) in VaultLayout.OwnObjects(await _vault.Store.ListAsync(prefix, ct).ConfigureAwait(false), _context.Logger))
+            var listing = await _vault.Store.ListAsync(prefix, ct).ConfigureAwait(false);
+            listings[prefix] = listing;
+            foreach (var (o, objectSequence) in VaultLayout.OwnObjects(listing, _context.Logger))
                 if (objectSequence > latestSequence)
                     await _vault.Store.DeleteAsync(o.Key, ct).ConfigureAwait(false);
         }
+        return listings;
     }
 
     private async Task RemoveOldTrackersAsync(long sequence)

@@ -1,3 +1,4 @@
+using AsrModule.Engine.Storage;
 using System.Text.RegularExpressions;
 using AsrModule.Engine.Errors;
 using AsrModule.Engine.Items;
@@ -52,6 +53,9 @@ public sealed partial class ReplicationService
             string full = Path.GetFullPath(path);
             if (!seen.Add(full))
                 throw new AsrException(AsrErrorIds.DiskDuplicate, AsrErrorKind.InvalidArgument, $"Disk '{full}' is listed twice for machine '{name}'.", full);
+            if (OutputLocation.IsInsideVault(full, _vault.Store))
+                throw new AsrException(AsrErrorIds.DiskUnsupported, AsrErrorKind.InvalidArgument,
+                    $"Disk '{full}' is inside the vault '{_vault.Location}': the vault's own objects are not a machine's disk. Protect a disk outside the vault.", full);
             using var source = DiskSource.Open(full);
             if (DiskFileType.Of(full) is { Kind: DiskFileKind.RegularFile or DiskFileKind.BlockDevice } id)
             {
@@ -73,6 +77,8 @@ public sealed partial class ReplicationService
                 SizeBytes = source.Size,
                 BlockSize = blockSize,
                 IsBlockDevice = source.IsBlockDevice,
+                // Reprotect writes back to this path only while it is still this file or device.
+                SourceIdentity = DiskFileType.Of(full)?.Identity,
             });
         }
         (settings ?? new ItemReplicationSettings()).ApplyTo(item, await _vault.GetItemsAsync(ct).ConfigureAwait(false));

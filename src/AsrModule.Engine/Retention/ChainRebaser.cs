@@ -34,7 +34,7 @@ internal static class ChainRebaser
         var manifest = await vault.GetPointAsync(point.ItemId, point.Sequence, ct).ConfigureAwait(false);
         manifest.ParentSequence = null;
         manifest.IndexGeneration = generation;
-        await vault.Store.WriteAsync(VaultLayout.PointManifest(point.ItemId, point.Sequence), VaultJson.Serialize(manifest), ct).ConfigureAwait(false);
+        await vault.Records.WriteAsync(VaultLayout.PointManifest(point.ItemId, point.Sequence), manifest, ct).ConfigureAwait(false);
         point.ParentSequence = null;
         point.IndexGeneration = generation;
     }

@@ -54,7 +54,7 @@ public static class RetentionService
         var policy = await vault.GetPolicyAsync(item.PolicyName, ct).ConfigureAwait(false);
         var inUse = PointsInUse.Of(item);
         inUse.UnionWith(await RecoveryPoints.PointPin.ActiveSequencesAsync(vault, item.Id, ct).ConfigureAwait(false));
-        if (await vault.Store.ReadAsync<AsrProtectedItem>(VaultLayout.Item(item.Id), ct).ConfigureAwait(false) is { } stored)
+        if (await vault.Records.ReadAsync<AsrProtectedItem>(VaultLayout.Item(item.Id), ct).ConfigureAwait(false) is { } stored)
             inUse.UnionWith(PointsInUse.Of(stored));
         var points = (await vault.GetPointsAsync(item, ct).ConfigureAwait(false)).OrderBy(p => p.Sequence).ToList();
         var kept = RetentionPlanner.SelectKept(points.Select(RetentionCandidate.Of).ToList(), vault.Clock.GetUtcNow(), policy.RecoveryPointRetentionHours, inUse);

@@ -8,7 +8,15 @@ namespace AsrModule.Engine.Security;
 /// <summary>
 /// Compresses (and, in an encrypted vault, seals) binary metadata objects: extent indexes and
 /// change-tracker tables. Both reveal the shape of the data, so they are encrypted like the data.
-/// Layout: magic "ASM1" | flags(1) | plainLength(4) | payload.
+/// In an encrypted vault of format version 2 the JSON records are sealed the same way (<see cref="Vault.VaultRecords"/>).
+/// Layout: magic "ASM1" | flags(1) | plainLength(4) | payload; sealed, the payload is nonce | ciphertext | tag
+/// under the subkey "meta:&lt;object key&gt;" with the object key as associated data, so a sealed object opens only
+/// under the key it was written to.
+/// <para>
+/// Opening with a key requires the object to be sealed: the "encrypted" flag is the writer's statement, and whoever
+/// can write to the vault without the key could clear it (a plain index and pack planted for a drill to serve).
+/// With a key, a plain object is <see cref="AsrErrorIds.VaultDataCorrupt"/> naming it, like one whose tag fails.
+/// </para>
 /// </summary>
 public static class MetadataSealer
 {
@@ -39,7 +47,7 @@ public static class MetadataSealer
     public static byte[] Open(byte[] sealedObject, VaultKey? key, string objectKey)
     {
         if (sealedObject.Length < 9 || !sealedObject.AsSpan(0, 4).SequenceEqual(Magic))
-            throw Corrupt(objectKey, "bad header");
+            throw key is null ? Corrupt(objectKey, "bad header") : NotSealed(objectKey);
         bool encrypted = (sealedObject[4] & FlagEncrypted) != 0;
         int plainLength = BinaryPrimitives.ReadInt32LittleEndian(sealedObject.AsSpan(5));
         if (plainLength < 0) throw Corrupt(objectKey, "negative length");
@@ -54,6 +62,10 @@ public static class MetadataSealer
             using var box = new SealedBox(key.DeriveSubkey("meta:" + objectKey));
             box.Open(payload, decrypted, Encoding.UTF8.GetBytes(objectKey), objectKey);
             payload = decrypted;
+        }
+        else if (key is not null)
+        {
+            throw NotSealed(objectKey);
         }
         try
         {
@@ -71,6 +83,11 @@ public static class MetadataSealer
             throw Corrupt(objectKey, ex.Message);
         }
     }
+
+    private static AsrException NotSealed(string key) =>
+        new(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData,
+            $"Vault object '{key}' is not sealed, but everything this module writes to an encrypted vault is: it was written without the vault key " +
+            "(planted or replaced by someone with write access to the vault) and is refused.", key);
 
     private static AsrException Corrupt(string key, string why) =>
         new(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData, $"Vault object '{key}' is corrupt ({why}).", key);

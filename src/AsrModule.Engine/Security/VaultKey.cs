@@ -34,7 +34,7 @@ public sealed class VaultKey
 
     private VaultKey(byte[] master) => _master = master;
 
-    public static EncryptionSettings CreateSettings(string passphrase, string vaultId, out VaultKey key)
+    public static EncryptionSettings CreateSettings(string passphrase, string vaultId, int formatVersion, out VaultKey key)
     {
         byte[] salt = RandomNumberGenerator.GetBytes(16);
         key = Derive(passphrase, salt, Iterations);
@@ -44,7 +44,7 @@ public sealed class VaultKey
             Kdf = "PBKDF2-SHA256",
             Iterations = Iterations,
             Salt = Convert.ToBase64String(salt),
-            KeyCheck = key.ComputeKeyCheck(vaultId),
+            KeyCheck = key.ComputeKeyCheck(vaultId, formatVersion),
         };
     }
 
@@ -73,11 +73,16 @@ public sealed class VaultKey
                 $"The vault header at '{vaultLocation}' asks for {problem}; it was not written by this module and is refused before any key is derived.", vaultLocation);
     }
 
-    public static VaultKey Open(string passphrase, EncryptionSettings settings, string vaultId, string vaultLocation)
+    /// <summary>
+    /// The key of the vault whose header holds <paramref name="settings"/>, checked against its key check. The check is
+    /// an HMAC of the vault id and (from format version 2) of the format version: a version-2 header edited to say 1
+    /// fails here as a wrong key would, so nobody without the key can turn record authentication off.
+    /// </summary>
+    public static VaultKey Open(string passphrase, EncryptionSettings settings, string vaultId, int formatVersion, string vaultLocation)
     {
         CheckSettings(settings, vaultLocation);
         var key = Derive(passphrase, Convert.FromBase64String(settings.Salt), settings.Iterations);
-        if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(key.ComputeKeyCheck(vaultId)), Encoding.ASCII.GetBytes(settings.KeyCheck)))
+        if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(key.ComputeKeyCheck(vaultId, formatVersion)), Encoding.ASCII.GetBytes(settings.KeyCheck)))
             throw new AsrException(AsrErrorIds.VaultKeyInvalid, AsrErrorKind.SecurityError,
                 $"The encryption key does not open the vault at '{vaultLocation}'. Supply the key the vault was created with.", vaultLocation);
         return key;
@@ -90,8 +95,9 @@ public sealed class VaultKey
         return new VaultKey(Rfc2898DeriveBytes.Pbkdf2(passphrase, salt, iterations, HashAlgorithmName.SHA256, 32));
     }
 
-    private string ComputeKeyCheck(string vaultId) =>
-        Convert.ToBase64String(HMACSHA256.HashData(_master, Encoding.UTF8.GetBytes(KeyCheckLabel + ":" + vaultId)));
+    private string ComputeKeyCheck(string vaultId, int formatVersion) =>
+        Convert.ToBase64String(HMACSHA256.HashData(_master, Encoding.UTF8.GetBytes(
+            formatVersion <= 1 ? KeyCheckLabel + ":" + vaultId : $"{KeyCheckLabel}:v{formatVersion}:{vaultId}")));
 
     /// <summary>A subkey bound to one purpose/object (e.g. a pack id).</summary>
     public byte[] DeriveSubkey(string context) =>

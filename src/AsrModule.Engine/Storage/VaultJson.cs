@@ -29,12 +29,17 @@ public static class VaultJson
         }
     }
 
+    /// <summary>
+    /// Reads a plain JSON object. Not for vault records: those go through <see cref="Vault.VaultRecords"/> (AsrVault.Records),
+    /// which authenticates them in an encrypted vault; this reads what is stored as it is (tests, tools).
+    /// </summary>
     public static async Task<T?> ReadAsync<T>(this IVaultStore store, string key, CancellationToken ct) where T : class
     {
         var data = await store.ReadAllAsync(key, ct).ConfigureAwait(false);
         return data is null ? null : Deserialize<T>(data, key);
     }
 
+    /// <summary>Writes a plain JSON object. Not for vault records: see <see cref="Vault.VaultRecords"/>.</summary>
     public static Task WriteJsonAsync<T>(this IVaultStore store, string key, T value, CancellationToken ct) =>
         store.WriteAsync(key, Serialize(value), ct);
 }

@@ -22,7 +22,9 @@ public sealed class AsrVault
         Header = header;
         Key = key;
         Logger = logger;
-        Jobs = new JobStore(store);
+        // Records are sealed and authenticated from format version 2 on (an encrypted version-1 vault keeps plain records).
+        Records = new VaultRecords(store, key is not null && header.FormatVersion >= VaultHeader.SealedFormatVersion ? key : null);
+        Jobs = new JobStore(Records);
         Catalog = new VaultCatalog(this);
         // The next use of this vault: job ends this process could not write (the storage did not answer) are retried now.
         JobRunner.KickPendingEnds(store.Location);
@@ -41,7 +43,9 @@ public sealed class AsrVault
     public JobStore Jobs { get; }
     /// <summary>Listings that go on past a damaged record (the cmdlets' Get-* views).</summary>
     public VaultCatalog Catalog { get; }
-    public Events.EventLog Events => new(Store, Clock, Logger);
+    public Events.EventLog Events => new(Records, Clock, Logger);
+    /// <summary>How records are read and written (sealed and authenticated in an encrypted vault): see <see cref="VaultRecords"/>.</summary>
+    public VaultRecords Records { get; }
     public string Location => Store.Location;
     /// <summary>Where the vault lives: LocalDirectory or AzureBlob.</summary>
     public string Backend => Store.Backend;
@@ -67,9 +71,10 @@ public sealed class AsrVault
             BlockHashSeed = BitConverter.ToUInt64(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8)),
         };
         VaultKey? key = null;
+        header.FormatVersion = VaultHeader.FormatVersionFor(encrypted: !string.IsNullOrEmpty(passphrase));
         if (!string.IsNullOrEmpty(passphrase))
         {
-            header.Encryption = VaultKey.CreateSettings(passphrase, header.VaultId, out key);
+            header.Encryption = VaultKey.CreateSettings(passphrase, header.VaultId, header.FormatVersion, out key);
             header.BlockHashSeed = 0; // derived from the key instead, so it is not readable from the vault
         }
         if (!await store.TryCreateAsync(VaultHeader.Key, VaultJson.Serialize(header), ct).ConfigureAwait(false))
@@ -92,9 +97,14 @@ public sealed class AsrVault
         {
             throw new AsrException(AsrErrorIds.VaultFormatUnsupported, AsrErrorKind.InvalidData, $"The vault header at '{store.Location}' is unreadable: {ex.Message}", store.Location, ex);
         }
-        if (header.Format != VaultHeader.FormatName || header.FormatVersion != VaultHeader.CurrentFormatVersion)
+        if (header.Format != VaultHeader.FormatName || header.FormatVersion is < VaultHeader.PlainFormatVersion or > VaultHeader.CurrentFormatVersion)
             throw new AsrException(AsrErrorIds.VaultFormatUnsupported, AsrErrorKind.InvalidData,
-                $"The vault at '{store.Location}' has format '{header.Format}' version {header.FormatVersion}; this module reads '{VaultHeader.FormatName}' version {VaultHeader.CurrentFormatVersion} only.",
+                $"The vault at '{store.Location}' has format '{header.Format}' version {header.FormatVersion}; this module reads '{VaultHeader.FormatName}' versions {VaultHeader.PlainFormatVersion} to {VaultHeader.CurrentFormatVersion}.",
+                store.Location);
+        // Version 2 is the format of an encrypted vault (its records sealed); an unencrypted one is never written so.
+        if (header.FormatVersion >= VaultHeader.SealedFormatVersion && header.Encryption is null)
+            throw new AsrException(AsrErrorIds.VaultFormatUnsupported, AsrErrorKind.InvalidData,
+                $"The vault header at '{store.Location}' says format version {header.FormatVersion} without encryption settings; this module writes version {header.FormatVersion} for encrypted vaults only, so it was not written by this module.",
                 store.Location);
         // A hostile header must not make Connect-AsrVault derive for hours: bounds first, before any derivation.
         if (header.Encryption is not null)
@@ -105,7 +115,9 @@ public sealed class AsrVault
             if (string.IsNullOrEmpty(passphrase))
                 throw new AsrException(AsrErrorIds.VaultKeyRequired, AsrErrorKind.SecurityError,
                     $"The vault at '{store.Location}' is encrypted. Supply its key with -EncryptionKey.", store.Location);
-            key = KeyCache.GetOrAdd((header.VaultId, passphrase), k => VaultKey.Open(k.Item2, header.Encryption, header.VaultId, store.Location));
+            // Keyed by everything the key check covers, so a header edited in place is checked again, never served from the cache.
+            key = KeyCache.GetOrAdd((header.VaultId, passphrase, header.FormatVersion, header.Encryption.Salt, header.Encryption.Iterations, header.Encryption.KeyCheck),
+                k => VaultKey.Open(k.Passphrase, header.Encryption, header.VaultId, header.FormatVersion, store.Location));
         }
         else if (!string.IsNullOrEmpty(passphrase))
         {
@@ -148,7 +160,7 @@ public sealed class AsrVault
     }
 
     // PBKDF2 at 600k iterations costs ~0.3 s; a session opens the same vault many times.
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string), VaultKey> KeyCache = new();
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string VaultId, string Passphrase, int FormatVersion, string Salt, int Iterations, string KeyCheck), VaultKey> KeyCache = new();
 
     public static Task<AsrVault> CreateLocalAsync(string path, string? passphrase, ILogger? logger = null, CancellationToken ct = default)
     {
@@ -174,7 +186,7 @@ public sealed class AsrVault
         policy.Validate();
         policy.Id = Guid.NewGuid();
         policy.CreatedUtc = DateTimeOffset.UtcNow;
-        if (!await Store.TryCreateAsync(VaultLayout.Policy(policy.Name), VaultJson.Serialize(policy), ct).ConfigureAwait(false))
+        if (!await Records.TryCreateAsync(VaultLayout.Policy(policy.Name), policy, ct).ConfigureAwait(false))
             throw new AsrException(AsrErrorIds.PolicyAlreadyExists, AsrErrorKind.ResourceExists,
                 $"A policy named '{policy.Name}' already exists in the vault. Choose another name or use the existing policy.", policy.Name);
         return policy;
@@ -224,7 +236,7 @@ public sealed class AsrVault
 
     private Task<AsrProtectedItem?> ReadItemRecordAsync(string key, CancellationToken ct) => Catalog.ReadItemRecordAsync(key, ct);
 
-    internal Task SaveItemAsync(AsrProtectedItem item, CancellationToken ct) => Store.WriteJsonAsync(VaultLayout.Item(item.Id), item, ct);
+    internal Task SaveItemAsync(AsrProtectedItem item, CancellationToken ct) => Records.WriteAsync(VaultLayout.Item(item.Id), item, ct);
 
     /// <summary>
     /// Atomic read-modify-write of an item record: several actors (a cycle, a drill, another
@@ -268,11 +280,14 @@ public sealed class AsrVault
     /// </summary>
     internal TimeSpan NameClaimTakeoverDelay { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Claims a name atomically, so two sessions enabling the same name cannot both succeed.</summary>
+    /// <summary>
+    /// Claims a name atomically, so two sessions enabling the same name cannot both succeed. The claim holds the item id
+    /// (sealed in an encrypted vault: a claim that does not authenticate is VaultDataCorrupt naming it, never taken over).
+    /// </summary>
     internal async Task ClaimItemNameAsync(AsrProtectedItem item, CancellationToken ct)
     {
-        var id = System.Text.Encoding.UTF8.GetBytes(item.Id);
         string key = VaultLayout.ItemNameClaim(item.Name);
+        var id = Records.SealBytes(key, System.Text.Encoding.UTF8.GetBytes(item.Id));
         string? orphan = null;
         var orphanSince = DateTime.UtcNow;
         for (int released = 0; ; )
@@ -280,7 +295,7 @@ public sealed class AsrVault
             if (await Store.TryCreateAsync(key, id, ct).ConfigureAwait(false)) return;
             var existing = await Store.ReadAllAsync(key, ct).ConfigureAwait(false);
             if (existing is null && ++released <= 3) continue; // released meanwhile: claim it again
-            string? owner = existing is null ? null : System.Text.Encoding.UTF8.GetString(existing);
+            string? owner = existing is null ? null : System.Text.Encoding.UTF8.GetString(Records.OpenBytes(key, existing));
             if (owner is null || await Store.ExistsAsync(VaultLayout.Item(owner), ct).ConfigureAwait(false)) break;
             // A claim without an item record: another session between its claim and its save, or what a crash
             // there left. Taking it over at once would let both sessions create the item: wait for its record.
@@ -304,8 +319,19 @@ public sealed class AsrVault
         // Only our own claim: during a long removal (a blob vault deletes object by object) an Enable of the same
         // name may have taken the claim over (ClaimItemNameAsync, after NameClaimTakeoverDelay).
         string claimKey = VaultLayout.ItemNameClaim(item.Name);
-        if (await Store.ReadAllAsync(claimKey, ct).ConfigureAwait(false) is { } claim && System.Text.Encoding.UTF8.GetString(claim) == item.Id)
+        if (await Store.ReadAllAsync(claimKey, ct).ConfigureAwait(false) is { } claim && ClaimedId(claimKey, claim) == item.Id)
             await Store.DeleteAsync(claimKey, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The item id a name claim holds; null when it does not authenticate (not ours, so not deleted).</summary>
+    private string? ClaimedId(string claimKey, byte[] claim)
+    {
+        try { return System.Text.Encoding.UTF8.GetString(Records.OpenBytes(claimKey, claim)); }
+        catch (AsrException ex) when (ex.ErrorId == AsrErrorIds.VaultDataCorrupt)
+        {
+            Logger.LogWarning("Leaving name claim '{Key}' alone: {Message}", claimKey, ex.Message);
+            return null;
+        }
     }
 
     // ---- recovery points ----

@@ -51,7 +51,7 @@ public sealed class VaultCatalog
     /// <summary>A policy record as stored (null when absent), checked: a damaged one throws VaultDataCorrupt naming it.</summary>
     internal async Task<AsrPolicy?> ReadPolicyRecordAsync(string key, CancellationToken ct)
     {
-        var policy = await Store.ReadAsync<AsrPolicy>(key, ct).ConfigureAwait(false);
+        var policy = await _vault.Records.ReadAsync<AsrPolicy>(key, ct).ConfigureAwait(false);
         if (policy is not null) VaultRecordChecks.CheckPolicy(policy, key);
         return policy;
     }
@@ -82,17 +82,28 @@ public sealed class VaultCatalog
         return list.OrderBy(e => e.Name ?? "", StringComparer.OrdinalIgnoreCase).ThenBy(e => e.Key, StringComparer.Ordinal).ToList();
     }
 
-    /// <summary>The item of that name, as shown; a damaged record throws VaultDataCorrupt naming the item and the record.</summary>
+    /// <summary>
+    /// The item of that name, as shown; a damaged record throws VaultDataCorrupt naming the item and the record. The name
+    /// claim only leads to the record: the record must carry that name itself (a claim edited to lead to another item's
+    /// record is VaultDataCorrupt naming the claim, so an operation on one machine never acts on another).
+    /// </summary>
     public async Task<AsrProtectedItem> GetItemAsync(string name, CancellationToken ct)
     {
-        var claim = VaultLayout.IsValidName(name) ? await Store.ReadAllAsync(VaultLayout.ItemNameClaim(name), ct).ConfigureAwait(false) : null;
-        string? id = claim is null ? null : System.Text.Encoding.UTF8.GetString(claim);
+        string claimKey = VaultLayout.ItemNameClaim(name);
+        var claim = VaultLayout.IsValidName(name) ? await Store.ReadAllAsync(claimKey, ct).ConfigureAwait(false) : null;
         AsrProtectedItem? item = null;
-        if (id is not null && VaultLayout.IsValidName(id))
+        try
         {
-            try { item = await ReadItemRecordAsync(VaultLayout.Item(id), ct).ConfigureAwait(false); }
-            catch (AsrException ex) when (IsDamage(ex)) { throw DamagedItem(name, ex); }
+            string? id = claim is null ? null : System.Text.Encoding.UTF8.GetString(_vault.Records.OpenBytes(claimKey, claim));
+            if (id is not null && VaultLayout.IsValidName(id))
+            {
+                item = await ReadItemRecordAsync(VaultLayout.Item(id), ct).ConfigureAwait(false);
+                if (item is not null && !string.Equals(item.Name, name, StringComparison.OrdinalIgnoreCase))
+                    throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData,
+                        $"Vault object '{claimKey}' leads to the record of item '{VaultRecordChecks.Printable(item.Name)}' ('{VaultLayout.Item(id)}'), not of '{name}': the claim was altered and is not followed.", claimKey);
+            }
         }
+        catch (AsrException ex) when (IsDamage(ex)) { throw DamagedItem(name, ex); }
         if (item is null)
             throw new AsrException(AsrErrorIds.ProtectedItemNotFound, AsrErrorKind.ObjectNotFound,
                 $"No protected item named '{name}' in the vault at '{_vault.Location}'. Use Get-AsrProtectedItem to list items.", name);
@@ -108,9 +119,12 @@ public sealed class VaultCatalog
         var map = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var o in await Store.ListAsync("names/", ct).ConfigureAwait(false))
         {
-            if (o.Length > 256 || await Store.ReadAllAsync(o.Key, ct).ConfigureAwait(false) is not { } data) continue;
+            if (o.Length > 1024 || await Store.ReadAllAsync(o.Key, ct).ConfigureAwait(false) is not { } data) continue;
             string name = o.Key["names/".Length..];
-            if (VaultLayout.IsValidName(name)) map[System.Text.Encoding.UTF8.GetString(data)] = name;
+            if (!VaultLayout.IsValidName(name)) continue;
+            // Only for naming a damaged record: a claim that does not authenticate names nothing.
+            try { map[System.Text.Encoding.UTF8.GetString(_vault.Records.OpenBytes(o.Key, data))] = name; }
+            catch (AsrException ex) when (IsDamage(ex)) { }
         }
         return map;
     }
@@ -118,7 +132,7 @@ public sealed class VaultCatalog
     /// <summary>An item record as stored, checked before use (its disk names become file names: see <see cref="VaultRecordChecks"/>).</summary>
     internal async Task<AsrProtectedItem?> ReadItemRecordAsync(string key, CancellationToken ct)
     {
-        var item = await Store.ReadAsync<AsrProtectedItem>(key, ct).ConfigureAwait(false);
+        var item = await _vault.Records.ReadAsync<AsrProtectedItem>(key, ct).ConfigureAwait(false);
         if (item is not null) VaultRecordChecks.CheckItem(item, key);
         return item;
     }
@@ -220,7 +234,7 @@ public sealed class VaultCatalog
     /// <summary>A job record for decorating an item; a damaged one is not the item's problem (Get-AsrJob shows it).</summary>
     private async Task<AsrJob?> TryReadJobRecordAsync(Guid id, CancellationToken ct)
     {
-        try { return await Store.ReadAsync<AsrJob>(VaultLayout.Job(id), ct).ConfigureAwait(false); }
+        try { return await _vault.Records.ReadAsync<AsrJob>(VaultLayout.Job(id), ct).ConfigureAwait(false); }
         catch (AsrException ex) when (IsDamage(ex)) { return null; }
     }
 
@@ -266,7 +280,7 @@ public sealed class VaultCatalog
     internal async Task<AsrRecoveryPoint?> ReadPointAsync(string itemId, long sequence, CancellationToken ct)
     {
         string key = VaultLayout.PointManifest(itemId, sequence);
-        var p = await Store.ReadAsync<AsrRecoveryPoint>(key, ct).ConfigureAwait(false);
+        var p = await _vault.Records.ReadAsync<AsrRecoveryPoint>(key, ct).ConfigureAwait(false);
         if (p is null) return null;
         VaultRecordChecks.CheckPoint(p, key, itemId, sequence);
         p.VaultLocation = _vault.Location;

@@ -43,7 +43,8 @@ public sealed class GetAsrEventCommand : AsrCmdlet
         var since = Since is { } s ? new DateTimeOffset(s.ToUniversalTime()) : vault.Clock.GetUtcNow().AddDays(-1);
         var item = Wildcard(ProtectedItem);
         var type = Wildcard(EventType);
-        var events = Await(ct => vault.Events.ListAsync(since, ct))
+        var entries = Await(ct => vault.Events.ListEntriesAsync(since, ct));
+        var events = entries.Where(e => e.Value is not null).Select(e => e.Value!)
             .Where(e => item is null || (e.ItemName is not null && item.IsMatch(e.ItemName)))
             .Where(e => ReplicationGroup is null || string.Equals(e.ReplicationGroup, ReplicationGroup, StringComparison.OrdinalIgnoreCase))
             .Where(e => Severity is null || e.Severity >= Severity)
@@ -51,5 +52,8 @@ public sealed class GetAsrEventCommand : AsrCmdlet
             .ToList();
         if (Newest is { } n && events.Count > n) events = events.GetRange(events.Count - n, n);
         WriteObject(events, enumerateCollection: true);
+        // A damaged event record (or, in an encrypted vault, one that does not authenticate) is never shown as an event:
+        // a non-terminating VaultDataCorrupt naming it, after the events, whatever the filters (it cannot be matched).
+        WriteEntries(entries.Where(e => e.IsDamaged));
     }
 }

@@ -28,6 +28,7 @@ public sealed class InvokeAsrFailbackCommand : ItemJobCmdlet
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {
         if (item.Failover is not null) FailoverService.TargetOf(item, Target); // refuse before any job exists
+        new FailoverService(vault).ValidateReverseTargets(item); // the disks it would write: refused before any job exists
         RunLockedOperation(vault, item, ItemOperation.Failback, "Failback", $"Fail back to {string.Join(", ", (IEnumerable<string>?)item.Reverse?.TargetDisks.Values ?? [])}",
             ctx => new FailoverService(vault).FailbackAsync(item, Target, ctx), AsJob,
             beforeJob: () => InvokeHook(StopSource, item, "StopSource"));

@@ -33,6 +33,7 @@ public sealed class InvokeAsrReplicationCommand : ItemJobCmdlet
         {
             // After reprotect, a cycle replicates the recovered disks back to the original site.
             if (!ShouldProcess(item.Name, "Run a reverse replication cycle (recovered disks → original site)")) return;
+            new FailoverService(vault).ValidateReverseTargets(item); // the disks it would write: refused before any job exists
             var reverseLease = service.AcquireLease(item);
             RunItemJob(vault, item, "ReverseReplicationCycle", reverseLease, ctx => new FailoverService(vault).ReverseCycleAsync(item, Target, ctx), AsJob);
             return;
@@ -43,6 +44,8 @@ public sealed class InvokeAsrReplicationCommand : ItemJobCmdlet
         var lease = Await(ct => service.PrepareCycleAsync(item, resync, ct));
         if (AppConsistent && item.AppConsistencyScript is null)
             WriteWarning($"'{item.Name}' has no app-consistency script (Set-AsrProtectedItem -AppConsistencyScript): the point will be crash-consistent.");
+        else if (AppConsistent && Engine.Replication.Consistency.FreezeScriptTrust.WhyNotAllowed(item) is { } notAllowed)
+            WriteWarning(notAllowed + " The point will be crash-consistent.");
         RunItemJob(vault, item, resync ? "ResyncReplication" : "ReplicationCycle", lease,
             ctx => service.RunCycleAsync(item, Resync, ctx, new CycleOptions { AppConsistent = AppConsistent }), AsJob);
     }

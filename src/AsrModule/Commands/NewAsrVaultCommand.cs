@@ -1,3 +1,4 @@
+using AsrModule.Engine.Storage;
 using System.Management.Automation;
 using System.Security;
 using AsrModule.Engine.Azure;
@@ -23,6 +24,8 @@ public sealed class NewAsrVaultCommand : VaultLocationCmdlet
         {
             var blob = BlobConnection();
             string location = TargetLocation(blob);
+            // A vault directory under /proc, /sys, /dev or a system directory is refused before anything is created.
+            if (blob is null) OutputLocation.EnsureAllowed(location, null, AsrErrorIds.VaultAccessDenied, "A vault directory");
             if (!ShouldProcess(location, "Create vault")) return;
             var store = OpenStore(blob);
             // A container the credential may create is created; a container SAS can only use an existing one.

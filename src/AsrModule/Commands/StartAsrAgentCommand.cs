@@ -27,6 +27,14 @@ public sealed class StartAsrAgentCommand : AsrCmdlet
     [Parameter]
     public TimeSpan? TickInterval { get; set; }
 
+    /// <summary>
+    /// Freeze scripts the agent may run (files, or directories whose scripts are all allowed): the agent's
+    /// allow-list on this host. An item's script outside it is not run. The agent also honours
+    /// $env:ASR_ALLOWED_FREEZE_SCRIPTS, which it inherits.
+    /// </summary>
+    [Parameter]
+    public string[]? AllowedFreezeScript { get; set; }
+
     protected override void ProcessRecord()
     {
         var vault = ResolveVault();
@@ -45,7 +53,8 @@ public sealed class StartAsrAgentCommand : AsrCmdlet
         string agentDll = new[] { Path.Combine(here, "..", "agent"), Path.Combine(here, "agent") }
             .Select(d => Path.GetFullPath(Path.Combine(d, "AsrModule.Agent.dll"))).FirstOrDefault(File.Exists)
             ?? Path.GetFullPath(Path.Combine(here, "..", "agent", "AsrModule.Agent.dll"));
+        var allowed = AllowedFreezeScript?.Select(p => SessionState.Path.GetUnresolvedProviderPathFromPSPath(p)).ToList();
         ForItem(HostName, () =>
-            WriteObject(Await(ct => AgentProcessLauncher.StartAsync(vault, agentDll, HostName, PlainText(EncryptionKey), log, TickInterval, TimeSpan.FromSeconds(60), ct))));
+            WriteObject(Await(ct => AgentProcessLauncher.StartAsync(vault, agentDll, HostName, PlainText(EncryptionKey), log, TickInterval, TimeSpan.FromSeconds(60), ct, allowed))));
     }
 }

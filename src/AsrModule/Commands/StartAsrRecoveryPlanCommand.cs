@@ -44,6 +44,17 @@ public sealed class StartAsrRecoveryPlanCommand : AsrCmdlet
             {
                 var plan = session.Definition.Plan;
                 Await(ct => RecoveryPlanValidator.ValidateAsync(vault, plan, FailoverType, path, ct));
+                // The target must take every machine of the run before anything runs (a directory under /proc, a drill
+                // target without a test subnet, a machine's files already there are refused now, with no job recorded).
+                if (Target is not null && FailoverType is PlanFailoverType.Test or PlanFailoverType.Planned or PlanFailoverType.Unplanned)
+                {
+                    var purpose = FailoverType == PlanFailoverType.Test ? RecoveryPurpose.TestFailover : RecoveryPurpose.Failover;
+                    foreach (var name in plan.Groups.SelectMany(g => g.Items))
+                    {
+                        var item = Await(ct => vault.GetItemAsync(name, ct));
+                        Await(ct => Target.ValidateAsync(vault, item, purpose, ct));
+                    }
+                }
                 if (!ShouldProcess(plan.Name, $"Run a {FailoverType} over {string.Join(", ", plan.Groups.SelectMany(g => g.Items))}"))
                 {
                     session.Dispose();

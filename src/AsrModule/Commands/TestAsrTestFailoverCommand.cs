@@ -20,6 +20,9 @@ public sealed class TestAsrTestFailoverCommand : ItemJobCmdlet
     [RecoveryTargetTransformation]
     public IRecoveryTarget? Target { get; set; }
 
-    protected override void ProcessItem(AsrVault vault, AsrProtectedItem item) =>
+    protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
+    {
+        TestFailoverService.ValidateVerify(item, Target); // refuse before any job exists
         RunItemJob(vault, item, "VerifyTestFailover", null, ctx => new TestFailoverService(vault).VerifyAsync(item, Target, ctx), AsJob);
+    }
 }

@@ -17,8 +17,10 @@ public sealed class InitialReplicationRetryTests(ITestOutputHelper output)
     /// <summary>The id of a process that has ended (what a killed Enable-AsrReplication leaves as the job's owner).</summary>
     private static (int Pid, DateTimeOffset Start) DeadProcess()
     {
-        using var p = Process.Start(new ProcessStartInfo("true") { UseShellExecute = false })!;
+        // A process that lives until it is killed: its start time is read while it runs (a `true` may be gone already).
+        using var p = Process.Start(new ProcessStartInfo("sleep", "60") { UseShellExecute = false })!;
         var start = new DateTimeOffset(p.StartTime.ToUniversalTime());
+        p.Kill();
         p.WaitForExit();
         return (p.Id, start);
     }

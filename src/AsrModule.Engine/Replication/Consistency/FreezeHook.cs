@@ -10,6 +10,7 @@ namespace AsrModule.Engine.Replication.Consistency;
 /// "&lt;script&gt; thaw" after it (the contract of the reference service's Linux pre/post scripts).
 /// The script sees ASR_ITEM_NAME, ASR_POINT_SEQUENCE and ASR_DISKS (source paths, ':'-separated).
 /// A freeze that fails or times out is thawed at once, so an application is never left frozen.
+/// A script this host does not allow (<see cref="FreezeScriptTrust"/>) is never run, for either phase.
 /// </summary>
 public sealed class FreezeHook
 {
@@ -31,6 +32,8 @@ public sealed class FreezeHook
     /// <summary>Runs the freeze. Throws <see cref="AsrException"/> (HookFailed) after thawing when the freeze fails.</summary>
     public async Task FreezeAsync(CancellationToken cancellationToken)
     {
+        // Refused before anything runs: nothing to thaw.
+        FreezeScriptTrust.EnsureAllowed(_item);
         IsFrozen = true; // a half-done freeze must be thawed
         try
         {
@@ -66,6 +69,8 @@ public sealed class FreezeHook
     private async Task RunAsync(string phase, TimeSpan timeout, CancellationToken cancellationToken)
     {
         string script = _item.AppConsistencyScript!;
+        // Checked again for every phase: the thaw of a freeze left by a killed cycle runs only an allowed script too.
+        FreezeScriptTrust.EnsureAllowed(_item);
         if (!File.Exists(script))
             throw new AsrException(AsrErrorIds.HookFailed, AsrErrorKind.ObjectNotFound,
                 $"The app-consistency script '{script}' of '{_item.Name}' does not exist.", _item.Name);

@@ -114,7 +114,7 @@ public static class GroupReplicationCycle
         {
             var latest = await LatestSequenceAsync(vault, point.ReplicationGroup, CancellationToken.None).ConfigureAwait(false);
             point.Sequence = latest + 1;
-            if (await vault.Store.TryCreateAsync(VaultLayout.GroupPoint(point.ReplicationGroup, point.Sequence), VaultJson.Serialize(point), CancellationToken.None).ConfigureAwait(false))
+            if (await vault.Records.TryCreateAsync(VaultLayout.GroupPoint(point.ReplicationGroup, point.Sequence), point, CancellationToken.None).ConfigureAwait(false))
                 return point.Sequence;
             if (attempt > 10)
                 throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy, $"Could not publish a point of group '{point.ReplicationGroup}': others kept publishing first.", point.ReplicationGroup);
@@ -149,7 +149,7 @@ public static class GroupReplicationCycle
         foreach (var k in await vault.Store.ListAsync(VaultLayout.GroupPointsPrefix(group), ct).ConfigureAwait(false))
         {
             if (!VaultLayout.TryParsePointSequence(k.Key, out _)) continue;
-            if (await vault.Store.ReadAsync<AsrGroupRecoveryPoint>(k.Key, ct).ConfigureAwait(false) is not { } p) continue;
+            if (await vault.Records.ReadAsync<AsrGroupRecoveryPoint>(k.Key, ct).ConfigureAwait(false) is not { } p) continue;
             bool complete = true;
             foreach (var m in p.Members)
                 complete &= await vault.Store.ExistsAsync(VaultLayout.PointManifest(m.ItemId, m.PointSequence), ct).ConfigureAwait(false);

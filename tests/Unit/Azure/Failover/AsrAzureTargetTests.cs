@@ -261,6 +261,40 @@ public sealed class AsrAzureTargetTests(FakeArmFixture fixture)
             Assert.Fail($"The page blob {blob.Name} of a deleted disk is still there.");
     }
 
+    /// <summary>
+    /// The other failures of issue #11 item 6 mid-way, after the disks were made: a region without the size (a failed
+    /// VM operation) and a lost token (401 on the VM create). Each is its categorised error naming the VM, and the
+    /// operation's disks are gone (the cleanup's own requests are answered again).
+    /// </summary>
+    [FakeArmTheory]
+    [InlineData("SkuNotAvailable")]
+    [InlineData("ExpiredAuthenticationToken")]
+    public async Task A_failure_of_the_vm_create_is_categorised_and_removes_everything_the_operation_made(string failure)
+    {
+        using var h = await EngineHarness.CreateAsync();
+        string run = Guid.NewGuid().ToString("N")[..8];
+        var (item, point, _, _) = await MachineAsync(h, "fx-" + run);
+        var settings = SettingsFor(run);
+        await RegisterSubnetsAsync(settings);
+        var target = TargetOnFake(settings);
+        var operation = Guid.NewGuid();
+        if (failure == "SkuNotAvailable")
+            await Fake.InjectFailedOperationAsync("PUT", "/virtualMachines/" + item.Name, failure,
+                "The requested size for resource is currently not available in location 'westeurope' zones '' for subscription.");
+        else
+            await Fake.InjectAsync("PUT", "/virtualMachines/" + item.Name, 401, failure, "The access token expired.");
+
+        var ex = await Assert.ThrowsAsync<AsrException>(() => target.RecoverAsync(h.Vault, item, point, RecoveryPurpose.Failover, operation, Context()));
+
+        var (id, kind) = failure == "SkuNotAvailable"
+            ? (AzureControlPlaneErrorIds.AzureSkuNotAvailable, AsrErrorKind.InvalidArgument)
+            : (AzureControlPlaneErrorIds.AzureAuthenticationFailed, AsrErrorKind.SecurityError);
+        Assert.Equal((id, kind), (ex.ErrorId, ex.Kind));
+        Assert.Contains(item.Name, ex.Target?.ToString() ?? ex.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("sig=", ex.ToString(), StringComparison.OrdinalIgnoreCase);
+        Assert.Empty(await Fake.ControlPlane().ListByTagAsync("asr-operation", operation.ToString("N"), default));
+    }
+
     [FakeArmFact]
     public async Task A_failover_cancelled_during_the_upload_leaves_nothing_behind()
     {

@@ -82,6 +82,11 @@ public sealed class QemuDirtyBitmapTracker : IChangeTracker
         if (string.IsNullOrEmpty(item.QmpSocketPath))
             throw new AsrException(AsrErrorIds.QemuSourceUnavailable, AsrErrorKind.InvalidArgument,
                 $"Item '{item.Name}' has no QMP socket: QEMU dirty-bitmap tracking needs the path of the guest's QMP socket.", item.Name);
+        // The path comes from the vault: connect only to a unix socket that root or this user made.
+        if (Consistency.HostFileTrust.Problem(item.QmpSocketPath, DiskFileKind.Socket) is { } problem)
+            throw new AsrException(AsrErrorIds.QemuSourceUnavailable, AsrErrorKind.SecurityError,
+                $"The QMP socket of '{item.Name}' is not used: {problem}. A QMP socket must be a unix socket owned by root or by the user the agent runs as " +
+                "(QEMU started by that user), in a directory only they can write to.", item.Name);
         var tracker = new QemuDirtyBitmapTracker(item, item.QmpSocketPath, logger);
         try
         {
