@@ -346,6 +346,60 @@ public sealed class BlobVaultStore : IVaultStore, IVaultStoreCredentials
         }, cancellationToken);
     }
 
+    /// <summary>The version is the blob's ETag.</summary>
+    public Task<VersionedObject?> ReadVersionedAsync(string key, CancellationToken cancellationToken)
+    {
+        var blob = Blob(key);
+        return CallAsync(key, "read", async ct =>
+        {
+            try
+            {
+                var content = await blob.DownloadContentAsync(ct).ConfigureAwait(false);
+                return new VersionedObject(content.Value.Content.ToArray(), content.Value.Details.ETag.ToString());
+            }
+            catch (RequestFailedException ex) when (ex.Status == 404 && ex.ErrorCode == BlobErrorCode.BlobNotFound)
+            {
+                return (VersionedObject?)null;
+            }
+        }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Commits with <c>If-Match: &lt;ETag read&gt;</c>. A retried request can meet the blob its own first attempt replaced
+    /// (the ETag no longer matches): as with creates, a random token in the metadata tells "mine" from "another writer's".
+    /// </summary>
+    public Task<bool> TryReplaceAsync(string key, ReadOnlyMemory<byte> content, string version, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(version);
+        var blob = Blob(key);
+        return CallAsync(key, "replace", async ct =>
+        {
+            string token = Guid.NewGuid().ToString("N");
+            try
+            {
+                await blob.UploadAsync(new BinaryData(content), new BlobUploadOptions
+                {
+                    Conditions = new BlobRequestConditions { IfMatch = new ETag(version) },
+                    Metadata = new Dictionary<string, string> { [CreateTokenMetadata] = token },
+                    TransferOptions = _transfer,
+                }, ct).ConfigureAwait(false);
+                return true;
+            }
+            catch (RequestFailedException ex) when (ex.Status is 409 or 412 || (ex.Status == 404 && ex.ErrorCode == BlobErrorCode.BlobNotFound))
+            {
+                try
+                {
+                    var properties = await blob.GetPropertiesAsync(null, ct).ConfigureAwait(false);
+                    return properties.Value.Metadata.TryGetValue(CreateTokenMetadata, out var found) && found == token;
+                }
+                catch (RequestFailedException gone) when (gone.Status == 404 && gone.ErrorCode == BlobErrorCode.BlobNotFound)
+                {
+                    return false;
+                }
+            }
+        }, cancellationToken);
+    }
+
     public Task<IReadOnlyList<VaultObjectInfo>> ListAsync(string prefix, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(prefix);

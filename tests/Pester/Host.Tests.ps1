@@ -56,7 +56,7 @@ BeforeDiscovery {
             List = 'Name | Id | PolicyName | CreatedUtc | State | ResyncReason | Disks | LastPointSequence | LastRecoveryPointTimeUtc | LastCycleUtc | LastError | LastJobId | AgentHost | ReplicationGroup | AppConsistencyScript | AppConsistencyScriptSha256 | QmpSocketPath | LastAppConsistentPointTimeUtc | FreezeHeldByJobId | CurrentRpo | ReplicationHealth | VaultLocation | TestFailover | LastTestFailover | Failover | Reverse | ExclusiveOperation | CycleInProgressJobId | ActiveJobPercent | ActiveJobOperation | ActiveLocation | NeedsResync | AllowedOperations | Health' }
         @{ Type = 'AsrRecoveryPoint'; Source = 'Get-AsrRecoveryPoint -Item m'
             Table = 'Item | Sequence | RecoveryPointTime | Consistency | Disks | ChangedMB | StoredMB'
-            List = 'FormatVersion | PointId | Sequence | ParentSequence | ItemId | ItemName | RecoveryPointTimeUtc | Consistency | JobId | Packs | Disks | GroupPointId | ReplicationGroup | Tracker | IndexGeneration | VaultLocation | ChangedBytes | StoredBytes | DiskCount | Time' }
+            List = 'FormatVersion | PointId | Sequence | ParentSequence | ItemId | ItemName | RecoveryPointTimeUtc | Consistency | JobId | Packs | Disks | GroupPointId | ReplicationGroup | Tracker | IndexGeneration | AttemptId | PackAttempts | VaultLocation | ChangedBytes | StoredBytes | DiskCount | Time' }
         @{ Type = 'AsrGroupRecoveryPoint'; Source = 'New-GroupPointForView'
             Table = 'ReplicationGroup | Sequence | RecoveryPointTime | Consistency | Members'
             List = 'GroupPointId | ReplicationGroup | Sequence | RecoveryPointTimeUtc | Consistency | Members | VaultLocation | MemberNames' }
@@ -129,7 +129,7 @@ Describe 'Host: Ctrl+C (SIGINT) in a real pwsh stops a foreground cycle cleanly'
         $child = [pscustomobject]@{ Process = $process; Out = $process.StandardOutput.ReadToEndAsync(); Err = $process.StandardError.ReadToEndAsync() }
 
         # Interrupt once the cycle is well under way: it has written packs of point 2 to the vault.
-        $point2Packs = "items/$($item.Id)/packs/000000000002-"
+        $point2Packs = "items/$($item.Id)/packs/000000000002"  # point 2: "<seq>.<attempt>-<n>.pack"
         $deadline = [DateTime]::UtcNow.AddSeconds(180)
         $underWay = $false
         while (-not $process.HasExited -and [DateTime]::UtcNow -lt $deadline) {

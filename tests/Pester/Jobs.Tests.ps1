@@ -91,7 +91,7 @@ Describe 'Crash safety: a replication process killed mid-cycle [<Backend>]' {
         # Another real process runs the cycle; it is killed (SIGKILL) once it has written packs for point 2.
         $child = (Start-PwshProcess "Import-Module AsrModule; Connect-AsrVault -Path '$vaultPath' -EncryptionKey 'crash key'; Get-AsrProtectedItem crash | Invoke-AsrReplication | Out-Null").Process
         $item = Get-AsrProtectedItem crash
-        $point2Packs = "items/$($item.Id)/packs/000000000002-"
+        $point2Packs = "items/$($item.Id)/packs/000000000002"  # point 2: "<seq>.<attempt>-<n>.pack"
         $watch = [Diagnostics.Stopwatch]::StartNew()
         $killedMidCycle = $false
         while ($watch.Elapsed.TotalSeconds -lt 60 -and -not $child.HasExited) {

@@ -25,7 +25,7 @@ Describe 'An Enable-AsrReplication killed mid-copy can go on [<Backend>]' -Tag R
         $killedMidCopy = $false
         $watch = [Diagnostics.Stopwatch]::StartNew()
         while ($watch.Elapsed.TotalSeconds -lt 60 -and -not $child.HasExited) {
-            $packs = @(Get-VaultObjectKeys $vaultPath 'items/' | Where-Object { $_ -match '/packs/000000000001-' })
+            $packs = @(Get-VaultObjectKeys $vaultPath 'items/' | Where-Object { $_ -match '/packs/000000000001[.-]' })
             if ($packs.Count -gt 0) { $child.Kill(); $killedMidCopy = $true; break }
             [Threading.Thread]::Sleep(5)
         }
@@ -102,7 +102,7 @@ while (-not (Test-Path '$release') -and `$watch.Elapsed.TotalSeconds -lt 180) { 
         $stoppedAt = $null
         $watch = [Diagnostics.Stopwatch]::StartNew()
         while ($watch.Elapsed.TotalSeconds -lt 90 -and -not $child.Process.HasExited -and -not (Test-Path $done)) {
-            if (-not $stoppedAt -and @(Get-VaultObjectKeys $vaultUrl 'items/' | Where-Object { $_ -match '/packs/000000000001-' }).Count -gt 0) {
+            if (-not $stoppedAt -and @(Get-VaultObjectKeys $vaultUrl 'items/' | Where-Object { $_ -match '/packs/000000000001[.-]' }).Count -gt 0) {
                 Suspend-TestAzurite $azurite
                 $stoppedAt = [Diagnostics.Stopwatch]::StartNew()
             }
@@ -163,7 +163,7 @@ while (-not (Test-Path '$release') -and `$watch.Elapsed.TotalSeconds -lt 180) { 
         $watch = [Diagnostics.Stopwatch]::StartNew()
         $stopped = $false
         while ($watch.Elapsed.TotalSeconds -lt 90 -and -not $cycle.Process.HasExited) {
-            if (@(Get-VaultObjectKeys $vaultUrl 'items/' | Where-Object { $_ -match '/packs/000000000002-' }).Count -gt 0) { Suspend-TestAzurite $azurite; $stopped = $true; break }
+            if (@(Get-VaultObjectKeys $vaultUrl 'items/' | Where-Object { $_ -match '/packs/000000000002[.-]' }).Count -gt 0) { Suspend-TestAzurite $azurite; $stopped = $true; break }
             [Threading.Thread]::Sleep(20)
         }
         Start-Sleep -Seconds 3           # within the retry budget: the cycle's requests may get through once it is back
@@ -433,7 +433,8 @@ Describe 'Corruption of every object kind [<Backend>]' -Tag Reliability, Corrupt
             [void]$exporter.AddScript("Connect-AsrVault -Path '$vault' $(if ($key) { "-EncryptionKey '$key'" }); Get-AsrRecoveryPoint -Item a -Latest | Export-AsrRecoveryPoint -Destination '$(Join-TestPath $dir 'pinned')' -Force")
             $async = $exporter.BeginInvoke()
             while (-not $async.IsCompleted -and -not $pin) {
-                foreach ($k in Get-VaultObjectKeys $vault 'pins/') { $bytes = Read-VaultObject $vault $k; if ($bytes) { $pin = @{ Key = $k; Bytes = $bytes } } }
+                # (a writer's temporary file, *.tmp-*, is not a pin: it is renamed into place or removed at any moment)
+                foreach ($k in Get-VaultObjectKeys $vault 'pins/' | Where-Object { $_ -notmatch '\.tmp-' }) { $bytes = Read-VaultObject $vault $k; if ($bytes) { $pin = @{ Key = $k; Bytes = $bytes } } }
             }
             try { [void]$exporter.EndInvoke($async) } finally { $exporter.Dispose() }
         }

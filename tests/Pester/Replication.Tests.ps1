@@ -259,7 +259,7 @@ Describe 'Resync heals a damaged vault: the new point is whole, the damaged one 
 
     It 'a flipped byte in the pack point 2 reads: Test-AsrRecoveryPoint names it, Resume-AsrResync publishes a point equal to the source' {
         # Point 1's pack: point 2 is a delta over it, so nearly all of point 2's data lives there.
-        $pack = @(Get-VaultObjectKeys $vaultPath 'items/' | Where-Object { $_ -match '/packs/000000000001-\d{4}\.pack$' })[0]
+        $pack = @(Get-VaultObjectKeys $vaultPath 'items/' | Where-Object { $_ -match '/packs/000000000001(\.[0-9a-f]{8})?-\d{4}\.pack$' })[0]
         $bytes = Read-VaultObject $vaultPath $pack
         for ($i = 0; $i -lt 16; $i++) { $bytes[[int]($bytes.Length / 2) + $i] = $bytes[[int]($bytes.Length / 2) + $i] -bxor 0x5a }
         Write-VaultObject $vaultPath $pack $bytes

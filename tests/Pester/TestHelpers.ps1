@@ -113,8 +113,9 @@ function Read-VaultObject([string]$Location, [string]$Key) {
         return , $r.Content
     }
     $path = Get-LocalVaultPath $Location $Key
-    if (-not [IO.File]::Exists($path)) { return $null }
-    , [IO.File]::ReadAllBytes($path)
+    # An object may go away while it is read (a writer's temporary file renamed, a pin released): then it is gone.
+    try { , [IO.File]::ReadAllBytes($path) }
+    catch [IO.FileNotFoundException], [IO.DirectoryNotFoundException] { $null }
 }
 
 function Write-VaultObject([string]$Location, [string]$Key, $Content) {

@@ -27,12 +27,13 @@ Describe 'An encrypted vault refuses an index and pack planted without its key [
         $evil = Get-AsrProtectedItem web -Vault $attacker
         $evilPoint = Get-AsrRecoveryPoint -Item web -Latest -Vault $attacker
 
-        $index = "items/$($item.Id)/index/$('{0:D12}' -f $point.Sequence)-disk0.idx"
+        # Objects are named by the point's cycle attempt (its AttemptId): planted under the victim point's names.
+        $index = "items/$($item.Id)/index/$('{0:D12}' -f $point.Sequence).$($point.AttemptId)-disk0.idx"
         foreach ($pack in $point.Packs) { Remove-VaultObject $victim $pack }
         foreach ($pack in $evilPoint.Packs) {
-            Write-VaultObject $victim $pack.Replace($evil.Id, $item.Id) (Read-VaultObject $attacker $pack)
+            Write-VaultObject $victim $pack.Replace($evil.Id, $item.Id).Replace($evilPoint.AttemptId, $point.AttemptId) (Read-VaultObject $attacker $pack)
         }
-        Write-VaultObject $victim $index (Read-VaultObject $attacker "items/$($evil.Id)/index/$('{0:D12}' -f $evilPoint.Sequence)-disk0.idx")
+        Write-VaultObject $victim $index (Read-VaultObject $attacker "items/$($evil.Id)/index/$('{0:D12}' -f $evilPoint.Sequence).$($evilPoint.AttemptId)-disk0.idx")
         $drills = Join-TestPath $dir 'drills'
     }
     AfterAll { Disconnect-AsrVault; Remove-TestDirectory $dir }

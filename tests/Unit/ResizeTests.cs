@@ -103,7 +103,10 @@ public class PipelineFailureTests
         public Task ReadRangeAsync(string key, long offset, Memory<byte> d, CancellationToken ct) => inner.ReadRangeAsync(key, offset, d, ct);
         public Task WriteAsync(string key, ReadOnlyMemory<byte> c, CancellationToken ct)
             => Fail && key.EndsWith(".pack") ? throw new IOException("No space left on device") : inner.WriteAsync(key, c, ct);
-        public Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> c, CancellationToken ct) => inner.TryCreateAsync(key, c, ct);
+        public Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> c, CancellationToken ct)
+            => Fail && key.EndsWith(".pack") ? throw new IOException("No space left on device") : inner.TryCreateAsync(key, c, ct);
+        public Task<AsrModule.Engine.Storage.VersionedObject?> ReadVersionedAsync(string key, CancellationToken ct) => inner.ReadVersionedAsync(key, ct);
+        public Task<bool> TryReplaceAsync(string key, ReadOnlyMemory<byte> c, string v, CancellationToken ct) => inner.TryReplaceAsync(key, c, v, ct);
         public Task<IReadOnlyList<AsrModule.Engine.Storage.VaultObjectInfo>> ListAsync(string p, CancellationToken ct) => inner.ListAsync(p, ct);
         public Task DeleteAsync(string key, CancellationToken ct) => inner.DeleteAsync(key, ct);
         public Task DeletePrefixAsync(string p, CancellationToken ct) => inner.DeletePrefixAsync(p, ct);

@@ -126,11 +126,13 @@ public sealed class FailoverService
     {
         var ct = context.CancellationToken;
         long total = Math.Max(1, item.Disks.Sum(d => d.SizeBytes)), hashed = 0;
+        // The tracker's name carries the attempt that published the point.
+        string? attemptId = (await _vault.GetPointAsync(item.Id, sequence, ct).ConfigureAwait(false)).AttemptId;
         foreach (var disk in item.Disks)
         {
             string status = $"Planned failover: checking that '{disk.Name}' no longer changes";
             context.Report((int)(100 * hashed / total), status);
-            string key = VaultLayout.Tracker(item.Id, disk.DiskId, sequence);
+            string key = VaultLayout.Tracker(item.Id, disk.DiskId, sequence, attemptId);
             var final = BlockHashTable.FromBytes(MetadataSealer.Open((await _vault.Store.ReadAllAsync(key, ct).ConfigureAwait(false))!, _vault.Key, key),
                 disk.SizeBytes, disk.BlockSize, _vault.HashSeed);
             // One disk is hashed by one reader, so its reports arrive in order.

@@ -33,6 +33,20 @@ public sealed class AsrRecoveryPoint
     /// retention (its parent pruned) and each disk's index is a full map stored under this generation.
     /// </summary>
     public int IndexGeneration { get; set; }
+    /// <summary>
+    /// The cycle attempt that wrote this point (8 hex digits, random per attempt): part of the names of its packs, indexes
+    /// and trackers, so an attempt whose lease lapsed cannot replace them. Null for points written before attempts were
+    /// named; their objects keep the names without it.
+    /// </summary>
+    public string? AttemptId { get; set; }
+    /// <summary>
+    /// A rebased point's full map can name extents of pruned points: the attempt of each such sequence that had one (so
+    /// their pack names can still be built once their manifests are gone). Null when there are none.
+    /// </summary>
+    public Dictionary<long, string>? PackAttempts { get; set; }
+
+    /// <summary>The attempt id in the names of the objects of <paramref name="sequence"/>, as far as this manifest knows (null: names without one).</summary>
+    public string? AttemptOf(long sequence) => sequence == Sequence ? AttemptId : PackAttempts?.GetValueOrDefault(sequence);
 
     [JsonIgnore] public string? VaultLocation { get; set; }
     [JsonIgnore] public long ChangedBytes => Disks.Sum(d => d.ChangedBytes);

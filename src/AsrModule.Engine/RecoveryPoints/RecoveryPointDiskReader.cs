@@ -16,13 +16,24 @@ public sealed class RecoveryPointDiskReader : IDisposable
     private readonly AsrRecoveryPoint _point;
     private readonly ConcurrentBag<ExtentCodec> _codecs = new();
 
-    private RecoveryPointDiskReader(AsrVault vault, AsrRecoveryPoint point, RecoveryPointDisk disk, ExtentMap map)
+    private RecoveryPointDiskReader(AsrVault vault, AsrRecoveryPoint point, RecoveryPointDisk disk, ExtentMap map, Dictionary<long, string> attempts)
     {
         _vault = vault;
         _point = point;
         Disk = disk;
         Map = map;
+        Attempts = attempts;
     }
+
+    /// <summary>
+    /// The attempt id of every sequence the map reads that has one, from the chain's manifests (each link's own, and
+    /// what a rebased link kept of pruned points): pack names are built from these, never guessed.
+    /// </summary>
+    internal Dictionary<long, string> Attempts { get; }
+
+    /// <summary>The pack that holds extents of <paramref name="sequence"/> numbered <paramref name="packNumber"/>.</summary>
+    internal string PackKey(long sequence, int packNumber) =>
+        VaultLayout.Pack(_point.ItemId, sequence, Attempts.GetValueOrDefault(sequence), packNumber);
 
     public RecoveryPointDisk Disk { get; }
     public ExtentMap Map { get; }
@@ -35,14 +46,18 @@ public sealed class RecoveryPointDiskReader : IDisposable
             ?? throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.ObjectNotFound,
                 $"Recovery point {point} has no disk '{disk}'. Its disks: {string.Join(", ", point.Disks.Select(d => d.Name))}.", disk);
         var map = new ExtentMap();
+        var attempts = new Dictionary<long, string>();
         foreach (var link in await vault.GetPointChainAsync(point, cancellationToken).ConfigureAwait(false))
         {
+            if (link.PackAttempts is not null)
+                foreach (var (sequence, attempt) in link.PackAttempts) attempts[sequence] = attempt;
+            if (link.AttemptId is not null) attempts[link.Sequence] = link.AttemptId;
             var linkDisk = link.Disks.FirstOrDefault(d => d.DiskId == pointDisk.DiskId);
             if (linkDisk is null) continue;
             // A rebased link has no parent, so it is the chain's base: its full map replaces the (empty) map.
             string key = link.IndexGeneration > 0
                 ? VaultLayout.PointFullMap(link.ItemId, link.Sequence, pointDisk.DiskId, link.IndexGeneration)
-                : VaultLayout.PointIndex(link.ItemId, link.Sequence, pointDisk.DiskId);
+                : VaultLayout.PointIndex(link.ItemId, link.Sequence, link.AttemptId, pointDisk.DiskId);
             try
             {
                 if (link.IndexGeneration > 0)
@@ -55,7 +70,7 @@ public sealed class RecoveryPointDiskReader : IDisposable
                 throw Unreadable(pointDisk, point, key, ex);
             }
         }
-        var reader = new RecoveryPointDiskReader(vault, point, pointDisk, map);
+        var reader = new RecoveryPointDiskReader(vault, point, pointDisk, map, attempts);
         reader.CheckExtents();
         return reader;
     }
@@ -96,8 +111,8 @@ public sealed class RecoveryPointDiskReader : IDisposable
                 || r.StoredLength > ZstdSharp.Compressor.GetCompressBound((int)Math.Min((long)r.BlockCount * BlockSize, diskSize - r.FirstBlock * BlockSize)) + Security.SealedBox.Overhead)
                 throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData,
                     $"Disk '{Disk.Name}' of point {_point} cannot be read: the extent of blocks {r.FirstBlock}+{r.BlockCount} stored in " +
-                    $"'{VaultLayout.Pack(_point.ItemId, sequence, r.PackNumber)}' lies outside the disk or is larger than any extent this module writes.",
-                    VaultLayout.Pack(_point.ItemId, sequence, r.PackNumber));
+                    $"'{PackKey(sequence, r.PackNumber)}' lies outside the disk or is larger than any extent this module writes.",
+                    PackKey(sequence, r.PackNumber));
         }
     }
 
@@ -107,7 +122,7 @@ public sealed class RecoveryPointDiskReader : IDisposable
     /// <summary>The extents <paramref name="point"/> itself stored for a disk (its delta index).</summary>
     private static async Task<ExtentRecord[]> ReadDeltaAsync(AsrVault vault, AsrRecoveryPoint point, string diskId, CancellationToken cancellationToken)
     {
-        string key = VaultLayout.PointIndex(point.ItemId, point.Sequence, diskId);
+        string key = VaultLayout.PointIndex(point.ItemId, point.Sequence, point.AttemptId, diskId);
         return ExtentIndex.Decode(await ReadSealedAsync(vault, point, key, cancellationToken).ConfigureAwait(false), key);
     }
 
@@ -138,7 +153,7 @@ public sealed class RecoveryPointDiskReader : IDisposable
     public async Task DecodeExtentAsync(int extentRef, Memory<byte> plain, CancellationToken cancellationToken)
     {
         var (sequence, record, _) = Map.Extents[extentRef];
-        string key = VaultLayout.Pack(_point.ItemId, sequence, record.PackNumber);
+        string key = PackKey(sequence, record.PackNumber);
         byte[] stored = ArrayPool<byte>.Shared.Rent(record.StoredLength);
         try
         {
@@ -204,7 +219,7 @@ public sealed class RecoveryPointDiskReader : IDisposable
         {
             var (sequence, first, _) = Map.Extents[read[0]];
             var last = Map.Extents[read[^1]].Record;
-            string key = VaultLayout.Pack(_point.ItemId, sequence, first.PackNumber);
+            string key = PackKey(sequence, first.PackNumber);
             int span = checked((int)(last.PackOffset + last.StoredLength - first.PackOffset));
             byte[] stored = ArrayPool<byte>.Shared.Rent(span);
             try

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
+using AsrModule.Engine.Errors;
 using AsrModule.Engine.RecoveryPoints;
 using AsrModule.Engine.Security;
 using AsrModule.Engine.Storage;
@@ -31,6 +32,7 @@ internal sealed class DataPipeline
     private readonly IVaultStore _store;
     private readonly string _itemId;
     private readonly long _sequence;
+    private readonly string _attemptId;
     private readonly VaultKey? _key;
     private readonly int _compressionLevel;
     private readonly Channel<ExtentWork> _work;
@@ -40,11 +42,12 @@ internal sealed class DataPipeline
     private readonly Task _writer;
     private readonly PipelineResult _result;
 
-    public DataPipeline(IVaultStore store, string itemId, long sequence, VaultKey? key, int compressionLevel, int diskCount, CancellationToken cancellationToken)
+    public DataPipeline(IVaultStore store, string itemId, long sequence, string attemptId, VaultKey? key, int compressionLevel, int diskCount, CancellationToken cancellationToken)
     {
         _store = store;
         _itemId = itemId;
         _sequence = sequence;
+        _attemptId = attemptId;
         _key = key;
         _compressionLevel = compressionLevel;
         _cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -227,7 +230,7 @@ internal sealed class DataPipeline
     private async Task<byte[]> StartPackUploadAsync(byte[] pack, int length, int number, List<Task> uploads, SemaphoreSlim uploadSlots)
     {
         await uploadSlots.WaitAsync(_cts.Token).ConfigureAwait(false);
-        string key = VaultLayout.Pack(_itemId, _sequence, number);
+        string key = VaultLayout.Pack(_itemId, _sequence, _attemptId, number);
         _result.PackKeys.Add(key);
         // On the pool: a store whose write starts synchronously (a local file) must not run on the writer.
         uploads.Add(Task.Run(() => UploadPackAsync(key, pack, length, uploadSlots)));
@@ -238,7 +241,12 @@ internal sealed class DataPipeline
     {
         try
         {
-            await _store.WriteAsync(key, pack.AsMemory(0, length), _cts.Token).ConfigureAwait(false);
+            // Create-only: a pack is never replaced. Its name is this attempt's own (VaultLayout.Pack), so one that exists
+            // already was written by another writer of the same name (a cycle whose lease lapsed and that still uploads):
+            // this attempt stops rather than read or publish someone else's bytes.
+            if (!await _store.TryCreateAsync(key, pack.AsMemory(0, length), _cts.Token).ConfigureAwait(false))
+                throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy,
+                    $"Pack '{key}' already exists: another writer used this attempt's name (attempt {_attemptId} of point {_sequence}), so this cycle stops without replacing it. The next cycle resyncs.", key);
         }
         catch (Exception ex)
         {

@@ -70,6 +70,8 @@ internal sealed class ReplicationCycle
     /// </summary>
     private AsrRecoveryPoint? _base;
     private long _sequence;
+    /// <summary>This attempt's id, in its manifest and in the names of everything it writes (VaultLayout.SequenceToken).</summary>
+    private readonly string _attemptId = VaultLayout.NewAttemptId();
     private CycleMode _mode;
     private IChangeTracker? _tracker;
     private FreezeHook? _hook;
@@ -118,7 +120,7 @@ internal sealed class ReplicationCycle
         _policy = await _vault.GetPolicyAsync(_item.PolicyName, ct).ConfigureAwait(false);
         _latest = await _vault.GetLatestPointAsync(_item.Id, ct).ConfigureAwait(false);
         _base = _latest;
-        var listings = await RemoveLeftoversAsync(_latest?.Sequence ?? 0, ct).ConfigureAwait(false);
+        var listings = await RemoveLeftoversAsync(_latest, ct).ConfigureAwait(false);
         // What the listings just made show of the latest point's own objects (no extra request): a new delta over
         // a point whose index or pack is missing or short would be unreadable too, so the cycle resyncs instead.
         string? damage = _latest is null ? null : LatestPointDamage(_latest, listings);
@@ -237,7 +239,7 @@ internal sealed class ReplicationCycle
             if (_mode == CycleMode.Delta)
             {
                 for (int i = 0; i < captures.Count; i++)
-                    trackers[i] = await LoadTrackerAsync(_item.Disks[i], _latest!.Sequence, ct).ConfigureAwait(false);
+                    trackers[i] = await LoadTrackerAsync(_item.Disks[i], _latest!, ct).ConfigureAwait(false);
                 try
                 {
                     for (int i = 0; i < captures.Count; i++)
@@ -295,7 +297,7 @@ internal sealed class ReplicationCycle
         // Reading the disks is the rest of the scan phase: after the replica checksums, if any were computed.
         var reading = _scanPhase.Phase(_resyncedDisks.Count > 0 ? ReplicaChecksumShare : 0, 100);
         _tables = new BlockHashTable[captures.Count];
-        var pipeline = new DataPipeline(_vault.Store, _item.Id, _sequence, _vault.Key,
+        var pipeline = new DataPipeline(_vault.Store, _item.Id, _sequence, _attemptId, _vault.Key,
             _policy.Compression == CompressionMethod.Zstd ? _policy.CompressionLevel : 0, captures.Count, ct);
         try
         {
@@ -329,6 +331,14 @@ internal sealed class ReplicationCycle
                 $"The cycle of '{_item.Name}' lost its lock on the item during a storage outage (its lease lapsed), so it does not publish point {sequence}; another session may be working on the item. The next cycle resyncs.", _item.Name);
     }
 
+    /// <summary>Writes an object of this attempt, never replacing one: one that exists was written by another writer of the same name.</summary>
+    private async Task CreateOwnAsync(string key, byte[] content, CancellationToken ct)
+    {
+        if (!await _vault.Store.TryCreateAsync(key, content, ct).ConfigureAwait(false))
+            throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy,
+                $"'{key}' already exists: another writer used the name of this cycle's attempt {_attemptId} of point {_sequence} of '{_item.Name}', so this cycle stops without replacing it. The next cycle resyncs.", _item.Name);
+    }
+
     /// <summary>
     /// Writes the indexes and trackers, then publishes the manifest (the atomic step) and updates the item.
     /// A group member passes its group's point id and name; the group record is written after all members.
@@ -354,6 +364,8 @@ internal sealed class ReplicationCycle
             GroupPointId = groupPointId,
             ReplicationGroup = groupName,
             Tracker = _tracker!.Kind,
+            FormatVersion = 2,
+            AttemptId = _attemptId,
         };
         var captures = _item.Disks.Select(d => _captures.First(c => c.DiskId == d.DiskId)).ToList();
         for (int i = 0; i < captures.Count; i++)
@@ -361,10 +373,11 @@ internal sealed class ReplicationCycle
             var disk = _item.Disks[i];
             var records = stored.RecordsByDisk[i];
             records.Sort((a, b) => a.FirstBlock.CompareTo(b.FirstBlock));
-            string indexKey = VaultLayout.PointIndex(_item.Id, sequence, disk.DiskId);
-            await _vault.Store.WriteAsync(indexKey, MetadataSealer.Seal(ExtentIndex.Encode(records), _vault.Key, indexKey), ct).ConfigureAwait(false);
-            string trackerKey = VaultLayout.Tracker(_item.Id, disk.DiskId, sequence);
-            await _vault.Store.WriteAsync(trackerKey, MetadataSealer.Seal(_tables[i].ToBytes(), _vault.Key, trackerKey), ct).ConfigureAwait(false);
+            // Create-only, like packs: the names are this attempt's own, so nothing of another writer is ever replaced.
+            string indexKey = VaultLayout.PointIndex(_item.Id, sequence, _attemptId, disk.DiskId);
+            await CreateOwnAsync(indexKey, MetadataSealer.Seal(ExtentIndex.Encode(records), _vault.Key, indexKey), ct).ConfigureAwait(false);
+            string trackerKey = VaultLayout.Tracker(_item.Id, disk.DiskId, sequence, _attemptId);
+            await CreateOwnAsync(trackerKey, MetadataSealer.Seal(_tables[i].ToBytes(), _vault.Key, trackerKey), ct).ConfigureAwait(false);
             point.Disks.Add(new RecoveryPointDisk
             {
                 DiskId = disk.DiskId,
@@ -576,9 +589,9 @@ internal sealed class ReplicationCycle
         return pipeline.SubmitAsync(new ExtentWork(ordinal, diskId, chunkStart + runStart, runLength, data, length, BlockHashTable.Checksum(data.AsSpan(0, length))));
     }
 
-    private async Task<BlockHashTable?> LoadTrackerAsync(ProtectedDisk disk, long sequence, CancellationToken ct)
+    private async Task<BlockHashTable?> LoadTrackerAsync(ProtectedDisk disk, AsrRecoveryPoint point, CancellationToken ct)
     {
-        string key = VaultLayout.Tracker(_item.Id, disk.DiskId, sequence);
+        string key = VaultLayout.Tracker(_item.Id, disk.DiskId, point.Sequence, point.AttemptId);
         var sealedTable = await _vault.Store.ReadAllAsync(key, ct).ConfigureAwait(false);
         if (sealedTable is null) return null;
         try
@@ -707,7 +720,7 @@ internal sealed class ReplicationCycle
         {
             string key = latest.IndexGeneration > 0
                 ? VaultLayout.PointFullMap(_item.Id, latest.Sequence, disk.DiskId, latest.IndexGeneration)
-                : VaultLayout.PointIndex(_item.Id, latest.Sequence, disk.DiskId);
+                : VaultLayout.PointIndex(_item.Id, latest.Sequence, latest.AttemptId, disk.DiskId);
             if (!indexes.TryGetValue(key, out long length)) problems.Add($"'{key}' is missing");
             else if (length == 0) problems.Add($"'{key}' is empty");
         }
@@ -739,10 +752,15 @@ internal sealed class ReplicationCycle
         }
     }
 
-    /// <summary>Deletes what an unpublished cycle left behind (objects of sequences after the latest point).</summary>
+    /// <summary>
+    /// Deletes what an unpublished cycle left behind: objects of sequences after the latest point, and objects of the
+    /// latest point's sequence written by another attempt than the one that published it (an attempt that lost it, e.g.
+    /// whose lease lapsed). Full maps carry no attempt and are the latest point's own.
+    /// </summary>
     /// <returns>The listing of each prefix (what was there before the leftovers were deleted).</returns>
-    private async Task<Dictionary<string, IReadOnlyList<Storage.VaultObjectInfo>>> RemoveLeftoversAsync(long latestSequence, CancellationToken ct)
+    private async Task<Dictionary<string, IReadOnlyList<Storage.VaultObjectInfo>>> RemoveLeftoversAsync(AsrRecoveryPoint? latest, CancellationToken ct)
     {
+        long latestSequence = latest?.Sequence ?? 0;
         var listings = new Dictionary<string, IReadOnlyList<Storage.VaultObjectInfo>>(StringComparer.Ordinal);
         foreach (var prefix in new[] { VaultLayout.PacksPrefix(_item.Id), VaultLayout.IndexPrefix(_item.Id), VaultLayout.TrackerDirPrefix(_item.Id) })
         {
@@ -750,16 +768,21 @@ internal sealed class ReplicationCycle
             var listing = await _vault.Store.ListAsync(prefix, ct).ConfigureAwait(false);
             listings[prefix] = listing;
             foreach (var (o, objectSequence) in VaultLayout.OwnObjects(listing, _context.Logger))
-                if (objectSequence > latestSequence)
+                if (objectSequence > latestSequence || (objectSequence == latestSequence && IsOtherAttempts(o.Key, latest!)))
                     await _vault.Store.DeleteAsync(o.Key, ct).ConfigureAwait(false);
         }
         return listings;
     }
 
+    /// <summary>An object of <paramref name="point"/>'s sequence that another attempt than the point's wrote (not a full map).</summary>
+    private static bool IsOtherAttempts(string key, AsrRecoveryPoint point) =>
+        !key.EndsWith(".map", StringComparison.Ordinal)
+        && VaultLayout.TryParseObjectKey(key, out long sequence, out string? attempt) && sequence == point.Sequence && attempt != point.AttemptId;
+
     private async Task RemoveOldTrackersAsync(long sequence)
     {
         foreach (var (o, objectSequence) in VaultLayout.OwnObjects(await _vault.Store.ListAsync(VaultLayout.TrackerDirPrefix(_item.Id), CancellationToken.None).ConfigureAwait(false), _context.Logger))
-            if (objectSequence < sequence)
+            if (objectSequence < sequence || (objectSequence == sequence && VaultLayout.TryParseObjectKey(o.Key, out _, out string? attempt) && attempt != _attemptId))
                 await _vault.Store.DeleteAsync(o.Key, CancellationToken.None).ConfigureAwait(false);
     }
 }

@@ -21,11 +21,17 @@ internal static class ChainRebaser
     public static async Task RebaseAsync(AsrVault vault, AsrRecoveryPoint point, CancellationToken ct)
     {
         int generation = point.IndexGeneration + 1;
+        // The attempts of the sequences the full maps name: their manifests may be pruned next, and pack names need them.
+        var attempts = new Dictionary<long, string>();
         foreach (var disk in point.Disks)
         {
             byte[] fullMap;
             using (var reader = await RecoveryPointDiskReader.OpenAsync(vault, point, disk.DiskId, ct).ConfigureAwait(false))
+            {
                 fullMap = FullMapIndex.Encode(reader.Map);
+                foreach (var (sequence, _, _) in reader.Map.Extents)
+                    if (sequence != point.Sequence && reader.Attempts.TryGetValue(sequence, out var attempt)) attempts[sequence] = attempt;
+            }
             string key = VaultLayout.PointFullMap(point.ItemId, point.Sequence, disk.DiskId, generation);
             await vault.Store.WriteAsync(key, MetadataSealer.Seal(fullMap, vault.Key, key), ct).ConfigureAwait(false);
             await CheckReadsBackAsync(vault, key, fullMap, ct).ConfigureAwait(false);
@@ -34,9 +40,11 @@ internal static class ChainRebaser
         var manifest = await vault.GetPointAsync(point.ItemId, point.Sequence, ct).ConfigureAwait(false);
         manifest.ParentSequence = null;
         manifest.IndexGeneration = generation;
+        manifest.PackAttempts = attempts.Count > 0 ? attempts : null;
         await vault.Records.WriteAsync(VaultLayout.PointManifest(point.ItemId, point.Sequence), manifest, ct).ConfigureAwait(false);
         point.ParentSequence = null;
         point.IndexGeneration = generation;
+        point.PackAttempts = manifest.PackAttempts;
     }
 
     /// <summary>

@@ -28,7 +28,7 @@ internal static class UnreferencedObjectSweeper
         // The index a manifest names is all that point reads: a rebased point's delta index, an
         // older generation and a pruned point's indexes are garbage.
         var liveIndexes = points.SelectMany(p => p.Disks.Select(d => p.IndexGeneration == 0
-            ? VaultLayout.PointIndex(item.Id, p.Sequence, d.DiskId)
+            ? VaultLayout.PointIndex(item.Id, p.Sequence, p.AttemptId, d.DiskId)
             : VaultLayout.PointFullMap(item.Id, p.Sequence, d.DiskId, p.IndexGeneration))).ToHashSet(StringComparer.Ordinal);
         long indexBytes = 0;
         // Only objects named as the engine names them: a stray file is not ours to delete (OwnObjects warns about it).
@@ -39,12 +39,15 @@ internal static class UnreferencedObjectSweeper
             indexBytes += o.Length;
         }
 
-        // A listed point's own packs stay (its delta index can only name those). Any other pack can
-        // only be needed through a rebased point's full map, which names the sequence that stored it.
-        var listed = points.Select(p => p.Sequence).ToHashSet();
+        // A listed point's own packs stay (its delta index can only name those): every pack of its sequence and attempt
+        // (for a point without an attempt id, every pack of its sequence named without one, as before). Any other pack
+        // can only be needed through a rebased point's full map, which names the sequence that stored it (and the
+        // manifest the attempt of that sequence). So a pack of a listed sequence but of another attempt (one that lost
+        // the point, e.g. whose lease lapsed) is garbage like a pruned point's.
+        var listed = points.ToDictionary(p => p.Sequence);
         var ownPacks = points.SelectMany(p => p.Packs).ToHashSet(StringComparer.Ordinal);
         var candidates = VaultLayout.OwnObjects(await vault.Store.ListAsync(VaultLayout.PacksPrefix(item.Id), ct).ConfigureAwait(false), vault.Logger)
-            .Where(p => p.Sequence <= latest && !listed.Contains(p.Sequence) && !ownPacks.Contains(p.Object.Key))
+            .Where(p => p.Sequence <= latest && !ownPacks.Contains(p.Object.Key) && !IsListedPointsOwn(p.Object.Key, listed))
             .Select(p => p.Object)
             .ToList();
         var deletedPacks = new List<string>();
@@ -55,7 +58,7 @@ internal static class UnreferencedObjectSweeper
         foreach (var point in points.Where(p => p.IndexGeneration > 0))
             foreach (var disk in point.Disks)
                 foreach (var s in await RecoveryPointDiskReader.ReadFullMapAsync(vault, point, disk.DiskId, ct).ConfigureAwait(false))
-                    referenced.Add(VaultLayout.Pack(item.Id, s.Extent.Sequence, s.Extent.Record.PackNumber));
+                    referenced.Add(VaultLayout.Pack(item.Id, s.Extent.Sequence, point.AttemptOf(s.Extent.Sequence), s.Extent.Record.PackNumber));
         foreach (var o in candidates.Where(o => !referenced.Contains(o.Key)))
         {
             await vault.Store.DeleteAsync(o.Key, ct).ConfigureAwait(false);
@@ -64,4 +67,9 @@ internal static class UnreferencedObjectSweeper
         }
         return new SweepResult(deletedPacks, packBytes, indexBytes);
     }
+
+    /// <summary>A pack named by the sequence and attempt of a listed point.</summary>
+    private static bool IsListedPointsOwn(string packKey, Dictionary<long, AsrRecoveryPoint> listed) =>
+        VaultLayout.TryParseObjectKey(packKey, out long sequence, out string? attempt)
+        && listed.TryGetValue(sequence, out var point) && attempt == point.AttemptId;
 }

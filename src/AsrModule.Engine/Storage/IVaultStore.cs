@@ -31,6 +31,19 @@ public interface IVaultStore
     /// <summary>Writes an object atomically only when no object of that key exists; false when one does.</summary>
     Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Reads a whole object with its version, or null when it does not exist. The version is opaque (a blob's ETag, a
+    /// digest of a local file's content) and changes with every write; pass it to <see cref="TryReplaceAsync"/>.
+    /// </summary>
+    Task<VersionedObject?> ReadVersionedAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Replaces an object atomically only while it is still the version <paramref name="version"/> read by
+    /// <see cref="ReadVersionedAsync"/> (compare-and-swap: a blob's If-Match, a lock around compare and rename in a
+    /// directory); false when it changed or is gone meanwhile. Of two writers replacing the same version, one wins.
+    /// </summary>
+    Task<bool> TryReplaceAsync(string key, ReadOnlyMemory<byte> content, string version, CancellationToken cancellationToken);
+
     /// <summary>Keys under a prefix (recursively), in ordinal order.</summary>
     Task<IReadOnlyList<VaultObjectInfo>> ListAsync(string prefix, CancellationToken cancellationToken);
 
@@ -65,3 +78,6 @@ public interface IVaultStore
 }
 
 public sealed record VaultObjectInfo(string Key, long Length);
+
+/// <summary>An object's content and the version it was read at (see <see cref="IVaultStore.ReadVersionedAsync"/>).</summary>
+public sealed record VersionedObject(byte[] Content, string Version);

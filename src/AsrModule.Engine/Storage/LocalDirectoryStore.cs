@@ -116,6 +116,33 @@ public sealed class LocalDirectoryStore : IVaultStore
         }
     }
 
+    /// <summary>The version is a SHA-256 of the content: every write the engine replaces conditionally differs in content (an item id, a random nonce when sealed).</summary>
+    public async Task<VersionedObject?> ReadVersionedAsync(string key, CancellationToken cancellationToken) =>
+        await ReadAllAsync(key, cancellationToken).ConfigureAwait(false) is { } content ? new VersionedObject(content, VersionOf(content)) : null;
+
+    private static string VersionOf(byte[] content) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(content));
+
+    /// <summary>
+    /// Compare and rename under an exclusive lock of the key's own (<c>locks/replace/&lt;key&gt;.lock</c>, a flock the kernel
+    /// frees if the process dies), so of two processes replacing the same version one wins and the other sees the new one.
+    /// </summary>
+    public async Task<bool> TryReplaceAsync(string key, ReadOnlyMemory<byte> content, string version, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(version);
+        PathOf(key);
+        string lockKey = "locks/replace/" + key + ".lock";
+        IDisposable? held;
+        // Held only for a read and a rename: wait for it.
+        while ((held = TryAcquireLock(lockKey)) is null) await Task.Delay(5, cancellationToken).ConfigureAwait(false);
+        using (held)
+        {
+            var current = await ReadAllAsync(key, cancellationToken).ConfigureAwait(false);
+            if (current is null || VersionOf(current) != version) return false;
+            await WriteAsync(key, content, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+    }
+
     private async Task<string> WriteTempAsync(string key, string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
     {
         string temp = path + TempSuffix + Guid.NewGuid().ToString("N")[..8];

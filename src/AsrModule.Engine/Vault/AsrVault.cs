@@ -261,16 +261,25 @@ public sealed class AsrVault
     /// </summary>
     internal async Task<IDisposable> LockItemRecordAsync(string itemId, CancellationToken ct)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
+        // Held for moments by a live process; a process killed while holding it holds it until its lock lapses (at once
+        // for a local vault, within a blob lease's 60 s at most). The wait outlasts that, so a dead holder never fails
+        // the operation; the retry interval grows so that a blob vault is not polled hard while a lease runs out.
+        var deadline = DateTime.UtcNow + RecordLockWait;
+        var delay = TimeSpan.FromMilliseconds(10);
         IDisposable? recordLock;
         while ((recordLock = Store.TryAcquireLock(VaultLayout.ItemRecordLock(itemId))) is null)
         {
             if (DateTime.UtcNow > deadline)
-                throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy, $"The record of item {itemId} stayed locked for 30 s.", itemId);
-            await Task.Delay(10, ct).ConfigureAwait(false);
+                throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy,
+                    $"The record of item {itemId} stayed locked for {RecordLockWait.TotalSeconds:F0} s, longer than a dead process's lock lasts: another process is holding it. Retry when it is done.", itemId);
+            await Task.Delay(delay, ct).ConfigureAwait(false);
+            delay = TimeSpan.FromMilliseconds(Math.Min(500, delay.TotalMilliseconds * 1.5));
         }
         return recordLock;
     }
+
+    /// <summary>How long an update waits for an item's record lock: longer than the longest blob lease (60 s).</summary>
+    internal static TimeSpan RecordLockWait { get; } = TimeSpan.FromSeconds(75);
 
     /// <summary>
     /// How long a name claim must stay without its item record before another session takes it over. The
@@ -281,7 +290,8 @@ public sealed class AsrVault
     internal TimeSpan NameClaimTakeoverDelay { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
-    /// Claims a name atomically, so two sessions enabling the same name cannot both succeed. The claim holds the item id
+    /// Claims a name atomically, so two sessions enabling the same name cannot both succeed; a stale claim (no record
+    /// after <see cref="NameClaimTakeoverDelay"/>) is taken over only at the version read, so two takeovers cannot both win. The claim holds the item id
     /// (sealed in an encrypted vault: a claim that does not authenticate is VaultDataCorrupt naming it, never taken over).
     /// </summary>
     internal async Task ClaimItemNameAsync(AsrProtectedItem item, CancellationToken ct)
@@ -293,17 +303,19 @@ public sealed class AsrVault
         for (int released = 0; ; )
         {
             if (await Store.TryCreateAsync(key, id, ct).ConfigureAwait(false)) return;
-            var existing = await Store.ReadAllAsync(key, ct).ConfigureAwait(false);
+            var existing = await Store.ReadVersionedAsync(key, ct).ConfigureAwait(false);
             if (existing is null && ++released <= 3) continue; // released meanwhile: claim it again
-            string? owner = existing is null ? null : System.Text.Encoding.UTF8.GetString(Records.OpenBytes(key, existing));
+            string? owner = existing is null ? null : System.Text.Encoding.UTF8.GetString(Records.OpenBytes(key, existing.Content));
             if (owner is null || await Store.ExistsAsync(VaultLayout.Item(owner), ct).ConfigureAwait(false)) break;
             // A claim without an item record: another session between its claim and its save, or what a crash
             // there left. Taking it over at once would let both sessions create the item: wait for its record.
             if (owner != orphan) (orphan, orphanSince) = (owner, DateTime.UtcNow);
             if (DateTime.UtcNow - orphanSince >= NameClaimTakeoverDelay)
             {
-                await Store.WriteAsync(key, id, ct).ConfigureAwait(false);
-                return;
+                // Only the claim as read is replaced (the blob's ETag; a compare-and-swap locally): of two sessions
+                // taking over one stale claim, one wins and the other finds the winner's claim, a claim in progress.
+                if (await Store.TryReplaceAsync(key, id, existing!.Version, ct).ConfigureAwait(false)) return;
+                continue;
             }
             await Task.Delay(200, ct).ConfigureAwait(false);
         }

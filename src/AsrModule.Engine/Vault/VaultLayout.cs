@@ -19,16 +19,37 @@ public static class VaultLayout
     public static string ItemNameClaim(string name) => $"names/{name.ToLowerInvariant()}";
     public static string PointsPrefix(string itemId) => $"items/{itemId}/points/";
     public static string PointManifest(string itemId, long sequence) => $"items/{itemId}/points/{sequence:D12}.json";
-    public static string PointIndex(string itemId, long sequence, string diskId) => $"items/{itemId}/index/{sequence:D12}-{diskId}.idx";
+    /// <summary>
+    /// The sequence part of the names of a cycle attempt's packs, indexes and trackers: <c>&lt;sequence:D12&gt;</c> for points
+    /// written before attempts were named (no attempt id in their manifest), else <c>&lt;sequence:D12&gt;.&lt;attempt&gt;</c>
+    /// (8 hex digits, random per attempt: <see cref="NewAttemptId"/>). Two attempts at one sequence (a cycle whose lease
+    /// lapsed and the one that took the item over) never share a name, so neither can replace what the other wrote.
+    /// </summary>
+    private static string SequenceToken(long sequence, string? attemptId) =>
+        attemptId is null ? sequence.ToString("D12", CultureInfo.InvariantCulture) : $"{sequence.ToString("D12", CultureInfo.InvariantCulture)}.{attemptId}";
+
+    /// <summary>A new cycle attempt's id: 8 lowercase hex digits, random.</summary>
+    public static string NewAttemptId() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
+
+    /// <summary>An attempt id as <see cref="NewAttemptId"/> writes it.</summary>
+    public static bool IsValidAttemptId(string? attemptId) =>
+        attemptId is { Length: 8 } && attemptId.All(c => char.IsAsciiDigit(c) || c is >= 'a' and <= 'f');
+
+    /// <summary>The delta index of a disk of <paramref name="point"/> (named by the attempt that wrote the point).</summary>
+    public static string PointIndex(RecoveryPoints.AsrRecoveryPoint point, string diskId) => PointIndex(point.ItemId, point.Sequence, point.AttemptId, diskId);
+    /// <summary>The tracker of a disk at <paramref name="point"/>.</summary>
+    public static string Tracker(RecoveryPoints.AsrRecoveryPoint point, string diskId) => Tracker(point.ItemId, diskId, point.Sequence, point.AttemptId);
+
+    public static string PointIndex(string itemId, long sequence, string? attemptId, string diskId) => $"items/{itemId}/index/{SequenceToken(sequence, attemptId)}-{diskId}.idx";
     /// <summary>
     /// Full extent map of a point rebased by retention. Named by the point's sequence first (so
     /// <see cref="SequenceOf"/> and leftover cleanup treat it like the point's delta index) and by
     /// generation, so writing a new map never replaces the one a published manifest still names.
     /// </summary>
     public static string PointFullMap(string itemId, long sequence, string diskId, int generation) => $"items/{itemId}/index/{sequence:D12}-{diskId}.g{generation:D4}.map";
-    public static string Tracker(string itemId, string diskId, long sequence) => $"items/{itemId}/tracker/{diskId}-{sequence:D12}.hashes";
+    public static string Tracker(string itemId, string diskId, long sequence, string? attemptId) => $"items/{itemId}/tracker/{diskId}-{SequenceToken(sequence, attemptId)}.hashes";
     public static string TrackerPrefix(string itemId, string diskId) => $"items/{itemId}/tracker/{diskId}-";
-    public static string Pack(string itemId, long sequence, int number) => $"items/{itemId}/packs/{sequence:D12}-{number:D4}.pack";
+    public static string Pack(string itemId, long sequence, string? attemptId, int number) => $"items/{itemId}/packs/{SequenceToken(sequence, attemptId)}-{number:D4}.pack";
     public static string PacksPrefix(string itemId) => $"items/{itemId}/packs/";
     public static string IndexPrefix(string itemId) => $"items/{itemId}/index/";
     public static string TrackerDirPrefix(string itemId) => $"items/{itemId}/tracker/";
@@ -36,17 +57,8 @@ public static class VaultLayout
     public static string Pin(string itemId, Guid pinId) => $"pins/{itemId}/{pinId:N}.json";
 
     /// <summary>The point sequence a pack, index or tracker object belongs to (parsed from its name).</summary>
-    public static long SequenceOf(string key)
-    {
-        int slash = key.LastIndexOf('/');
-        var name = key.AsSpan(slash + 1);
-        int dash = name.LastIndexOf('-');
-        // packs and indexes: "<seq>-..."; trackers: "<disk>-<seq>.hashes"
-        if (name.EndsWith(".hashes"))
-            return long.Parse(name[(dash + 1)..^7]);
-        int firstDash = name.IndexOf('-');
-        return long.Parse(name[..firstDash]);
-    }
+    public static long SequenceOf(string key) =>
+        TryParseObjectKey(key, out long sequence, out _) ? sequence : throw new FormatException($"'{key}' is not a pack, index or tracker name.");
 
     /// <summary>
     /// The point sequence of an object under an item's packs/, index/ or tracker/ folder, when its key is one this
@@ -54,37 +66,44 @@ public static class VaultLayout
     /// directly in that folder and named exactly as those methods name it. False for anything else: a stray file
     /// (notes, a copy, a nested folder) is not ours, so the engine neither reads nor deletes it.
     /// </summary>
-    public static bool TryParseObjectSequence(string key, out long sequence)
+    public static bool TryParseObjectSequence(string key, out long sequence) => TryParseObjectKey(key, out sequence, out _);
+
+    /// <summary>
+    /// <see cref="TryParseObjectSequence"/>, with the attempt id in the name (null for names without one: objects of points
+    /// written before attempts were named, and full maps, which are named by their point's sequence and generation).
+    /// </summary>
+    public static bool TryParseObjectKey(string key, out long sequence, out string? attemptId)
     {
         sequence = 0;
+        attemptId = null;
         var parts = key.Split('/');
         if (parts.Length != 4 || parts[0] != "items" || !IsValidName(parts[1])) return false;
         string name = parts[3];
         switch (parts[2])
         {
-            case "packs": // <sequence:D12>-<number:D4>.pack
+            case "packs": // <token>-<number:D4>.pack
             {
                 if (!name.EndsWith(".pack", StringComparison.Ordinal)) return false;
                 int dash = name.IndexOf('-');
-                return dash > 0 && TryCanonicalNumber(name[..dash], 12, out sequence) && sequence > 0
+                return dash > 0 && TryParseSequenceToken(name[..dash], out sequence, out attemptId)
                     && TryCanonicalNumber(name[(dash + 1)..^5], 4, out _);
             }
-            case "index": // <sequence:D12>-<disk>.idx or <sequence:D12>-<disk>.g<generation:D4>.map
+            case "index": // <token>-<disk>.idx or <sequence:D12>-<disk>.g<generation:D4>.map
             {
                 int dash = name.IndexOf('-');
-                if (dash <= 0 || !TryCanonicalNumber(name[..dash], 12, out sequence) || sequence <= 0) return false;
+                if (dash <= 0 || !TryParseSequenceToken(name[..dash], out sequence, out attemptId)) return false;
                 string rest = name[(dash + 1)..];
                 if (rest.EndsWith(".idx", StringComparison.Ordinal)) return IsValidName(rest[..^4]);
                 int generation = rest.LastIndexOf(".g", StringComparison.Ordinal);
-                return rest.EndsWith(".map", StringComparison.Ordinal) && generation > 0 && generation + 2 <= rest.Length - 4
+                return attemptId is null && rest.EndsWith(".map", StringComparison.Ordinal) && generation > 0 && generation + 2 <= rest.Length - 4
                     && TryCanonicalNumber(rest[(generation + 2)..^4], 4, out _) && IsValidName(rest[..generation]);
             }
-            case "tracker": // <disk>-<sequence:D12>.hashes
+            case "tracker": // <disk>-<token>.hashes
             {
                 if (!name.EndsWith(".hashes", StringComparison.Ordinal)) return false;
                 int dash = name.LastIndexOf('-');
                 return dash > 0 && dash + 1 <= name.Length - 7 && IsValidName(name[..dash])
-                    && TryCanonicalNumber(name[(dash + 1)..^7], 12, out sequence) && sequence > 0;
+                    && TryParseSequenceToken(name[(dash + 1)..^7], out sequence, out attemptId);
             }
             default:
                 return false;
@@ -104,6 +123,20 @@ public static class VaultLayout
             else logger.LogWarning("Ignoring vault object '{Key}': its name is not one this module writes, so it is neither read nor deleted", o.Key);
         }
         return own;
+    }
+
+    /// <summary><c>&lt;sequence:D12&gt;</c> or <c>&lt;sequence:D12&gt;.&lt;attempt&gt;</c>, exactly as <see cref="SequenceToken"/> writes it.</summary>
+    private static bool TryParseSequenceToken(string token, out long sequence, out string? attemptId)
+    {
+        attemptId = null;
+        int dot = token.IndexOf('.');
+        if (dot >= 0)
+        {
+            attemptId = token[(dot + 1)..];
+            if (!IsValidAttemptId(attemptId)) { sequence = 0; return false; }
+            token = token[..dot];
+        }
+        return TryCanonicalNumber(token, 12, out sequence) && sequence > 0;
     }
 
     /// <summary>ASCII digits written as <c>ToString("D" + width)</c> writes them (no sign, no spaces, no other padding).</summary>

@@ -76,6 +76,11 @@ public static class VaultRecordChecks
             throw Corrupt(key, "its list of disks is missing or has an empty entry");
         if (point.IndexGeneration < 0)
             throw Corrupt(key, $"index generation {point.IndexGeneration} is negative");
+        // Attempt ids become parts of object names: only what NewAttemptId writes.
+        if (point.AttemptId is not null && !VaultLayout.IsValidAttemptId(point.AttemptId))
+            throw Corrupt(key, $"attempt id '{Printable(point.AttemptId)}' is not 8 hex digits");
+        if (point.PackAttempts?.Any(a => a.Key <= 0 || a.Key >= sequence || !VaultLayout.IsValidAttemptId(a.Value)) == true)
+            throw Corrupt(key, "its pack attempts name a sequence that is not an older point, or an attempt id that is not 8 hex digits");
         CheckDisks(point.Disks.Select(d => (d.DiskId, d.Name, d.SizeBytes, d.BlockSize)), key);
     }
 

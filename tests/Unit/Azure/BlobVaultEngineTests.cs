@@ -82,13 +82,14 @@ public sealed class BlobVaultEngineTests(AzuriteFixture azurite, ITestOutputHelp
         // The same six points as RetentionServiceTests on the local vault, judged at 03:55.
         var (_, sha) = await RetentionTestKit.SixPointsAsync(h);
         var item = await h.Vault.GetItemAsync("six", default);
+        var before = (await h.Vault.GetPointsAsync(item, default)).ToDictionary(p => p.Sequence);
         RetentionResult result;
         using (h.Replication.AcquireLease(item))
             result = await RetentionService.ApplyAsync(h.Vault, item, default);
 
         Assert.Equal([1, 2, 4, 5], result.PrunedSequences);
         Assert.Equal([3, 6], result.RebasedSequences);
-        Assert.Equal(new[] { 2L, 4, 5 }.Select(s => VaultLayout.Pack(item.Id, s, 0)), result.DeletedPacks);
+        Assert.Equal(new[] { 2L, 4, 5 }.Select(s => VaultLayout.Pack(item.Id, s, before[s].AttemptId, 0)), result.DeletedPacks);
         var points = await h.Vault.GetPointsAsync(item, default);
         Assert.Equal([3L, 6], points.Select(p => p.Sequence));
         foreach (var p in points)
@@ -226,7 +227,7 @@ public sealed class BlobVaultEngineTests(AzuriteFixture azurite, ITestOutputHelp
                 await store.WriteAsync("warmup", pack, default);
                 var watch = Stopwatch.StartNew();
                 for (int i = 0; i < packs; i++)
-                    await store.WriteAsync(VaultLayout.Pack("bench", 1, i), pack, default);
+                    await store.WriteAsync(VaultLayout.Pack("bench", 1, null, i), pack, default);
                 best[v] = Math.Max(best[v], packs * (double)packSize / (1 << 20) / watch.Elapsed.TotalSeconds);
                 await Cleanup(store);
             }

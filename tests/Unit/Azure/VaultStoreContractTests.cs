@@ -161,6 +161,43 @@ public sealed class VaultStoreContractTests(AzuriteFixture azurite) : IDisposabl
     }
 
     [Theory, MemberData(nameof(Backends))]
+    public async Task TryReplace_replaces_only_the_version_read(string backend)
+    {
+        var (store, _) = await NewStoreAsync(backend);
+        Assert.Null(await store.ReadVersionedAsync("names/web01", default));
+        await store.WriteAsync("names/web01", "id-1"u8.ToArray(), default);
+        var first = (await store.ReadVersionedAsync("names/web01", default))!;
+        Assert.Equal("id-1"u8.ToArray(), first.Content);
+        Assert.True(await store.TryReplaceAsync("names/web01", "id-2"u8.ToArray(), first.Version, default));
+        var second = (await store.ReadVersionedAsync("names/web01", default))!;
+        Assert.NotEqual(first.Version, second.Version);
+        // The version read before is gone: no replace at it, nothing changes.
+        Assert.False(await store.TryReplaceAsync("names/web01", "id-3"u8.ToArray(), first.Version, default));
+        Assert.Equal("id-2"u8.ToArray(), await store.ReadAllAsync("names/web01", default));
+        // Nor of an object deleted meanwhile (it is not recreated).
+        await store.DeleteAsync("names/web01", default);
+        Assert.False(await store.TryReplaceAsync("names/web01", "id-4"u8.ToArray(), second.Version, default));
+        Assert.False(await store.ExistsAsync("names/web01", default));
+    }
+
+    [Theory, MemberData(nameof(Backends))]
+    public async Task TryReplace_of_one_version_from_two_instances_at_once_lets_exactly_one_win(string backend)
+    {
+        var (store, openAnother) = await NewStoreAsync(backend);
+        var stores = new[] { store, openAnother() };
+        for (int round = 0; round < 5; round++)
+        {
+            string key = $"names/stale{round}";
+            await store.WriteAsync(key, Encoding.UTF8.GetBytes($"dead item of round {round}"), default);
+            string version = (await stores[1].ReadVersionedAsync(key, default))!.Version;
+            var contents = Enumerable.Range(0, 8).Select(i => Encoding.UTF8.GetBytes($"taker {i} of round {round}")).ToArray();
+            var results = await Task.WhenAll(contents.Select((c, i) => Task.Run(() => stores[i % 2].TryReplaceAsync(key, c, version, default))));
+            int winner = Assert.Single(Enumerable.Range(0, results.Length), i => results[i]);
+            Assert.Equal(contents[winner], await stores[1 - winner % 2].ReadAllAsync(key, default));
+        }
+    }
+
+    [Theory, MemberData(nameof(Backends))]
     public async Task List_is_recursive_by_key_prefix_in_ordinal_order(string backend)
     {
         var (store, _) = await NewStoreAsync(backend);

@@ -91,8 +91,8 @@ public sealed class InitialReplicationRetryTests(ITestOutputHelper output)
         job.OwnerProcessStartUtc = start;
         await h.Vault.Jobs.SaveAsync(job, default);
         await h.Vault.UpdateItemAsync(item.Id, i => { i.CycleInProgressJobId = job.Id; i.LastJobId = job.Id; }, default);
-        await h.Vault.Store.WriteAsync(VaultLayout.Pack(item.Id, 1, 0), new byte[3 << 20], default);
-        await h.Vault.Store.WriteAsync(VaultLayout.Pack(item.Id, 1, 7), new byte[1 << 20], default);
+        await h.Vault.Store.WriteAsync(VaultLayout.Pack(item.Id, 1, "0badf00d", 0), new byte[3 << 20], default);
+        await h.Vault.Store.WriteAsync(VaultLayout.Pack(item.Id, 1, null, 7), new byte[1 << 20], default);
 
         var shown = await h.Vault.GetItemAsync("web01", default);
         Assert.Equal(AsrJobState.Interrupted, (await h.Vault.Jobs.GetAsync(job.Id, default)).State);

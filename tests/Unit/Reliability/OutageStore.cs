@@ -34,6 +34,8 @@ internal sealed class OutageStore(IVaultStore inner) : IVaultStore
     public IDisposable? TryAcquireLock(string key) { Check(); return inner.TryAcquireLock(key); }
     public Task WriteAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) { CheckWrite(key); return inner.WriteAsync(key, content, ct); }
     public Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) { CheckWrite(key); return inner.TryCreateAsync(key, content, ct); }
+    public Task<VersionedObject?> ReadVersionedAsync(string key, CancellationToken ct) { Check(); return inner.ReadVersionedAsync(key, ct); }
+    public Task<bool> TryReplaceAsync(string key, ReadOnlyMemory<byte> content, string version, CancellationToken ct) { CheckWrite(key); return inner.TryReplaceAsync(key, content, version, ct); }
     public Task DeleteAsync(string key, CancellationToken ct) { Check(); return inner.DeleteAsync(key, ct); }
     public Task DeleteIncompleteAsync(string prefix, CancellationToken ct) { Check(); return inner.DeleteIncompleteAsync(prefix, ct); }
     public Task DeletePrefixAsync(string prefix, CancellationToken ct) { Check(); return inner.DeletePrefixAsync(prefix, ct); }

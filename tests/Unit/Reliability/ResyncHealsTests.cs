@@ -47,8 +47,8 @@ public sealed class ResyncHealsTests(ITestOutputHelper output)
         {
             "flip old pack" or "truncate old pack" or "delete old pack" => OldPack(),
             "flip latest pack" or "truncate latest pack" or "delete latest pack" => LatestPack(),
-            "cut latest index" or "delete latest index" => VaultLayout.PointIndex(s.Item.Id, s.Latest.Sequence, "disk0"),
-            "delete old index" => VaultLayout.PointIndex(s.Item.Id, s.First.Sequence, "disk0"),
+            "cut latest index" or "delete latest index" => VaultLayout.PointIndex(s.Latest, "disk0"),
+            "delete old index" => VaultLayout.PointIndex(s.First, "disk0"),
             _ => throw new ArgumentException(damage),
         };
         string path = VaultTamper.PathOf(h, key);
@@ -83,9 +83,9 @@ public sealed class ResyncHealsTests(ITestOutputHelper output)
         // It reads nothing of the damaged object: not its index (the chain avoids it), not its pack's live extents.
         using var reader = await RecoveryPointDiskReader.OpenAsync(h.Vault, point, "disk0", default);
         var chain = await h.Vault.GetPointChainAsync(point, default);
-        Assert.DoesNotContain(chain, p => VaultLayout.PointIndex(s.Item.Id, p.Sequence, "disk0") == damage.Key);
+        Assert.DoesNotContain(chain, p => VaultLayout.PointIndex(p, "disk0") == damage.Key);
         Assert.DoesNotContain(reader.Map.Segments, g => reader.Map.Extents[g.ExtentRef] is var e
-            && VaultLayout.Pack(s.Item.Id, e.Sequence, e.Record.PackNumber) == damage.Key && (e.Record.Flags & ExtentFlags.Zero) == 0 && damage.Unreadable(e.Record));
+            && reader.PackKey(e.Sequence, e.Record.PackNumber) == damage.Key && (e.Record.Flags & ExtentFlags.Zero) == 0 && damage.Unreadable(e.Record));
         var item = await h.Vault.GetItemAsync("m", default);
         Assert.Equal(ProtectedItemState.Protected, item.State);
         Assert.Null(item.ResyncReason);

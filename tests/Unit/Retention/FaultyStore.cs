@@ -29,6 +29,8 @@ internal sealed class FaultyStore(IVaultStore inner, int failAtMutation) : IVaul
 
     public Task WriteAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) { BeforeMutation(); return inner.WriteAsync(key, content, ct); }
     public Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) { BeforeMutation(); return inner.TryCreateAsync(key, content, ct); }
+    public Task<VersionedObject?> ReadVersionedAsync(string key, CancellationToken ct) => inner.ReadVersionedAsync(key, ct);
+    public Task<bool> TryReplaceAsync(string key, ReadOnlyMemory<byte> content, string version, CancellationToken ct) { BeforeMutation(); return inner.TryReplaceAsync(key, content, version, ct); }
     public Task DeleteAsync(string key, CancellationToken ct) { BeforeMutation(); return inner.DeleteAsync(key, ct); }
     public Task DeleteIncompleteAsync(string prefix, CancellationToken ct) { BeforeMutation(); return inner.DeleteIncompleteAsync(prefix, ct); }
     public Task DeletePrefixAsync(string prefix, CancellationToken ct) { BeforeMutation(); return inner.DeletePrefixAsync(prefix, ct); }

@@ -105,11 +105,12 @@ public class RetentionServiceTests(ITestOutputHelper output)
         var (h, _, sha) = await SixPointsAsync(null);
         using var _h = h;
         var item = await h.Vault.GetItemAsync("six", default);
+        var before = (await h.Vault.GetPointsAsync(item, default)).ToDictionary(p => p.Sequence);
         var result = await ApplyRetentionAsync(h, "six");
 
         Assert.Equal([1, 2, 4, 5], result.PrunedSequences);
         Assert.Equal([3, 6], result.RebasedSequences);
-        Assert.Equal(new[] { 2L, 4, 5 }.Select(s => VaultLayout.Pack(item.Id, s, 0)), result.DeletedPacks);
+        Assert.Equal(new[] { 2L, 4, 5 }.Select(s => VaultLayout.Pack(item.Id, s, before[s].AttemptId, 0)), result.DeletedPacks);
         Assert.True(result.PackBytesReclaimed > 0 && result.BytesReclaimed > result.PackBytesReclaimed);
         var points = await h.Vault.GetPointsAsync(item, default);
         Assert.All(points, p => Assert.True(p.ParentSequence is null && p.IndexGeneration == 1));

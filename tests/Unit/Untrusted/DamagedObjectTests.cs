@@ -26,7 +26,7 @@ public class DamagedObjectTests
         var (_, item) = await h.NewMachineAsync("m", 4L << 20, 71);
         var point = (await h.Vault.GetPointsAsync(item, default)).Single();
         string pack = point.Packs.Single();
-        string index = VaultLayout.PointIndex(item.Id, point.Sequence, "disk0");
+        string index = VaultLayout.PointIndex(point, "disk0");
         string key = damage.EndsWith("index", StringComparison.Ordinal) ? index : pack;
         string path = VaultTamper.PathOf(h, key);
         switch (damage)
@@ -161,7 +161,7 @@ public class DamagedObjectTests
         using var h = await EngineHarness.CreateAsync();
         var (_, item) = await h.NewMachineAsync("m", 1 << 20, 74);
         var point = (await h.Vault.GetPointsAsync(item, default)).Single();
-        string key = VaultLayout.PointIndex(item.Id, 1, "disk0");
+        string key = VaultLayout.PointIndex(point, "disk0");
         string path = VaultTamper.PathOf(h, key);
         var records = ExtentIndex.Decode(Engine.Security.MetadataSealer.Open(File.ReadAllBytes(path), null, key), key);
         int last = records.Length - 1;

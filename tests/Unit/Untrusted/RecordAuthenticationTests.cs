@@ -82,6 +82,9 @@ public class RecordAuthenticationTests(SealedVaultFixture f) : IClassFixture<Sea
 
     private AsrVault V => f.H.Vault;
 
+    /// <summary>Point 1 of an item (its manifest names the attempt in its objects' names), read before anything is tampered with.</summary>
+    private AsrRecoveryPoint PointOf(string itemId) => V.GetPointAsync(itemId, 1, default).GetAwaiter().GetResult();
+
     private static async Task<AsrException> Throws(Func<Task> read) => await Assert.ThrowsAsync<AsrException>(read);
 
     /// <summary>The damaged entry a listing shows in place of <paramref name="key"/>.</summary>
@@ -104,15 +107,15 @@ public class RecordAuthenticationTests(SealedVaultFixture f) : IClassFixture<Sea
             () => Throws(() => V.GetPointAsync(f.M.Id, 1, default))),
         "manifest in listing" => new(VaultLayout.PointManifest(f.M.Id, 1), VaultLayout.PointManifest(f.N.Id, 1), Form.Json,
             async () => DamagedEntry(await V.Catalog.ListPointsAsync(f.M.Id, default), VaultLayout.PointManifest(f.M.Id, 1))),
-        "index" => new(VaultLayout.PointIndex(f.M.Id, 1, "disk0"), VaultLayout.PointIndex(f.N.Id, 1, "disk0"), Form.Binary, async () =>
+        "index" => new(VaultLayout.PointIndex(PointOf(f.M.Id), "disk0"), VaultLayout.PointIndex(PointOf(f.N.Id), "disk0"), Form.Binary, async () =>
         {
             var point = await V.GetPointAsync(f.M.Id, 1, default);
             return await Throws(() => RecoveryPointDiskReader.OpenAsync(V, point, "disk0", default));
         }),
         // Every reader of a tracker (a cycle, a planned failover's final check) opens it so; a cycle then treats it as missing (TrackerTests below).
-        "tracker" => new(VaultLayout.Tracker(f.M.Id, "disk0", 1), VaultLayout.Tracker(f.N.Id, "disk0", 1), Form.Binary, async () =>
+        "tracker" => new(VaultLayout.Tracker(PointOf(f.M.Id), "disk0"), VaultLayout.Tracker(PointOf(f.N.Id), "disk0"), Form.Binary, async () =>
         {
-            string key = VaultLayout.Tracker(f.M.Id, "disk0", 1);
+            string key = VaultLayout.Tracker(PointOf(f.M.Id), "disk0");
             var stored = (await V.Store.ReadAllAsync(key, default))!;
             return Assert.Throws<AsrException>(() => MetadataSealer.Open(stored, V.Key, key));
         }),
@@ -210,10 +213,12 @@ public class SealedDataPathTests
         var (_, evil) = await attacker.NewMachineAsync("m", 512 << 10, 92);
         var point = await victim.Vault.GetPointAsync(item.Id, 1, default);
         foreach (var pack in point.Packs) File.Delete(VaultTamper.PathOf(victim, pack));
-        foreach (var pack in (await attacker.Vault.GetPointAsync(evil.Id, 1, default)).Packs)
-            File.Copy(VaultTamper.PathOf(attacker, pack), VaultTamper.PathOf(victim, pack.Replace(evil.Id, item.Id)), overwrite: true);
-        string index = VaultLayout.PointIndex(item.Id, 1, "disk0");
-        File.Copy(VaultTamper.PathOf(attacker, VaultLayout.PointIndex(evil.Id, 1, "disk0")), VaultTamper.PathOf(victim, index), overwrite: true);
+        var evilPoint = await attacker.Vault.GetPointAsync(evil.Id, 1, default);
+        // Under the victim point's names (item and attempt), where its reader looks.
+        foreach (var pack in evilPoint.Packs)
+            File.Copy(VaultTamper.PathOf(attacker, pack), VaultTamper.PathOf(victim, pack.Replace(evil.Id, item.Id).Replace(evilPoint.AttemptId!, point.AttemptId!)), overwrite: true);
+        string index = VaultLayout.PointIndex(point, "disk0");
+        File.Copy(VaultTamper.PathOf(attacker, VaultLayout.PointIndex(evilPoint, "disk0")), VaultTamper.PathOf(victim, index), overwrite: true);
         return (victim, attacker, item, point, index);
     }
 
@@ -260,7 +265,7 @@ public class SealedDataPathTests
     {
         using var h = await EngineHarness.CreateAsync("tracker key");
         var (disk, item) = await h.NewMachineAsync("m", 512 << 10, 93);
-        string key = VaultLayout.Tracker(item.Id, "disk0", 1);
+        string key = VaultLayout.Tracker(await h.Vault.GetPointAsync(item.Id, 1, default), "disk0");
         string path = VaultTamper.PathOf(h, key);
         // A planted tracker saying every block is unchanged would make the cycle skip real changes.
         File.WriteAllBytes(path, MetadataSealer.Seal(MetadataSealer.Open(File.ReadAllBytes(path), h.Vault.Key, key), null, key));

@@ -62,11 +62,27 @@ public class StrayObjectTests
     [InlineData("items/0123456789abcdef/index/000000000003-disk0.g0002.map", 3)]
     [InlineData("items/0123456789abcdef/tracker/disk1-000000000004.hashes", 4)]
     [InlineData("items/0123456789abcdef/tracker/disk-1-000000000004.hashes", 4)]
-    public void The_engines_own_names_parse(string key, long sequence)
+    // Named per cycle attempt (points with an attempt id in their manifest).
+    [InlineData("items/0123456789abcdef/packs/000000000001.0a1b2c3d-0000.pack", 1, "0a1b2c3d")]
+    [InlineData("items/0123456789abcdef/index/000000000003.ffffffff-disk0.idx", 3, "ffffffff")]
+    [InlineData("items/0123456789abcdef/tracker/disk-1-000000000004.01234567.hashes", 4, "01234567")]
+    public void The_engines_own_names_parse(string key, long sequence, string? attempt = null)
     {
         Assert.True(VaultLayout.TryParseObjectSequence(key, out long parsed));
         Assert.Equal(sequence, parsed);
         Assert.Equal(sequence, VaultLayout.SequenceOf(key));
+        Assert.True(VaultLayout.TryParseObjectKey(key, out _, out string? parsedAttempt));
+        Assert.Equal(attempt, parsedAttempt);
+    }
+
+    [Fact]
+    public void Names_are_built_as_they_parse()
+    {
+        Assert.Equal("items/i/packs/000000000007.0a1b2c3d-0002.pack", VaultLayout.Pack("i", 7, "0a1b2c3d", 2));
+        Assert.Equal("items/i/packs/000000000007-0002.pack", VaultLayout.Pack("i", 7, null, 2));
+        Assert.Equal("items/i/index/000000000007.0a1b2c3d-disk0.idx", VaultLayout.PointIndex("i", 7, "0a1b2c3d", "disk0"));
+        Assert.Equal("items/i/tracker/disk0-000000000007.0a1b2c3d.hashes", VaultLayout.Tracker("i", "disk0", 7, "0a1b2c3d"));
+        Assert.True(VaultLayout.IsValidAttemptId(VaultLayout.NewAttemptId()));
     }
 
     [Theory]
@@ -82,6 +98,10 @@ public class StrayObjectTests
     [InlineData("items/0123456789abcdef/tracker/-000000000001.hashes")]
     [InlineData("items/0123456789abcdef/tracker/disk0-1.hashes")]
     [InlineData("items/0123456789abcdef/points/000000000001.json")]
+    [InlineData("items/0123456789abcdef/packs/000000000001.0A1B2C3D-0000.pack")] // attempt ids are lowercase hex
+    [InlineData("items/0123456789abcdef/packs/000000000001.0a1b2c3-0000.pack")]  // of 8 digits
+    [InlineData("items/0123456789abcdef/packs/000000000001.-0000.pack")]
+    [InlineData("items/0123456789abcdef/index/000000000001.0a1b2c3d-disk0.g0001.map")] // full maps carry none
     [InlineData("pins/0123456789abcdef/000000000001-0000.pack")]
     public void Anything_else_does_not(string key) => Assert.False(VaultLayout.TryParseObjectSequence(key, out _));
 }
