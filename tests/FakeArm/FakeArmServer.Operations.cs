@@ -117,4 +117,25 @@ internal sealed partial class FakeArmServer
             throw new BadRequest(400, "InvalidApiVersionParameter",
                 $"The fake serves api-version '{expected}' for this resource type (the version of its vendored examples), not '{version}'.");
     }
+
+    /// <summary>
+    /// Answers an operation that may run long, as ARM does in the fake's mode: at once (sync mode and no fault: the
+    /// result's status, with its body when it has one), or accepted (202 with Azure-AsyncOperation and/or Location) and
+    /// completed on a later poll, with an injected LRO fault if one matches the request.
+    /// </summary>
+    private async Task AnswerLroAsync(HttpContext ctx, string location, bool asyncOperationHeader, bool locationHeader,
+        Func<Task<(int, JsonNode?)>> complete, Action? beforeAsync = null)
+    {
+        var fault = _faults.TakeLro(ctx.Request.Method, ctx.Request.Path.Value!);
+        if (fault is null && _mode == LroMode.Sync)
+        {
+            var (status, body) = await complete();
+            if (body is null) ctx.Response.StatusCode = status;
+            else await JsonAsync(ctx, status, body);
+            return;
+        }
+        beforeAsync?.Invoke();
+        StartOperation(ctx, location, fault, asyncOperation: asyncOperationHeader, locationHeader: locationHeader, complete: complete);
+        ctx.Response.StatusCode = 202;
+    }
 }

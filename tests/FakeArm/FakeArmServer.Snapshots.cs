@@ -144,15 +144,7 @@ internal sealed partial class FakeArmServer
             var sas = _blobs.BlobSas(snapshot.BlobName, "r", TimeSpan.FromSeconds(seconds));
             return Task.FromResult<(int, JsonNode?)>((200, new JsonObject { ["accessSAS"] = sas.ToString() }));
         }
-        var fault = _faults.TakeLro("POST", ctx.Request.Path.Value!);
-        if (fault is null && _mode == LroMode.Sync)
-        {
-            var (status, result) = await Grant();
-            await JsonAsync(ctx, status, result);
-            return;
-        }
-        StartOperation(ctx, snapshot.Location, fault, asyncOperation: true, locationHeader: true, complete: Grant);
-        ctx.Response.StatusCode = 202;
+        await AnswerLroAsync(ctx, snapshot.Location, asyncOperationHeader: true, locationHeader: true, Grant);
     }
 
     private async Task RevokeSnapshotAccessAsync(HttpContext ctx, string id)
@@ -170,15 +162,7 @@ internal sealed partial class FakeArmServer
             lock (_lock) snapshot.DiskState = "Unattached";
             return Task.FromResult<(int, JsonNode?)>((200, null));
         }
-        var fault = _faults.TakeLro("POST", ctx.Request.Path.Value!);
-        if (fault is null && _mode == LroMode.Sync)
-        {
-            await Revoke();
-            ctx.Response.StatusCode = 200;
-            return;
-        }
-        StartOperation(ctx, snapshot.Location, fault, asyncOperation: true, locationHeader: true, complete: Revoke);
-        ctx.Response.StatusCode = 202;
+        await AnswerLroAsync(ctx, snapshot.Location, asyncOperationHeader: true, locationHeader: true, Revoke);
     }
 
     private async Task DeleteSnapshotAsync(HttpContext ctx, string id)
@@ -196,15 +180,7 @@ internal sealed partial class FakeArmServer
             if (_blobs is not null) await _blobs.DeleteBlobAsync(snapshot.BlobName, CancellationToken.None);
             return (200, null);
         }
-        var fault = _faults.TakeLro("DELETE", ctx.Request.Path.Value!);
-        if (fault is null && _mode == LroMode.Sync)
-        {
-            await Delete();
-            ctx.Response.StatusCode = 200;
-            return;
-        }
         // Snapshot_Delete.json: 202 with Location only.
-        StartOperation(ctx, snapshot.Location, fault, asyncOperation: false, locationHeader: true, complete: Delete);
-        ctx.Response.StatusCode = 202;
+        await AnswerLroAsync(ctx, snapshot.Location, asyncOperationHeader: false, locationHeader: true, Delete);
     }
 }

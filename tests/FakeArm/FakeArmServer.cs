@@ -307,16 +307,8 @@ internal sealed partial class FakeArmServer
             return (200, new JsonObject { ["accessSAS"] = sas.ToString() });
         }
 
-        var fault = _faults.TakeLro("POST", ctx.Request.Path.Value!);
-        if (fault is null && _mode == LroMode.Sync)
-        {
-            var (status, result) = await Grant();
-            await JsonAsync(ctx, status, result);
-            return;
-        }
         // final-state-via: location (disk.json): the SDK polls Azure-AsyncOperation, then reads the SAS from Location.
-        StartOperation(ctx, disk.Location, fault, asyncOperation: true, locationHeader: true, complete: Grant);
-        ctx.Response.StatusCode = 202;
+        await AnswerLroAsync(ctx, disk.Location, asyncOperationHeader: true, locationHeader: true, Grant);
     }
 
     private async Task RevokeAccessAsync(HttpContext ctx, string id)
@@ -339,15 +331,7 @@ internal sealed partial class FakeArmServer
                 };
             return Task.FromResult<(int, JsonNode?)>((200, null));
         }
-        var fault = _faults.TakeLro("POST", ctx.Request.Path.Value!);
-        if (fault is null && _mode == LroMode.Sync)
-        {
-            await Revoke();
-            ctx.Response.StatusCode = 200;
-            return;
-        }
-        StartOperation(ctx, disk.Location, fault, asyncOperation: true, locationHeader: true, complete: Revoke);
-        ctx.Response.StatusCode = 202;
+        await AnswerLroAsync(ctx, disk.Location, asyncOperationHeader: true, locationHeader: true, Revoke);
     }
 
     private async Task DeleteDiskAsync(HttpContext ctx, string id)
@@ -370,16 +354,8 @@ internal sealed partial class FakeArmServer
             if (disk.BlobName is { } blob && _blobs is not null) await _blobs.DeleteBlobAsync(blob, CancellationToken.None);
             return (200, null);
         }
-        var fault = _faults.TakeLro("DELETE", ctx.Request.Path.Value!);
-        if (fault is null && _mode == LroMode.Sync)
-        {
-            await Delete();
-            ctx.Response.StatusCode = 200;
-            return;
-        }
         // Disk_Delete.json: 202 with Location only.
-        StartOperation(ctx, disk.Location, fault, asyncOperation: false, locationHeader: true, complete: Delete);
-        ctx.Response.StatusCode = 202;
+        await AnswerLroAsync(ctx, disk.Location, asyncOperationHeader: false, locationHeader: true, Delete);
     }
 
     // ---- virtual machines (ComputeRP 2023-07-01) ----
@@ -534,16 +510,7 @@ internal sealed partial class FakeArmServer
             }
             return Task.FromResult<(int, JsonNode?)>((200, null));
         }
-        var fault = _faults.TakeLro("DELETE", ctx.Request.Path.Value!);
-        if (fault is null && _mode == LroMode.Sync)
-        {
-            await Delete();
-            ctx.Response.StatusCode = 200;
-            return;
-        }
-        lock (_lock) vm.ProvisioningState = "Deleting";
-        StartOperation(ctx, vm.Location, fault, asyncOperation: true, locationHeader: false, complete: Delete);
-        ctx.Response.StatusCode = 202;
+        await AnswerLroAsync(ctx, vm.Location, asyncOperationHeader: true, locationHeader: false, Delete, beforeAsync: () => { lock (_lock) vm.ProvisioningState = "Deleting"; });
     }
 
     // ---- resources by tag (Microsoft.Resources 2022-09-01) ----

@@ -18,4 +18,18 @@ internal sealed record RetentionPlan(
         // Only a kept point whose own parent goes needs a full map; kept points above it chain
         // through it, which stays (and reads the same once rebased).
         points.Where(p => kept.Contains(p.Sequence) && p.ParentSequence is { } parent && !kept.Contains(parent)).ToList());
+
+    /// <summary>
+    /// This plan, with every point that <paramref name="points"/> chain through (parent, its parent, ...) kept instead of
+    /// pruned: for kept points that could not be rebased, which still read through their ancestors.
+    /// </summary>
+    public RetentionPlan KeepingChainsOf(IEnumerable<AsrRecoveryPoint> points)
+    {
+        var bySequence = Points.ToDictionary(p => p.Sequence);
+        var keep = new HashSet<long>(Kept);
+        foreach (var point in points)
+            for (long? parent = point.ParentSequence; parent is { } s && bySequence.TryGetValue(s, out var p) && keep.Add(s);)
+                parent = p.ParentSequence;
+        return this with { Kept = keep, ToPrune = ToPrune.Where(p => !keep.Contains(p.Sequence)).ToList() };
+    }
 }

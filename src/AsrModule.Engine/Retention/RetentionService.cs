@@ -1,3 +1,5 @@
+using AsrModule.Engine.RecoveryPoints;
+using AsrModule.Engine.Errors;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Storage;
 using AsrModule.Engine.Vault;
@@ -25,8 +27,22 @@ public static class RetentionService
         // before this plan is made, or finds it already pruned.
         using var recordLock = await vault.LockItemRecordAsync(item.Id, ct).ConfigureAwait(false);
         var plan = await PlanAsync(vault, item, ct).ConfigureAwait(false);
+        var notRebased = new List<AsrRecoveryPoint>();
         foreach (var point in plan.ToRebase)
-            await ChainRebaser.RebaseAsync(vault, point, ct).ConfigureAwait(false);
+        {
+            try
+            {
+                await ChainRebaser.RebaseAsync(vault, point, ct).ConfigureAwait(false);
+            }
+            catch (AsrException ex) when (ex.ErrorId == AsrErrorIds.VaultDataCorrupt)
+            {
+                // A damaged object in the point's chain: it cannot get a full map of its own, so the points it chains
+                // through stay (nothing it still reads is deleted), and retention goes on with everything else.
+                vault.Logger.LogWarning(ex, "Retention of {Item}: point {Point} could not be rebased (its chain is damaged); the points it reads through are kept. Resume-AsrResync makes a whole new point.", item.Name, point.Sequence);
+                notRebased.Add(point);
+            }
+        }
+        if (notRebased.Count > 0) plan = plan.KeepingChainsOf(notRebased);
         long manifestBytes = await DeletePrunedManifestsAsync(vault, plan, ct).ConfigureAwait(false);
         var sweep = await UnreferencedObjectSweeper.SweepAsync(vault, item, ct).ConfigureAwait(false);
 
@@ -34,7 +50,7 @@ public static class RetentionService
         {
             KeptSequences = plan.Kept.Order().ToList(),
             PrunedSequences = plan.ToPrune.Select(p => p.Sequence).Order().ToList(),
-            RebasedSequences = plan.ToRebase.Select(p => p.Sequence).Order().ToList(),
+            RebasedSequences = plan.ToRebase.Except(notRebased).Select(p => p.Sequence).Order().ToList(),
             DeletedPacks = sweep.DeletedPacks,
             PackBytesReclaimed = sweep.PackBytes,
             BytesReclaimed = manifestBytes + sweep.IndexBytes + sweep.PackBytes,

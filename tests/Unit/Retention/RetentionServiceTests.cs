@@ -1,3 +1,4 @@
+using AsrModule.Engine.Errors;
 using System.Diagnostics;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Retention;
@@ -128,6 +129,32 @@ public class RetentionServiceTests(ITestOutputHelper output)
         var seventh = (await h.Vault.GetLatestPointAsync(item.Id, default))!;
         Assert.Equal(6, seventh.ParentSequence);
         Assert.Equal(TestDisks.Sha256(h.Dir["six.img"]), (await h.ExportHashesAsync(seventh))["six.img"]);
+    }
+
+    /// <summary>
+    /// A kept point whose chain holds a damaged index cannot be rebased: retention keeps the points it reads through
+    /// and goes on with the rest (before, the failed rebase stopped all pruning of the item, every cycle). The other
+    /// kept point is rebased and every listed point that does not read the damage still exports exactly.
+    /// </summary>
+    [Fact]
+    public async Task AKeptPointWhoseChainIsDamaged_KeepsItsChain_AndRetentionGoesOnWithTheRest()
+    {
+        var (h, _, sha) = await SixPointsAsync(null);
+        using var _h = h;
+        var item = await h.Vault.GetItemAsync("six", default);
+        var five = await h.Vault.GetPointAsync(item.Id, 5, default);
+        Untrusted.VaultTamper.Truncate(Untrusted.VaultTamper.PathOf(h, VaultLayout.PointIndex(five, "disk0")), 10);
+
+        var result = await ApplyRetentionAsync(h, "six");
+
+        // 6 reads through 5 and 4 down to 3 (kept): those stay; 1 and 2 go; 3 is rebased as before.
+        Assert.Equal([1, 2], result.PrunedSequences);
+        Assert.Equal([3], result.RebasedSequences);
+        Assert.Equal([3, 4, 5, 6], await RetentionTestKit.ListedSequencesAsync(h.Vault, item));
+        foreach (var s in new long[] { 3, 4 })
+            Assert.Equal(sha[s], (await h.ExportHashesAsync(await h.Vault.GetPointAsync(item.Id, s, default)))["six.img"]);
+        var damaged = await Assert.ThrowsAsync<AsrException>(async () => await h.ExportHashesAsync(await h.Vault.GetPointAsync(item.Id, 6, default)));
+        Assert.Equal(AsrErrorIds.VaultDataCorrupt, damaged.ErrorId);
     }
 
     [Fact]
