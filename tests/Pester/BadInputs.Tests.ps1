@@ -34,7 +34,8 @@ $cases = @(
     @{ Case = 'New-AsrPolicy -RecoveryPointRetentionHours beyond Int32'; Run = { New-AsrPolicy -Name q -RecoveryPointRetentionHours 99999999999 }; Id = 'CannotConvertArgumentNoMessage'; Category = 'InvalidArgument' }
     @{ Case = 'New-AsrPolicy -RecoveryPointRetentionHours not a number'; Run = { New-AsrPolicy -Name q -RecoveryPointRetentionHours 'abc' }; Id = 'CannotConvertArgumentNoMessage'; Category = 'InvalidArgument' }
     @{ Case = 'New-AsrPolicy -CrashConsistentFrequencyMinutes 0'; Run = { New-AsrPolicy -Name q -CrashConsistentFrequencyMinutes 0 }; Id = 'PolicySettingInvalid'; Category = 'InvalidArgument' }
-    @{ Case = 'New-AsrPolicy -CrashConsistentFrequencyMinutes below 30 s'; Run = { New-AsrPolicy -Name q -CrashConsistentFrequencyMinutes 0.1 }; Id = 'PolicySettingInvalid'; Category = 'InvalidArgument' }
+    @{ Case = 'New-AsrPolicy -CrashConsistentFrequencyMinutes below 5 s'; Run = { New-AsrPolicy -Name q -CrashConsistentFrequencyMinutes 0.05 }; Id = 'PolicySettingInvalid'; Category = 'InvalidArgument' }
+    @{ Case = 'New-AsrPolicy -CrashConsistentFrequencySeconds 4'; Run = { New-AsrPolicy -Name q -CrashConsistentFrequencySeconds 4 }; Id = 'PolicySettingInvalid'; Category = 'InvalidArgument' }
     @{ Case = 'New-AsrPolicy -CrashConsistentFrequencyMinutes NaN'; Run = { New-AsrPolicy -Name q -CrashConsistentFrequencyMinutes ([double]::NaN) }; Id = 'PolicySettingInvalid'; Category = 'InvalidArgument' }
     @{ Case = 'New-AsrPolicy -CrashConsistentFrequencyMinutes infinite'; Run = { New-AsrPolicy -Name q -CrashConsistentFrequencyMinutes ([double]::PositiveInfinity) }; Id = 'PolicySettingInvalid'; Category = 'InvalidArgument' }
     @{ Case = 'New-AsrPolicy -AppConsistentFrequencyHours -3'; Run = { New-AsrPolicy -Name q -AppConsistentFrequencyHours -3 }; Id = 'PolicySettingInvalid'; Category = 'InvalidArgument' }

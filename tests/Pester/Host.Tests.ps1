@@ -50,13 +50,13 @@ BeforeDiscovery {
             List = 'Location | Backend | Authentication | VaultId | FormatVersion | IsEncrypted | CreatedUtc' }
         @{ Type = 'AsrPolicy'; Source = 'Get-AsrPolicy'
             Table = 'Name | RetentionHours | CrashFreqMin | AppFreqHours | RpoThresholdMin | Compression'
-            List = 'Name | Id | CreatedUtc | RecoveryPointRetentionHours | CrashConsistentFrequencyMinutes | AppConsistentFrequencyHours | RpoThresholdMinutes | Compression | CompressionLevel' }
+            List = 'Name | Id | CreatedUtc | RecoveryPointRetentionHours | CrashConsistentFrequencyMinutes | AppConsistentFrequencyHours | RpoThresholdMinutes | Compression | CompressionLevel | CrashConsistentFrequencySeconds' }
         @{ Type = 'AsrProtectedItem'; Source = 'Get-AsrProtectedItem'
             Table = 'Name | State | Location | Health | Rpo | LastPoint | Points | Disks | Policy | LastError'
-            List = 'Name | Id | PolicyName | CreatedUtc | State | ResyncReason | Disks | LastPointSequence | LastRecoveryPointTimeUtc | LastCycleUtc | LastError | LastJobId | AgentHost | ReplicationGroup | AppConsistencyScript | AppConsistencyScriptSha256 | QmpSocketPath | LastAppConsistentPointTimeUtc | FreezeHeldByJobId | CurrentRpo | ReplicationHealth | VaultLocation | TestFailover | LastTestFailover | Failover | Reverse | ExclusiveOperation | CycleInProgressJobId | ActiveJobPercent | ActiveJobOperation | ActiveLocation | NeedsResync | AllowedOperations | Health' }
+            List = 'Name | Id | PolicyName | CreatedUtc | State | ResyncReason | Disks | LastPointSequence | LastRecoveryPointTimeUtc | LastCycleUtc | LastError | LastJobId | AgentHost | ReplicationGroup | AppConsistencyScript | AppConsistencyScriptSha256 | QmpSocketPath | LastAppConsistentPointTimeUtc | LastPointConsistency | CaptureMethod | ReachableConsistency | FreezeHeldByJobId | CurrentRpo | ReplicationHealth | VaultLocation | TestFailover | LastTestFailover | Failover | Reverse | ExclusiveOperation | CycleInProgressJobId | ActiveJobPercent | ActiveJobOperation | ActiveLocation | NeedsResync | AllowedOperations | Health' }
         @{ Type = 'AsrRecoveryPoint'; Source = 'Get-AsrRecoveryPoint -Item m'
             Table = 'Item | Sequence | RecoveryPointTime | Consistency | Disks | ChangedMB | StoredMB'
-            List = 'FormatVersion | PointId | Sequence | ParentSequence | ItemId | ItemName | RecoveryPointTimeUtc | Consistency | JobId | Packs | Disks | GroupPointId | ReplicationGroup | Tracker | IndexGeneration | AttemptId | PackAttempts | VaultLocation | ChangedBytes | StoredBytes | DiskCount | Time' }
+            List = 'FormatVersion | PointId | Sequence | ParentSequence | ItemId | ItemName | RecoveryPointTimeUtc | Consistency | ConsistencyEvidence | JobId | Packs | Disks | GroupPointId | ReplicationGroup | Tracker | IndexGeneration | AttemptId | PackAttempts | VaultLocation | ChangedBytes | StoredBytes | DiskCount | Time' }
         @{ Type = 'AsrGroupRecoveryPoint'; Source = 'New-GroupPointForView'
             Table = 'ReplicationGroup | Sequence | RecoveryPointTime | Consistency | Members'
             List = 'GroupPointId | ReplicationGroup | Sequence | RecoveryPointTimeUtc | Consistency | Members | VaultLocation | MemberNames' }

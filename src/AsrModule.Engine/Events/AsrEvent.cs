@@ -39,4 +39,6 @@ public static class AsrEventTypes
     public const string AppConsistencyScriptNotAllowed = "AppConsistencyScriptNotAllowed";
     public const string AppConsistentPointCreated = "AppConsistentPointCreated";
     public const string RetentionFailed = "RetentionFailed";
+    /// <summary>A point was published Inconsistent: its disks were read live and the source wrote during the read.</summary>
+    public const string PointInconsistent = "PointInconsistent";
 }

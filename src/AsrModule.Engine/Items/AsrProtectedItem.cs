@@ -34,6 +34,16 @@ public sealed class AsrProtectedItem
     /// <summary>QMP socket of the running QEMU/KVM guest whose disks these are: changes come from QEMU's dirty bitmaps.</summary>
     public string? QmpSocketPath { get; set; }
     public DateTimeOffset? LastAppConsistentPointTimeUtc { get; set; }
+    /// <summary>The consistency of the latest point (Inconsistent: read live while written).</summary>
+    public RecoveryPoints.RecoveryPointConsistency? LastPointConsistency { get; set; }
+    /// <summary>
+    /// How the disks are captured (set when protected, refreshed by every cycle): "QemuDirtyBitmap" (a running guest,
+    /// through QMP), "ReflinkClone" (image files on XFS/btrfs, cloned at the instant), "Qcow2Bitmap" (a stopped qcow2
+    /// image's persistent dirty bitmap), "HashScan" (read live; consistent only when nothing writes during the read).
+    /// </summary>
+    public string? CaptureMethod { get; set; }
+    /// <summary>The best consistency the capture method can reach and what it depends on, in words (Get-AsrProtectedItem).</summary>
+    public string? ReachableConsistency { get; set; }
     /// <summary>
     /// Set before the freeze script runs and cleared after its thaw: a process killed in between leaves
     /// it set, and the next cycle runs the thaw first so the application is not left frozen.

@@ -17,6 +17,12 @@ public sealed class ProtectedDisk
     /// Null in records made before it was recorded.
     /// </summary>
     public string? SourceIdentity { get; set; }
+    /// <summary>
+    /// The image format of <see cref="SourcePath"/> ("qcow2", "vmdk", "vhdx", "vdi", "vpc"), pinned when the disk was protected
+    /// (from the file's magic bytes, or the user's -SourceFormat) and never probed again: a guest that writes an image
+    /// header into a raw disk cannot change how it is read. Null: raw (an image file or a block device).
+    /// </summary>
+    public string? SourceFormat { get; set; }
 
     public override string ToString() => Name;
 }

@@ -22,13 +22,22 @@ public sealed class AsrPolicy
     /// <summary>zstd level, 1 (fastest) to 19.</summary>
     public int CompressionLevel { get; set; } = 1;
 
+    /// <summary>The shortest crash-consistent frequency.</summary>
+    public const int MinimumFrequencySeconds = 5;
+
+    /// <summary>The crash-consistent frequency in seconds (shown by Get-AsrPolicy).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public double CrashConsistentFrequencySeconds => Math.Round(CrashConsistentFrequencyMinutes * 60, 3);
+
     public void Validate()
     {
         Check(IsValidName(Name), nameof(Name), $"'{Name}' is not a valid policy name: use 1–64 letters, digits, '-', '_' or '.', starting with a letter or digit.");
         Check(RecoveryPointRetentionHours is >= 0 and <= 720, nameof(RecoveryPointRetentionHours),
             $"RecoveryPointRetentionHours is {RecoveryPointRetentionHours}; allowed: 0 to 720.");
-        Check(CrashConsistentFrequencyMinutes is >= 0.5 and <= 1440, nameof(CrashConsistentFrequencyMinutes),
-            $"CrashConsistentFrequencyMinutes is {CrashConsistentFrequencyMinutes}; allowed: 0.5 (30 seconds) to 1440.");
+        // 5 s is what change tracking (reflink clones, QEMU bitmaps) sustains; a full scan of a large disk takes longer
+        // than that, and its points simply come as fast as the scans do.
+        Check(CrashConsistentFrequencyMinutes * 60 is >= MinimumFrequencySeconds - 0.001 && CrashConsistentFrequencyMinutes <= 1440, nameof(CrashConsistentFrequencyMinutes),
+            $"CrashConsistentFrequencyMinutes is {CrashConsistentFrequencyMinutes}; allowed: 5 seconds (-CrashConsistentFrequencySeconds 5, or 0.0834 minutes) to 1440 minutes.");
         Check(AppConsistentFrequencyHours is >= 0 and <= 12, nameof(AppConsistentFrequencyHours),
             $"AppConsistentFrequencyHours is {AppConsistentFrequencyHours}; allowed: 0 (off) or 1 to 12.");
         Check(RpoThresholdMinutes is >= 1 and <= 1440, nameof(RpoThresholdMinutes),

@@ -2,7 +2,13 @@ using System.Text.Json.Serialization;
 
 namespace AsrModule.Engine.RecoveryPoints;
 
-public enum RecoveryPointConsistency { CrashConsistent, AppConsistent }
+/// <summary>
+/// What a point's disks show of the machine. A point says CrashConsistent only when the product can show that nothing
+/// wrote during its capture (a point-in-time capture: reflink clone or QEMU; a freeze; or a live read that the source's
+/// write evidence shows was quiet). A live read that the source wrote through is Inconsistent: its blocks may come from
+/// different instants, so LatestProcessed, time choices and plans skip it unless asked (-AllowInconsistent).
+/// </summary>
+public enum RecoveryPointConsistency { CrashConsistent, AppConsistent, Inconsistent }
 
 /// <summary>
 /// A published recovery point: the manifest object whose atomic appearance publishes the point.
@@ -19,6 +25,11 @@ public sealed class AsrRecoveryPoint
     public string ItemName { get; set; } = "";
     public DateTimeOffset RecoveryPointTimeUtc { get; set; }
     public RecoveryPointConsistency Consistency { get; set; }
+    /// <summary>
+    /// What shows the consistency: how the disks were captured ("reflink clone", "QEMU capture", "live read; no write
+    /// during it: ..."), or what wrote during a live read. Null in points written before it was recorded.
+    /// </summary>
+    public string? ConsistencyEvidence { get; set; }
     public Guid JobId { get; set; }
     /// <summary>Pack objects this point's own extents live in.</summary>
     public List<string> Packs { get; set; } = new();

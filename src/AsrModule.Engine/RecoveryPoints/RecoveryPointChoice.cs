@@ -24,6 +24,12 @@ public sealed record RecoveryPointChoice(RecoveryPointKind Kind, long? Sequence 
     public Guid? PointId { get; init; }
     public string? ItemName { get; init; }
 
+    /// <summary>
+    /// Latest, LatestProcessed and a time choose among Inconsistent points too (read live while written). Off by
+    /// default: those skip them. A point given by sequence or object is used whatever its consistency.
+    /// </summary>
+    public bool AllowInconsistent { get; init; }
+
     /// <summary>Set when the user gave a replication group's point: each member uses its own point of it.</summary>
     public Replication.Groups.AsrGroupRecoveryPoint? GroupPoint { get; init; }
 
@@ -53,17 +59,21 @@ public sealed record RecoveryPointChoice(RecoveryPointKind Kind, long? Sequence 
             groupMemberSequence = gp.Members.FirstOrDefault(m => m.ItemId == item.Id)?.PointSequence
                 ?? throw new AsrException(AsrErrorIds.RecoveryPointNotFound, AsrErrorKind.InvalidArgument,
                     $"'{item.Name}' is not a member of group point {gp}; its members are {gp.MemberNames}.", item.Name);
+        // A choice by kind or time skips points read live while written, unless asked; a point named is used as it is.
+        var usable = AllowInconsistent ? points : points.Where(p => p.Consistency != RecoveryPointConsistency.Inconsistent).ToList();
         AsrRecoveryPoint? found = Kind switch
         {
             _ when groupMemberSequence is { } gs => points.FirstOrDefault(p => p.Sequence == gs && p.GroupPointId == GroupPoint!.GroupPointId),
-            RecoveryPointKind.Latest or RecoveryPointKind.LatestProcessed => points.LastOrDefault(),
+            RecoveryPointKind.Latest or RecoveryPointKind.LatestProcessed => usable.LastOrDefault(),
             RecoveryPointKind.LatestAppConsistent => points.LastOrDefault(p => p.Consistency == RecoveryPointConsistency.AppConsistent),
             _ when Sequence is { } s => points.FirstOrDefault(p => p.Sequence == s && (PointId is null || p.PointId == PointId)),
-            _ => points.LastOrDefault(p => p.RecoveryPointTimeUtc <= AtOrBefore),
+            _ => usable.LastOrDefault(p => p.RecoveryPointTimeUtc <= AtOrBefore),
         };
+        int skipped = points.Count - usable.Count;
         return found ?? throw new AsrException(AsrErrorIds.RecoveryPointNotFound, AsrErrorKind.ObjectNotFound,
             $"'{item.Name}' has no recovery point matching {this}. Its points: " +
-            (points.Count == 0 ? "none yet" : string.Join(", ", points.Select(p => $"{p.Sequence} ({p.Consistency}, {p.RecoveryPointTimeUtc:u})"))) + ".",
+            (points.Count == 0 ? "none yet" : string.Join(", ", points.Select(p => $"{p.Sequence} ({p.Consistency}, {p.RecoveryPointTimeUtc:u})"))) + "." +
+            (skipped > 0 && Sequence is null ? $" {skipped} Inconsistent point(s) were skipped (read live while the disks were written): pass -AllowInconsistent, or give a point." : ""),
             item.Name);
     }
 }

@@ -4,7 +4,7 @@ using Microsoft.Win32.SafeHandles;
 namespace AsrModule.Engine.Replication;
 
 /// <summary>A source disk opened for reading: a raw image file or a Linux block device.</summary>
-internal sealed class DiskSource : IDisposable
+internal sealed class DiskSource : Sources.ISourceDisk
 {
     private readonly SafeFileHandle _handle;
 
@@ -120,6 +120,18 @@ internal sealed class DiskSource : IDisposable
             done += n;
         }
     }
+
+    /// <summary>The ranges of a regular file that hold data (SEEK_DATA/SEEK_HOLE); null for a block device (it has no holes to ask for).</summary>
+    public IReadOnlyList<Tracking.ByteRange>? DataRanges() =>
+        IsBlockDevice || !OperatingSystem.IsLinux() ? null : Sources.Linux.SparseFile.DataRanges(_handle, Size);
+
+    public ValueTask ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        ReadExactly(offset, buffer.Span);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<IReadOnlyList<Tracking.ByteRange>?> GetDataRangesAsync(CancellationToken cancellationToken) => ValueTask.FromResult(DataRanges());
 
     public void Dispose() => _handle.Dispose();
 }

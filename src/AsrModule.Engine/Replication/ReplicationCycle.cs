@@ -25,7 +25,6 @@ public enum CycleMode { Initial, Delta, Resync }
 internal sealed class ReplicationCycle
 {
     public const int MaxExtentBlocks = 64;      // 256 KiB extents: good zstd ratio, small indexes
-    private const int ReadChunkBlocks = 1024;   // 4 MiB reads
     /// <summary>Share of the scan phase a checksum resync spends hashing the replica before it reads the source.</summary>
     private const int ReplicaChecksumShare = 30;
 
@@ -34,7 +33,8 @@ internal sealed class ReplicationCycle
     private readonly JobContext _context;
     // Progress phases, in the order they run: the scan (replica checksums, then reading the disks), then publication.
     private readonly JobContext _scanPhase, _publishPhase;
-    private long _bytesScanned, _changedBlocks, _changedBytes, _totalBytes;
+    private long _totalBytes;
+    private DiskScanner? _scanner;
 
     private ReplicationCycle(AsrVault vault, AsrProtectedItem item, JobContext context, JobContext scanPhase, JobContext publishPhase)
     {
@@ -79,6 +79,8 @@ internal sealed class ReplicationCycle
     private DateTimeOffset _captureUtc;
     private RecoveryPointConsistency _consistency;
     private string? _consistencyNote;
+    private string? _consistencyEvidence;
+    private LiveReadCheck? _liveReadCheck;
     private BlockHashTable[] _tables = [];
     private PipelineResult? _stored;
 
@@ -188,7 +190,11 @@ internal sealed class ReplicationCycle
         return Task.CompletedTask;
     }
 
-    internal void MarkCrashConsistent() => _consistency = RecoveryPointConsistency.CrashConsistent;
+    /// <summary>A group member of a group whose point is crash-consistent (not every freeze worked); an inconsistent member stays so.</summary>
+    internal void MarkCrashConsistent()
+    {
+        if (_consistency != RecoveryPointConsistency.Inconsistent) _consistency = RecoveryPointConsistency.CrashConsistent;
+    }
 
     internal async Task ThawAsync()
     {
@@ -202,8 +208,31 @@ internal sealed class ReplicationCycle
     internal async Task CaptureAsync(DateTimeOffset? instantUtc = null)
     {
         var ct = _context.CancellationToken;
+        // A live read is point-in-time only if nothing writes until it ends: fingerprint the sources at the instant.
+        _liveReadCheck = _tracker!.CapturesPointInTime ? null : LiveReadCheck.Begin(_item);
         _captureUtc = instantUtc ?? _vault.Clock.GetUtcNow();
-        _captures = await _tracker!.CaptureAsync(_item, _latest?.Sequence ?? 0, _sequence, ct).ConfigureAwait(false);
+        _tracker.UseAttempts(_latest?.AttemptId, _attemptId);
+        _captures = await _tracker.CaptureAsync(_item, _latest?.Sequence ?? 0, _sequence, ct).ConfigureAwait(false);
+        _consistencyEvidence = _tracker.CapturesPointInTime ? _tracker.CaptureEvidence : null;
+        if (_tracker.CaptureInconsistency is { } inconsistency) MarkInconsistent(inconsistency);
+    }
+
+    /// <summary>After the read of a live capture: Inconsistent when a source was written while it was read.</summary>
+    private void FinishLiveReadCheck()
+    {
+        if (_liveReadCheck is null) return;
+        string? writes = _liveReadCheck.Finish(out string evidence);
+        _consistencyEvidence = (_hook is { IsFrozen: true } ? "freeze script held; " : "") + evidence;
+        if (writes is not null) MarkInconsistent($"its disks were read live and written during the read ({writes})");
+    }
+
+    private void MarkInconsistent(string why)
+    {
+        _consistency = RecoveryPointConsistency.Inconsistent;
+        string note = $"Point {_sequence} is Inconsistent: {why}; its blocks may come from different instants. " +
+            "LatestProcessed and plans skip it (-AllowInconsistent uses it). Capture point-in-time instead: an image file on XFS (reflink=1) or btrfs is cloned, a QEMU guest is read through -QmpSocket, or a freeze script holds the writers.";
+        _consistencyNote = _consistencyNote is null ? note : _consistencyNote + " " + note;
+        _context.Logger.LogWarning("{Note}", note);
     }
 
     /// <summary>Finds the changed blocks of every captured disk and stores them in packs.</summary>
@@ -299,6 +328,7 @@ internal sealed class ReplicationCycle
         _tables = new BlockHashTable[captures.Count];
         var pipeline = new DataPipeline(_vault.Store, _item.Id, _sequence, _attemptId, _vault.Key,
             _policy.Compression == CompressionMethod.Zstd ? _policy.CompressionLevel : 0, captures.Count, ct);
+        _scanner = new DiskScanner(pipeline);
         try
         {
             long bytesBefore = 0; // sizes of the disks already read: where this disk's share of the progress starts
@@ -307,10 +337,19 @@ internal sealed class ReplicationCycle
                 _tables[i] = ranges[i] is null
                     ? new BlockHashTable(captures[i].Size, _item.Disks[i].BlockSize, _vault.HashSeed)
                     : baselines[i].Clone();
-                await ScanDiskAsync(i, captures[i], ranges[i], baselines[i], forced[i], damaged[i], _tables[i], pipeline, reading, bytesBefore, ct).ConfigureAwait(false);
+                long diskStart = bytesBefore, diskSize = captures[i].Size;
+                var disk = _item.Disks[i];
+                await _scanner.ScanAsync(i, disk, captures[i], ranges[i], baselines[i], forced[i], damaged[i], _tables[i], (read, total, changedBytes, whole) =>
+                {
+                    // This disk counts as its whole size however little of it the tracker says to read, so the next disk starts where this one ends.
+                    double diskDone = Math.Min(1.0, (double)read / total);
+                    reading.Report((int)(100 * Math.Min(1.0, (diskStart + diskDone * diskSize) / _totalBytes)),
+                        $"{_mode} replication of '{_item.Name}': disk '{disk.Name}' {read:N0} of {total:N0} {(whole ? "bytes" : "changed bytes")} read, {changedBytes:N0} bytes changed");
+                }, ct).ConfigureAwait(false);
                 bytesBefore += captures[i].Size;
             }
             _stored = await pipeline.CompleteAsync().ConfigureAwait(false);
+            FinishLiveReadCheck();
         }
         catch
         {
@@ -359,6 +398,7 @@ internal sealed class ReplicationCycle
             ItemName = _item.Name,
             RecoveryPointTimeUtc = pointTimeUtc ?? _captureUtc,
             Consistency = _consistency,
+            ConsistencyEvidence = _consistencyEvidence,
             JobId = _context.Job.Id,
             Packs = stored.PackKeys,
             GroupPointId = groupPointId,
@@ -399,6 +439,9 @@ internal sealed class ReplicationCycle
 
         var sizes = captures.Select(s => s.Size).ToArray();
         var consistency = _consistency;
+        // The capture method the item shows follows the tracker that took the point (a file system may have changed).
+        var capture = _item.CaptureMethod == _tracker!.Kind ? ((string, string)?)null : ChangeTrackers.Describe(_item);
+        if (capture is { } described && described.Item1 != _tracker.Kind) capture = (_tracker.Kind, described.Item2);
         _item = await _vault.UpdateItemAsync(_item.Id, i =>
         {
             for (int d = 0; d < sizes.Length; d++) i.Disks[d].SizeBytes = sizes[d];
@@ -410,6 +453,8 @@ internal sealed class ReplicationCycle
             i.LastPointSequence = sequence;
             i.LastRecoveryPointTimeUtc = point.RecoveryPointTimeUtc;
             if (consistency == RecoveryPointConsistency.AppConsistent) i.LastAppConsistentPointTimeUtc = point.RecoveryPointTimeUtc;
+            i.LastPointConsistency = consistency;
+            if (capture is { } c) (i.CaptureMethod, i.ReachableConsistency) = c;
             i.LastCycleUtc = _vault.Clock.GetUtcNow();
         }, CancellationToken.None).ConfigureAwait(false);
         try
@@ -423,29 +468,34 @@ internal sealed class ReplicationCycle
         }
         await RemoveOldTrackersAsync(sequence).ConfigureAwait(false);
         _publishPhase.Report(100, $"Recovery point {sequence} of '{_item.Name}' published");
+        if (consistency == RecoveryPointConsistency.Inconsistent)
+            await _vault.Events.WriteAsync(Events.AsrEventSeverity.Warning, Events.AsrEventTypes.PointInconsistent,
+                $"Point {sequence} of '{_item.Name}' is Inconsistent: {_consistencyEvidence}. LatestProcessed, times and plans skip it unless -AllowInconsistent is given.",
+                _item.Name, jobId: _context.Job.Id).ConfigureAwait(false);
         if (_repairs.Count > 0)
             await _vault.Events.WriteAsync(Events.AsrEventSeverity.Warning, Events.AsrEventTypes.ReplicaRepaired,
                 $"Point {sequence} of '{_item.Name}' is whole although the vault's copy was damaged: {string.Join("; ", _repairs)}. " +
                 "The damaged older points stay as they are (Test-AsrRecoveryPoint names them) until retention prunes them.",
                 _item.Name, jobId: _context.Job.Id).ConfigureAwait(false);
         _context.Logger.LogInformation("Item {Item}: {Mode} cycle published {Consistency} point {Sequence}: {Changed} bytes changed, {Stored} stored",
-            _item.Name, _mode, consistency, sequence, _changedBytes, stored.StoredBytes);
+            _item.Name, _mode, consistency, sequence, _scanner!.ChangedBytes, stored.StoredBytes);
 
         var notes = new List<string>();
         if (_resyncedDisks.Count > 0) notes.Add("Checksum resync of: " + string.Join("; ", _resyncedDisks));
         if (_repairs.Count > 0) notes.Add("Repaired: " + string.Join("; ", _repairs) + ".");
         if (_fullScans.Count > 0) notes.Add(string.Join("; ", _fullScans));
+        if (_scanner.HoleBytesSkipped > 0) notes.Add($"{_scanner.HoleBytesSkipped:N0} bytes of holes not read.");
         if (_consistencyNote is not null) notes.Add(_consistencyNote);
         return new AsrJobResult
         {
             Mode = _mode.ToString(),
             RecoveryPointSequence = sequence,
             RecoveryPointId = point.PointId,
-            BytesScanned = _bytesScanned,
-            BlocksCompared = _blocksCompared,
+            BytesScanned = _scanner.BytesRead,
+            BlocksCompared = _scanner.BlocksCompared,
             BytesSent = stored.StoredBytes,
-            ChangedBlocks = _changedBlocks,
-            ChangedBytes = _changedBytes,
+            ChangedBlocks = _scanner.ChangedBlocks,
+            ChangedBytes = _scanner.ChangedBytes,
             BytesStored = stored.StoredBytes,
             Note = notes.Count > 0 ? string.Join(" ", notes) : null,
         };
@@ -484,109 +534,11 @@ internal sealed class ReplicationCycle
     private readonly List<string> _repairs = new();
     private string? _resyncReasonOverride;
     private readonly List<string> _fullScans = new();
-    private long _blocksCompared;
 
     /// <summary>Reports on the calling thread (System.Progress would post to the pool and reorder reports).</summary>
     private sealed class SyncProgress(Action<double> report) : IProgress<double>
     {
         public void Report(double value) => report(value);
-    }
-
-    /// <param name="reading">The progress phase of reading all disks; this disk's share starts at <paramref name="bytesBefore"/> of <see cref="_totalBytes"/>.</param>
-    /// <param name="damaged">Blocks whose copy in the vault did not read back: sent whatever their hashes say.</param>
-    private async Task ScanDiskAsync(int ordinal, IDiskCapture source, IReadOnlyList<ByteRange>? changed, BlockHashTable baseline, long[] forced,
-        System.Collections.BitArray? damaged, BlockHashTable table, DataPipeline pipeline,
-        JobContext reading, long bytesBefore, CancellationToken ct)
-    {
-        var disk = _item.Disks[ordinal];
-        int bs = disk.BlockSize;
-        long blockCount = table.Hashes.Length;
-        // The tracker's ranges, widened to whole blocks and to the forced blocks; null reads every block.
-        var spans = changed is null
-            ? new List<(long First, long End)> { (0, blockCount) }
-            : BlockSpans(changed, forced, bs, blockCount);
-        long spanBytes = Math.Max(1, spans.Sum(s => Math.Min(s.End * bs, source.Size) - s.First * bs)), spanBytesRead = 0;
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(ReadChunkBlocks * bs);
-        try
-        {
-            foreach (var (first, end) in spans)
-            for (long chunkStart = first; chunkStart < end; chunkStart += ReadChunkBlocks)
-            {
-                ct.ThrowIfCancellationRequested();
-                int blocks = (int)Math.Min(ReadChunkBlocks, end - chunkStart);
-                long offset = chunkStart * bs;
-                int bytes = (int)Math.Min((long)blocks * bs, source.Size - offset);
-                await source.ReadAsync(offset, buffer.AsMemory(0, bytes), ct).ConfigureAwait(false);
-
-                int runStart = 0, runLength = 0;
-                bool runZero = false;
-                for (int b = 0; b < blocks; b++)
-                {
-                    int length = Math.Min(bs, bytes - b * bs);
-                    var span = buffer.AsSpan(b * bs, length);
-                    ulong h = table.Hash(span);
-                    table.Hashes[chunkStart + b] = h;
-                    bool changedBlock = h != baseline.Hashes[chunkStart + b] || (forced.Length > 0 && forced.Contains(chunkStart + b))
-                        || (damaged is not null && chunkStart + b < damaged.Length && damaged[(int)(chunkStart + b)]);
-                    bool zero = changedBlock && h == table.ZeroHash(length) && !span.ContainsAnyExcept((byte)0);
-                    if (runLength > 0 && (!changedBlock || zero != runZero || runLength == MaxExtentBlocks))
-                    {
-                        await SubmitRunAsync(pipeline, ordinal, disk.DiskId, chunkStart, buffer, runStart, runLength, runZero, bytes, bs).ConfigureAwait(false);
-                        runLength = 0;
-                    }
-                    if (!changedBlock) continue;
-                    if (runLength == 0) { runStart = b; runZero = zero; }
-                    runLength++;
-                }
-                if (runLength > 0)
-                    await SubmitRunAsync(pipeline, ordinal, disk.DiskId, chunkStart, buffer, runStart, runLength, runZero, bytes, bs).ConfigureAwait(false);
-
-                _bytesScanned += bytes;
-                _blocksCompared += blocks;
-                spanBytesRead += bytes;
-                // This disk counts as its whole size however little of it the tracker says to read, so the
-                // next disk starts where this one ends.
-                double diskDone = Math.Min(1.0, (double)spanBytesRead / spanBytes);
-                reading.Report((int)(100 * Math.Min(1.0, (bytesBefore + diskDone * source.Size) / _totalBytes)),
-                    $"{_mode} replication of '{_item.Name}': disk '{disk.Name}' {spanBytesRead:N0} of {spanBytes:N0} {(changed is null ? "bytes" : "changed bytes")} read, {_changedBytes:N0} bytes changed");
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    /// <summary>Sorted, merged block spans covering the changed byte ranges and the forced blocks.</summary>
-    internal static List<(long First, long End)> BlockSpans(IReadOnlyList<ByteRange> changed, long[] forced, int blockSize, long blockCount)
-    {
-        var spans = changed.Where(r => r.Length > 0)
-            .Select(r => (First: r.Offset / blockSize, End: Math.Min(blockCount, (r.End + blockSize - 1) / blockSize)))
-            .Concat(forced.Select(b => (First: b, End: b + 1)))
-            .Where(s => s.First < s.End)
-            .OrderBy(s => s.First).ToList();
-        var merged = new List<(long First, long End)>();
-        foreach (var s in spans)
-        {
-            if (merged.Count > 0 && s.First <= merged[^1].End)
-                merged[^1] = (merged[^1].First, Math.Max(merged[^1].End, s.End));
-            else
-                merged.Add(s);
-        }
-        return merged;
-    }
-
-    private ValueTask SubmitRunAsync(DataPipeline pipeline, int ordinal, string diskId, long chunkStart, byte[] buffer, int runStart, int runLength, bool zero, int chunkBytes, int bs)
-    {
-        int from = runStart * bs;
-        int length = Math.Min(runLength * bs, chunkBytes - from);
-        _changedBlocks += runLength;
-        _changedBytes += length;
-        if (zero)
-            return pipeline.SubmitAsync(new ExtentWork(ordinal, diskId, chunkStart + runStart, runLength, null, 0, 0));
-        byte[] data = ArrayPool<byte>.Shared.Rent(length);
-        buffer.AsSpan(from, length).CopyTo(data);
-        return pipeline.SubmitAsync(new ExtentWork(ordinal, diskId, chunkStart + runStart, runLength, data, length, BlockHashTable.Checksum(data.AsSpan(0, length))));
     }
 
     private async Task<BlockHashTable?> LoadTrackerAsync(ProtectedDisk disk, AsrRecoveryPoint point, CancellationToken ct)

@@ -23,7 +23,9 @@ public sealed partial class ReplicationService
     private static partial Regex ItemNamePattern();
 
     /// <summary>Validates and registers a machine (state InitialReplicationPending). Nothing is written if any check fails.</summary>
-    public async Task<AsrProtectedItem> RegisterAsync(string name, IReadOnlyList<string> diskPaths, string policyName, CancellationToken ct, int blockSize = DefaultBlockSize, ItemReplicationSettings? settings = null)
+    /// <param name="sourceFormat">The disks' image format (raw, qcow2, vmdk, vhdx, vdi, vhd), or null/"auto": each file's magic bytes decide.</param>
+    public async Task<AsrProtectedItem> RegisterAsync(string name, IReadOnlyList<string> diskPaths, string policyName, CancellationToken ct, int blockSize = DefaultBlockSize,
+        ItemReplicationSettings? settings = null, string? sourceFormat = null)
     {
         if (blockSize < 512 || blockSize > (1 << 20) || (blockSize & (blockSize - 1)) != 0)
             throw new AsrException(AsrErrorIds.BlockSizeInvalid, AsrErrorKind.InvalidArgument, $"Block size {blockSize} must be a power of two from 512 bytes to 1 MiB.", blockSize);
@@ -56,7 +58,10 @@ public sealed partial class ReplicationService
             if (OutputLocation.IsInsideVault(full, _vault.Store))
                 throw new AsrException(AsrErrorIds.DiskUnsupported, AsrErrorKind.InvalidArgument,
                     $"Disk '{full}' is inside the vault '{_vault.Location}': the vault's own objects are not a machine's disk. Protect a disk outside the vault.", full);
-            using var source = DiskSource.Open(full);
+            bool isBlockDevice;
+            using (var raw = DiskSource.Open(full)) isBlockDevice = raw.IsBlockDevice;
+            string? format = Sources.SourceDisks.FormatToPin(full, sourceFormat, isBlockDevice);
+            using var source = await Sources.SourceDisks.OpenAsync(full, format, ct).ConfigureAwait(false);
             if (DiskFileType.Of(full) is { Kind: DiskFileKind.RegularFile or DiskFileKind.BlockDevice } id)
             {
                 if (seenFiles.TryGetValue((id.Device, id.Inode), out var first))
@@ -76,12 +81,14 @@ public sealed partial class ReplicationService
                 SourcePath = full,
                 SizeBytes = source.Size,
                 BlockSize = blockSize,
-                IsBlockDevice = source.IsBlockDevice,
+                IsBlockDevice = isBlockDevice,
+                SourceFormat = format,
                 // Reprotect writes back to this path only while it is still this file or device.
                 SourceIdentity = DiskFileType.Of(full)?.Identity,
             });
         }
         (settings ?? new ItemReplicationSettings()).ApplyTo(item, await _vault.GetItemsAsync(ct).ConfigureAwait(false));
+        (item.CaptureMethod, item.ReachableConsistency) = Tracking.ChangeTrackers.Describe(item);
         await _vault.ClaimItemNameAsync(item, ct).ConfigureAwait(false);
         await _vault.SaveItemAsync(item, ct).ConfigureAwait(false);
         return item;
@@ -102,7 +109,7 @@ public sealed partial class ReplicationService
         {
             foreach (var disk in item.Disks)
             {
-                using var source = DiskSource.Open(disk.SourcePath);
+                using var source = await Sources.SourceDisks.OpenAsync(disk, ct).ConfigureAwait(false);
                 if (source.Size != disk.SizeBytes && !resync && !item.NeedsResync && item.LastPointSequence > 0)
                 {
                     string reason = $"Disk '{disk.Name}' ({disk.SourcePath}) changed size from {disk.SizeBytes:N0} to {source.Size:N0} bytes.";
@@ -179,5 +186,7 @@ public sealed partial class ReplicationService
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Disable);
         using var lease = AcquireLease(item);
         await _vault.RemoveItemAsync(item, ct).ConfigureAwait(false);
+        // The clones kept beside the disks for change tracking (reflink capture) are this item's too.
+        foreach (var disk in item.Disks) Tracking.Reflink.ReflinkCloneDirectory.Of(item, disk).DeleteAll();
     }
 }

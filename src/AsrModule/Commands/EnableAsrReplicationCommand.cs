@@ -43,6 +43,14 @@ public sealed class EnableAsrReplicationCommand : AsrCmdlet
     public string? QmpSocket { get; set; }
 
     /// <summary>Returns the job at once instead of waiting for initial replication.</summary>
+    /// <summary>
+    /// The disks' image format. Auto (default): each file's magic bytes decide (qcow2, VMDK, VHDX, VDI, VHD; anything else is
+    /// raw; a block device is raw). The format is pinned when the disk is protected and never probed again.
+    /// </summary>
+    [Parameter]
+    [ValidateSet("Auto", "Raw", "Qcow2", "Vmdk", "Vhdx", "Vdi", "Vhd")]
+    public string SourceFormat { get; set; } = "Auto";
+
     [Parameter]
     public SwitchParameter AsJob { get; set; }
 
@@ -61,7 +69,7 @@ public sealed class EnableAsrReplicationCommand : AsrCmdlet
                 AppConsistencyScript = AppConsistencyScript is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(AppConsistencyScript),
                 QmpSocketPath = QmpSocket is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(QmpSocket),
             };
-            var item = Await(ct => service.RegisterAsync(Name, paths, Policy, ct, settings: settings));
+            var item = Await(ct => service.RegisterAsync(Name, paths, Policy, ct, settings: settings, sourceFormat: SourceFormat.ToLowerInvariant()));
             var lease = Await(ct => service.PrepareCycleAsync(item, false, ct));
             RunningJob running;
             try

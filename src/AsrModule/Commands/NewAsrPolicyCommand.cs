@@ -15,6 +15,8 @@ public sealed class NewAsrPolicyCommand : AsrCmdlet
 
     [Parameter] public int RecoveryPointRetentionHours { get; set; } = 24;
     [Parameter] public double CrashConsistentFrequencyMinutes { get; set; } = 5;
+    /// <summary>The crash-consistent frequency in seconds (5 or more), for sources with change tracking (reflink clones, QEMU); overrides -CrashConsistentFrequencyMinutes.</summary>
+    [Parameter] public int CrashConsistentFrequencySeconds { get; set; }
     [Parameter] public int AppConsistentFrequencyHours { get; set; } = 4;
     [Parameter] public int RpoThresholdMinutes { get; set; } = 15;
     [Parameter] public CompressionMethod Compression { get; set; } = CompressionMethod.Zstd;
@@ -27,7 +29,8 @@ public sealed class NewAsrPolicyCommand : AsrCmdlet
         {
             Name = Name,
             RecoveryPointRetentionHours = RecoveryPointRetentionHours,
-            CrashConsistentFrequencyMinutes = CrashConsistentFrequencyMinutes,
+            CrashConsistentFrequencyMinutes = MyInvocation.BoundParameters.ContainsKey(nameof(CrashConsistentFrequencySeconds))
+                ? CrashConsistentFrequencySeconds / 60.0 : CrashConsistentFrequencyMinutes,
             AppConsistentFrequencyHours = AppConsistentFrequencyHours,
             RpoThresholdMinutes = RpoThresholdMinutes,
             Compression = Compression,

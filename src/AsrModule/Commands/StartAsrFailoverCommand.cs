@@ -32,6 +32,10 @@ public sealed class StartAsrFailoverCommand : ItemJobCmdlet
     [ArgumentCompleter(typeof(RecoveryPointCompleter))]
     public RecoveryPointChoice? RecoveryPoint { get; set; }
 
+    /// <summary>LatestProcessed, Latest and a time may choose an Inconsistent point (read live while its disks were written). Without it they skip such points.</summary>
+    [Parameter]
+    public SwitchParameter AllowInconsistent { get; set; }
+
     /// <summary>Source-side hook for a planned failover: stops or quiesces the source machine, and returns only once it has stopped. Receives the item.</summary>
     [Parameter]
     public ScriptBlock? StopSource { get; set; }
@@ -52,7 +56,7 @@ public sealed class StartAsrFailoverCommand : ItemJobCmdlet
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Failover);
         Await(ct => new FailoverService(vault).ValidateTargetAsync(item, Target, ct));
         var type = Planned ? FailoverType.Planned : FailoverType.Unplanned;
-        var choice = RecoveryPoint ?? RecoveryPointChoice.LatestProcessed;
+        var choice = (RecoveryPoint ?? RecoveryPointChoice.LatestProcessed) with { AllowInconsistent = AllowInconsistent };
         if (!Planned && choice.Kind != RecoveryPointKind.Latest) Await(ct => choice.ResolveAsync(vault, item, ct)); // fail before any job exists
         if (!ShouldProcess(item.Name, $"{type} failover to {Target.Describe(item.Name, RecoveryPurpose.Failover)}" + (Planned ? " (final sync)" : $" from {choice}"))) return;
         var replication = new ReplicationService(vault);

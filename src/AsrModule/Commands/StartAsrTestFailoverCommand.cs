@@ -20,6 +20,10 @@ public sealed class StartAsrTestFailoverCommand : ItemJobCmdlet
     [ArgumentCompleter(typeof(RecoveryPointCompleter))]
     public RecoveryPointChoice RecoveryPoint { get; set; } = RecoveryPointChoice.LatestProcessed;
 
+    /// <summary>LatestProcessed, Latest and a time may choose an Inconsistent point (read live while its disks were written). Without it they skip such points.</summary>
+    [Parameter]
+    public SwitchParameter AllowInconsistent { get; set; }
+
     /// <summary>Where the drill runs: New-AsrLocalTarget (disks served over NBD), New-AsrAzureTarget (managed disks and a VM in its test subnet), or a directory path.</summary>
     [Parameter(Mandatory = true)]
     [RecoveryTargetTransformation]
@@ -28,6 +32,7 @@ public sealed class StartAsrTestFailoverCommand : ItemJobCmdlet
 
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {
+        RecoveryPoint = RecoveryPoint with { AllowInconsistent = AllowInconsistent };
         var service = new TestFailoverService(vault);
         service.Validate(item);
         if (RecoveryPoint.Kind != RecoveryPointKind.Latest) Await(ct => RecoveryPoint.ResolveAsync(vault, item, ct)); // fail before any job exists

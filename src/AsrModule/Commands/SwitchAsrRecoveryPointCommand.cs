@@ -19,6 +19,10 @@ public sealed class SwitchAsrRecoveryPointCommand : ItemJobCmdlet
     [ArgumentCompleter(typeof(RecoveryPointCompleter))]
     public RecoveryPointChoice RecoveryPoint { get; set; } = null!;
 
+    /// <summary>LatestProcessed, Latest and a time may choose an Inconsistent point (read live while its disks were written). Without it they skip such points.</summary>
+    [Parameter]
+    public SwitchParameter AllowInconsistent { get; set; }
+
     /// <summary>The target the machine was recovered into; needed for a target outside this machine (Azure) that was not created in this session.</summary>
     [Parameter]
     [RecoveryTargetTransformation]
@@ -27,6 +31,7 @@ public sealed class SwitchAsrRecoveryPointCommand : ItemJobCmdlet
 
     protected override void ProcessItem(AsrVault vault, AsrProtectedItem item)
     {
+        RecoveryPoint = RecoveryPoint with { AllowInconsistent = AllowInconsistent };
         ItemStateMachine.EnsureAllowed(item, ItemOperation.ChangeRecoveryPoint);
         if (RecoveryPoint.Kind != RecoveryPointKind.Latest) Await(ct => RecoveryPoint.ResolveAsync(vault, item, ct)); // fail before any job exists
         FailoverService.TargetOf(item, Target);

@@ -1,13 +1,47 @@
 using AsrModule.Engine.Items;
+using AsrModule.Engine.Replication.Tracking.Reflink;
 using Microsoft.Extensions.Logging;
 
 namespace AsrModule.Engine.Replication.Tracking;
 
-/// <summary>Picks the tracker an item's source allows: QEMU's dirty bitmaps for a running guest, a hash scan otherwise.</summary>
+/// <summary>
+/// Picks the tracker an item's source allows, best first: QEMU's dirty bitmaps for a running guest (QMP); a reflink
+/// clone for raw image files on XFS (reflink=1) or btrfs; a live hash scan otherwise (its points are CrashConsistent
+/// only when nothing wrote during the read).
+/// </summary>
 public static class ChangeTrackers
 {
-    public static async Task<IChangeTracker> OpenAsync(AsrProtectedItem item, ILogger logger, CancellationToken cancellationToken) =>
-        item.QmpSocketPath is null
-            ? new HashScanTracker()
-            : await Qemu.QemuDirtyBitmapTracker.OpenAsync(item, logger, cancellationToken).ConfigureAwait(false);
+    public static async Task<IChangeTracker> OpenAsync(AsrProtectedItem item, ILogger logger, CancellationToken cancellationToken)
+    {
+        if (item.QmpSocketPath is not null)
+            return await Qemu.QemuDirtyBitmapTracker.OpenAsync(item, logger, cancellationToken).ConfigureAwait(false);
+        string? whyNot = "clones are made on Linux only";
+        if (OperatingSystem.IsLinux() && ReflinkCloneTracker.TryOpen(item, logger, out whyNot) is { } reflink)
+            return reflink;
+        logger.LogDebug("Item {Item} is read live: {WhyNot}", item.Name, whyNot);
+        return new HashScanTracker();
+    }
+
+    /// <summary>
+    /// The capture method an item gets and the consistency it can reach, in words (stored on the item when it is
+    /// protected and after every cycle, shown by Get-AsrProtectedItem).
+    /// </summary>
+    public static (string Method, string Reachable) Describe(AsrProtectedItem item)
+    {
+        if (item.QmpSocketPath is not null)
+            return ("QemuDirtyBitmap", "CrashConsistent at every point (QEMU captures all disks in one transaction); AppConsistent with a freeze script");
+        string whyNot;
+        if (item.Disks.Any(d => d.IsBlockDevice))
+            whyNot = "a block device cannot be captured point-in-time here (no device-mapper snapshots); ";
+        else if (item.Disks.Any(d => d.SourceFormat is not null and not "raw"))
+            whyNot = "a disk image read through qemu-nbd; ";
+        else if (!OperatingSystem.IsLinux())
+            whyNot = "clones are made on Linux only; ";
+        else if (item.Disks.Select(d => ReflinkCloneTracker.ProbeProblem(item, d)).FirstOrDefault(p => p is not null) is { } problem)
+            whyNot = problem + "; ";
+        else
+            return ("ReflinkClone", "CrashConsistent at every point (each disk's image cloned at the instant; changed ranges from the clones' extent maps); AppConsistent with a freeze script, held for the clone only");
+        return ("HashScan", "read live: " + whyNot + "CrashConsistent only when nothing writes during the read (checked by the file's size, mtime and ctime, " +
+            "or a device's write counters in /sys/block), else Inconsistent; AppConsistent with a freeze script that stops the writers for the whole read");
+    }
 }

@@ -15,18 +15,22 @@ public sealed class HashScanTracker : IChangeTracker
 
     public string Kind => "HashScan";
     public bool CapturesPointInTime => false;
+    public string CaptureEvidence => "live read";
 
     public Task PauseSourceAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public Task ResumeSourceAsync() => Task.CompletedTask;
 
-    public Task<IReadOnlyList<IDiskCapture>> CaptureAsync(AsrProtectedItem item, long lastSequence, long nextSequence, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<IDiskCapture>> CaptureAsync(AsrProtectedItem item, long lastSequence, long nextSequence, CancellationToken cancellationToken)
     {
         var captures = new List<IDiskCapture>();
         try
         {
             foreach (var disk in item.Disks)
             {
-                var capture = new FileDiskCapture(disk.DiskId, DiskSource.Open(disk.SourcePath));
+                var source = await Sources.SourceDisks.OpenAsync(disk, cancellationToken).ConfigureAwait(false);
+                // Holes found at the capture: a write into one during the read makes the point Inconsistent
+                // (LiveReadCheck), and the next scan reads the block and finds its hash changed.
+                var capture = new FileDiskCapture(disk.DiskId, source, dataRanges: await source.GetDataRangesAsync(cancellationToken).ConfigureAwait(false));
                 _open.Add(capture);
                 captures.Add(capture);
             }
@@ -36,7 +40,7 @@ public sealed class HashScanTracker : IChangeTracker
             Close();
             throw;
         }
-        return Task.FromResult<IReadOnlyList<IDiskCapture>>(captures);
+        return captures;
     }
 
     public Task CommitAsync(CancellationToken cancellationToken) { Close(); return Task.CompletedTask; }
@@ -50,19 +54,20 @@ public sealed class HashScanTracker : IChangeTracker
     }
 }
 
-/// <summary>A live file or block device read for one cycle; every block is a candidate.</summary>
-internal sealed class FileDiskCapture(string diskId, DiskSource source) : IDiskCapture
+/// <summary>
+/// A file or block device read for one cycle: the live disk (every block a candidate), or a clone made at the capture
+/// instant with the ranges its tracker found changed.
+/// </summary>
+internal sealed class FileDiskCapture(string diskId, Sources.ISourceDisk source, IReadOnlyList<ByteRange>? changedRanges = null, string? historyLostReason = null,
+    IReadOnlyList<ByteRange>? dataRanges = null) : IDiskCapture
 {
     public string DiskId => diskId;
     public long Size => source.Size;
-    public IReadOnlyList<ByteRange>? ChangedRanges => null;
-    public string? HistoryLostReason => null;
+    public IReadOnlyList<ByteRange>? ChangedRanges => changedRanges;
+    public string? HistoryLostReason => historyLostReason;
+    public IReadOnlyList<ByteRange>? DataRanges => dataRanges;
 
-    public ValueTask ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
-    {
-        source.ReadExactly(offset, buffer.Span);
-        return ValueTask.CompletedTask;
-    }
+    public ValueTask ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken) => source.ReadAsync(offset, buffer, cancellationToken);
 
     public void Dispose() => source.Dispose();
 }

@@ -27,6 +27,12 @@ public interface IDiskCapture : IDisposable
     /// <summary>Why <see cref="ChangedRanges"/> is null (shown in the job's note); null when it is not.</summary>
     string? HistoryLostReason { get; }
 
+    /// <summary>
+    /// The ranges of the captured view that may hold data, sorted; the rest reads as zeros and is not read (holes of a
+    /// sparse file or clone, unallocated clusters of an image). Null: every byte may hold data.
+    /// </summary>
+    IReadOnlyList<ByteRange>? DataRanges => null;
+
     /// <summary>Reads exactly <paramref name="buffer"/>.Length bytes at <paramref name="offset"/> of the captured view.</summary>
     ValueTask ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken);
 }
@@ -47,6 +53,18 @@ public interface IChangeTracker : IAsyncDisposable
     /// quiet (freeze hooks held) until the cycle has read them.
     /// </summary>
     bool CapturesPointInTime { get; }
+
+    /// <summary>What makes a point-in-time capture one, for the point's ConsistencyEvidence ("QEMU stopped the guest's writes for the capture").</summary>
+    string CaptureEvidence { get; }
+
+    /// <summary>
+    /// Set after <see cref="CaptureAsync"/> when the capture is point-in-time per disk but not across the item's disks
+    /// (they were written between their captures): what wrote. The point is then Inconsistent.
+    /// </summary>
+    string? CaptureInconsistency => null;
+
+    /// <summary>The attempt ids of the latest point (null: none, or written before attempts were named) and of this cycle, for trackers that name what they keep by them.</summary>
+    void UseAttempts(string? lastAttemptId, string attemptId) { }
 
     /// <summary>Stops the source's writes for a coordinated instant across machines (QEMU: QMP stop); no-op where not possible.</summary>
     Task PauseSourceAsync(CancellationToken cancellationToken);

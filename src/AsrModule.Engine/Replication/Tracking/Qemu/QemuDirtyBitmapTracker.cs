@@ -69,6 +69,7 @@ public sealed class QemuDirtyBitmapTracker : IChangeTracker
 
     public string Kind => "QemuDirtyBitmap";
     public bool CapturesPointInTime => true;
+    public string CaptureEvidence => "point-in-time capture by QEMU (one transaction: a backup job's snapshot of every disk and a new dirty bitmap)";
 
     /// <summary>QEMU's version, from the QMP greeting.</summary>
     public string QemuVersion => _qmp?.QemuVersion ?? "unknown";

@@ -1,0 +1,223 @@
+using System.Buffers;
+using System.Collections;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Replication.Tracking;
+
+namespace AsrModule.Engine.Replication;
+
+/// <summary>
+/// Reads the blocks of one cycle's captured disks that may have changed, hashes them into the new point's hash table,
+/// and sends the runs of blocks whose hash differs from the baseline (the previous point's table, or the replica's)
+/// through the data pipeline. Blocks in holes (the capture's <see cref="IDiskCapture.DataRanges"/>) are not read:
+/// they are zeros, so their hash is known, and only a hole where the baseline had data is sent (as a zero extent).
+/// </summary>
+internal sealed class DiskScanner(DataPipeline pipeline)
+{
+    private readonly DataPipeline _pipeline = pipeline;
+    private const int ReadChunkBlocks = 1024;   // 4 MiB reads
+
+    /// <summary>Bytes read from the disks.</summary>
+    public long BytesRead { get; private set; }
+    public long BlocksCompared { get; private set; }
+    public long ChangedBlocks { get; private set; }
+    public long ChangedBytes { get; private set; }
+    /// <summary>Bytes the scan covered without reading them: holes of a sparse file or clone.</summary>
+    public long HoleBytesSkipped { get; private set; }
+
+    /// <summary>Reports (bytes covered of the disk's spans, span bytes, changed bytes so far, whether the whole disk is scanned).</summary>
+    public delegate void Progress(long covered, long total, long changedBytes, bool wholeDisk);
+
+    /// <param name="changed">The tracker's changed ranges; null scans every block.</param>
+    /// <param name="forced">Blocks sent whatever their hashes say (the old and new last block of a resized disk).</param>
+    /// <param name="damaged">Blocks whose copy in the vault did not read back: sent whatever their hashes say.</param>
+    public async Task ScanAsync(int ordinal, ProtectedDisk disk, IDiskCapture source, IReadOnlyList<ByteRange>? changed, BlockHashTable baseline, long[] forced,
+        BitArray? damaged, BlockHashTable table, Progress progress, CancellationToken ct)
+    {
+        int bs = disk.BlockSize;
+        long blockCount = table.Hashes.Length;
+        var spans = changed is null
+            ? new List<(long First, long End)> { (0, blockCount) }
+            : BlockSpans(changed, forced, bs, blockCount);
+        long spanBytes = Math.Max(1, spans.Sum(s => Math.Min(s.End * bs, source.Size) - s.First * bs)), covered = 0;
+        var holes = source.DataRanges is { } data ? HoleBlocks(data, bs, blockCount) : [];
+        var run = new Run(this, _pipeline, ordinal, disk.DiskId, bs);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(ReadChunkBlocks * bs);
+        try
+        {
+            foreach (var (spanFirst, spanEnd) in spans)
+            foreach (var (first, end, isHole) in Segments(spanFirst, spanEnd, holes))
+            {
+                if (isHole)
+                {
+                    await ScanHoleAsync(first, end, source.Size, baseline, forced, damaged, table, run, ct).ConfigureAwait(false);
+                    long bytes = Math.Min(end * bs, source.Size) - first * bs;
+                    HoleBytesSkipped += bytes;
+                    covered += bytes;
+                    progress(covered, spanBytes, ChangedBytes, changed is null);
+                    continue;
+                }
+                for (long chunkStart = first; chunkStart < end; chunkStart += ReadChunkBlocks)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    int blocks = (int)Math.Min(ReadChunkBlocks, end - chunkStart);
+                    long offset = chunkStart * bs;
+                    int bytes = (int)Math.Min((long)blocks * bs, source.Size - offset);
+                    await source.ReadAsync(offset, buffer.AsMemory(0, bytes), ct).ConfigureAwait(false);
+                    for (int b = 0; b < blocks; b++)
+                    {
+                        long block = chunkStart + b;
+                        int length = Math.Min(bs, bytes - b * bs);
+                        var span = buffer.AsSpan(b * bs, length);
+                        ulong h = table.Hash(span);
+                        table.Hashes[block] = h;
+                        bool changedBlock = h != baseline.Hashes[block] || IsForced(block, forced, damaged);
+                        bool zero = changedBlock && h == table.ZeroHash(length) && !span.ContainsAnyExcept((byte)0);
+                        await run.AddAsync(block, changedBlock, zero, changedBlock && !zero ? span : default, length).ConfigureAwait(false);
+                    }
+                    BytesRead += bytes;
+                    BlocksCompared += blocks;
+                    covered += bytes;
+                    progress(covered, spanBytes, ChangedBytes, changed is null);
+                }
+            }
+            await run.FlushAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Blocks in a hole are zeros: their hash is the zero hash, and nothing is read.</summary>
+    private async Task ScanHoleAsync(long first, long end, long size, BlockHashTable baseline, long[] forced, BitArray? damaged, BlockHashTable table, Run run, CancellationToken ct)
+    {
+        int bs = table.BlockSize;
+        ulong fullZero = table.ZeroHash(bs);
+        for (long block = first; block < end; block++)
+        {
+            if ((block & 0xFFFF) == 0) ct.ThrowIfCancellationRequested();
+            int length = (int)Math.Min(bs, size - block * bs);
+            ulong h = length == bs ? fullZero : table.ZeroHash(length);
+            table.Hashes[block] = h;
+            bool changedBlock = h != baseline.Hashes[block] || IsForced(block, forced, damaged);
+            if (changedBlock || run.Open) await run.AddAsync(block, changedBlock, zero: true, default, length).ConfigureAwait(false);
+        }
+        BlocksCompared += end - first;
+    }
+
+    private static bool IsForced(long block, long[] forced, BitArray? damaged) =>
+        (forced.Length > 0 && forced.Contains(block)) || (damaged is not null && block < damaged.Length && damaged[(int)block]);
+
+    /// <summary>Sorted, merged block spans covering the changed byte ranges and the forced blocks.</summary>
+    internal static List<(long First, long End)> BlockSpans(IReadOnlyList<ByteRange> changed, long[] forced, int blockSize, long blockCount)
+    {
+        var spans = changed.Where(r => r.Length > 0)
+            .Select(r => (First: r.Offset / blockSize, End: Math.Min(blockCount, (r.End + blockSize - 1) / blockSize)))
+            .Concat(forced.Select(b => (First: b, End: b + 1)))
+            .Where(s => s.First < s.End)
+            .OrderBy(s => s.First).ToList();
+        var merged = new List<(long First, long End)>();
+        foreach (var s in spans)
+        {
+            if (merged.Count > 0 && s.First <= merged[^1].End)
+                merged[^1] = (merged[^1].First, Math.Max(merged[^1].End, s.End));
+            else
+                merged.Add(s);
+        }
+        return merged;
+    }
+
+    /// <summary>The block ranges wholly inside holes: the complement of the data ranges, shrunk to whole blocks.</summary>
+    internal static List<(long First, long End)> HoleBlocks(IReadOnlyList<ByteRange> data, int blockSize, long blockCount)
+    {
+        var holes = new List<(long First, long End)>();
+        long cursor = 0; // first block not yet known to hold data
+        foreach (var r in data.Where(r => r.Length > 0).OrderBy(r => r.Offset))
+        {
+            long dataFirst = r.Offset / blockSize, dataEnd = Math.Min(blockCount, (r.End + blockSize - 1) / blockSize);
+            if (dataFirst > cursor) holes.Add((cursor, Math.Min(dataFirst, blockCount)));
+            cursor = Math.Max(cursor, dataEnd);
+        }
+        if (cursor < blockCount) holes.Add((cursor, blockCount));
+        return holes.Where(h => h.First < h.End).ToList();
+    }
+
+    /// <summary>Splits [first, end) into the parts outside and inside <paramref name="holes"/>, in order.</summary>
+    internal static IEnumerable<(long First, long End, bool IsHole)> Segments(long first, long end, List<(long First, long End)> holes)
+    {
+        long at = first;
+        int i = LowerBound(holes, first);
+        for (; i < holes.Count && holes[i].First < end; i++)
+        {
+            long hf = Math.Max(holes[i].First, at), he = Math.Min(holes[i].End, end);
+            if (hf >= he) continue;
+            if (hf > at) yield return (at, hf, false);
+            yield return (hf, he, true);
+            at = he;
+        }
+        if (at < end) yield return (at, end, false);
+    }
+
+    /// <summary>The first hole that ends after <paramref name="block"/>.</summary>
+    private static int LowerBound(List<(long First, long End)> holes, long block)
+    {
+        int lo = 0, hi = holes.Count;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) / 2;
+            if (holes[mid].End <= block) lo = mid + 1; else hi = mid;
+        }
+        return lo;
+    }
+
+    /// <summary>
+    /// The run of consecutive changed blocks being gathered: all zeros or all data, at most
+    /// <see cref="ReplicationCycle.MaxExtentBlocks"/> long; it becomes one extent.
+    /// </summary>
+    private sealed class Run(DiskScanner scanner, DataPipeline pipeline, int ordinal, string diskId, int blockSize)
+    {
+        private long _first = -1;
+        private int _blocks, _bytes;
+        private bool _zero;
+        private byte[]? _data;
+
+        public bool Open => _blocks > 0;
+
+        /// <summary>
+        /// Adds a compared block; a block that does not continue the run ends it first (its extent is submitted, the
+        /// returned task completes when the pipeline took it). Not async: <paramref name="data"/> is copied before returning.
+        /// </summary>
+        public ValueTask AddAsync(long block, bool changed, bool zero, ReadOnlySpan<byte> data, int length)
+        {
+            ValueTask flushed = default;
+            if (_blocks > 0 && (!changed || zero != _zero || _blocks == ReplicationCycle.MaxExtentBlocks || block != _first + _blocks))
+                flushed = FlushAsync();
+            if (!changed) return flushed;
+            if (_blocks == 0)
+            {
+                _first = block;
+                _zero = zero;
+                if (!zero) _data = ArrayPool<byte>.Shared.Rent(ReplicationCycle.MaxExtentBlocks * blockSize);
+            }
+            if (!zero) data.CopyTo(_data.AsSpan(_bytes));
+            _blocks++;
+            _bytes += length;
+            return flushed;
+        }
+
+        /// <summary>Submits the run as one extent. Takes the run's state before its first await, so a new run may start at once.</summary>
+        public async ValueTask FlushAsync()
+        {
+            if (_blocks == 0) return;
+            scanner.ChangedBlocks += _blocks;
+            scanner.ChangedBytes += _bytes;
+            var work = _zero
+                ? new ExtentWork(ordinal, diskId, _first, _blocks, null, 0, 0)
+                : new ExtentWork(ordinal, diskId, _first, _blocks, _data, _bytes, BlockHashTable.Checksum(_data.AsSpan(0, _bytes)));
+            _blocks = 0;
+            _bytes = 0;
+            _data = null;
+            await pipeline.SubmitAsync(work).ConfigureAwait(false);
+        }
+    }
+}
