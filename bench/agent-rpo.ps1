@@ -26,6 +26,14 @@
     -ColdCache the page cache is synced and dropped every 5 s (root), so each scan reads storage.
     -AgentGcHeapLimitMB starts the agent with DOTNET_GCHeapHardLimit, to see whether its RSS is garbage
     the GC has not collected yet or memory it really needs.
+    -FileSystem xfs|btrfs|ext4 puts the disk on a file system of its own: WorkDir/fs.img (sparse, -FileSystemGB GiB,
+    default 2 x SizeGB + 2; xfs made with -m reflink=1) on a loop device (direct I/O) mounted at WorkDir/mnt (root).
+    On xfs and btrfs the item's capture is a reflink clone and a cycle reads only the ranges where the clones' extent
+    maps differ; on ext4 (and by default, the disk in WorkDir as it is) every cycle reads the whole disk. The mount
+    and the loop device are released at the end (and, left by a killed run, at the start of the next one in the same
+    WorkDir); the vault stays in WorkDir. -FrequencySeconds N makes the policy take a point every N s (5 or more,
+    New-AsrPolicy -CrashConsistentFrequencySeconds) instead of 30 s; -RpoGoalSeconds (default 60) is the RPO the
+    run is checked against ("RPO under ... throughout").
     Writes WorkDir/samples.csv (per-second samples), WorkDir/cycles.csv (one row per cycle job) and
     WorkDir/results.md (the tables printed). Unless -Keep, then deletes the disk, the vault and the
     writer script, leaving those three files, agent.log and writer.log.
@@ -40,6 +48,10 @@ param(
     [int]$Seed = 1,
     [int]$AgentGcHeapLimitMB = 0,       # > 0: start the agent with DOTNET_GCHeapHardLimit (does its memory stay bounded?)
     [switch]$ColdCache,                 # sync + drop the page cache every 5 s (root), so each scan reads the disk from storage
+    [ValidateSet('none', 'xfs', 'btrfs', 'ext4')][string]$FileSystem = 'none',   # the disk on a loop-mounted file system of its own (root)
+    [int]$FileSystemGB = 0,             # size of that file system (0: 2 x SizeGB + 2)
+    [int]$FrequencySeconds = 0,         # > 0: a point every N s (New-AsrPolicy -CrashConsistentFrequencySeconds); 0: every 30 s
+    [double]$RpoGoalSeconds = 60,       # the RPO the run is checked against
     [switch]$Keep
 )
 $ErrorActionPreference = 'Stop'
@@ -53,6 +65,39 @@ function P([string]$a, [string]$b) { [IO.Path]::Combine($a, $b) }
 # ------------------------------------------------------------------ work dir
 $WorkDir = [IO.Path]::GetFullPath($WorkDir)
 $marker = P $WorkDir '.asr-agent-rpo'
+$mountPoint = P $WorkDir 'mnt'
+$fsImage = P $WorkDir 'fs.img'
+$loopDevice = $null
+function Invoke-Tool([string]$File, [string[]]$ArgList, [switch]$NoThrow) {
+    $psi = [Diagnostics.ProcessStartInfo]::new($File)
+    foreach ($a in $ArgList) { $psi.ArgumentList.Add($a) }
+    $psi.UseShellExecute = $false; $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
+    $p = [Diagnostics.Process]::Start($psi)
+    $errTask = $p.StandardError.ReadToEndAsync()
+    $out = $p.StandardOutput.ReadToEnd()
+    $p.WaitForExit()
+    if ($p.ExitCode -ne 0 -and -not $NoThrow) { throw "$File $($ArgList -join ' ') failed (exit $($p.ExitCode)): $($errTask.Result.Trim())" }
+    $out.Trim()
+}
+function Test-Mounted([string]$Path) {
+    foreach ($l in [IO.File]::ReadAllLines('/proc/mounts')) { if ($l.Split(' ')[1] -eq $Path) { return $true } }
+    $false
+}
+function Dismount-DiskFileSystem {
+    if (Test-Mounted $mountPoint) {
+        $out = Invoke-Tool umount @($mountPoint) -NoThrow
+        if (Test-Mounted $mountPoint) { Start-Sleep -Seconds 2; [void](Invoke-Tool umount @('-l', $mountPoint) -NoThrow) }
+    }
+    if ($script:loopDevice) { [void](Invoke-Tool losetup @('-d', $script:loopDevice) -NoThrow); $script:loopDevice = $null }
+    elseif ([IO.File]::Exists($fsImage)) {
+        # A killed earlier run's loop device(s) on this WorkDir's fs.img (only those)
+        foreach ($l in (Invoke-Tool losetup @('-j', $fsImage) -NoThrow).Split("`n")) { if ($l -match '^(/dev/loop\d+):') { [void](Invoke-Tool losetup @('-d', $Matches[1]) -NoThrow) } }
+    }
+}
+if ([IO.Directory]::Exists($WorkDir) -and [IO.File]::Exists($marker)) {
+    Dismount-DiskFileSystem
+    if (Test-Mounted $mountPoint) { throw "$mountPoint is still mounted (left by an earlier run?); unmount it first." }
+}
 if ([IO.Directory]::Exists($WorkDir)) {
     $entries = @([IO.Directory]::EnumerateFileSystemEntries($WorkDir))
     if ($entries.Count -gt 0 -and -not [IO.File]::Exists($marker)) { throw "Refusing to use $WorkDir : not empty and not an earlier agent-rpo work dir (no .asr-agent-rpo marker)." }
@@ -60,7 +105,7 @@ if ([IO.Directory]::Exists($WorkDir)) {
 }
 [void][IO.Directory]::CreateDirectory($WorkDir)
 [IO.File]::WriteAllText($marker, '')
-$disk = P $WorkDir 'disk.img'
+$disk = if ($FileSystem -eq 'none') { P $WorkDir 'disk.img' } else { P $mountPoint 'disk.img' }
 $vaultPath = P $WorkDir 'vault'
 $agentLog = P $WorkDir 'agent.log'
 $writerPy = P $WorkDir 'writer.py'
@@ -157,9 +202,24 @@ try {
     # -------------------------------------------------------------- vault, disk, protection
     Say "== agent-rpo: $SizeGB GiB disk, $WriteMBps MiB/s random writes for $DurationSeconds s (warm-up $WarmupSeconds s), work dir $WorkDir"
     Say "   load average before: $(Get-LoadAvg)"
+    if ($FileSystem -ne 'none') {
+        $fsGB = if ($FileSystemGB -gt 0) { $FileSystemGB } else { [int][Math]::Ceiling(2 * $SizeGB + 2) }
+        $f = [IO.FileStream]::new($fsImage, [IO.FileMode]::Create); $f.SetLength([long]$fsGB * 1GB); $f.Dispose()
+        switch ($FileSystem) {
+            'xfs' { [void](Invoke-Tool mkfs.xfs @('-q', '-f', '-m', 'reflink=1', $fsImage)) }
+            'btrfs' { [void](Invoke-Tool mkfs.btrfs @('-q', '-f', $fsImage)) }
+            'ext4' { [void](Invoke-Tool mkfs.ext4 @('-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', $fsImage)) }
+        }
+        $loopDevice = Invoke-Tool losetup @('-f', '--show', '--direct-io=on', $fsImage)
+        [void][IO.Directory]::CreateDirectory($mountPoint)
+        [void](Invoke-Tool mount @($loopDevice, $mountPoint))
+        Say "   file system: $FileSystem on $loopDevice ($fsImage, $fsGB GiB) mounted at $mountPoint ($(Invoke-Tool findmnt @('-no', 'OPTIONS', $mountPoint) -NoThrow))"
+    }
     New-AsrVault -Path $vaultPath -EncryptionKey $Key | Connect-AsrVault
-    $policy = New-AsrPolicy -Name rpo -Compression Zstd -CompressionLevel 1 -CrashConsistentFrequencyMinutes 0.5 -RpoThresholdMinutes 1
-    Say "   policy: compression=$($policy.Compression) level=$($policy.CompressionLevel) every $($policy.CrashConsistentFrequencyMinutes) min, RPO threshold $($policy.RpoThresholdMinutes) min"
+    $frequency = if ($FrequencySeconds -gt 0) { @{ CrashConsistentFrequencySeconds = $FrequencySeconds } } else { @{ CrashConsistentFrequencyMinutes = 0.5 } }
+    $policy = New-AsrPolicy -Name rpo -Compression Zstd -CompressionLevel 1 @frequency -RpoThresholdMinutes 1
+    $frequencyS = if ($FrequencySeconds -gt 0) { $FrequencySeconds } else { 30 }
+    Say "   policy: compression=$($policy.Compression) level=$($policy.CompressionLevel) every $($policy.CrashConsistentFrequencyMinutes) min ($frequencyS s), RPO threshold $($policy.RpoThresholdMinutes) min"
 
     $sw = [Diagnostics.Stopwatch]::StartNew()
     $size = [long]($SizeGB * 1GB)
@@ -197,6 +257,8 @@ try {
     $enable = Enable-AsrReplication -Name $itemName -Disk $disk -Policy rpo -AgentHost $agentHost
     $initialS = $sw.Elapsed.TotalSeconds
     if ("$($enable.State)" -ne 'Succeeded') { throw "Initial replication did not succeed: $($enable.State) $($enable.Errors | ForEach-Object { $_.Message })" }
+    $captureMethod = "$((Get-AsrProtectedItem -Name $itemName).CaptureMethod)"
+    Say "   capture method: $captureMethod"
     $vaultAfterInitial = Get-DirBytes $vaultPath
     Say "   initial replication (Enable-AsrReplication): $(F $initialS) s; stored $($enable.Result.BytesStored) B; vault $vaultAfterInitial B"
 
@@ -325,19 +387,21 @@ try {
     $engineAsm = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'AsrModule.Engine' }
     $config = if ($engineAsm) { $engineAsm.GetCustomAttributes([Reflection.AssemblyConfigurationAttribute], $false) | ForEach-Object { $_.Configuration } } else { '?' }
     $met = if ($rpoAll.Count -gt 0 -and $rpoAll[-1] -lt 60 -and ($peakSorted.Count -eq 0 -or $peakSorted[-1] -lt 60)) { 'yes' } else { 'NO' }
+    $metGoal = if ($rpoAll.Count -gt 0 -and $rpoAll[-1] -le $RpoGoalSeconds -and ($peakSorted.Count -eq 0 -or $peakSorted[-1] -le $RpoGoalSeconds)) { 'yes' } else { 'NO' }
+    $where = if ($FileSystem -eq 'none') { 'in the work dir' } else { "on a loop-mounted $FileSystem$(if ($FileSystem -eq 'xfs') { ' (reflink=1)' })" }
 
     Out-Result ''
     Out-Result "### agent-rpo $([DateTime]::UtcNow.ToString('yyyy-MM-dd HH:mm', $inv)) UTC"
     Out-Result ''
     Out-Result "machine: $cores cores ($cpuModel), module build $config; load average at start $($samples[0].Load), at end $loadEnd; machine CPU busy in the window (all processes) $(F $machineWinPct 0)%"
-    Out-Result "disk $(F ($size / 1GB) 2) GiB (random/text/zero/zero, written out), initial replication $(F $initialS) s; policy zstd-1, point every 30 s, RPO threshold 60 s; encrypted vault; agent tick 1 s$(if ($ColdCache) { '; page cache dropped every 5 s (cold reads)' } else { '; disk file in the page cache (warm reads)' })$(if ($AgentGcHeapLimitMB -gt 0) { ", agent GC heap hard limit $AgentGcHeapLimitMB MiB" })"
+    Out-Result "disk $(F ($size / 1GB) 2) GiB (random/text/zero/zero, written out), initial replication $(F $initialS) s; $where, capture $captureMethod; policy zstd-1, point every $frequencyS s, RPO threshold 60 s; encrypted vault; agent tick 1 s$(if ($ColdCache) { '; page cache dropped every 5 s (cold reads)' } else { '; disk file in the page cache (warm reads)' })$(if ($AgentGcHeapLimitMB -gt 0) { ", agent GC heap hard limit $AgentGcHeapLimitMB MiB" })"
     Out-Result "writer: separate python3 process, $WriteMBps MiB/s target, random 4-64 KiB pwrite of random data at random 4 KiB offsets, paced per 100 ms, no fsync"
     Out-Result ''
     Out-Result "| measured over t = $(F $tAtWarmup 0)..$(F $tEnd 0) s (after $WarmupSeconds s warm-up) | value |"
     Out-Result '|---|---|'
     Out-Result "| RPO min / median / p95 / max | $(F $rpoAll[0]) / $(F (Get-Median $rpoAll)) / $(F (Get-Pct $rpoAll 95)) / $(F $rpoAll[-1]) s ($($rpoAll.Count) samples) |"
     Out-Result "| RPO just before each publication (exact, from point and cycle end times) min / max | $(F $peakSorted[0]) / $(F $peakSorted[-1]) s |"
-    Out-Result "| RPO under 60 s throughout | $met |"
+    Out-Result "| RPO under $(F $RpoGoalSeconds 0) s throughout | $(if ($RpoGoalSeconds -eq 60) { $met } else { $metGoal }) |"
     Out-Result "| points published (interval min / median / max) | $pointsInWin ($(F $gapSorted[0]) / $(F (Get-Median $gapSorted)) / $(F $gapSorted[-1]) s) |"
     Out-Result "| cycles that published in the window: duration min / median / max | $($winCycles.Count): $(F $durSorted[0]) / $(F (Get-Median $durSorted)) / $(F $durSorted[-1]) s; failed/cancelled (whole run) $($failed.Count) |"
     Out-Result "| cycle scan rate (BytesScanned / duration) median | $(F (Get-Median $scanRates) 0) MiB/s |"
@@ -383,7 +447,7 @@ try {
     [IO.File]::WriteAllLines((P $WorkDir 'results.md'), $results)
     Say ''
     Say "(samples: $(P $WorkDir 'samples.csv'); cycles: $(P $WorkDir 'cycles.csv'); tables: $(P $WorkDir 'results.md'); agent log: $agentLog)"
-    Say "BENCH rpoMin=$(F $rpoAll[0]) rpoMedian=$(F (Get-Median $rpoAll)) rpoP95=$(F (Get-Pct $rpoAll 95)) rpoMax=$(F $rpoAll[-1]) under60=$met points=$pointsInWin agentCpu1core=$(F (100 * $agentCpuWinS / $winSeconds)) rssPeakMiB=$(F ($rssPeakKb / 1024) 0) writerMiBps=$(F ($writerBytes / 1MB / $writerElapsed) 2)"
+    Say "BENCH rpoMin=$(F $rpoAll[0]) rpoMedian=$(F (Get-Median $rpoAll)) rpoP95=$(F (Get-Pct $rpoAll 95)) rpoMax=$(F $rpoAll[-1]) under60=$met goal=$(F $RpoGoalSeconds 0) underGoal=$metGoal capture=$captureMethod frequency=$frequencyS fs=$FileSystem points=$pointsInWin agentCpu1core=$(F (100 * $agentCpuWinS / $winSeconds)) rssPeakMiB=$(F ($rssPeakKb / 1024) 0) writerMiBps=$(F ($writerBytes / 1MB / $writerElapsed) 2)"
 }
 finally {
     if ($writer -and -not $writer.HasExited) { try { $writer.Kill() } catch { } }
@@ -394,5 +458,12 @@ finally {
     if (-not $Keep) {
         foreach ($p in $disk, $writerPy, $writerStatus) { if ([IO.File]::Exists($p)) { [IO.File]::Delete($p) } }
         if ([IO.Directory]::Exists($vaultPath)) { [IO.Directory]::Delete($vaultPath, $true) }
+    }
+    if ($FileSystem -ne 'none') {
+        Dismount-DiskFileSystem
+        if (-not $Keep -and -not (Test-Mounted $mountPoint)) {
+            if ([IO.File]::Exists($fsImage)) { [IO.File]::Delete($fsImage) }
+            if ([IO.Directory]::Exists($mountPoint)) { [IO.Directory]::Delete($mountPoint, $true) }
+        }
     }
 }

@@ -3,6 +3,8 @@
 #
 #   bench/agent-rpo.sh                                   # 4 GiB disk, 10 MiB/s, 300 s (the figures)
 #   bench/agent-rpo.sh -SizeGB 1 -DurationSeconds 90     # quick check; any agent-rpo.ps1 parameter passes through
+#   bench/agent-rpo.sh -FileSystem xfs -FrequencySeconds 5 -RpoGoalSeconds 15   # disk on a loop-mounted XFS (reflink=1):
+#                                                        # reflink clone + FIEMAP cycles, a point every 5 s (root; xfsprogs)
 #
 # Environment:
 #   AGENT_RPO_BIN     where the Release module snapshot goes (default /tmp/asr-agent-rpo-bin)

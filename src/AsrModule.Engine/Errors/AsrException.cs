@@ -98,10 +98,13 @@ public static class AsrErrorIds
     public const string QemuSourceUnavailable = "QemuSourceUnavailable";
     /// <summary>QEMU refused a QMP command the tracker needs (the message carries QEMU's error class and text).</summary>
     public const string QemuCommandFailed = "QemuCommandFailed";
-    /// <summary>A disk image whose format cannot be read as a source or written as an output (only raw, qcow2, VMDK, VHDX and VDI are); AsrErrorKind.InvalidArgument.</summary>
+    /// <summary>A disk image whose format cannot be read as a source or written as an output (raw, qcow2, VMDK, VHDX and VDI are; legacy VHD is read only); AsrErrorKind.InvalidArgument.</summary>
     public const string DiskFormatUnsupported = "DiskFormatUnsupported";
     /// <summary>A disk image format other than raw needs QEMU's tools (qemu-nbd, qemu-img; Debian package qemu-utils) and they are not installed; AsrErrorKind.ResourceUnavailable.</summary>
     public const string DiskImageToolMissing = "DiskImageToolMissing";
-    /// <summary>qemu-nbd or qemu-img failed on a disk image (the message carries its own words); AsrErrorKind.ReadError or WriteError.</summary>
+    /// <summary>
+    /// qemu-nbd or qemu-img failed on a disk image (the message carries its own words); AsrErrorKind.ReadError or WriteError,
+    /// ResourceBusy when a running VM holds QEMU's image lock, InvalidData for a dirty bitmap a crashed QEMU left in use.
+    /// </summary>
     public const string DiskImageFailed = "DiskImageFailed";
 }

@@ -26,7 +26,8 @@ public sealed class NbdClientOptions
 /// <summary>
 /// A small NBD client (fixed newstyle, NBD_OPT_GO, one request at a time) over TCP or a unix socket:
 /// enough for the engine to read a served disk the way a hypervisor would (e.g. to verify a drill)
-/// and to read QEMU's exports, including block status of metadata contexts such as dirty bitmaps.
+/// and to read QEMU's exports, including block status of metadata contexts such as dirty bitmaps, and to write
+/// back into a writable export (failback into a disk image served by qemu-nbd).
 /// Simple replies unless structured replies are asked for.
 /// </summary>
 public sealed class NbdClient : IAsyncDisposable, IDisposable
@@ -42,16 +43,29 @@ public sealed class NbdClient : IAsyncDisposable, IDisposable
     private ulong _cookie;
     private bool _disposed;
 
-    private NbdClient(Socket socket, NetworkStream stream, long size, bool structuredReplies, Dictionary<string, uint> metaContexts)
+    private NbdClient(Socket socket, NetworkStream stream, long size, ushort transmissionFlags, bool structuredReplies, Dictionary<string, uint> metaContexts)
     {
         _socket = socket;
         _stream = stream;
         Size = size;
+        TransmissionFlags = transmissionFlags;
         StructuredReplies = structuredReplies;
         _metaContexts = metaContexts;
     }
 
     public long Size { get; }
+
+    /// <summary>The export's transmission flags (NBD_FLAG_*) as the server sent them with the export's size.</summary>
+    public ushort TransmissionFlags { get; }
+
+    /// <summary>True when the server exports the disk read-only (NBD_FLAG_READ_ONLY): <see cref="WriteAsync"/> is refused.</summary>
+    public bool IsReadOnly => (TransmissionFlags & NbdProtocol.TxReadOnly) != 0;
+
+    /// <summary>
+    /// True when the server accepts NBD_CMD_FLUSH (NBD_FLAG_SEND_FLUSH). A server that does not advertise it must not
+    /// be sent one, so <see cref="FlushAsync"/> then does nothing.
+    /// </summary>
+    public bool CanFlush => (TransmissionFlags & NbdProtocol.TxSendFlush) != 0;
 
     /// <summary>True when the server agreed to structured replies.</summary>
     public bool StructuredReplies { get; }
@@ -141,6 +155,7 @@ public sealed class NbdClient : IAsyncDisposable, IDisposable
             name.CopyTo(go, 4);
             await SendOptionAsync(s, NbdProtocol.OptGo, go, ct).ConfigureAwait(false);
             long size = -1;
+            ushort transmissionFlags = 0;
             while (true)
             {
                 var (type, payload) = await ReadOptionReplyAsync(s, NbdProtocol.OptGo, ct).ConfigureAwait(false);
@@ -148,10 +163,13 @@ public sealed class NbdClient : IAsyncDisposable, IDisposable
                 if ((type & NbdProtocol.RepFlagError) != 0)
                     throw new IOException($"The NBD server refused export '{export}' ({ReplyDescription(type, payload)}).");
                 if (type == NbdProtocol.RepInfo && payload.Length >= 12 && BinaryPrimitives.ReadUInt16BigEndian(payload) == NbdProtocol.InfoExport)
+                {
                     size = (long)BinaryPrimitives.ReadUInt64BigEndian(payload.AsSpan(2));
+                    transmissionFlags = BinaryPrimitives.ReadUInt16BigEndian(payload.AsSpan(10));
+                }
             }
             if (size < 0) throw new IOException($"The NBD server did not report the size of {display}.");
-            return new NbdClient(socket, s, size, structured, contexts);
+            return new NbdClient(socket, s, size, transmissionFlags, structured, contexts);
         }
         catch
         {
@@ -278,6 +296,64 @@ public sealed class NbdClient : IAsyncDisposable, IDisposable
         if (start < 0 || length < 0 || start + length > buffer.Length)
             throw new IOException($"NBD chunk {chunkOffset}+{length} lies outside the request {requestOffset}+{buffer.Length}.");
         return buffer.Slice((int)start, length);
+    }
+
+    /// <summary>
+    /// Writes <paramref name="data"/> at <paramref name="offset"/> (NBD_CMD_WRITE, split into requests the server
+    /// accepts). Refused on a read-only export, so that a caller never learns of it from a failed request half-way.
+    /// </summary>
+    public async Task WriteAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (IsReadOnly) throw new InvalidOperationException("The NBD export is read-only (NBD_FLAG_READ_ONLY): it cannot be written.");
+        for (int done = 0; done < data.Length;)
+        {
+            int length = Math.Min(MaximumReadRequest, data.Length - done);
+            ulong cookie = await SendRequestAsync(NbdProtocol.CmdWrite, 0, offset + done, (uint)length, ct).ConfigureAwait(false);
+            await _stream.WriteAsync(data.Slice(done, length), ct).ConfigureAwait(false);
+            await ReadAcknowledgementAsync(cookie, $"write at {offset + done}+{length}", ct).ConfigureAwait(false);
+            done += length;
+        }
+    }
+
+    /// <summary>
+    /// Asks the server to make every completed write durable (NBD_CMD_FLUSH). Does nothing when the server did not
+    /// advertise NBD_FLAG_SEND_FLUSH (it then has no volatile cache to flush, and the protocol forbids the command).
+    /// </summary>
+    public async Task FlushAsync(CancellationToken ct)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!CanFlush) return;
+        ulong cookie = await SendRequestAsync(NbdProtocol.CmdFlush, 0, 0, 0, ct).ConfigureAwait(false);
+        await ReadAcknowledgementAsync(cookie, "flush", ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The reply to a command that returns no data: a simple reply, or (structured replies negotiated) a single
+    /// NONE chunk or an error chunk.
+    /// </summary>
+    private async Task ReadAcknowledgementAsync(ulong cookie, string what, CancellationToken ct)
+    {
+        string? error = null;
+        while (true)
+        {
+            var chunk = await ReadReplyHeaderAsync(cookie, ct).ConfigureAwait(false);
+            if (chunk.Simple)
+            {
+                if (chunk.SimpleError != 0) error ??= $"error {chunk.SimpleError}";
+                break;
+            }
+            if (chunk.Type == NbdProtocol.ReplyTypeNone)
+            {
+                if (chunk.Length != 0) throw new IOException("Malformed NBD 'none' chunk.");
+            }
+            else
+            {
+                error ??= await ReadUnexpectedChunkAsync(chunk, what, ct).ConfigureAwait(false);
+            }
+            if (chunk.Done) break;
+        }
+        if (error is not null) throw new IOException($"NBD {what} failed: {error}.");
     }
 
     /// <summary>
