@@ -9,7 +9,7 @@ if ($Backend -eq 'Local') {
 Describe 'Live sources: honest labels, reflink capture, sparse reads' -Tag LoopDevice, Mount {
     BeforeAll {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
-        $skipReason = Get-MissingCommandReason losetup, mount, mkfs.xfs, mkfs.btrfs, mkfs.ext4 -NeedsRoot
+        $skipReason = Get-MissingCommandReason losetup, mount, mkfs.xfs, mkfs.btrfs, mkfs.ext4, qemu-img, qemu-io, qemu-nbd -NeedsRoot
         if ($skipReason) { return }
         Import-Module AsrModule
         $dir = New-TestDirectory
@@ -144,6 +144,46 @@ Describe 'Live sources: honest labels, reflink capture, sparse reads' -Tag LoopD
         $job.Result.Note | Should -Match 'holes not read'
         (Get-ExportedHashes (Get-AsrRecoveryPoint -Item sparse -Latest) (Join-TestPath $dir 'export-sparse'))['sparse.img'] | Should -Be (Get-AsrSampleHash $disk)
         Disable-AsrReplication -Name sparse -Confirm:$false
+    }
+
+    It 'a stopped qcow2 image is tracked by its persistent dirty bitmaps' {
+        $raw = Join-TestPath $dir 'vm.raw'
+        New-AsrSampleDisk -Path $raw -SizeBytes 32MB -Seed 12 | Out-Null
+        $disk = Join-TestPath $dir 'vm.qcow2'
+        Invoke-Native 'qemu-img' @('convert', '-q', '-f', 'raw', '-O', 'qcow2', $raw, $disk) | Out-Null
+        (Enable-AsrReplication -Name vm -Disk $disk -Policy p).State | Should -Be 'Succeeded'
+        $item = Get-AsrProtectedItem vm
+        $item.Disks[0].SourceFormat | Should -Be 'qcow2'
+        $item.CaptureMethod | Should -Be 'Qcow2Bitmap'
+        # The image's bitmap of point 1 records what a QEMU program writes while the machine is "stopped" for us.
+        Invoke-Native 'qemu-io' @('-f', 'qcow2', '-c', 'write -P 0x5a 1M 64k', '-c', 'write -P 0xa5 20M 4k', $disk) | Out-Null
+        $delta = Invoke-AsrReplication -Name vm
+        $delta.Result.Mode | Should -Be 'Delta'
+        $delta.Result.Note | Should -Not -Match 'read in full'
+        $delta.Result.BytesScanned | Should -BeLessOrEqual (256KB)
+        $delta.Result.ChangedBytes | Should -Be (68KB)
+        Invoke-Native 'qemu-img' @('convert', '-q', '-f', 'qcow2', '-O', 'raw', $disk, $raw) | Out-Null
+        (Get-ExportedHashes (Get-AsrRecoveryPoint -Item vm -Latest) (Join-TestPath $dir 'export-vm'))['vm.qcow2'] | Should -Be (Get-AsrSampleHash $raw)
+        (Invoke-Native 'qemu-img' @('info', '--output=json', $disk) | ConvertFrom-Json).'format-specific'.data.bitmaps.name | Should -Be @("asr-$($item.Id)-$((Get-AsrRecoveryPoint -Item vm -Latest).Sequence)-$((Get-AsrRecoveryPoint -Item vm -Latest).AttemptId)")
+        Disable-AsrReplication -Name vm -Confirm:$false
+        (Invoke-Native 'qemu-img' @('info', '--output=json', $disk) | ConvertFrom-Json).'format-specific'.data.bitmaps | Should -BeNullOrEmpty
+    }
+
+    It 'a VMDK on XFS is cloned at the instant and read through qemu-nbd' {
+        $mnt = $mounts | Where-Object { $_ -like '*mnt-xfs' } | Select-Object -First 1
+        if (-not $mnt) { $mnt = New-LoopFileSystem 'xfs' }
+        $raw = Join-TestPath $dir 'esx.raw'
+        New-AsrSampleDisk -Path $raw -SizeBytes 32MB -Seed 13 | Out-Null
+        $disk = Join-TestPath $mnt 'esx.vmdk'
+        Invoke-Native 'qemu-img' @('convert', '-q', '-f', 'raw', '-O', 'vmdk', $raw, $disk) | Out-Null
+        (Enable-AsrReplication -Name esx -Disk $disk -Policy p).State | Should -Be 'Succeeded'
+        $item = Get-AsrProtectedItem esx
+        $item.Disks[0].SourceFormat | Should -Be 'vmdk'
+        $item.CaptureMethod | Should -Be 'ReflinkClone'
+        $point = Get-AsrRecoveryPoint -Item esx -Latest
+        $point.Consistency | Should -Be 'CrashConsistent'
+        (Get-ExportedHashes $point (Join-TestPath $dir 'export-esx'))['esx.vmdk'] | Should -Be (Get-AsrSampleHash $raw)
+        Disable-AsrReplication -Name esx -Confirm:$false
     }
 
     It 'a policy takes points every 5 seconds' {

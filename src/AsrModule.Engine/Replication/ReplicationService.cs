@@ -188,5 +188,7 @@ public sealed partial class ReplicationService
         await _vault.RemoveItemAsync(item, ct).ConfigureAwait(false);
         // The clones kept beside the disks for change tracking (reflink capture) are this item's too.
         foreach (var disk in item.Disks) Tracking.Reflink.ReflinkCloneDirectory.Of(item, disk).DeleteAll();
+        // So are the dirty bitmaps it added to qcow2 images.
+        await Tracking.Qcow2.Qcow2BitmapTracker.RemoveAllAsync(item, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, ct).ConfigureAwait(false);
     }
 }

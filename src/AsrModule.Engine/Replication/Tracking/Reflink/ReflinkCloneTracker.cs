@@ -6,7 +6,7 @@ using Microsoft.Extensions.Logging;
 namespace AsrModule.Engine.Replication.Tracking.Reflink;
 
 /// <summary>
-/// Point-in-time capture and change tracking of raw image files on a file system that clones (XFS with reflink=1,
+/// Point-in-time capture and change tracking of image files on a file system that clones (XFS with reflink=1,
 /// btrfs). At the capture each disk's file is cloned (FICLONE): one atomic, near-instant step that shares every
 /// extent, so a freeze script holds the application for the clone only, and the cycle then reads the clone while the
 /// machine writes on. The previous point's clone is kept; the next cycle compares the two clones' extent maps
@@ -42,7 +42,8 @@ internal sealed class ReflinkCloneTracker : IChangeTracker
     public string? CaptureInconsistency => _inconsistency;
 
     /// <summary>
-    /// A tracker for <paramref name="item"/> when every disk is a regular file on a file system that clones (probed by
+    /// A tracker for <paramref name="item"/> when every disk is a regular file (a raw image, or VMDK, VHDX, qcow2, VDI read
+    /// through qemu-nbd from its clone) on a file system that clones (probed by
     /// cloning a small file in the clone directory); otherwise null, with <paramref name="whyNot"/> saying why.
     /// </summary>
     public static ReflinkCloneTracker? TryOpen(AsrProtectedItem item, ILogger logger, out string? whyNot)
@@ -52,11 +53,6 @@ internal sealed class ReflinkCloneTracker : IChangeTracker
             if (disk.IsBlockDevice || DiskFileType.Of(disk.SourcePath) is not { Kind: DiskFileKind.RegularFile })
             {
                 whyNot = $"disk '{disk.Name}' is not a regular file";
-                return null;
-            }
-            if (disk.SourceFormat is not null and not "raw")
-            {
-                whyNot = $"disk '{disk.Name}' is a {disk.SourceFormat} image (its clone is read whole through qemu-nbd)";
                 return null;
             }
             if (ProbeProblem(item, disk) is { } problem)
@@ -72,6 +68,7 @@ internal sealed class ReflinkCloneTracker : IChangeTracker
     /// <summary>Null when the disk's file system clones files into its clone directory.</summary>
     internal static string? ProbeProblem(AsrProtectedItem item, ProtectedDisk disk)
     {
+        if (NotSelfContained(disk) is { } reason) return reason;
         string? fs = FileClone.FileSystemName(disk.SourcePath);
         if (fs is not ("xfs" or "btrfs"))
             return $"disk '{disk.Name}' is on {fs ?? "an unknown file system"}, which does not clone files (XFS with reflink=1 and btrfs do)";
@@ -95,6 +92,31 @@ internal sealed class ReflinkCloneTracker : IChangeTracker
         }
     }
 
+    /// <summary>
+    /// Why a clone of the disk's file would not be the whole disk: a qcow2 image with a backing file, or a VMDK made of
+    /// a descriptor and extent files (the clone would be of one file, and relative names would not resolve from the
+    /// clone directory). Null for raw images and single-file images.
+    /// </summary>
+    private static string? NotSelfContained(ProtectedDisk disk)
+    {
+        if (disk.SourceFormat is not ("qcow2" or "vmdk")) return null;
+        Span<byte> header = stackalloc byte[16];
+        try
+        {
+            using var file = File.OpenHandle(disk.SourcePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            if (RandomAccess.Read(file, header, 0) < header.Length) return $"disk '{disk.Name}' is too short for a {disk.SourceFormat} header";
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return $"disk '{disk.Name}' cannot be read: {ex.Message}";
+        }
+        if (disk.SourceFormat == "qcow2" && System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(header[8..]) != 0)
+            return $"disk '{disk.Name}' is a qcow2 image with a backing file (a clone of it alone is not the disk)";
+        if (disk.SourceFormat == "vmdk" && !header[..4].SequenceEqual("KDMV"u8))
+            return $"disk '{disk.Name}' is a VMDK of a descriptor and extent files (a clone of one file is not the disk)";
+        return null;
+    }
+
     public void UseAttempts(string? lastAttemptId, string attemptId)
     {
         _lastAttemptId = lastAttemptId;
@@ -105,19 +127,21 @@ internal sealed class ReflinkCloneTracker : IChangeTracker
     public Task PauseSourceAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public Task ResumeSourceAsync() => Task.CompletedTask;
 
-    public Task<IReadOnlyList<IDiskCapture>> CaptureAsync(AsrProtectedItem item, long lastSequence, long nextSequence, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<IDiskCapture>> CaptureAsync(AsrProtectedItem item, long lastSequence, long nextSequence, CancellationToken cancellationToken)
     {
         try
         {
             CloneAll(item, nextSequence, cancellationToken);
             foreach (var (disk, directory, clone) in _made)
             {
-                var (changed, lost) = ChangesSincePrevious(item, disk, directory, clone, lastSequence);
-                var source = DiskSource.Open(clone);
-                var capture = new FileDiskCapture(disk.DiskId, source, changed, lost, source.DataRanges());
-                _open.Add(capture);
+                // A raw image's extents are the guest's blocks; an image of another format (VMDK, qcow2, ...) maps them
+                // through its own metadata, so its clone is read whole through qemu-nbd (holes and unallocated clusters skipped).
+                bool raw = disk.SourceFormat is null or "raw";
+                var (changed, lost) = raw ? ChangesSincePrevious(item, disk, directory, clone, lastSequence) : (null, null);
+                var source = await Sources.SourceDisks.OpenAsync(clone, disk.SourceFormat, cancellationToken).ConfigureAwait(false);
+                _open.Add(new FileDiskCapture(disk.DiskId, source, changed, lost, await source.GetDataRangesAsync(cancellationToken).ConfigureAwait(false)));
             }
-            return Task.FromResult<IReadOnlyList<IDiskCapture>>(_open.ToList());
+            return _open.ToList();
         }
         catch
         {
