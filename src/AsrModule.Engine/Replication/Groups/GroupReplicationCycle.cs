@@ -47,6 +47,10 @@ public static class GroupReplicationCycle
                     string.Join("; ", unheld.Select(c => c.Item.AppConsistencyScript is null ? $"'{c.Item.Name}' has no app-consistency script" : c.ConsistencyNote ?? $"the freeze of '{c.Item.Name}' failed")) +
                     "). Give every such member a freeze script (Set-AsrProtectedItem -AppConsistencyScript), or protect it through QEMU (-QmpSocket).", group);
             DateTimeOffset instant;
+            // Members captured one after another without a pause (reflink clones) share one instant only if none of
+            // their disks was written between the first capture and the last: their write fingerprints show it.
+            var unpaused = cycles.Where(c => c.Tracker!.CapturesPointInTime && c.Tracker.Kind != "QemuDirtyBitmap" && c.Hook is not { IsFrozen: true })
+                .SelectMany(c => c.Item.Disks.Select(d => (Cycle: c, Disk: d, Before: Sources.Linux.SourceWriteFingerprint.Take(d.SourcePath)))).ToList();
             try
             {
                 foreach (var c in cycles) await c.Tracker!.PauseSourceAsync(context.CancellationToken).ConfigureAwait(false);
@@ -57,18 +61,27 @@ public static class GroupReplicationCycle
             {
                 foreach (var c in cycles) await c.Tracker!.ResumeSourceAsync().ConfigureAwait(false);
             }
+            var writtenBetween = unpaused.Count < 2 ? [] : unpaused
+                .Select(u => u.Before.SameAs(Sources.Linux.SourceWriteFingerprint.Take(u.Disk.SourcePath), out string? diff) ? null : $"disk '{u.Disk.Name}' of '{u.Cycle.Item.Name}': {diff}")
+                .OfType<string>().ToList();
             if (pointInTime) foreach (var c in cycles) await c.ThawAsync().ConfigureAwait(false);
             foreach (var c in cycles) await c.ScanAsync().ConfigureAwait(false);
             foreach (var c in cycles) await c.ThawAsync().ConfigureAwait(false);
 
             var groupPointId = Guid.NewGuid();
             // One consistency for the group: app-consistent only if every member's freeze worked.
-            var consistency = cycles.All(c => c.Consistency == RecoveryPointConsistency.AppConsistent)
-                ? RecoveryPointConsistency.AppConsistent : RecoveryPointConsistency.CrashConsistent;
+            var consistency = writtenBetween.Count > 0 || cycles.Any(c => c.Consistency == RecoveryPointConsistency.Inconsistent) ? RecoveryPointConsistency.Inconsistent
+                : cycles.All(c => c.Consistency == RecoveryPointConsistency.AppConsistent) ? RecoveryPointConsistency.AppConsistent
+                : RecoveryPointConsistency.CrashConsistent;
+            if (writtenBetween.Count > 0)
+                context.Logger.LogWarning("Group point of {Group} is Inconsistent: members were written between their clones ({Writes}); give them freeze scripts to hold the writers for the clones",
+                    group, string.Join("; ", writtenBetween));
             var results = new List<AsrJobResult>();
             foreach (var c in cycles)
             {
-                if (consistency == RecoveryPointConsistency.CrashConsistent) c.MarkCrashConsistent();
+                // Each member's own point keeps what it is (a single clone is point-in-time for its machine); the group
+                // point says whether the members share an instant.
+                if (consistency != RecoveryPointConsistency.AppConsistent) c.MarkCrashConsistent();
                 results.Add(await c.PublishAsync(groupPointId, group, instant).ConfigureAwait(false));
                 published.Add(c);
             }
@@ -93,7 +106,8 @@ public static class GroupReplicationCycle
                 ChangedBlocks = results.Sum(r => r.ChangedBlocks),
                 ChangedBytes = results.Sum(r => r.ChangedBytes),
                 BytesStored = results.Sum(r => r.BytesStored),
-                Note = $"Group point {groupPoint.Sequence} ({consistency}): " + string.Join(", ", groupPoint.Members.Select(m => $"{m.ItemName}@{m.PointSequence}"))
+                Note = $"Group point {groupPoint.Sequence} ({consistency}): "
+                    + (writtenBetween.Count > 0 ? $"members written between their clones ({string.Join("; ", writtenBetween)}); " : "") + string.Join(", ", groupPoint.Members.Select(m => $"{m.ItemName}@{m.PointSequence}"))
                     + string.Concat(results.Where(r => r.Note is not null).Select(r => " " + r.Note)),
             };
         }
