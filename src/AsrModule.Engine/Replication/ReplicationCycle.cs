@@ -208,11 +208,12 @@ internal sealed class ReplicationCycle
     internal async Task CaptureAsync(DateTimeOffset? instantUtc = null)
     {
         var ct = _context.CancellationToken;
-        // A live read is point-in-time only if nothing writes until it ends: fingerprint the sources at the instant.
-        _liveReadCheck = _tracker!.CapturesPointInTime ? null : LiveReadCheck.Begin(_item);
         _captureUtc = instantUtc ?? _vault.Clock.GetUtcNow();
-        _tracker.UseAttempts(_latest?.AttemptId, _attemptId);
+        _tracker!.UseAttempts(_latest?.AttemptId, _attemptId);
         _captures = await _tracker.CaptureAsync(_item, _latest?.Sequence ?? 0, _sequence, ct).ConfigureAwait(false);
+        // A live read is point-in-time only if nothing writes until it ends: fingerprint the sources now, after the
+        // tracker's own step (a qcow2 image gets its new dirty bitmap then) and before the first byte is read.
+        _liveReadCheck = _tracker.CapturesPointInTime ? null : LiveReadCheck.Begin(_item);
         _consistencyEvidence = _tracker.CapturesPointInTime ? _tracker.CaptureEvidence : null;
         if (_tracker.CaptureInconsistency is { } inconsistency) MarkInconsistent(inconsistency);
     }
