@@ -94,6 +94,21 @@ Describe 'Live sources: honest labels, reflink capture, sparse reads' -Tag LoopD
         Write-Host "  $fsType delta: $($delta.Result.BytesScanned) bytes read for $changed bytes rewritten of 48 MiB"
         (Get-ExportedHashes (Get-AsrRecoveryPoint -Item $name -Latest) (Join-TestPath $dir "export2-$fsType"))['app.img'] | Should -Be (Get-AsrSampleHash $disk)
 
+        # With a freeze script the application is held for the clone only, not for the read.
+        $hookLog = Join-TestPath $dir "hook-$fsType.log"
+        $hook = Join-TestPath $dir "hook-$fsType.sh"
+        Set-Content -Path $hook -Value "#!/bin/sh`necho `"`$1 `$(date +%s%N)`" >> '$hookLog'"
+        Invoke-Native 'chmod' @('0755', $hook) | Out-Null
+        Set-AsrProtectedItem -Name $name -AppConsistencyScript $hook | Out-Null
+        $app = Invoke-AsrReplication -Name $name -AppConsistent
+        $app.State | Should -Be 'Succeeded'
+        (Get-AsrRecoveryPoint -Item $name -Latest).Consistency | Should -Be 'AppConsistent'
+        $lines = @(Get-Content $hookLog)
+        $lines.Count | Should -Be 2
+        $lines[0] | Should -Match '^freeze '
+        $lines[1] | Should -Match '^thaw '
+        Write-Host "  $fsType freeze held $((([long]($lines[1] -split ' ')[1]) - ([long]($lines[0] -split ' ')[1])) / 1e6) ms (clone only); cycle $([math]::Round($app.Duration.TotalMilliseconds)) ms"
+
         Disable-AsrReplication -Name $name -Confirm:$false
         Test-Path ([IO.Path]::Combine($mnt, '.asr-capture', $item.Id)) | Should -BeFalse
     }

@@ -53,11 +53,15 @@ public static class RetentionPlanner
     /// <summary>
     /// A group's coordinated point beats a single-machine one (every member of a group has the same group
     /// points at the same times, so all members keep the same ones and the group point survives thinning);
-    /// then an app-consistent point beats a crash-consistent one; otherwise the newer one wins.
+    /// then a consistent point beats an Inconsistent one, an app-consistent point a crash-consistent one;
+    /// otherwise the newer one wins.
     /// </summary>
     private static bool IsBetter(RetentionCandidate candidate, RetentionCandidate best)
     {
         if (candidate.IsGroupPoint != best.IsGroupPoint) return candidate.IsGroupPoint;
+        // A point read while written is kept only when its hour has nothing better.
+        bool candidateFuzzy = candidate.Consistency == RecoveryPointConsistency.Inconsistent;
+        if (candidateFuzzy != (best.Consistency == RecoveryPointConsistency.Inconsistent)) return !candidateFuzzy;
         bool candidateApp = candidate.Consistency == RecoveryPointConsistency.AppConsistent;
         bool bestApp = best.Consistency == RecoveryPointConsistency.AppConsistent;
         if (candidateApp != bestApp) return candidateApp;

@@ -53,6 +53,17 @@ public class RetentionPlannerTests
     }
 
     [Fact]
+    public void ABucketKeepsAConsistentPoint_OverNewerInconsistentOnes_AndAnInconsistentOneWhenItIsAllThereIs()
+    {
+        var points = new List<RetentionCandidate>
+        {
+            At(1, 8, 10), At(2, 8, 40, RecoveryPointConsistency.Inconsistent), At(3, 8, 50, RecoveryPointConsistency.Inconsistent),
+            At(4, 9, 10, RecoveryPointConsistency.Inconsistent), At(5, 9, 50, RecoveryPointConsistency.Inconsistent), At(6, 12, 39),
+        };
+        Assert.Equal([1, 5, 6], Kept(points, 24));
+    }
+
+    [Fact]
     public void Beyond24Hours_OnePointPerEvenTwoHourBucketIsKept_UpToTheRetention()
     {
         // A point every 30 minutes over 3 days, retention 48 h.

@@ -3,11 +3,12 @@ using AsrModule.Engine.Items;
 namespace AsrModule.Engine.Replication.Tracking;
 
 /// <summary>
-/// The tracker for raw image files and block devices: the kernel offers no write log for them, so
-/// every cycle reads the live disk and compares each 4 KiB block's keyed hash with the hash table
-/// stored with the previous point. The history is that table; when it is lost the cycle falls back
-/// to a checksum resync against the vault. Reads are live, so a point is only point-in-time when the
-/// writers are quiet for the scan (freeze hooks).
+/// The tracker for sources nothing better applies to (files on a file system that does not clone, block devices,
+/// images that are neither cloned nor stopped qcow2): the kernel offers no write log for them, so every cycle reads
+/// the live disk (its holes skipped) and compares each 4 KiB block's keyed hash with the hash table stored with the
+/// previous point. The history is that table; when it is lost the cycle falls back to a checksum resync against the
+/// vault. Reads are live, so the cycle's write-fingerprint check (LiveReadCheck) decides whether the point is
+/// CrashConsistent (nothing wrote during the read) or Inconsistent.
 /// </summary>
 public sealed class HashScanTracker : IChangeTracker
 {
