@@ -44,27 +44,10 @@ public sealed class LiveCaptureTests
         Assert.Equal(TestDisks.Sha256(disk), (await h.ExportHashesAsync((await h.Vault.GetLatestPointAsync(item.Id, default))!))["web.img"]);
 
         // A writer runs through the capture: the point is the file at the clone instant, which is the clone kept.
-        using var stop = new CancellationTokenSource();
-        long written = 0;
-        var writer = Task.Run(() =>
+        await using (await Writer.StartAsync(disk, seed: 11))
         {
-            var r = new Random(11);
-            while (!stop.IsCancellationRequested)
-            {
-                SourceTestFiles.WriteRandomAt(disk, r.NextInt64(DiskSize / 4096) * 4096, 4096, seed: r.Next());
-                Interlocked.Increment(ref written);
-            }
-        });
-        try
-        {
-            while (Interlocked.Read(ref written) < 50) await Task.Delay(5);
             await h.CycleAsync("web");
             await h.CycleAsync("web");
-        }
-        finally
-        {
-            stop.Cancel();
-            await writer;
         }
         var latest = (await h.Vault.GetLatestPointAsync(item.Id, default))!;
         Assert.Equal(RecoveryPointConsistency.CrashConsistent, latest.Consistency);
@@ -100,28 +83,8 @@ public sealed class LiveCaptureTests
         Assert.Equal(RecoveryPointConsistency.CrashConsistent, quiet.Consistency);
         Assert.Contains("nothing wrote", quiet.ConsistencyEvidence);
 
-        using var stop = new CancellationTokenSource();
-        long written = 0;
-        var writer = Task.Run(() =>
-        {
-            var r = new Random(5);
-            while (!stop.IsCancellationRequested)
-            {
-                SourceTestFiles.WriteRandomAt(disk, r.NextInt64(DiskSize / 4096) * 4096, 4096, seed: r.Next());
-                Interlocked.Increment(ref written);
-            }
-        });
         Engine.Jobs.AsrJobResult fuzzy;
-        try
-        {
-            while (Interlocked.Read(ref written) < 50) await Task.Delay(5);
-            fuzzy = await h.CycleAsync("db");
-        }
-        finally
-        {
-            stop.Cancel();
-            await writer;
-        }
+        await using (await Writer.StartAsync(disk, seed: 5)) fuzzy = await h.CycleAsync("db");
         var point = (await h.Vault.GetLatestPointAsync(item.Id, default))!;
         Assert.Equal(RecoveryPointConsistency.Inconsistent, point.Consistency);
         Assert.Contains("Inconsistent", fuzzy.Note);
@@ -165,6 +128,38 @@ public sealed class LiveCaptureTests
         var delta = await h.CycleAsync("sparse");
         Assert.Equal((4L << 20) / 4096, delta.ChangedBlocks);
         Assert.Equal(TestDisks.Sha256(disk), (await h.ExportHashesAsync((await h.Vault.GetLatestPointAsync(item.Id, default))!))["sparse.img"]);
+    }
+
+    /// <summary>A thread rewriting random 4 KiB blocks of a disk until disposed; started once it has written 50.</summary>
+    private sealed class Writer : IAsyncDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private long _written;
+        private Task _task = Task.CompletedTask;
+
+        public static async Task<Writer> StartAsync(string disk, int seed)
+        {
+            var w = new Writer();
+            long blocks = new FileInfo(disk).Length / 4096;
+            w._task = Task.Run(() =>
+            {
+                var r = new Random(seed);
+                while (!w._stop.IsCancellationRequested)
+                {
+                    SourceTestFiles.WriteRandomAt(disk, r.NextInt64(blocks) * 4096, 4096, seed: r.Next());
+                    Interlocked.Increment(ref w._written);
+                }
+            });
+            while (Interlocked.Read(ref w._written) < 50) await Task.Delay(5);
+            return w;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _stop.Cancel();
+            await _task;
+            _stop.Dispose();
+        }
     }
 
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
