@@ -122,10 +122,10 @@ internal sealed class ReplicationCycle
         _policy = await _vault.GetPolicyAsync(_item.PolicyName, ct).ConfigureAwait(false);
         _latest = await _vault.GetLatestPointAsync(_item.Id, ct).ConfigureAwait(false);
         _base = _latest;
-        var listings = await RemoveLeftoversAsync(_latest, ct).ConfigureAwait(false);
+        var listings = await CycleObjects.RemoveLeftoversAsync(_vault, _item.Id, _latest, _context.Logger, ct).ConfigureAwait(false);
         // What the listings just made show of the latest point's own objects (no extra request): a new delta over
         // a point whose index or pack is missing or short would be unreadable too, so the cycle resyncs instead.
-        string? damage = _latest is null ? null : LatestPointDamage(_latest, listings);
+        string? damage = _latest is null ? null : CycleObjects.LatestPointDamage(_item.Id, _latest, listings);
         if (damage is not null) _context.Logger.LogWarning("Item {Item}: {Damage}", _item.Name, damage);
         _sequence = (_latest?.Sequence ?? 0) + 1;
         var jobId = _context.Job.Id;
@@ -467,7 +467,7 @@ internal sealed class ReplicationCycle
             // The point is published; a tracker that cannot forget its changes only makes the next cycle read more.
             _context.Logger.LogWarning(ex, "Tracker of {Item} could not commit point {Sequence}", _item.Name, sequence);
         }
-        await RemoveOldTrackersAsync(sequence).ConfigureAwait(false);
+        await CycleObjects.RemoveOldTrackersAsync(_vault, _item.Id, sequence, _attemptId, _context.Logger).ConfigureAwait(false);
         _publishPhase.Report(100, $"Recovery point {sequence} of '{_item.Name}' published");
         if (consistency == RecoveryPointConsistency.Inconsistent)
             await _vault.Events.WriteAsync(Events.AsrEventSeverity.Warning, Events.AsrEventTypes.PointInconsistent,
@@ -659,37 +659,6 @@ internal sealed class ReplicationCycle
         }
     }
 
-    /// <summary>
-    /// The latest point's own objects as the cycle's listings show them: each disk's index (or full map) present and
-    /// not empty, each of its packs present, and its packs together as long as the extents its manifest counts. A
-    /// flipped byte, or damage to an older point's objects, does not show in a listing; readers find those.
-    /// </summary>
-    private string? LatestPointDamage(AsrRecoveryPoint latest, IReadOnlyDictionary<string, IReadOnlyList<Storage.VaultObjectInfo>> listings)
-    {
-        var indexes = listings[VaultLayout.IndexPrefix(_item.Id)].ToDictionary(o => o.Key, o => o.Length, StringComparer.Ordinal);
-        var packs = listings[VaultLayout.PacksPrefix(_item.Id)].ToDictionary(o => o.Key, o => o.Length, StringComparer.Ordinal);
-        var problems = new List<string>();
-        foreach (var disk in latest.Disks)
-        {
-            string key = latest.IndexGeneration > 0
-                ? VaultLayout.PointFullMap(_item.Id, latest.Sequence, disk.DiskId, latest.IndexGeneration)
-                : VaultLayout.PointIndex(_item.Id, latest.Sequence, latest.AttemptId, disk.DiskId);
-            if (!indexes.TryGetValue(key, out long length)) problems.Add($"'{key}' is missing");
-            else if (length == 0) problems.Add($"'{key}' is empty");
-        }
-        long packBytes = 0;
-        foreach (var pack in latest.Packs)
-        {
-            if (packs.TryGetValue(pack, out long length)) packBytes += length;
-            else problems.Add($"'{pack}' is missing");
-        }
-        long expected = latest.Disks.Sum(d => d.StoredBytes);
-        if (problems.Count == 0 && packBytes != expected)
-            problems.Add($"its packs ({string.Join(", ", latest.Packs.Select(p => $"'{p}'"))}) hold {packBytes:N0} bytes, its extents {expected:N0} (truncated)");
-        return problems.Count == 0 ? null
-            : $"The vault's copy of point {latest} is damaged: {string.Join("; ", problems)}. The cycle resyncs (compares checksums) and sends what it lacks from the source.";
-    }
-
     private Task RecordErrorAsync(string message) =>
         SaveQuietlyAsync(i => { i.LastError = message; i.LastCycleUtc = DateTimeOffset.UtcNow; });
 
@@ -705,37 +674,4 @@ internal sealed class ReplicationCycle
         }
     }
 
-    /// <summary>
-    /// Deletes what an unpublished cycle left behind: objects of sequences after the latest point, and objects of the
-    /// latest point's sequence written by another attempt than the one that published it (an attempt that lost it, e.g.
-    /// whose lease lapsed). Full maps carry no attempt and are the latest point's own.
-    /// </summary>
-    /// <returns>The listing of each prefix (what was there before the leftovers were deleted).</returns>
-    private async Task<Dictionary<string, IReadOnlyList<Storage.VaultObjectInfo>>> RemoveLeftoversAsync(AsrRecoveryPoint? latest, CancellationToken ct)
-    {
-        long latestSequence = latest?.Sequence ?? 0;
-        var listings = new Dictionary<string, IReadOnlyList<Storage.VaultObjectInfo>>(StringComparer.Ordinal);
-        foreach (var prefix in new[] { VaultLayout.PacksPrefix(_item.Id), VaultLayout.IndexPrefix(_item.Id), VaultLayout.TrackerDirPrefix(_item.Id) })
-        {
-            await _vault.Store.DeleteIncompleteAsync(prefix, ct).ConfigureAwait(false);
-            var listing = await _vault.Store.ListAsync(prefix, ct).ConfigureAwait(false);
-            listings[prefix] = listing;
-            foreach (var (o, objectSequence) in VaultLayout.OwnObjects(listing, _context.Logger))
-                if (objectSequence > latestSequence || (objectSequence == latestSequence && IsOtherAttempts(o.Key, latest!)))
-                    await _vault.Store.DeleteAsync(o.Key, ct).ConfigureAwait(false);
-        }
-        return listings;
-    }
-
-    /// <summary>An object of <paramref name="point"/>'s sequence that another attempt than the point's wrote (not a full map).</summary>
-    private static bool IsOtherAttempts(string key, AsrRecoveryPoint point) =>
-        !key.EndsWith(".map", StringComparison.Ordinal)
-        && VaultLayout.TryParseObjectKey(key, out long sequence, out string? attempt) && sequence == point.Sequence && attempt != point.AttemptId;
-
-    private async Task RemoveOldTrackersAsync(long sequence)
-    {
-        foreach (var (o, objectSequence) in VaultLayout.OwnObjects(await _vault.Store.ListAsync(VaultLayout.TrackerDirPrefix(_item.Id), CancellationToken.None).ConfigureAwait(false), _context.Logger))
-            if (objectSequence < sequence || (objectSequence == sequence && VaultLayout.TryParseObjectKey(o.Key, out _, out string? attempt) && attempt != _attemptId))
-                await _vault.Store.DeleteAsync(o.Key, CancellationToken.None).ConfigureAwait(false);
-    }
 }
