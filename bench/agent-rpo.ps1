@@ -331,6 +331,7 @@ try {
     $endItem = Get-AsrProtectedItem -Name $itemName
     $vaultEnd = Get-DirBytes $vaultPath
     $loadEnd = Get-LoadAvg
+    $diskExtents = try { (Invoke-Tool filefrag @($disk) -NoThrow) -replace '^.*: ', '' } catch { '?' }   # fragmentation the writes left (each clone cycle unshares what was written)
 
     # -------------------------------------------------------------- stop writer, agent
     if (-not $writer.WaitForExit(15000)) { & /bin/kill -TERM $writer.Id; [void]$writer.WaitForExit(10000) }
@@ -410,6 +411,7 @@ try {
     Out-Result "| agent CPU, whole run incl. first cycle | $(F (100 * $agentCpuAllS / $tEnd) 1)% of one core |"
     Out-Result "| agent RSS peak (sampled; kernel VmHWM) | $(F ($rssWinPeakKb / 1024) 0) MiB in the window, $(F ($rssPeakKb / 1024) 0) MiB whole run; VmHWM $(F ($hwmKb / 1024) 0) MiB |"
     Out-Result "| vault growth, window | $(F (($vaultEnd - $vaultAtWarmup) / 1MB)) MiB = $(F (($vaultEnd - $vaultAtWarmup) / 1MB / $winSeconds * 60) 0) MiB/min (writer wrote $(F ($writerBytes / 1MB / $writerElapsed * 60) 0) MiB/min; total vault $(F ($vaultEnd / 1MB) 0) MiB, $(F ($vaultAfterInitial / 1MB) 0) MiB after initial) |"
+    Out-Result "| disk file at the end (filefrag) | $diskExtents |"
     Out-Result "| other CPU: writer / sampler (this process) | $(F (100 * $writerCpuTicks / 100.0 / $tEnd) 1)% / $(F (100 * ($selfCpuEnd - $selfCpu0) / $tEnd) 1)% of one core |"
     Out-Result ''
     Out-Result '| t (s) | RPO min | median | max | points published | agent CPU (1 core) | RSS max MiB |'

@@ -302,7 +302,7 @@ if [[ "$PARTS" == *b* ]]; then
                 rm -rf "$vault"
                 drop_caches
                 run_step init "$vault" "$KEY" -Item "b-$kind" -Disk "${MNT[$fs]}/$kind.img" || exit 1
-                line=$STEP_LINE
+                line=$STEP_LINE; bwall=$STEP_WALL
                 v=-
                 if [[ $kind == sparse && $r == "$SPARSE_ROUNDS" ]]; then
                     exp="${MNT[$fs]}/export-sparse"
@@ -317,7 +317,7 @@ if [[ "$PARTS" == *b* ]]; then
                     rm -rf "$exp"
                 fi
                 say "  $fs round $r $kind: $(printf '%.2f' "$(field seconds "$line")") s, scanned $(field scanned "$line") B, stored $(field stored "$line") B, capture $(field capture "$line"), step process peak RSS $(field peak_rss_mib "$line") MiB"
-                row "b\t$r\t$fs\t$pos\t$kind\t$(field seconds "$line")\t$STEP_WALL\t$(field scanned "$line")\t$(field changed "$line")\t$(field stored "$line")\t$(field capture "$line")\t$(field consistency "$line")\t$v\t$(field peak_rss_mib "$line")"
+                row "b\t$r\t$fs\t$pos\t$kind\t$(field seconds "$line")\t$bwall\t$(field scanned "$line")\t$(field changed "$line")\t$(field stored "$line")\t$(field capture "$line")\t$(field consistency "$line")\t$v\t$(field peak_rss_mib "$line")"
                 # This item's clones (xfs/btrfs) and its vault are not needed any more.
                 id=$(field itemid "$line"); [[ -n "$id" ]] && rm -rf "${MNT[$fs]}/.asr-capture/$id"
                 rm -rf "$vault"

@@ -73,8 +73,8 @@ BeforeDiscovery {
             Table = 'Time | Severity | EventType | Item / Group | Message'
             List = 'Id | TimeUtc | Severity | EventType | ItemName | ReplicationGroup | AgentHost | JobId | Message' }
         @{ Type = 'AsrLocalTarget'; Source = 'New-AsrLocalTarget $targetPath'
-            Table = 'Kind | Path'
-            List = 'Path | Kind | Location' }
+            Table = 'Kind | Format | Path'
+            List = 'Path | Kind | Location | Format' }
         @{ Type = 'AsrAzureTarget'; Source = 'New-AsrAzureTarget -SubscriptionId 00000000-0000-0000-0000-0000000000aa -ResourceGroupName dr-rg -Location westeurope -SubnetId /subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/v/subnets/prod -AccessToken fake-token'
             Table = 'Kind | Region | ResourceGroup | VMSize | Credential | Subnet'
             List = 'Kind | Cloud | SubscriptionId | ResourceGroupName | Region | SubnetId | TestSubnetId | VmSize | DiskSku | Zone | CredentialKind' }

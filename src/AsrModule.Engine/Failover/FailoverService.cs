@@ -137,7 +137,7 @@ public sealed class FailoverService
                 disk.SizeBytes, disk.BlockSize, _vault.HashSeed);
             // One disk is hashed by one reader, so its reports arrive in order.
             var now = await DiskChecksums.HashAsync(disk.SourcePath, disk.SizeBytes, disk.BlockSize, _vault.HashSeed,
-                new Progress(bytes => context.Report((int)(100 * Math.Min(total, hashed += bytes) / total), status)), ct).ConfigureAwait(false);
+                new Progress(bytes => context.Report((int)(100 * Math.Min(total, hashed += bytes) / total), status)), ct, disk.SourceFormat).ConfigureAwait(false);
             long changed = final.Hashes.Where((h, b) => h != now.Hashes[b]).LongCount();
             if (changed > 0)
                 throw new AsrException(AsrErrorIds.SourceStillWriting, AsrErrorKind.InvalidOperation,
@@ -212,8 +212,8 @@ public sealed class FailoverService
     public async Task<AsrJobResult> ReprotectAsync(AsrProtectedItem item, IReadOnlyList<string>? alternateDisks, IRecoveryTarget? given, JobContext context)
     {
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Reprotect);
-        var targets = ReverseTargets(item, alternateDisks);
-        var stats = await SyncReverseAsync(item, TargetOf(item, given), targets, allowCreate: alternateDisks is { Count: > 0 }, context.Phase(0, 99)).ConfigureAwait(false);
+        var (targets, formats) = ReverseTargets(item, alternateDisks);
+        var stats = await SyncReverseAsync(item, TargetOf(item, given), targets, formats, allowCreate: alternateDisks is { Count: > 0 }, context.Phase(0, 99)).ConfigureAwait(false);
         // What was written, so later reverse cycles and the failback write to these same files or devices only.
         var identities = targets.Where(t => Replication.DiskFileType.Of(t.Value)?.Identity is not null)
             .ToDictionary(t => t.Key, t => Replication.DiskFileType.Of(t.Value)!.Value.Identity!);
@@ -225,6 +225,7 @@ public sealed class FailoverService
             {
                 TargetDisks = targets,
                 TargetIdentities = identities,
+                TargetFormats = formats.Where(f => f.Value is not null).ToDictionary(f => f.Key, f => f.Value!),
                 AlternateLocation = alternateDisks is { Count: > 0 },
                 StartedUtc = DateTimeOffset.UtcNow,
                 LastSyncUtc = DateTimeOffset.UtcNow,
@@ -239,7 +240,7 @@ public sealed class FailoverService
     public async Task<AsrJobResult> ReverseCycleAsync(AsrProtectedItem item, IRecoveryTarget? given, JobContext context)
     {
         ItemStateMachine.EnsureAllowed(item, ItemOperation.Replicate);
-        var stats = await SyncReverseAsync(item, TargetOf(item, given), item.Reverse!.TargetDisks, allowCreate: false, context.Phase(0, 99)).ConfigureAwait(false);
+        var stats = await SyncReverseAsync(item, TargetOf(item, given), item.Reverse!.TargetDisks, RecordedFormats(item), allowCreate: false, context.Phase(0, 99)).ConfigureAwait(false);
         await _vault.UpdateItemAsync(item.Id, i =>
         {
             i.Reverse!.LastSyncUtc = DateTimeOffset.UtcNow;
@@ -265,7 +266,8 @@ public sealed class FailoverService
         // Progress: the final reverse sync, then the resync to the vault (which reads every disk and the replica).
         var reversePhase = context.Phase(0, 40);
         var resyncPhase = context.Phase(40, 99);
-        var stats = await SyncReverseAsync(item, target, reverse.TargetDisks, allowCreate: false, reversePhase).ConfigureAwait(false);
+        var formats = RecordedFormats(item);
+        var stats = await SyncReverseAsync(item, target, reverse.TargetDisks, formats, allowCreate: false, reversePhase).ConfigureAwait(false);
         item = await _vault.UpdateItemAsync(item.Id, i =>
         {
             ItemStateMachine.EnsureAllowed(i, ItemOperation.Failback);
@@ -273,6 +275,8 @@ public sealed class FailoverService
             {
                 disk.SourcePath = reverse.TargetDisks[disk.DiskId];
                 disk.SourceIdentity = Replication.DiskFileType.Of(disk.SourcePath)?.Identity;
+                // The disks written are the source now, in the format they were written in (an alternate disk may differ from the original).
+                disk.SourceFormat = formats.GetValueOrDefault(disk.DiskId);
             }
             i.State = ProtectedItemState.Protected;
             i.MarkResyncRequired($"Failed back from '{i.Failover!.TargetPath}': the original disks now hold the recovered machine.");
@@ -326,11 +330,35 @@ public sealed class FailoverService
         ReverseTargets(item, alternateDisks);
     }
 
+    /// <summary>
+    /// The image format of each reverse target the item records (null: raw). Vault data: each is parsed (DiskFormatUnsupported
+    /// when unknown), and records from before formats give the originals their pinned <see cref="ProtectedDisk.SourceFormat"/>.
+    /// </summary>
+    private static Dictionary<string, string?> RecordedFormats(AsrProtectedItem item)
+    {
+        var reverse = item.Reverse!;
+        return item.Disks.ToDictionary(d => d.DiskId, d =>
+        {
+            string? format = reverse.TargetFormats is { } recorded ? recorded.GetValueOrDefault(d.DiskId)
+                : string.Equals(reverse.TargetDisks.GetValueOrDefault(d.DiskId), d.SourcePath, StringComparison.Ordinal) ? d.SourceFormat : null;
+            return PinnedName(format);
+        });
+    }
+
+    /// <summary>A stored format in the spelling disks pin it with: null for raw, else QEMU's name (parsed, so garbage is refused).</summary>
+    private static string? PinnedName(string? format)
+    {
+        if (format is null) return null;
+        var parsed = Replication.Sources.Images.DiskImageFormats.Parse(format);
+        return parsed == Replication.Sources.Images.DiskImageFormat.Raw ? null : Replication.Sources.Images.DiskImageFormats.QemuName(parsed);
+    }
+
     /// <summary>Checks the disks a reverse cycle or a failback would write (<see cref="EnsureReverseTarget"/>) without changing anything.</summary>
     public void ValidateReverseTargets(AsrProtectedItem item)
     {
         if (item.Reverse is not { } reverse) return;
-        foreach (var disk in item.Disks) EnsureReverseTarget(item, disk, reverse.TargetDisks, allowCreate: false);
+        var formats = RecordedFormats(item);
+        foreach (var disk in item.Disks) EnsureReverseTarget(item, disk, reverse.TargetDisks, formats, allowCreate: false);
     }
 
     /// <summary>
@@ -338,8 +366,10 @@ public sealed class FailoverService
     /// must still be the disk that was protected on this host (same file or device as recorded at enable
     /// time, of the recorded size), and none may be a system file or inside the vault (<see cref="EnsureReverseTarget"/>).
     /// Alternate disks are the caller's: they pass the same location rules, and may be new.
+    /// Also returns each target's image format (null: raw): an original disk's pinned <see cref="ProtectedDisk.SourceFormat"/>; an
+    /// existing alternate file's, told by its magic bytes as when a disk is protected (a new one, or a block device, is raw).
     /// </summary>
-    private Dictionary<string, string> ReverseTargets(AsrProtectedItem item, IReadOnlyList<string>? alternateDisks)
+    private (Dictionary<string, string> Targets, Dictionary<string, string?> Formats) ReverseTargets(AsrProtectedItem item, IReadOnlyList<string>? alternateDisks)
     {
         if (alternateDisks is not { Count: > 0 })
         {
@@ -348,8 +378,9 @@ public sealed class FailoverService
                     throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.ObjectNotFound,
                         $"The original disk '{d.SourcePath}' of '{item.Name}' is gone. Reprotect to an alternate location with -AlternateDisk.", d.SourcePath);
             var originals = item.Disks.ToDictionary(d => d.DiskId, d => d.SourcePath);
-            foreach (var d in item.Disks) EnsureReverseTarget(item, d, originals, allowCreate: false);
-            return originals;
+            var originalFormats = item.Disks.ToDictionary(d => d.DiskId, d => PinnedName(d.SourceFormat));
+            foreach (var d in item.Disks) EnsureReverseTarget(item, d, originals, originalFormats, allowCreate: false);
+            return (originals, originalFormats);
         }
         if (alternateDisks.Count != item.Disks.Count)
             throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.InvalidArgument,
@@ -358,8 +389,20 @@ public sealed class FailoverService
         if (full.Distinct().Count() != full.Count)
             throw new AsrException(AsrErrorIds.DiskDuplicate, AsrErrorKind.InvalidArgument, "The alternate disks must be distinct.", item.Name);
         var alternates = item.Disks.Zip(full).ToDictionary(p => p.First.DiskId, p => p.Second);
-        foreach (var d in item.Disks) EnsureReverseTarget(item, d, alternates, allowCreate: true);
-        return alternates;
+        // Where they are is checked before anything is read from them (a header is read to tell an existing file's format).
+        foreach (var d in item.Disks)
+            Storage.OutputLocation.EnsureDiskTarget(alternates[d.DiskId], null, null, mayCreate: true, _vault.Store, AsrErrorIds.FailoverTargetInvalid, $"Disk '{d.Name}' of '{item.Name}' at");
+        var alternateFormats = alternates.ToDictionary(a => a.Key, a => AlternateFormat(a.Value));
+        foreach (var d in item.Disks) EnsureReverseTarget(item, d, alternates, alternateFormats, allowCreate: true);
+        return (alternates, alternateFormats);
+    }
+
+    /// <summary>An alternate disk's format: raw when it is new or a block device, else told by its magic bytes (as Enable-AsrReplication does).</summary>
+    private static string? AlternateFormat(string path)
+    {
+        var type = Replication.DiskFileType.Of(path);
+        bool regularFile = type is { Kind: Replication.DiskFileKind.RegularFile } || (type is null && File.Exists(path));
+        return regularFile ? Replication.Sources.SourceDisks.FormatToPin(path, null, isBlockDevice: false) : null;
     }
 
     /// <summary>
@@ -369,15 +412,23 @@ public sealed class FailoverService
     /// still the file or device recorded when it was protected or reprotected. A target the record names that
     /// is not the original disk must be recorded as an alternate location.
     /// </summary>
-    private void EnsureReverseTarget(AsrProtectedItem item, ProtectedDisk disk, IReadOnlyDictionary<string, string> targets, bool allowCreate)
+    private void EnsureReverseTarget(AsrProtectedItem item, ProtectedDisk disk, IReadOnlyDictionary<string, string> targets,
+        IReadOnlyDictionary<string, string?> formats, bool allowCreate)
     {
         string path = targets.TryGetValue(disk.DiskId, out var t) ? t
             : throw new AsrException(AsrErrorIds.FailoverTargetInvalid, AsrErrorKind.InvalidArgument,
                 $"The reverse replication of '{item.Name}' names no target for disk '{disk.Name}'; reprotect again.", item.Name);
         string what = $"Disk '{disk.Name}' of '{item.Name}' at";
+        string? format = formats.GetValueOrDefault(disk.DiskId);
+        if (format is not null && !Replication.Sources.Images.DiskImageFormats.IsWritable(Replication.Sources.Images.DiskImageFormats.Parse(format)))
+            throw new AsrException(AsrErrorIds.DiskFormatUnsupported, AsrErrorKind.InvalidArgument,
+                $"{what} '{path}' is a legacy VHD image, which is supported for reading only: reprotect and failback cannot write into it. " +
+                "Reprotect with -AlternateDisk to a new or raw file, or to an image of another format (qcow2, VMDK, VHDX, VDI) of the disk's size; " +
+                "the failback then makes that disk the source.", path);
         if (allowCreate)
         {
-            Storage.OutputLocation.EnsureDiskTarget(path, null, null, mayCreate: true, _vault.Store, AsrErrorIds.FailoverTargetInvalid, what);
+            // A raw alternate is created or resized to the disk's size; an image cannot be resized here, so it must hold that size already.
+            Storage.OutputLocation.EnsureDiskTarget(path, format is null ? null : disk.SizeBytes, null, mayCreate: true, _vault.Store, AsrErrorIds.FailoverTargetInvalid, what, format);
             return;
         }
         bool original = string.Equals(path, disk.SourcePath, StringComparison.Ordinal);
@@ -385,7 +436,7 @@ public sealed class FailoverService
             throw new AsrException(AsrErrorIds.FailoverTargetInvalid, AsrErrorKind.InvalidArgument,
                 $"{what} '{path}': the item record says reverse replication writes the original disks, but this is not the original disk '{disk.SourcePath}'. Reprotect again (with -AlternateDisk to write elsewhere).", path);
         string? identity = item.Reverse?.TargetIdentities?.GetValueOrDefault(disk.DiskId) ?? (original ? disk.SourceIdentity : null);
-        Storage.OutputLocation.EnsureDiskTarget(path, disk.SizeBytes, identity, mayCreate: false, _vault.Store, AsrErrorIds.FailoverTargetInvalid, what);
+        Storage.OutputLocation.EnsureDiskTarget(path, disk.SizeBytes, identity, mayCreate: false, _vault.Store, AsrErrorIds.FailoverTargetInvalid, what, format);
     }
 
     /// <summary>
@@ -395,7 +446,8 @@ public sealed class FailoverService
     /// is an error unless <paramref name="allowCreate"/> (a new alternate disk: full copy).
     /// Progress: each disk has a slice by its size, 90% of it hashing both sides and the rest sending.
     /// </summary>
-    private async Task<DiskSyncStats> SyncReverseAsync(AsrProtectedItem item, IRecoveryTarget target, IReadOnlyDictionary<string, string> targets, bool allowCreate, JobContext context)
+    private async Task<DiskSyncStats> SyncReverseAsync(AsrProtectedItem item, IRecoveryTarget target, IReadOnlyDictionary<string, string> targets,
+        IReadOnlyDictionary<string, string?> formats, bool allowCreate, JobContext context)
     {
         var ct = context.CancellationToken;
         foreach (var disk in item.Disks)
@@ -403,7 +455,7 @@ public sealed class FailoverService
                 throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.ObjectNotFound,
                     $"Disk '{targets[disk.DiskId]}' at the original site is gone. Reprotect again with -AlternateDisk to a new location.", targets[disk.DiskId]);
         // Checked again here, right before writing, whoever called: the targets come from the item record.
-        foreach (var disk in item.Disks) EnsureReverseTarget(item, disk, targets, allowCreate);
+        foreach (var disk in item.Disks) EnsureReverseTarget(item, disk, targets, formats, allowCreate);
         // Point-in-time readers of the recovered disks (files, or snapshots of the Azure VM's disks).
         await using var recovered = await target.OpenRecoveredDisksAsync(item, AsrLocalTarget.MachineOf(item.Failover!), ct).ConfigureAwait(false);
         long total = Math.Max(1, item.Disks.Sum(d => recovered.Disks[d.DiskId].Size)), before = 0;
@@ -425,10 +477,11 @@ public sealed class FailoverService
                 lock (gate) diskPhase.Report((int)(90 * (hashed += bytes) / Math.Max(1, 2 * size)), status);
             });
             var fromTask = DiskChecksums.HashAsync(from, size, disk.BlockSize, _vault.HashSeed, progress, ct);
-            var toTask = DiskChecksums.HashAsync(to, size, disk.BlockSize, _vault.HashSeed, progress, ct);
+            string? toFormat = formats.GetValueOrDefault(disk.DiskId);
+            var toTask = DiskChecksums.HashAsync(to, size, disk.BlockSize, _vault.HashSeed, progress, ct, toFormat);
             await Task.WhenAll(fromTask, toTask).ConfigureAwait(false);
             diskPhase.Report(90, $"Sending the blocks of disk '{disk.Name}' of '{item.Name}' that differ");
-            var s = await DiskChecksums.CopyDifferencesAsync(from, fromTask.Result, to, toTask.Result, null, ct).ConfigureAwait(false);
+            var s = await DiskChecksums.CopyDifferencesAsync(from, fromTask.Result, to, toTask.Result, null, ct, toFormat).ConfigureAwait(false);
             diskPhase.Report(100, $"Disk '{disk.Name}' of '{item.Name}': {s.BlocksSent:N0} of {s.BlocksCompared:N0} blocks differed and were sent");
             compared += s.BlocksCompared; sent += s.BlocksSent; bytesSent += s.BytesSent;
             context.Logger.LogInformation("Disk {Disk}: {Sent} of {Compared} blocks differed; {Bytes} bytes sent from {Source} to {Target}", disk.Name, s.BlocksSent, s.BlocksCompared, s.BytesSent, from.Location, to);

@@ -36,9 +36,9 @@ public sealed class MachineDescription
             CreatedUtc = DateTimeOffset.UtcNow,
             Disks = disks.ToList(),
         };
-        // The first disk boots; every disk is raw (files) or an NBD export (drills).
+        // The first disk boots; each disk is a file in its format (raw unless the target writes another) or an NBD export (drills, raw).
         d.QemuCommand = "qemu-system-x86_64 -m 2048 -nographic " + string.Join(" ", d.Disks.Select((x, i) =>
-            $"-drive file={x.Location},format=raw,if=virtio{(i == 0 ? ",index=0" : "")}"));
+            $"-drive file={x.Location},format={x.Format},if=virtio{(i == 0 ? ",index=0" : "")}"));
         return d;
     }
 
@@ -53,6 +53,7 @@ public sealed class MachineDisk
 {
     public string Name { get; set; } = "";
     public long SizeBytes { get; set; }
+    /// <summary>The file's format as QEMU names it: raw, qcow2, vmdk, vhdx or vdi.</summary>
     public string Format { get; set; } = "raw";
     /// <summary>A file path (relative to machine.json's directory) or an nbd:// URI.</summary>
     public string Location { get; set; } = "";

@@ -36,7 +36,7 @@ public static class RecoveryTargets
             given.EnsureOwns(machine, itemName);
             return given;
         }
-        if (machine.TargetKind == AsrLocalTarget.LocalKind) return new AsrLocalTarget(machine.TargetLocation);
+        if (machine.TargetKind == AsrLocalTarget.LocalKind) return AsrLocalTarget.Of(machine);
         return Find(machine.TargetKind, machine.TargetLocation)
                ?? throw new AsrException(AsrErrorIds.RecoveryTargetRequired, AsrErrorKind.InvalidOperation,
                    $"'{itemName}' was recovered into {machine.TargetKind} target '{machine.TargetLocation}', which this session does not know (its credential is not kept in the vault). " +

@@ -52,6 +52,11 @@ public sealed class ReverseReplicationRecord
     public Dictionary<string, string> TargetDisks { get; set; } = new();
     /// <summary>disk id → identity of the target disk when reprotect wrote it (see <see cref="ProtectedDisk.SourceIdentity"/>).</summary>
     public Dictionary<string, string>? TargetIdentities { get; set; }
+    /// <summary>
+    /// disk id → image format ("qcow2", "vmdk", "vhdx", "vdi") of a target disk written through QEMU; a disk not listed is raw.
+    /// Null in records made before formats: the original disks then have their <see cref="ProtectedDisk.SourceFormat"/>, alternates are raw.
+    /// </summary>
+    public Dictionary<string, string>? TargetFormats { get; set; }
     public bool AlternateLocation { get; set; }
     public DateTimeOffset StartedUtc { get; set; }
     public DateTimeOffset? LastSyncUtc { get; set; }

@@ -13,6 +13,8 @@ public sealed class PlanRunRecord
     /// <summary>The target's kind ("Local", "Azure") and location (no credential: a continuation in another process needs the target again).</summary>
     public string? TargetKind { get; set; }
     public string? TargetLocation { get; set; }
+    /// <summary>A local target's disk format (<see cref="Replication.Sources.Images.DiskOutputFormat"/>; null: raw), so a continued run writes the same format.</summary>
+    public string? TargetDiskFormat { get; set; }
     /// <summary>The first task not yet done.</summary>
     public int NextTask { get; set; }
     public string? PauseMessage { get; set; }

@@ -171,7 +171,8 @@ public sealed class RecoveryPlanRunner
             return RecoveryTargets.Find(kind, location)
                    ?? throw new AsrException(AsrErrorIds.RecoveryTargetRequired, AsrErrorKind.InvalidOperation,
                        $"This run fails over to {kind} target '{location}', which this session does not know; pass -Target to Resume-AsrJob (or create the target in this session first).", _plan.Name);
-        return run.TargetPath is null ? null : new AsrLocalTarget(run.TargetPath);
+        return run.TargetPath is null ? null
+            : new AsrLocalTarget(run.TargetPath, Replication.Sources.Images.DiskOutputFormats.Parse(run.TargetDiskFormat, $"Recovery plan run '{_plan.Name}'"));
     }
 
     private static IRecoveryTarget Require(IRecoveryTarget? target) =>

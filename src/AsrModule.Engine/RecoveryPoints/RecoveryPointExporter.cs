@@ -1,7 +1,11 @@
 using AsrModule.Engine.Errors;
+using AsrModule.Engine.Failover;
+using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;
 using AsrModule.Engine.Replication;
+using AsrModule.Engine.Replication.Sources.Images;
 using AsrModule.Engine.Vault;
+using Microsoft.Extensions.Logging;
 
 namespace AsrModule.Engine.RecoveryPoints;
 
@@ -9,15 +13,40 @@ namespace AsrModule.Engine.RecoveryPoints;
 /// Writes every disk of a recovery point to files, bit-exact, in parallel (each stored extent is
 /// read and decoded once, then its live segments are written at their offsets; never-written and
 /// trimmed ranges stay sparse). The rebuilt block-hash table must match the point's content digest.
+/// A disk written in an image format (qcow2, VMDK, VHDX, VDI) is exported raw and verified that way first, then
+/// converted with qemu-img, and the image is read back through qemu-nbd and verified against the same digest.
 /// </summary>
 public static class RecoveryPointExporter
 {
+    /// <summary>Where a converted disk's raw export waits for its conversion, inside the disk's staging directory.</summary>
+    private const string RawSuffix = ".raw";
+    private const string PartialSuffix = ".partial";
+
+    /// <summary>One disk of an export: what is written, where, in which format.</summary>
+    public sealed record ExportDisk(RecoveryPointDisk Disk, string Target, DiskImageFormat Format);
+
+    /// <summary>disk id → pinned source format (<see cref="ProtectedDisk.SourceFormat"/>) of <paramref name="item"/>'s disks, for <see cref="DiskOutputFormat.Source"/>.</summary>
+    public static IReadOnlyDictionary<string, string?> SourceFormatsOf(AsrProtectedItem item) =>
+        item.Disks.ToDictionary(d => d.DiskId, d => d.SourceFormat);
+
     /// <summary>
     /// Checks what an export would do (disks, target files) and throws if it must not run; call before
     /// starting a job so a refused export leaves no trace.
     /// </summary>
     public static (List<RecoveryPointDisk> Disks, List<string> Targets) Plan(AsrRecoveryPoint point, string destinationDirectory, bool force, IReadOnlyCollection<string>? diskFilter,
-        Storage.IVaultStore? vaultStore = null)
+        Storage.IVaultStore? vaultStore = null, DiskOutputFormat format = DiskOutputFormat.Raw, IReadOnlyDictionary<string, string?>? sourceFormats = null)
+    {
+        var plan = PlanDisks(point, destinationDirectory, force, diskFilter, vaultStore, format, sourceFormats);
+        return (plan.Select(p => p.Disk).ToList(), plan.Select(p => p.Target).ToList());
+    }
+
+    /// <summary>
+    /// <see cref="Plan"/> with each disk's format. With <see cref="DiskOutputFormat.Source"/>, <paramref name="sourceFormats"/>
+    /// (<see cref="SourceFormatsOf"/>) gives each disk's; a legacy VHD source is DiskFormatUnsupported. The files are named by
+    /// <see cref="DiskImageFileNames"/>.
+    /// </summary>
+    public static List<ExportDisk> PlanDisks(AsrRecoveryPoint point, string destinationDirectory, bool force, IReadOnlyCollection<string>? diskFilter,
+        Storage.IVaultStore? vaultStore, DiskOutputFormat format, IReadOnlyDictionary<string, string?>? sourceFormats)
     {
         Storage.OutputLocation.EnsureAllowed(destinationDirectory, vaultStore, AsrErrorIds.ExportDestinationInvalid, "Export destination");
         if (diskFilter is { Count: > 0 })
@@ -27,51 +56,196 @@ public static class RecoveryPointExporter
                         $"Recovery point {point} has no disk '{f}'. Its disks: {string.Join(", ", point.Disks.Select(d => d.Name))}.", f);
         var disks = point.Disks.Where(d => diskFilter is null || diskFilter.Count == 0
             || diskFilter.Any(f => string.Equals(f, d.Name, StringComparison.OrdinalIgnoreCase) || f == d.DiskId)).ToList();
+        if (format == DiskOutputFormat.Source && sourceFormats is null)
+            throw new ArgumentNullException(nameof(sourceFormats), "-Format Source needs the source formats of the item's disks.");
+        var formats = disks.Select(d => DiskOutputFormats.Resolve(format, SourceFormatOf(point, d, format, sourceFormats), d.Name, point.ItemName)).ToList();
         // Disk names come from the vault: each must be a plain file name that stays inside the destination.
         string manifestKey = VaultLayout.PointManifest(point.ItemId, point.Sequence);
-        var targets = disks.Select(d => VaultRecordChecks.JoinInside(destinationDirectory, d.Name, "", manifestKey)).ToList();
+        var plan = disks.Select((d, i) => new ExportDisk(d, DiskImageFileNames.JoinInside(destinationDirectory, d.Name, formats[i], manifestKey), formats[i])).ToList();
+        EnsureDistinctFiles(plan.Select(p => (p.Disk.Name, p.Target)), point.ToString());
         if (File.Exists(destinationDirectory))
             throw new AsrException(AsrErrorIds.ExportDestinationExists, AsrErrorKind.InvalidArgument,
                 $"'{destinationDirectory}' is a file; -Destination must be a directory.", destinationDirectory);
         if (!force)
-            foreach (var t in targets)
+            foreach (var t in plan.Select(p => p.Target))
                 if (File.Exists(t))
                     throw new AsrException(AsrErrorIds.ExportDestinationExists, AsrErrorKind.ResourceExists,
                         $"'{t}' already exists. Choose an empty destination or use -Force to overwrite it.", t);
-        return (disks, targets);
+        return plan;
+    }
+
+    private static string? SourceFormatOf(AsrRecoveryPoint point, RecoveryPointDisk disk, DiskOutputFormat format, IReadOnlyDictionary<string, string?>? sourceFormats)
+    {
+        if (format != DiskOutputFormat.Source) return null;
+        if (!sourceFormats!.TryGetValue(disk.DiskId, out var sourceFormat))
+            throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.ObjectNotFound,
+                $"Disk '{disk.Name}' of {point} is no disk of the protected item '{point.ItemName}' any more, so its source format is unknown. Choose the format with -Format Raw, Qcow2, Vmdk, Vhdx or Vdi.", disk.Name);
+        return sourceFormat;
+    }
+
+    /// <summary>Refuses (DiskDuplicate) two disks whose files would have the same name (say "a.img" and "a.raw" as qcow2).</summary>
+    internal static void EnsureDistinctFiles(IEnumerable<(string DiskName, string File)> files, string what)
+    {
+        var seen = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (disk, file) in files)
+        {
+            string name = Path.GetFileName(file);
+            if (seen.TryGetValue(name, out var other))
+                throw new AsrException(AsrErrorIds.DiskDuplicate, AsrErrorKind.InvalidArgument,
+                    $"Disks '{other}' and '{disk}' of {what} would both be written as '{name}' in this format. Write them one at a time to different directories (-Disk), or use -Format Raw.", disk);
+            seen[name] = disk;
+        }
     }
 
     public static async Task<List<string>> ExportAsync(AsrVault vault, AsrRecoveryPoint point, string destinationDirectory, bool force,
-        IReadOnlyCollection<string>? diskFilter, JobContext context)
+        IReadOnlyCollection<string>? diskFilter, JobContext context, DiskOutputFormat format = DiskOutputFormat.Raw, IReadOnlyDictionary<string, string?>? sourceFormats = null)
     {
         // The caller's copy of the point may predate a rebase by retention; the pin re-reads it and keeps it.
         await using var pin = await PointPin.AcquireAsync(vault, point, "Export", context.CancellationToken).ConfigureAwait(false);
         point = pin.Point;
-        var (disks, targets) = Plan(point, destinationDirectory, force, diskFilter, vault.Store);
+        var plan = PlanDisks(point, destinationDirectory, force, diskFilter, vault.Store, format, sourceFormats);
         Directory.CreateDirectory(destinationDirectory);
-        long totalBytes = Math.Max(1, disks.Sum(d => d.SizeBytes));
-        long doneBytes = 0;
-        // All disks are written and verified as .partial files first, then renamed together: a failed
-        // or cancelled export never leaves a machine made of disks from different points.
-        var partials = targets.Select(t => t + ".partial").ToList();
+        // Progress counts each disk's bytes once for the export, and once more for a conversion and its verification.
+        long totalWork = Math.Max(1, plan.Sum(Work));
+        long doneWork = 0;
+        // All disks are written and verified as .partial files (a converted disk: in a .partial directory) first, then
+        // renamed together: a failed or cancelled export never leaves a machine made of disks from different points.
+        var finished = new List<string>();
         try
         {
-            for (int i = 0; i < disks.Count; i++)
+            foreach (var d in plan)
             {
-                await ExportDiskAsync(vault, point, disks[i], partials[i], doneBytes, totalBytes, context).ConfigureAwait(false);
-                doneBytes += disks[i].SizeBytes;
-                context.Report((int)(100 * doneBytes / totalBytes), $"Exported disk '{disks[i].Name}' ({disks[i].SizeBytes:N0} bytes), verified");
+                if (d.Format == DiskImageFormat.Raw)
+                {
+                    string partial = d.Target + PartialSuffix;
+                    RemoveStaging(partial, Path.GetFileName(d.Target));
+                    await ExportDiskAsync(vault, point, d.Disk, partial, doneWork, totalWork, context).ConfigureAwait(false);
+                    finished.Add(partial);
+                }
+                else
+                {
+                    finished.Add(await ExportImageAsync(vault, point, d, doneWork, totalWork, context).ConfigureAwait(false));
+                }
+                doneWork += Work(d);
+                context.Report((int)(100 * doneWork / totalWork), d.Format == DiskImageFormat.Raw
+                    ? $"Exported disk '{d.Disk.Name}' ({d.Disk.SizeBytes:N0} bytes), verified"
+                    : $"Exported disk '{d.Disk.Name}' ({d.Disk.SizeBytes:N0} bytes) as {DiskImageFormats.DisplayName(d.Format)} image '{Path.GetFileName(d.Target)}', read back and verified");
             }
         }
         catch (Exception ex)
         {
-            foreach (var p in partials) File.Delete(p);
+            foreach (var d in plan)
+            {
+                try { RemoveStaging(d.Target + PartialSuffix, Path.GetFileName(d.Target)); }
+                catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException or AsrException)
+                {
+                    context.Logger.LogWarning(cleanup, "Could not remove the partial export {Partial}", d.Target + PartialSuffix);
+                }
+            }
             if (DamagedPointMarker.IsDamage(ex)) await DamagedPointMarker.MarkAsync(vault, point, ex, "Export", context.Logger).ConfigureAwait(false);
             throw;
         }
-        for (int i = 0; i < disks.Count; i++) File.Move(partials[i], targets[i], overwrite: true);
-        context.Report(100, $"Exported {disks.Count} disk(s) of {point} to '{destinationDirectory}', verified");
-        return targets;
+        for (int i = 0; i < plan.Count; i++)
+        {
+            File.Move(finished[i], plan[i].Target, overwrite: true);
+            if (plan[i].Format != DiskImageFormat.Raw) Directory.Delete(plan[i].Target + PartialSuffix);
+        }
+        context.Report(100, $"Exported {plan.Count} disk(s) of {point} to '{destinationDirectory}', verified");
+        return plan.Select(p => p.Target).ToList();
+    }
+
+    private static long Work(ExportDisk d) => d.Format == DiskImageFormat.Raw ? d.Disk.SizeBytes : 2 * d.Disk.SizeBytes;
+
+    /// <summary>
+    /// A disk in an image format: exported raw (verified) into "&lt;file&gt;.partial/", converted next to it, the raw copy
+    /// removed, and the image read back through qemu-nbd and verified. Returns the finished image, still in its staging directory
+    /// (a VMDK names its own file, so the image already has its final name).
+    /// </summary>
+    private static async Task<string> ExportImageAsync(AsrVault vault, AsrRecoveryPoint point, ExportDisk d, long doneWork, long totalWork, JobContext context)
+    {
+        var ct = context.CancellationToken;
+        var disk = d.Disk;
+        string fileName = Path.GetFileName(d.Target);
+        string staging = d.Target + PartialSuffix;
+        try
+        {
+            RemoveStaging(staging, fileName);
+            Directory.CreateDirectory(staging);
+        }
+        catch (IOException ex)
+        {
+            throw new AsrException(AsrErrorIds.ExportDestinationExists, AsrErrorKind.ResourceExists,
+                $"'{staging}' holds files the export did not write, and is where disk '{disk.Name}' is prepared. Remove it, or choose another destination.", staging, ex);
+        }
+        string raw = Path.Combine(staging, fileName + RawSuffix);
+        string image = Path.Combine(staging, fileName);
+        await ExportDiskAsync(vault, point, disk, raw, doneWork, totalWork, context).ConfigureAwait(false);
+        string what = $"{DiskImageFormats.DisplayName(d.Format)} image '{fileName}'";
+        context.Report((int)(100 * (doneWork + disk.SizeBytes) / totalWork), $"Converting disk '{disk.Name}' of {point} to {what}");
+        try
+        {
+            await QemuImageConverter.ConvertAsync(raw, DiskImageFormat.Raw, image, d.Format, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            File.Delete(raw);
+        }
+        long verifyStart = doneWork + disk.SizeBytes + disk.SizeBytes / 2;
+        string status = $"Reading back {what} of disk '{disk.Name}' to verify it";
+        context.Report((int)(100 * verifyStart / totalWork), status);
+        long hashed = 0;
+        await VerifyImageAsync(vault, point, d, image, new Progress(bytes =>
+            context.Report((int)(100 * (verifyStart + Math.Min(disk.SizeBytes, hashed += bytes) / 2) / totalWork), status)), ct).ConfigureAwait(false);
+        return image;
+    }
+
+    /// <summary>
+    /// Reads the image back through QEMU and compares its block-hash table's digest with the point's: the image must hold
+    /// exactly the disk (an image rounded up to whole 512-byte sectors must read zeros past the disk's end).
+    /// </summary>
+    internal static async Task VerifyImageAsync(AsrVault vault, AsrRecoveryPoint point, ExportDisk d, string image, IProgress<long>? progress, CancellationToken ct)
+    {
+        var disk = d.Disk;
+        string what = $"The {DiskImageFormats.DisplayName(d.Format)} image written for disk '{disk.Name}' of {point}";
+        AsrException Failed(string why) => new(AsrErrorIds.DiskImageFailed, AsrErrorKind.InvalidData,
+            $"{what} did not read back as the point: {why}. The point itself verified (its raw export matched), so the conversion or the destination's storage " +
+            $"failed: check the installed qemu-utils and the destination, and export again (or use -Format Raw).", disk.Name);
+        using var reader = await RecoveredImageFile.OpenAsync(image, d.Format, disk.SizeBytes, ct).ConfigureAwait(false);
+        if (reader.Size != disk.SizeBytes)
+            throw Failed($"it holds {reader.ImageSize:N0} bytes, not the disk's {disk.SizeBytes:N0}");
+        if (reader.ImageSize > disk.SizeBytes)
+        {
+            var tail = new byte[reader.ImageSize - disk.SizeBytes];
+            await reader.ReadAsync(disk.SizeBytes, tail, ct).ConfigureAwait(false);
+            if (tail.AsSpan().ContainsAnyExcept((byte)0))
+                throw Failed($"the {tail.Length} byte(s) past the disk's end (sector rounding) are not zeros");
+        }
+        var table = await DiskChecksums.HashAsync(reader, disk.SizeBytes, disk.BlockSize, vault.HashSeed, progress, ct).ConfigureAwait(false);
+        if (table.Digest() != disk.ContentDigest)
+            throw Failed($"content digest {table.Digest()} != {disk.ContentDigest}");
+    }
+
+    /// <summary>
+    /// Removes what an earlier, interrupted export left at <paramref name="staging"/>: a raw ".partial" file, or the staging
+    /// directory of a converted disk with the files the export writes there (a directory holding anything else stays: IOException).
+    /// </summary>
+    private static void RemoveStaging(string staging, string fileName)
+    {
+        if (File.Exists(staging))
+        {
+            File.Delete(staging);
+            return;
+        }
+        if (!Directory.Exists(staging)) return;
+        File.Delete(Path.Combine(staging, fileName + RawSuffix));
+        File.Delete(Path.Combine(staging, fileName));
+        string converter = Path.Combine(staging, fileName + PartialSuffix);
+        if (Directory.Exists(converter))
+        {
+            File.Delete(Path.Combine(converter, fileName));
+            Directory.Delete(converter);
+        }
+        Directory.Delete(staging);
     }
 
     private static async Task ExportDiskAsync(AsrVault vault, AsrRecoveryPoint point, RecoveryPointDisk disk, string partial, long doneBytes, long totalBytes, JobContext context)
@@ -103,5 +277,10 @@ public static class RecoveryPointExporter
         if (table.Digest() != disk.ContentDigest)
             throw new AsrException(AsrErrorIds.RecoveryPointVerificationFailed, AsrErrorKind.InvalidData,
                 $"Disk '{disk.Name}' of point {point} did not verify after export: content digest {table.Digest()} != {disk.ContentDigest}.", disk.Name);
+    }
+
+    private sealed class Progress(Action<long> onReport) : IProgress<long>
+    {
+        public void Report(long value) => onReport(value);
     }
 }

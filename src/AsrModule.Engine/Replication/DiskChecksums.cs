@@ -1,5 +1,6 @@
 using System.Buffers;
 using AsrModule.Engine.Errors;
+using AsrModule.Engine.Replication.Sources.Images;
 
 namespace AsrModule.Engine.Replication;
 
@@ -15,11 +16,22 @@ internal static class DiskChecksums
 {
     private const int ChunkBlocks = 1024;
 
-    /// <summary>Hashes every block of a disk (the source side or the target side).</summary>
-    public static async Task<BlockHashTable> HashAsync(string path, long size, int blockSize, ulong seed, IProgress<long>? bytesDone, CancellationToken ct)
+    /// <summary>
+    /// Hashes every block of a disk (the source side or the target side). A disk in an image format
+    /// (<paramref name="format"/>: a pinned <see cref="Items.ProtectedDisk.SourceFormat"/>, null or "raw" for raw) is read
+    /// through QEMU, so its guest-visible blocks are hashed.
+    /// </summary>
+    public static async Task<BlockHashTable> HashAsync(string path, long size, int blockSize, ulong seed, IProgress<long>? bytesDone, CancellationToken ct,
+        string? format = null)
     {
         var table = BlockHashTable.Zero(size, blockSize, seed);
         if (!File.Exists(path)) return table; // a missing target is an empty disk: every non-zero block differs
+        var imageFormat = ImageFormatOf(format);
+        if (imageFormat != DiskImageFormat.Raw)
+        {
+            await using var image = await QemuImageSource.OpenAsync(path, imageFormat, null, ct).ConfigureAwait(false);
+            return await HashAsync(new ImageReader(image), size, blockSize, seed, bytesDone, ct).ConfigureAwait(false);
+        }
         using var source = DiskSource.Open(path);
         long readable = Math.Min(size, source.Size);
         byte[] buffer = ArrayPool<byte>.Shared.Rent(ChunkBlocks * blockSize);
@@ -82,11 +94,17 @@ internal static class DiskChecksums
     /// <summary>
     /// Makes <paramref name="targetPath"/> equal to the recovered disk <paramref name="source"/> (a file, or an Azure
     /// snapshot through its SAS) by copying only the blocks whose hashes differ between <paramref name="sourceTable"/>
-    /// and <paramref name="targetTable"/>. The target is created or resized to the source's size.
+    /// and <paramref name="targetTable"/>. A raw target is created or resized to the source's size. A target in an image
+    /// format (<paramref name="targetFormat"/>, see <see cref="HashAsync(string, long, int, ulong, IProgress{long}?, CancellationToken, string?)"/>)
+    /// is written through QEMU (taking its image lock, so a running VM on it is refused) and flushed; it must exist and
+    /// hold the source's size (rounded up to whole 512-byte sectors at most).
     /// </summary>
     public static async Task<DiskSyncStats> CopyDifferencesAsync(Failover.IRecoveredDiskReader source, BlockHashTable sourceTable, string targetPath, BlockHashTable targetTable,
-        IProgress<long>? bytesSent, CancellationToken ct)
+        IProgress<long>? bytesSent, CancellationToken ct, string? targetFormat = null)
     {
+        var imageFormat = ImageFormatOf(targetFormat);
+        if (imageFormat != DiskImageFormat.Raw)
+            return await CopyDifferencesToImageAsync(source, sourceTable, targetPath, imageFormat, targetTable, bytesSent, ct).ConfigureAwait(false);
         int bs = sourceTable.BlockSize;
         long size = sourceTable.DiskSize;
         using var target = OpenTarget(targetPath, size);
@@ -116,6 +134,63 @@ internal static class DiskChecksums
             ArrayPool<byte>.Shared.Return(buffer);
         }
         return new DiskSyncStats(sourceTable.Hashes.Length, blocksSent, bytes);
+    }
+
+    private static async Task<DiskSyncStats> CopyDifferencesToImageAsync(Failover.IRecoveredDiskReader source, BlockHashTable sourceTable, string targetPath,
+        DiskImageFormat format, BlockHashTable targetTable, IProgress<long>? bytesSent, CancellationToken ct)
+    {
+        int bs = sourceTable.BlockSize;
+        long size = sourceTable.DiskSize;
+        var target = await QemuImageTarget.OpenAsync(targetPath, format, ct).ConfigureAwait(false);
+        try
+        {
+            if (target.Size < size || target.Size > (size + 511) / 512 * 512)
+                throw new AsrException(AsrErrorIds.FailoverTargetInvalid, AsrErrorKind.InvalidArgument,
+                    $"The {DiskImageFormats.DisplayName(format)} image '{targetPath}' holds {target.Size:N0} bytes, not the {size:N0} bytes of the disk it would receive. " +
+                    "Give a disk of that size, or a new file, with -AlternateDisk.", targetPath);
+            long blocksSent = 0, bytes = 0;
+            byte[] buffer = ArrayPool<byte>.Shared.Rent(256 * bs);
+            try
+            {
+                long blocks = sourceTable.Hashes.Length;
+                for (long b = 0; b < blocks;)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    if (sourceTable.Hashes[b] == targetTable.Hashes[b]) { b++; continue; }
+                    long runStart = b;
+                    while (b < blocks && b - runStart < 256 && sourceTable.Hashes[b] != targetTable.Hashes[b]) b++;
+                    long offset = runStart * bs;
+                    int length = (int)Math.Min((b - runStart) * bs, size - offset);
+                    await source.ReadAsync(offset, buffer.AsMemory(0, length), ct).ConfigureAwait(false);
+                    await target.WriteAsync(offset, buffer.AsMemory(0, length), ct).ConfigureAwait(false);
+                    blocksSent += b - runStart;
+                    bytes += length;
+                    bytesSent?.Report(length);
+                }
+                // Durable before the image is closed (and before the caller records anything).
+                await target.FlushAsync(ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+            return new DiskSyncStats(sourceTable.Hashes.Length, blocksSent, bytes);
+        }
+        finally
+        {
+            await target.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A pinned format as stored with a disk (null or "raw": raw); anything else is parsed (DiskFormatUnsupported when unknown).</summary>
+    private static DiskImageFormat ImageFormatOf(string? format) => format is null ? DiskImageFormat.Raw : DiskImageFormats.Parse(format);
+
+    /// <summary>An image read through QEMU, as the recovered-disk reader the hashing takes.</summary>
+    private sealed class ImageReader(QemuImageSource image) : Failover.IRecoveredDiskReader
+    {
+        public long Size => image.Size;
+        public string Location => image.Path;
+        public ValueTask ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken) => image.ReadAsync(offset, buffer, cancellationToken);
     }
 
     private static Microsoft.Win32.SafeHandles.SafeFileHandle OpenTarget(string path, long size)

@@ -33,10 +33,17 @@ public static class OutputLocation
     /// bytes when given, and — when <paramref name="expectedIdentity"/> is given — still the same file or
     /// device (<see cref="Replication.DiskFileType.Identity"/>). A missing disk is accepted only when
     /// <paramref name="mayCreate"/>. Returns the disk's identity (null when missing or not known).
+    /// A disk in an image format (<paramref name="format"/>: a pinned format such as "vmdk"; null or "raw" for raw) must be
+    /// a format that can be written, and its size is the guest-visible one (read with qemu-img, the format given, never probed).
     /// </summary>
     public static string? EnsureDiskTarget(string path, long? expectedSize, string? expectedIdentity, bool mayCreate,
-        IVaultStore? vaultStore, string errorId, string what)
+        IVaultStore? vaultStore, string errorId, string what, string? format = null)
     {
+        var imageFormat = format is null ? Replication.Sources.Images.DiskImageFormat.Raw : Replication.Sources.Images.DiskImageFormats.Parse(format);
+        if (!Replication.Sources.Images.DiskImageFormats.IsWritable(imageFormat))
+            throw new AsrException(AsrErrorIds.DiskFormatUnsupported, AsrErrorKind.InvalidArgument,
+                $"{what} '{path}' is a {Replication.Sources.Images.DiskImageFormats.DisplayName(imageFormat)} image, which is read only here. " +
+                "Write to a raw file or an image of another format (qcow2, VMDK, VHDX, VDI) instead.", path);
         AsrException Refused(string why) => new(errorId, AsrErrorKind.InvalidArgument, $"{what} '{path}' {why}", path);
         if (!Path.IsPathFullyQualified(path)) throw Refused("is not an absolute path.");
         string full = RealPath(path);
@@ -59,7 +66,9 @@ public static class OutputLocation
                           "or the item record names another file. If this is the right disk, give it explicitly with -AlternateDisk.");
         if (expectedSize is { } size)
         {
-            long actual = file.Kind == Replication.DiskFileKind.RegularFile ? (long)file.Size : BlockDeviceSize(full);
+            long actual = imageFormat != Replication.Sources.Images.DiskImageFormat.Raw
+                ? Replication.Sources.Images.QemuImageInfo.VirtualSizeAsync(full, imageFormat, CancellationToken.None).GetAwaiter().GetResult()
+                : file.Kind == Replication.DiskFileKind.RegularFile ? (long)file.Size : BlockDeviceSize(full);
             if (actual != size)
                 throw Refused($"has {actual:N0} bytes, not the {size:N0} bytes of the disk it would receive; give a disk of that size with -AlternateDisk.");
         }

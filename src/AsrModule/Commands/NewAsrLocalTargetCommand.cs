@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using AsrModule.Engine.Failover;
+using AsrModule.Engine.Replication.Sources.Images;
 
 namespace AsrModule.Commands;
 
@@ -12,6 +13,10 @@ public sealed class NewAsrLocalTargetCommand : PSCmdlet
     [Alias("FullName")]
     public string Path { get; set; } = "";
 
+    /// <summary>The format a failover writes the disks in: Raw (default), Qcow2, Vmdk, Vhdx, Vdi, or Source (each disk in its source's format).</summary>
+    [Parameter]
+    public DiskOutputFormat Format { get; set; } = DiskOutputFormat.Raw;
+
     protected override void ProcessRecord() =>
-        WriteObject(new AsrLocalTarget(SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path)));
+        WriteObject(new AsrLocalTarget(SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path), Format));
 }

@@ -62,7 +62,8 @@ public sealed class StartAsrRecoveryPlanCommand : AsrCmdlet
                 }
                 var job = JobRunner.NewRecord($"RecoveryPlan{FailoverType}", plan.Name, null);
                 job.Tasks = RecoveryPlanValidator.Tasks(plan, FailoverType);
-                job.Plan = new PlanRunRecord { PlanName = plan.Name, PlanPath = path, PlanSha256 = session.Sha256, FailoverType = FailoverType, TargetPath = (Target as AsrLocalTarget)?.Path, TargetKind = Target?.Kind, TargetLocation = Target?.Location };
+                job.Plan = new PlanRunRecord { PlanName = plan.Name, PlanPath = path, PlanSha256 = session.Sha256, FailoverType = FailoverType, TargetPath = (Target as AsrLocalTarget)?.Path,
+                    TargetDiskFormat = Target is AsrLocalTarget { Format: not Engine.Replication.Sources.Images.DiskOutputFormat.Raw } local ? Engine.Replication.Sources.Images.DiskOutputFormats.Name(local.Format) : null, TargetKind = Target?.Kind, TargetLocation = Target?.Location };
                 if (Target is not null) RecoveryTargets.Register(Target);
                 CompleteJob(PlanJobs.Start(vault, job, session, Target, asJob: AsJob, Log), AsJob);
             }
