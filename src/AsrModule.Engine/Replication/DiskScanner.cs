@@ -15,6 +15,8 @@ internal sealed class DiskScanner(DataPipeline pipeline)
 {
     private readonly DataPipeline _pipeline = pipeline;
     private const int ReadChunkBlocks = 1024;   // 4 MiB reads
+    /// <summary>How far ahead of the reader a changed-range scan asks the kernel to read (bytes).</summary>
+    private const long PrefetchWindow = 64L << 20;
 
     /// <summary>Bytes read from the disks.</summary>
     public long BytesRead { get; private set; }
@@ -41,6 +43,18 @@ internal sealed class DiskScanner(DataPipeline pipeline)
         long spanBytes = Math.Max(1, spans.Sum(s => Math.Min(s.End * bs, source.Size) - s.First * bs)), covered = 0;
         var holes = source.DataRanges is { } data ? HoleBlocks(data, bs, blockCount) : [];
         var run = new Run(this, _pipeline, ordinal, disk.DiskId, bs);
+        // A delta of scattered changes covers thousands of small spans: one report per 0.5% (and the last one) is enough.
+        long reportStep = Math.Max(1, spanBytes / 200), reported = 0;
+        void Report()
+        {
+            if (covered - reported < reportStep && covered < spanBytes) return;
+            reported = covered;
+            progress(covered, spanBytes, ChangedBytes, changed is null);
+        }
+        // A delta's changed ranges are small and scattered: read one after another, each waits for the disk. The
+        // kernel is asked to read the next ones in the background (up to PrefetchWindow ahead), so they are in flight
+        // together. A whole-disk scan is sequential and the kernel's readahead serves it already.
+        var prefetch = changed is null ? null : new Prefetcher(source, spans, bs, holes);
         byte[] buffer = ArrayPool<byte>.Shared.Rent(ReadChunkBlocks * bs);
         try
         {
@@ -53,12 +67,13 @@ internal sealed class DiskScanner(DataPipeline pipeline)
                     long bytes = Math.Min(end * bs, source.Size) - first * bs;
                     HoleBytesSkipped += bytes;
                     covered += bytes;
-                    progress(covered, spanBytes, ChangedBytes, changed is null);
+                    Report();
                     continue;
                 }
                 for (long chunkStart = first; chunkStart < end; chunkStart += ReadChunkBlocks)
                 {
                     ct.ThrowIfCancellationRequested();
+                    prefetch?.Ahead(chunkStart * bs);
                     int blocks = (int)Math.Min(ReadChunkBlocks, end - chunkStart);
                     long offset = chunkStart * bs;
                     int bytes = (int)Math.Min((long)blocks * bs, source.Size - offset);
@@ -77,7 +92,7 @@ internal sealed class DiskScanner(DataPipeline pipeline)
                     BytesRead += bytes;
                     BlocksCompared += blocks;
                     covered += bytes;
-                    progress(covered, spanBytes, ChangedBytes, changed is null);
+                    Report();
                 }
             }
             await run.FlushAsync().ConfigureAwait(false);
@@ -85,6 +100,29 @@ internal sealed class DiskScanner(DataPipeline pipeline)
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Walks the data segments of a scan ahead of the reader and asks the capture to prefetch them.</summary>
+    private sealed class Prefetcher(IDiskCapture source, List<(long First, long End)> spans, int blockSize, List<(long First, long End)> holes)
+    {
+        private readonly IEnumerator<(long First, long End, bool IsHole)> _segments =
+            spans.SelectMany(s => Segments(s.First, s.End, holes)).Where(s => !s.IsHole).GetEnumerator();
+        private long _until; // bytes before this offset have been asked for
+        private bool _done;
+
+        /// <summary>Prefetches the data segments that start within <see cref="PrefetchWindow"/> of <paramref name="readingAt"/>.</summary>
+        public void Ahead(long readingAt)
+        {
+            while (!_done && _until < readingAt + PrefetchWindow)
+            {
+                if (!_segments.MoveNext()) { _done = true; return; }
+                var (first, end, _) = _segments.Current;
+                long offset = first * blockSize, length = Math.Min(end * blockSize, source.Size) - offset;
+                // A long segment is read sequentially, which the kernel's own readahead serves: its start is enough.
+                source.Prefetch(offset, Math.Min(length, PrefetchWindow));
+                _until = offset + length;
+            }
         }
     }
 

@@ -70,5 +70,7 @@ internal sealed class FileDiskCapture(string diskId, Sources.ISourceDisk source,
 
     public ValueTask ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken) => source.ReadAsync(offset, buffer, cancellationToken);
 
+    public void Prefetch(long offset, long length) => (source as DiskSource)?.WillNeed(offset, length);
+
     public void Dispose() => source.Dispose();
 }

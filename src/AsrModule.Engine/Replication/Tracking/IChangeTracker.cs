@@ -33,6 +33,9 @@ public interface IDiskCapture : IDisposable
     /// </summary>
     IReadOnlyList<ByteRange>? DataRanges => null;
 
+    /// <summary>A hint that <paramref name="length"/> bytes at <paramref name="offset"/> will be read soon (start reading them in the background); optional.</summary>
+    void Prefetch(long offset, long length) { }
+
     /// <summary>Reads exactly <paramref name="buffer"/>.Length bytes at <paramref name="offset"/> of the captured view.</summary>
     ValueTask ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken);
 }
