@@ -45,6 +45,9 @@ $cases = @(
     @{ Case = 'New-AsrPolicy -Compression unknown'; Run = { New-AsrPolicy -Name q -Compression Brotli }; Id = 'CannotConvertArgumentNoMessage'; Category = 'InvalidArgument' }
     @{ Case = 'Remove-AsrPolicy of a policy in use'; Run = { Remove-AsrPolicy -Name p -Confirm:$false }; Id = 'PolicyInUse'; Category = 'InvalidOperation' }
     @{ Case = 'Remove-AsrPolicy of an unknown policy'; Run = { Remove-AsrPolicy -Name nope -Confirm:$false }; Id = 'PolicyNotFound'; Category = 'ObjectNotFound' }
+    # ---- Enable-AsrReplication: source formats (#14) ----
+    @{ Case = 'Enable -SourceFormat Qcow2 for a raw file'; Run = { Enable-AsrReplication -Name fmt -Disk $disk2 -Policy p -SourceFormat Qcow2 }; Id = 'DiskImageFailed'; Category = 'ReadError' }
+    @{ Case = 'Enable -SourceFormat not a format'; Run = { Enable-AsrReplication -Name fmt -Disk $disk2 -Policy p -SourceFormat Vmdkx }; Id = 'ParameterArgumentValidationError'; Category = 'InvalidData' }
     # ---- Enable-AsrReplication: names ----
     @{ Case = 'Enable -Name empty'; Run = { Enable-AsrReplication -Name '' -Disk $disk2 -Policy p }; Id = 'ParameterArgumentValidationErrorEmptyStringNotAllowed'; Category = 'InvalidData' }
     @{ Case = 'Enable -Name whitespace'; Run = { Enable-AsrReplication -Name '   ' -Disk $disk2 -Policy p }; Id = 'ProtectedItemNameInvalid'; Category = 'InvalidArgument' }

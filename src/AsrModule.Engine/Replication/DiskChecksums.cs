@@ -105,9 +105,32 @@ internal static class DiskChecksums
         var imageFormat = ImageFormatOf(targetFormat);
         if (imageFormat != DiskImageFormat.Raw)
             return await CopyDifferencesToImageAsync(source, sourceTable, targetPath, imageFormat, targetTable, bytesSent, ct).ConfigureAwait(false);
+        using var target = OpenTarget(targetPath, sourceTable.DiskSize);
+        return await CopyRunsAsync(source, sourceTable, targetTable, bytesSent,
+            (offset, data, token) => RandomAccess.WriteAsync(target, data, offset, token),
+            _ => { RandomAccess.FlushToDisk(target); return Task.CompletedTask; }, ct).ConfigureAwait(false);
+    }
+
+    private static async Task<DiskSyncStats> CopyDifferencesToImageAsync(Failover.IRecoveredDiskReader source, BlockHashTable sourceTable, string targetPath,
+        DiskImageFormat format, BlockHashTable targetTable, IProgress<long>? bytesSent, CancellationToken ct)
+    {
+        long size = sourceTable.DiskSize;
+        await using var target = await QemuImageTarget.OpenAsync(targetPath, format, ct).ConfigureAwait(false);
+        if (target.Size < size || target.Size > (size + 511) / 512 * 512)
+            throw new AsrException(AsrErrorIds.FailoverTargetInvalid, AsrErrorKind.InvalidArgument,
+                $"The {DiskImageFormats.DisplayName(format)} image '{targetPath}' holds {target.Size:N0} bytes, not the {size:N0} bytes of the disk it would receive. " +
+                "Give a disk of that size, or a new file, with -AlternateDisk.", targetPath);
+        // Durable before the image is closed (and before the caller records anything).
+        return await CopyRunsAsync(source, sourceTable, targetTable, bytesSent,
+            (offset, data, token) => new ValueTask(target.WriteAsync(offset, data, token)), target.FlushAsync, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Copies every run of blocks (≤ 256) whose hashes differ from <paramref name="source"/> through <paramref name="write"/>, then <paramref name="flush"/>es.</summary>
+    private static async Task<DiskSyncStats> CopyRunsAsync(Failover.IRecoveredDiskReader source, BlockHashTable sourceTable, BlockHashTable targetTable, IProgress<long>? bytesSent,
+        Func<long, ReadOnlyMemory<byte>, CancellationToken, ValueTask> write, Func<CancellationToken, Task> flush, CancellationToken ct)
+    {
         int bs = sourceTable.BlockSize;
         long size = sourceTable.DiskSize;
-        using var target = OpenTarget(targetPath, size);
         long blocksSent = 0, bytes = 0;
         byte[] buffer = ArrayPool<byte>.Shared.Rent(256 * bs);
         try
@@ -122,64 +145,18 @@ internal static class DiskChecksums
                 long offset = runStart * bs;
                 int length = (int)Math.Min((b - runStart) * bs, size - offset);
                 await source.ReadAsync(offset, buffer.AsMemory(0, length), ct).ConfigureAwait(false);
-                await RandomAccess.WriteAsync(target, buffer.AsMemory(0, length), offset, ct).ConfigureAwait(false);
+                await write(offset, buffer.AsMemory(0, length), ct).ConfigureAwait(false);
                 blocksSent += b - runStart;
                 bytes += length;
                 bytesSent?.Report(length);
             }
-            RandomAccess.FlushToDisk(target);
+            await flush(ct).ConfigureAwait(false);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
         return new DiskSyncStats(sourceTable.Hashes.Length, blocksSent, bytes);
-    }
-
-    private static async Task<DiskSyncStats> CopyDifferencesToImageAsync(Failover.IRecoveredDiskReader source, BlockHashTable sourceTable, string targetPath,
-        DiskImageFormat format, BlockHashTable targetTable, IProgress<long>? bytesSent, CancellationToken ct)
-    {
-        int bs = sourceTable.BlockSize;
-        long size = sourceTable.DiskSize;
-        var target = await QemuImageTarget.OpenAsync(targetPath, format, ct).ConfigureAwait(false);
-        try
-        {
-            if (target.Size < size || target.Size > (size + 511) / 512 * 512)
-                throw new AsrException(AsrErrorIds.FailoverTargetInvalid, AsrErrorKind.InvalidArgument,
-                    $"The {DiskImageFormats.DisplayName(format)} image '{targetPath}' holds {target.Size:N0} bytes, not the {size:N0} bytes of the disk it would receive. " +
-                    "Give a disk of that size, or a new file, with -AlternateDisk.", targetPath);
-            long blocksSent = 0, bytes = 0;
-            byte[] buffer = ArrayPool<byte>.Shared.Rent(256 * bs);
-            try
-            {
-                long blocks = sourceTable.Hashes.Length;
-                for (long b = 0; b < blocks;)
-                {
-                    ct.ThrowIfCancellationRequested();
-                    if (sourceTable.Hashes[b] == targetTable.Hashes[b]) { b++; continue; }
-                    long runStart = b;
-                    while (b < blocks && b - runStart < 256 && sourceTable.Hashes[b] != targetTable.Hashes[b]) b++;
-                    long offset = runStart * bs;
-                    int length = (int)Math.Min((b - runStart) * bs, size - offset);
-                    await source.ReadAsync(offset, buffer.AsMemory(0, length), ct).ConfigureAwait(false);
-                    await target.WriteAsync(offset, buffer.AsMemory(0, length), ct).ConfigureAwait(false);
-                    blocksSent += b - runStart;
-                    bytes += length;
-                    bytesSent?.Report(length);
-                }
-                // Durable before the image is closed (and before the caller records anything).
-                await target.FlushAsync(ct).ConfigureAwait(false);
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-            return new DiskSyncStats(sourceTable.Hashes.Length, blocksSent, bytes);
-        }
-        finally
-        {
-            await target.DisposeAsync().ConfigureAwait(false);
-        }
     }
 
     /// <summary>A pinned format as stored with a disk (null or "raw": raw); anything else is parsed (DiskFormatUnsupported when unknown).</summary>
