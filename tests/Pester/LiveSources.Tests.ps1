@@ -185,11 +185,35 @@ Describe 'Live sources: honest labels, reflink capture, sparse reads' -Tag LoopD
         $full = Invoke-AsrReplication -Name vm
         $full.Result.Note | Should -Match 'no dirty bitmap of point'
         $full.Result.ChangedBytes | Should -Be (4KB)
+        # A bitmap someone disabled stopped recording: it is not trusted either.
+        $latest = Get-AsrRecoveryPoint -Item vm -Latest
+        Invoke-Native 'qemu-img' @('bitmap', '--disable', '-f', 'qcow2', $disk, "asr-$($item.Id)-$($latest.Sequence)-$($latest.AttemptId)") | Out-Null
+        Invoke-Native 'qemu-io' @('-f', 'qcow2', '-c', 'write -P 0x22 5M 4k', $disk) | Out-Null
+        $again = Invoke-AsrReplication -Name vm
+        $again.Result.Note | Should -Match 'was disabled'
+        $again.Result.ChangedBytes | Should -Be (4KB)
         Invoke-Native 'qemu-img' @('convert', '-q', '-f', 'qcow2', '-O', 'raw', $disk, $raw) | Out-Null
         (Get-ExportedHashes (Get-AsrRecoveryPoint -Item vm -Latest) (Join-TestPath $dir 'export-vm'))['vm.qcow2'] | Should -Be (Get-AsrSampleHash $raw)
         (Invoke-Native 'qemu-img' @('info', '--output=json', $disk) | ConvertFrom-Json).'format-specific'.data.bitmaps.name | Should -Be @("asr-$($item.Id)-$((Get-AsrRecoveryPoint -Item vm -Latest).Sequence)-$((Get-AsrRecoveryPoint -Item vm -Latest).AttemptId)")
         Disable-AsrReplication -Name vm -Confirm:$false
         (Invoke-Native 'qemu-img' @('info', '--output=json', $disk) | ConvertFrom-Json).'format-specific'.data.bitmaps | Should -BeNullOrEmpty
+    }
+
+    It 'a qcow2 overlay on a backing file is read live and never claims a quiet read' {
+        $raw = Join-TestPath $dir 'base.raw'
+        New-AsrSampleDisk -Path $raw -SizeBytes 16MB -Seed 14 | Out-Null
+        $base = Join-TestPath $dir 'base.qcow2'
+        $overlay = Join-TestPath $dir 'overlay.qcow2'
+        Invoke-Native 'qemu-img' @('convert', '-q', '-f', 'raw', '-O', 'qcow2', $raw, $base) | Out-Null
+        Invoke-Native 'qemu-img' @('create', '-q', '-f', 'qcow2', '-b', $base, '-F', 'qcow2', $overlay) | Out-Null
+        (Enable-AsrReplication -Name overlay -Disk $overlay -Policy p).State | Should -Be 'Succeeded'
+        $item = Get-AsrProtectedItem overlay
+        $item.CaptureMethod | Should -Be 'HashScan'
+        $point = Get-AsrRecoveryPoint -Item overlay -Latest
+        $point.Consistency | Should -Be 'Inconsistent'
+        $point.ConsistencyEvidence | Should -Match 'backing file'
+        (Get-ExportedHashes $point (Join-TestPath $dir 'export-overlay'))['overlay.qcow2'] | Should -Be (Get-AsrSampleHash $raw)
+        Disable-AsrReplication -Name overlay -Confirm:$false
     }
 
     It 'a VMDK on XFS is cloned at the instant and read through qemu-nbd' {

@@ -208,9 +208,11 @@ internal sealed class ReplicationCycle
     internal async Task CaptureAsync(DateTimeOffset? instantUtc = null)
     {
         var ct = _context.CancellationToken;
-        _captureUtc = instantUtc ?? _vault.Clock.GetUtcNow();
         _tracker!.UseAttempts(_latest?.AttemptId, _attemptId);
         _captures = await _tracker.CaptureAsync(_item, _latest?.Sequence ?? 0, _sequence, ct).ConfigureAwait(false);
+        // The instant is when the capture step ended (a clone, QEMU's transaction, a qcow2 bitmap): a live read's
+        // fingerprint is taken right after it, and the point holds what was there then.
+        _captureUtc = instantUtc ?? _vault.Clock.GetUtcNow();
         // A live read is point-in-time only if nothing writes until it ends: fingerprint the sources now, after the
         // tracker's own step (a qcow2 image gets its new dirty bitmap then) and before the first byte is read.
         _liveReadCheck = _tracker.CapturesPointInTime ? null : LiveReadCheck.Begin(_item);

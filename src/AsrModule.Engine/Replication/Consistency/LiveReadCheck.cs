@@ -30,6 +30,12 @@ internal sealed class LiveReadCheck
         var quiet = new List<string>();
         foreach (var (disk, before) in _before)
         {
+            // Guest data in other files (a backing or data file, VMDK extents) is not watched: quiet cannot be shown.
+            if (Sources.ImageFiles.NotSelfContained(disk) is { } unwatched)
+            {
+                changes.Add($"disk '{disk.Name}' ({disk.SourcePath}): {unwatched}, whose other files are not watched, so no quiet read can be shown");
+                continue;
+            }
             var after = SourceWriteFingerprint.Take(disk.SourcePath);
             if (before.SameAs(after, out string? difference)) quiet.Add($"disk '{disk.Name}': {after.Describe()}");
             else changes.Add($"disk '{disk.Name}' ({disk.SourcePath}): {difference}");

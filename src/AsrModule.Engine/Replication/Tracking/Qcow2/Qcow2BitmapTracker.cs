@@ -34,7 +34,9 @@ internal sealed class Qcow2BitmapTracker(ILogger logger) : IChangeTracker
     public string CaptureEvidence => "live read";
 
     /// <summary>Whether every disk of <paramref name="item"/> is a qcow2 image file (the tracker's precondition).</summary>
-    public static bool Applies(AsrProtectedItem item) => item.Disks.All(d => d.SourceFormat == "qcow2" && !d.IsBlockDevice);
+    /// <remarks>An image with a backing or data file is not: writes to those, or a rebase, change the guest's view unmarked.</remarks>
+    public static bool Applies(AsrProtectedItem item) =>
+        item.Disks.All(d => d.SourceFormat == "qcow2" && !d.IsBlockDevice && ImageFiles.NotSelfContained(d) is null);
 
     public void UseAttempts(string? lastAttemptId, string attemptId)
     {
@@ -106,6 +108,8 @@ internal sealed class Qcow2BitmapTracker(ILogger logger) : IChangeTracker
         var found = previous is null ? null : bitmaps.FirstOrDefault(b => b.Name == previous);
         if (found is null)
             return await OpenWholeAsync(disk, $"the image has no dirty bitmap of point {lastSequence}", ct).ConfigureAwait(false);
+        if (!found.Enabled)
+            return await OpenWholeAsync(disk, $"the dirty bitmap of point {lastSequence} was disabled (it stopped recording writes)", ct).ConfigureAwait(false);
         if (found.InUse)
             return await OpenWholeAsync(disk, $"the dirty bitmap of point {lastSequence} was left in use by a QEMU that did not close the image", ct).ConfigureAwait(false);
         var source = await QemuImageSource.OpenAsync(disk.SourcePath, DiskImageFormat.Qcow2, previous, ct).ConfigureAwait(false);

@@ -40,16 +40,21 @@ internal sealed class ReflinkCloneDirectory
         return Problem();
     }
 
-    /// <summary>Null when the directory is one this process may create and delete clones in.</summary>
-    public string? Problem()
+    /// <summary>
+    /// Null when the directory, and the <c>.asr-capture</c> directory that holds it, are ones this process may create and
+    /// delete clones in: real directories (not symbolic links), owned by root or this user, writable by nobody else.
+    /// </summary>
+    public string? Problem() => DirectoryProblem(System.IO.Path.GetDirectoryName(Path)!) ?? DirectoryProblem(Path);
+
+    private static string? DirectoryProblem(string path)
     {
-        if (File.ResolveLinkTarget(Path, returnFinalTarget: false) is not null)
-            return $"the clone directory '{Path}' is a symbolic link";
-        if (DiskFileType.Of(Path) is not { } dir) return null;
-        if (dir.Kind != DiskFileKind.Directory) return $"'{Path}' is not a directory";
+        if (File.ResolveLinkTarget(path, returnFinalTarget: false) is not null)
+            return $"the clone directory '{path}' is a symbolic link";
+        if (DiskFileType.Of(path) is not { } dir) return null;
+        if (dir.Kind != DiskFileKind.Directory) return $"'{path}' is not a directory";
         if (dir.Uid != 0 && dir.Uid != HostFileTrust.EffectiveUserId)
-            return $"the clone directory '{Path}' is owned by user {dir.Uid}, neither root nor the user this runs as";
-        if ((dir.Permissions & 0x12) != 0) return $"the clone directory '{Path}' is writable by others than its owner";
+            return $"the clone directory '{path}' is owned by user {dir.Uid}, neither root nor the user this runs as";
+        if ((dir.Permissions & 0x12) != 0) return $"the clone directory '{path}' is writable by others than its owner";
         return null;
     }
 
@@ -69,7 +74,8 @@ internal sealed class ReflinkCloneDirectory
     public void DeleteAll()
     {
         if (!Directory.Exists(Path) || Problem() is not null) return;
-        foreach (var file in Directory.EnumerateFiles(Path, "*" + Suffix)) TryDelete(file);
+        foreach (var file in Directory.EnumerateFiles(Path, "*" + Suffix))
+            if (System.IO.Path.GetFileName(file).Split('.') is [var diskId, ..] && IsCloneName(System.IO.Path.GetFileName(file), diskId)) TryDelete(file);
         try { Directory.Delete(Path); } catch (IOException) { } // something else is in it: leave it
     }
 

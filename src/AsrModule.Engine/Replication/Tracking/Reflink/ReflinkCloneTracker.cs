@@ -68,7 +68,7 @@ internal sealed class ReflinkCloneTracker : IChangeTracker
     /// <summary>Null when the disk's file system clones files into its clone directory.</summary>
     internal static string? ProbeProblem(AsrProtectedItem item, ProtectedDisk disk)
     {
-        if (NotSelfContained(disk) is { } reason) return reason;
+        if (Sources.ImageFiles.NotSelfContained(disk) is { } reason) return reason + " (a clone of it alone is not the disk)";
         string? fs = FileClone.FileSystemName(disk.SourcePath);
         if (fs is not ("xfs" or "btrfs"))
             return $"disk '{disk.Name}' is on {fs ?? "an unknown file system"}, which does not clone files (XFS with reflink=1 and btrfs do)";
@@ -90,31 +90,6 @@ internal sealed class ReflinkCloneTracker : IChangeTracker
             ReflinkCloneDirectory.TryDelete(probe);
             ReflinkCloneDirectory.TryDelete(probeClone);
         }
-    }
-
-    /// <summary>
-    /// Why a clone of the disk's file would not be the whole disk: a qcow2 image with a backing file, or a VMDK made of
-    /// a descriptor and extent files (the clone would be of one file, and relative names would not resolve from the
-    /// clone directory). Null for raw images and single-file images.
-    /// </summary>
-    private static string? NotSelfContained(ProtectedDisk disk)
-    {
-        if (disk.SourceFormat is not ("qcow2" or "vmdk")) return null;
-        Span<byte> header = stackalloc byte[16];
-        try
-        {
-            using var file = File.OpenHandle(disk.SourcePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            if (RandomAccess.Read(file, header, 0) < header.Length) return $"disk '{disk.Name}' is too short for a {disk.SourceFormat} header";
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return $"disk '{disk.Name}' cannot be read: {ex.Message}";
-        }
-        if (disk.SourceFormat == "qcow2" && System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(header[8..]) != 0)
-            return $"disk '{disk.Name}' is a qcow2 image with a backing file (a clone of it alone is not the disk)";
-        if (disk.SourceFormat == "vmdk" && !header[..4].SequenceEqual("KDMV"u8))
-            return $"disk '{disk.Name}' is a VMDK of a descriptor and extent files (a clone of one file is not the disk)";
-        return null;
     }
 
     public void UseAttempts(string? lastAttemptId, string attemptId)
