@@ -14,7 +14,8 @@
       Test      Unit and Pester side by side (xunit in a second process; the package is made first, for
                 Package.Tests.ps1), then one summary;
                 the last line is "N passed, N failed", summed over both.
-      Package   out/packages/AsrModule.<version>.nupkg, installable with Install-PSResource.
+      Package   out/packages/AsrModule.<version>.nupkg, installable with Install-PSResource; its assemblies are
+                precompiled for this platform (dotnet publish -p:PublishReadyToRun=true).
       Scenario  samples/dr-scenario.ps1 (-ScenarioBackend Local or Azurite).
       All       Build, Test, Package.
     Test results: out/test-results/unit.trx (xunit) and out/test-results/pester.xml (NUnit).
@@ -83,6 +84,10 @@ Write-Host "   module packaged at $(Join-Path $root 'out/AsrModule') ($([int]$st
 
 # Package before Pester: tests/Pester/Package.Tests.ps1 installs this nupkg.
 if ($tasks.Contains('Package') -or $tasks.Contains('Pester')) {
+    # The packaged module is precompiled for this platform (ReadyToRun; the IL stays, so other platforms JIT it).
+    $rid = [Runtime.InteropServices.RuntimeInformation]::RuntimeIdentifier
+    Write-Host "== ReadyToRun ($rid): out/AsrModule/Dependencies"
+    Invoke-Dotnet publish (Join-Path $root 'src/AsrModule') -c $Configuration -r $rid --self-contained false '-p:PublishReadyToRun=true' -nologo -v q '-clp:NoSummary;ErrorsOnly'
     $packages = Join-Path $root 'out/packages'
     [void][IO.Directory]::CreateDirectory($packages)
     $version = (Import-PowerShellDataFile (Join-Path $root 'out/AsrModule/AsrModule.psd1')).ModuleVersion

@@ -102,7 +102,7 @@ if [[ "${BENCH_NO_BUILD:-0}" != 1 || ! -f "$BIN/out/AsrModule/Dependencies/AsrMo
     rm -rf "$BIN"
     mkdir -p "$BIN/out"
     say "== building the module (Release) into $BIN ..."
-    if ! dotnet build -c Release "$REPO/src/AsrModule" -p:ModuleOutDir="$BIN/out/AsrModule/" -nologo > "$BIN/build.log" 2>&1; then
+    if ! dotnet publish -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true "$REPO/src/AsrModule" -p:ModuleOutDir="$BIN/out/AsrModule/" -nologo > "$BIN/build.log" 2>&1; then
         # A failed help generation (HelpGen, MSB3073) leaves the packaged module usable; anything else does not.
         if grep -E ' error ' "$BIN/build.log" | grep -vE 'HELPGEN|MSB3073' | head -5 | grep . ; then
             echo "build failed (see $BIN/build.log)" >&2; exit 1

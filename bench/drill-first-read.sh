@@ -7,7 +7,7 @@ REPO=$(dirname "$HERE")
 W=${BENCH_DIR:-/tmp/asr-drill-bench}
 rm -rf "$W"; mkdir -p "$W"
 command -v qemu-io >/dev/null || { echo "qemu-io missing: apt-get install qemu-utils" >&2; exit 2; }
-dotnet build -c Release "$REPO/src/AsrModule" -v q -nologo >/dev/null     # packages out/AsrModule
+dotnet publish -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true "$REPO/src/AsrModule" -v q -nologo >/dev/null     # packages out/AsrModule
 source "$HERE/pwsh.sh"
 pinned_pwsh "$REPO/out"                                                   # the pinned pwsh, importing out/AsrModule
 for gib in 1 8; do python3 "$HERE/make-image.py" create "$W/disk${gib}g.img" $((gib * 1024)) >/dev/null; done

@@ -112,7 +112,7 @@ bench_asr() {
     local out="$W/asr-out" vault="$W/asr-vault" dest="$W/restore-asr"
     if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
         say "  building the module (Release: src/AsrModule -> out/AsrModule) ..."
-        if ! dotnet build -c Release "$REPO/src/AsrModule" >> "$LOG" 2>&1; then
+        if ! dotnet publish -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true "$REPO/src/AsrModule" >> "$LOG" 2>&1; then
             say "  SKIP AsrModule: dotnet build -c Release src/AsrModule failed (see $LOG)"
             row AsrModule "build failed" - - - - -
             return
