@@ -410,9 +410,23 @@ public sealed class BlobVaultStore : IVaultStore, IVaultStoreCredentials
             await foreach (var blob in _container.GetBlobsAsync(new GetBlobsOptions { Prefix = prefix.Length == 0 ? null : prefix }, ct).ConfigureAwait(false))
             {
                 if (blob.Deleted) continue;
-                result.Add(new VaultObjectInfo(blob.Name, blob.Properties.ContentLength ?? 0));
+                result.Add(new VaultObjectInfo(blob.Name, blob.Properties.ContentLength ?? 0, blob.Properties.ETag?.ToString()));
             }
             result.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
+            return result;
+        }, cancellationToken);
+    }
+
+    public Task<IReadOnlyList<string>> ListFoldersAsync(string prefix, CancellationToken cancellationToken)
+    {
+        if (!prefix.EndsWith('/')) throw new ArgumentException("A folder prefix ends with '/'.", nameof(prefix));
+        return CallAsync<IReadOnlyList<string>>(prefix, "list", async ct =>
+        {
+            var result = new List<string>();
+            // By hierarchy: one entry per "folder" below the prefix, not one per blob under it.
+            await foreach (var item in _container.GetBlobsByHierarchyAsync(new GetBlobsByHierarchyOptions { Prefix = prefix, Delimiter = "/" }, ct).ConfigureAwait(false))
+                if (item.IsPrefix) result.Add(item.Prefix[prefix.Length..].TrimEnd('/'));
+            result.Sort(StringComparer.Ordinal);
             return result;
         }, cancellationToken);
     }

@@ -8,6 +8,12 @@ public sealed class AgentOptions
     /// <summary>How often the catalog is read and due cycles are started.</summary>
     public TimeSpan TickInterval { get; set; } = TimeSpan.FromSeconds(1);
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// How often the agent reads the whole catalog (every item record, every job record, the event days) instead of
+    /// only its host's change markers; also once at start. Between full reads a quiet tick costs two listings
+    /// whatever the vault holds (issue #15; docs/design.md "Scale").
+    /// </summary>
+    public TimeSpan FullCatalogInterval { get; set; } = TimeSpan.FromHours(1);
     /// <summary>Cycles running at once; each cycle already uses every core for compression and encryption.</summary>
     public int MaxParallelCycles { get; set; } = 2;
     public TimeSpan EventRetention { get; set; } = TimeSpan.FromDays(30);

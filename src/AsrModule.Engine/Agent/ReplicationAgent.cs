@@ -35,6 +35,12 @@ public sealed class ReplicationAgent
     private readonly Dictionary<string, string> _scriptRefused = new(StringComparer.Ordinal);
     private AsrAgentRecord _record = new();
     private DateTimeOffset _lastHeartbeat, _lastHousekeeping;
+    private DateTimeOffset? _lastFullHousekeeping;
+    private readonly AgentCatalog _catalog;
+    // Cycle jobs this process finished (written by completions on pool threads): deleted after their retention
+    // without listing every job of the vault (a full sweep runs only every FullCatalogInterval).
+    private readonly List<(Guid Id, DateTimeOffset EndedUtc, bool Succeeded)> _finishedJobs = new();
+    private bool _stopRequested;
 
     public ReplicationAgent(AsrVault vault, AgentOptions options, ILogger logger)
     {
@@ -42,6 +48,7 @@ public sealed class ReplicationAgent
         _options = options;
         _logger = logger;
         _events = new EventLog(vault.Records, vault.Clock, logger);
+        _catalog = new AgentCatalog(vault, options.HostName, options.FullCatalogInterval, logger);
         // What this host allows to run comes from its own configuration; the vault only names a script.
         Replication.Consistency.FreezeScriptTrust.Allow(Replication.Consistency.FreezeScriptTrust.ParseList(options.AllowedFreezeScripts));
         if (!VaultLayout.IsValidName(options.HostName))
@@ -85,13 +92,13 @@ public sealed class ReplicationAgent
             {
                 try
                 {
-                    if (await _vault.Store.ExistsAsync(VaultLayout.AgentStopRequest(host), running.Token).ConfigureAwait(false))
+                    await TickAsync(running.Token).ConfigureAwait(false);
+                    if (_stopRequested)
                     {
                         reason = "Stop-AsrAgent asked it to stop";
                         await _vault.Store.DeleteAsync(VaultLayout.AgentStopRequest(host), running.Token).ConfigureAwait(false);
                         break;
                     }
-                    await TickAsync(running.Token).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
@@ -149,15 +156,24 @@ public sealed class ReplicationAgent
         }
     }
 
-    /// <summary>One pass over the catalog: health, assignments, due cycles, heartbeat, housekeeping.</summary>
+    /// <summary>
+    /// One pass: the catalog refreshed from the host's change markers (two listings when nothing changed: see
+    /// <see cref="AgentCatalog"/>), then health, assignments, due cycles, heartbeat, housekeeping. A stop request seen
+    /// by the refresh ends the pass before any cycle starts.
+    /// </summary>
     public async Task TickAsync(CancellationToken ct)
     {
         foreach (var done in _running.Values.Where(r => r.Task.IsCompleted).ToList())
             _running.Remove(done.Key);
 
-        var items = await _vault.GetItemsAsync(ct).ConfigureAwait(false);
-        var mine = items.Where(i => string.Equals(i.AgentHost, _options.HostName, StringComparison.OrdinalIgnoreCase)).ToList();
-        var policies = (await _vault.GetPoliciesAsync(ct).ConfigureAwait(false)).ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
+        await _catalog.RefreshAsync(ct).ConfigureAwait(false);
+        if (_catalog.StopRequested)
+        {
+            _stopRequested = true;
+            return;
+        }
+        var mine = _catalog.Items;
+        var policies = _catalog.Policies;
         await TrackAssignmentsAsync(mine, ct).ConfigureAwait(false);
         await TrackHealthAsync(mine, ct).ConfigureAwait(false);
 
@@ -276,6 +292,7 @@ public sealed class ReplicationAgent
         {
             await running.Completion.ConfigureAwait(false);
             var job = JobRunner.Snapshot(running.Job);
+            lock (_finishedJobs) _finishedJobs.Add((job.Id, job.EndTimeUtc ?? Now, job.State == AsrJobState.Succeeded));
             string name = group ?? members[0].Name;
             if (job.State == AsrJobState.Succeeded)
             {
@@ -399,9 +416,23 @@ public sealed class ReplicationAgent
         _lastHeartbeat = _record.LastHeartbeatUtc;
     }
 
+    /// <summary>
+    /// Every minute: this process's finished cycle jobs past their retention are deleted (no listing). Every
+    /// <see cref="AgentOptions.FullCatalogInterval"/> (and at start): events of days past their retention, and a sweep of
+    /// every job record for the agent jobs of earlier processes; these read what the whole vault holds, so not every minute.
+    /// </summary>
     private async Task HousekeepingAsync(CancellationToken ct)
     {
         _lastHousekeeping = Now;
+        List<Guid> expired;
+        lock (_finishedJobs)
+        {
+            expired = _finishedJobs.Where(j => Now - j.EndedUtc > (j.Succeeded ? _options.SucceededJobRetention : _options.EventRetention)).Select(j => j.Id).ToList();
+            _finishedJobs.RemoveAll(j => expired.Contains(j.Id));
+        }
+        foreach (var id in expired) await _vault.Store.DeleteAsync(VaultLayout.Job(id), ct).ConfigureAwait(false);
+        if (_lastFullHousekeeping is { } last && Now - last < _options.FullCatalogInterval) return;
+        _lastFullHousekeeping = Now;
         await _events.PruneAsync(_options.EventRetention, ct).ConfigureAwait(false);
         // A damaged job record is left alone (Get-AsrJob shows it); it must not stop housekeeping of the others.
         foreach (var job in (await _vault.Catalog.ListJobsAsync(ct).ConfigureAwait(false)).Where(e => e.Value is not null).Select(e => e.Value!))

@@ -96,9 +96,14 @@ public sealed class EventLog
     public async Task PruneAsync(TimeSpan keep, CancellationToken cancellationToken)
     {
         string oldestKept = DayPrefix(_clock.GetUtcNow() - keep);
-        foreach (var o in await _store.ListAsync(Prefix, cancellationToken).ConfigureAwait(false))
-            if (string.CompareOrdinal(o.Key, oldestKept) < 0)
+        // The day folders first (one request), then only the expired days' events: not every event of the vault.
+        foreach (var day in await _store.ListFoldersAsync(Prefix, cancellationToken).ConfigureAwait(false))
+        {
+            string dayPrefix = Prefix + day + "/";
+            if (string.CompareOrdinal(dayPrefix, oldestKept) >= 0) continue;
+            foreach (var o in await _store.ListAsync(dayPrefix, cancellationToken).ConfigureAwait(false))
                 await _store.DeleteAsync(o.Key, cancellationToken).ConfigureAwait(false);
+        }
     }
 
 }

@@ -68,6 +68,9 @@ public sealed class AsrProtectedItem
     /// <summary>Set while a replication cycle runs; a cycle whose process died leaves it set, which forces a resync.</summary>
     public Guid? CycleInProgressJobId { get; set; }
 
+    /// <summary>What the last read found that health depends on (not stored; see VaultCatalog.EvaluateHealth).</summary>
+    [System.Text.Json.Serialization.JsonIgnore] internal ItemHealthInputs? HealthInputs { get; set; }
+
     // Filled in when read; not stored.
     [System.Text.Json.Serialization.JsonIgnore] public int? ActiveJobPercent { get; set; }
     [System.Text.Json.Serialization.JsonIgnore] public string? ActiveJobOperation { get; set; }
@@ -93,3 +96,7 @@ public sealed class AsrProtectedItem
 
     public override string ToString() => Name;
 }
+
+/// <summary>What an item's read found that its health depends on besides the clock: a damaged record (latest manifest or
+/// policy), the policy's RPO threshold, and whether a point exists.</summary>
+internal sealed record ItemHealthInputs(bool RecordDamaged, double RpoThresholdMinutes, bool HasLatestPoint);

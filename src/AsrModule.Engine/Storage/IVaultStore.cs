@@ -44,8 +44,19 @@ public interface IVaultStore
     /// </summary>
     Task<bool> TryReplaceAsync(string key, ReadOnlyMemory<byte> content, string version, CancellationToken cancellationToken);
 
-    /// <summary>Keys under a prefix (recursively), in ordinal order.</summary>
+    /// <summary>Keys under a prefix (recursively), in ordinal order, each with its version where the store has one.</summary>
     Task<IReadOnlyList<VaultObjectInfo>> ListAsync(string prefix, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The names of the "folders" directly under <paramref name="prefix"/> (which ends with '/'): for keys
+    /// <c>items/a/item.json</c> and <c>items/b/points/1.json</c> and prefix <c>items/</c>, <c>a</c> and <c>b</c>, in ordinal order.
+    /// One request on a blob store (a listing by hierarchy) and one directory read locally, however much lies below:
+    /// what a catalog of a large vault lists instead of every object (issue #15).
+    /// </summary>
+    async Task<IReadOnlyList<string>> ListFoldersAsync(string prefix, CancellationToken cancellationToken) =>
+        (await ListAsync(prefix, cancellationToken).ConfigureAwait(false))
+            .Select(o => o.Key[prefix.Length..]).Where(rest => rest.Contains('/')).Select(rest => rest[..rest.IndexOf('/')])
+            .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
 
     Task DeleteAsync(string key, CancellationToken cancellationToken);
 
@@ -77,7 +88,12 @@ public interface IVaultStore
     bool LockLapsed(string key) => false;
 }
 
-public sealed record VaultObjectInfo(string Key, long Length);
+/// <summary>
+/// A listed object. <paramref name="Version"/> changes whenever the object is written (a blob's ETag; a local file's
+/// write time and size, each write being a new file renamed into place); null when the store cannot say. The agent
+/// compares it between listings to re-read only what changed (issue #15).
+/// </summary>
+public sealed record VaultObjectInfo(string Key, long Length, string? Version = null);
 
 /// <summary>An object's content and the version it was read at (see <see cref="IVaultStore.ReadVersionedAsync"/>).</summary>
 public sealed record VersionedObject(byte[] Content, string Version);

@@ -229,13 +229,27 @@ public sealed class LocalDirectoryStore : IVaultStore
                     if (file.Name.Contains(TempSuffix, StringComparison.Ordinal)) continue;
                     string key = Path.GetRelativePath(_root, file.FullName).Replace(Path.DirectorySeparatorChar, '/');
                     if (key.StartsWith(prefix, StringComparison.Ordinal))
-                        result.Add(new VaultObjectInfo(key, file.Length));
+                        result.Add(new VaultObjectInfo(key, file.Length, $"{file.LastWriteTimeUtc.Ticks:x}-{file.Length:x}"));
                 }
             }
         }
         catch (Exception ex) when (StorageFault(ex, prefix, "list") is { } fault) { throw fault; }
         result.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
         return Task.FromResult<IReadOnlyList<VaultObjectInfo>>(result);
+    }
+
+    public Task<IReadOnlyList<string>> ListFoldersAsync(string prefix, CancellationToken cancellationToken)
+    {
+        if (!prefix.EndsWith('/')) throw new ArgumentException("A folder prefix ends with '/'.", nameof(prefix));
+        string dir = PathOf(prefix.TrimEnd('/'));
+        try
+        {
+            var names = Directory.Exists(dir)
+                ? new DirectoryInfo(dir).EnumerateDirectories().Select(d => d.Name).Where(n => !n.Contains(TempSuffix, StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList()
+                : [];
+            return Task.FromResult<IReadOnlyList<string>>(names);
+        }
+        catch (Exception ex) when (StorageFault(ex, prefix, "list") is { } fault) { throw fault; }
     }
 
     public Task DeleteIncompleteAsync(string prefix, CancellationToken cancellationToken)

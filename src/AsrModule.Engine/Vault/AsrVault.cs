@@ -236,7 +236,14 @@ public sealed class AsrVault
 
     private Task<AsrProtectedItem?> ReadItemRecordAsync(string key, CancellationToken ct) => Catalog.ReadItemRecordAsync(key, ct);
 
-    internal Task SaveItemAsync(AsrProtectedItem item, CancellationToken ct) => Records.WriteAsync(VaultLayout.Item(item.Id), item, ct);
+    /// <summary>Saves a new item's record, then its host's change marker (<see cref="HostAssignments"/>).</summary>
+    internal async Task SaveItemAsync(AsrProtectedItem item, CancellationToken ct)
+    {
+        await Records.WriteAsync(VaultLayout.Item(item.Id), item, ct).ConfigureAwait(false);
+        await Assignments.RecordChangedAsync(null, item).ConfigureAwait(false);
+    }
+
+    internal HostAssignments Assignments => new(this);
 
     /// <summary>
     /// Atomic read-modify-write of an item record: several actors (a cycle, a drill, another
@@ -248,9 +255,11 @@ public sealed class AsrVault
         {
             var item = await ReadItemRecordAsync(VaultLayout.Item(itemId), ct).ConfigureAwait(false)
                 ?? throw new AsrException(AsrErrorIds.ProtectedItemNotFound, AsrErrorKind.ObjectNotFound, $"Protected item {itemId} no longer exists.", itemId);
+            string? previousHost = item.AgentHost;
             mutate(item);
-            await SaveItemAsync(item, ct).ConfigureAwait(false);
+            await Records.WriteAsync(VaultLayout.Item(item.Id), item, ct).ConfigureAwait(false);
             // Saved: from here nothing may throw a cancellation that would suggest it was not.
+            await Assignments.RecordChangedAsync(previousHost, item).ConfigureAwait(false);
             return await Catalog.DecorateAsync(item, CancellationToken.None).ConfigureAwait(false);
         }
     }
@@ -327,6 +336,7 @@ public sealed class AsrVault
     {
         // Release the name last: until then a half-removed item still blocks a new one of the same name.
         await Store.DeleteAsync(VaultLayout.Item(item.Id), ct).ConfigureAwait(false);
+        await Assignments.RemovedAsync(item).ConfigureAwait(false);
         await Store.DeletePrefixAsync(VaultLayout.ItemPrefix(item.Id), ct).ConfigureAwait(false);
         // Only our own claim: during a long removal (a blob vault deletes object by object) an Enable of the same
         // name may have taken the claim over (ClaimItemNameAsync, after NameClaimTakeoverDelay).

@@ -58,28 +58,53 @@ public sealed class VaultCatalog
 
     // ---- protected items ----
 
-    /// <summary>Every item record, by name; a damaged one as its error, named by its name claim where one points to it.</summary>
+    /// <summary>
+    /// Every item record, by name; a damaged one as its error, named by its name claim where one points to it. The items
+    /// are found by one listing of the folders under items/ (not of everything stored there) and read and decorated
+    /// concurrently, each policy read once (issue #15: a vault of 1,000 items lists in well under 2 s on a blob vault).
+    /// </summary>
     public async Task<List<VaultListEntry<AsrProtectedItem>>> ListItemsAsync(CancellationToken ct)
     {
-        var list = new List<VaultListEntry<AsrProtectedItem>>();
-        Dictionary<string, string>? namesById = null;
-        foreach (var o in await Store.ListAsync(VaultLayout.ItemsPrefix, ct).ConfigureAwait(false))
+        var ids = (await Store.ListFoldersAsync(VaultLayout.ItemsPrefix, ct).ConfigureAwait(false)).Where(VaultLayout.IsValidName).ToList();
+        var entries = new VaultListEntry<AsrProtectedItem>?[ids.Count];
+        var policies = new PolicyReads(this);
+        var options = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(8, Store.PreferredReadConcurrency), CancellationToken = ct };
+        await Parallel.ForEachAsync(Enumerable.Range(0, ids.Count), options, async (i, token) =>
         {
-            if (!o.Key.EndsWith("/item.json", StringComparison.Ordinal) || o.Key.Count(c => c == '/') != 2) continue;
+            string key = VaultLayout.Item(ids[i]);
             try
             {
-                if (await ReadItemRecordAsync(o.Key, ct).ConfigureAwait(false) is { } item)
-                    list.Add(VaultListEntry<AsrProtectedItem>.Ok(o.Key, item.Name, await DecorateAsync(item, ct).ConfigureAwait(false)));
+                if (await ReadItemRecordAsync(key, token).ConfigureAwait(false) is { } item)
+                    entries[i] = VaultListEntry<AsrProtectedItem>.Ok(key, item.Name, await DecorateAsync(item, token, policies).ConfigureAwait(false));
             }
             catch (AsrException ex) when (IsDamage(ex))
             {
-                namesById ??= await ReadNameClaimsAsync(ct).ConfigureAwait(false);
-                string id = o.Key.Split('/')[1];
-                string? name = namesById.GetValueOrDefault(id);
-                list.Add(VaultListEntry<AsrProtectedItem>.Damaged(o.Key, name, name is null ? ex : DamagedItem(name, ex)));
+                entries[i] = VaultListEntry<AsrProtectedItem>.Damaged(key, null, ex);
             }
+        }).ConfigureAwait(false);
+        var list = new List<VaultListEntry<AsrProtectedItem>>(ids.Count);
+        Dictionary<string, string>? namesById = null;
+        foreach (var e in entries)
+        {
+            if (e is null) continue;
+            if (e.Value is null)
+            {
+                namesById ??= await ReadNameClaimsAsync(ct).ConfigureAwait(false);
+                string? name = namesById.GetValueOrDefault(e.Key.Split('/')[1]);
+                list.Add(name is null ? e : VaultListEntry<AsrProtectedItem>.Damaged(e.Key, name, DamagedItem(name, e.Error!)));
+            }
+            else list.Add(e);
         }
         return list.OrderBy(e => e.Name ?? "", StringComparer.OrdinalIgnoreCase).ThenBy(e => e.Key, StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>The policies one listing reads: each at most once, however many items use it.</summary>
+    internal sealed class PolicyReads(VaultCatalog catalog)
+    {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<Task<AsrPolicy?>>> _reads = new(StringComparer.OrdinalIgnoreCase);
+
+        public Task<AsrPolicy?> ReadAsync(string name, CancellationToken ct) =>
+            _reads.GetOrAdd(name, n => new Lazy<Task<AsrPolicy?>>(() => catalog.ReadPolicyRecordAsync(VaultLayout.Policy(n), ct))).Value;
     }
 
     /// <summary>
@@ -142,7 +167,7 @@ public sealed class VaultCatalog
     /// progress. A damaged latest manifest or policy does not hide the item: it shows Critical with the record
     /// named in LastError (and can still be disabled).
     /// </summary>
-    internal async Task<AsrProtectedItem> DecorateAsync(AsrProtectedItem item, CancellationToken ct)
+    internal async Task<AsrProtectedItem> DecorateAsync(AsrProtectedItem item, CancellationToken ct, PolicyReads? policies = null)
     {
         item.VaultLocation = _vault.Location;
         bool damaged = false;
@@ -168,7 +193,8 @@ public sealed class VaultCatalog
         AsrPolicy? policy = null;
         try
         {
-            policy = await ReadPolicyRecordAsync(VaultLayout.Policy(item.PolicyName), ct).ConfigureAwait(false);
+            policy = policies is null ? await ReadPolicyRecordAsync(VaultLayout.Policy(item.PolicyName), ct).ConfigureAwait(false)
+                : await policies.ReadAsync(item.PolicyName, ct).ConfigureAwait(false);
         }
         catch (AsrException ex) when (IsDamage(ex))
         {
@@ -203,20 +229,8 @@ public sealed class VaultCatalog
         }
         if (item.TestFailover is { } drill && drill.OwnerHost == Environment.MachineName && !Failover.TestFailoverService.ProcessIsAliveOrHere(drill.OwnerProcessId))
             item.LastError = $"The drill's disks are no longer served: process {drill.OwnerProcessId} that served them has ended. Clean it up with Start-AsrTestFailoverCleanup.";
-        item.ReplicationHealth = item.State switch
-        {
-            _ when damaged => ReplicationHealth.Critical,
-            // After failover the vault is not being replicated to: RPO does not apply.
-            ProtectedItemState.FailedOver or ProtectedItemState.Committed => ReplicationHealth.Warning,
-            ProtectedItemState.Reprotected => ReplicationHealth.Normal,
-            ProtectedItemState.InitialReplicationPending when latest is null => ReplicationHealth.Warning,
-            _ when item.State == ProtectedItemState.ResyncRequired || item.CurrentRpo is null => ReplicationHealth.Critical,
-            _ when item.CurrentRpo!.Value.TotalMinutes > 2 * threshold => ReplicationHealth.Critical,
-            _ when item.CurrentRpo!.Value.TotalMinutes > threshold => ReplicationHealth.Warning,
-            _ => ReplicationHealth.Normal,
-        };
-        if (item.TestFailover is not null && item.LastError?.StartsWith("The drill's disks", StringComparison.Ordinal) == true && item.ReplicationHealth == ReplicationHealth.Normal)
-            item.ReplicationHealth = ReplicationHealth.Warning;
+        item.HealthInputs = new ItemHealthInputs(damaged, threshold, latest is not null);
+        EvaluateHealth(item, _vault.Clock.GetUtcNow());
         if (item.LastJobId is { } jobId)
         {
             // A running job's progress shows on the item (e.g. a resync's percentage), from any session.
@@ -229,6 +243,32 @@ public sealed class VaultCatalog
             }
         }
         return item;
+    }
+
+    /// <summary>
+    /// RPO and health at <paramref name="now"/> from what the item's last read found (<see cref="AsrProtectedItem.HealthInputs"/>):
+    /// the agent re-evaluates the items it keeps in memory every tick without reading them again (issue #15).
+    /// </summary>
+    internal static void EvaluateHealth(AsrProtectedItem item, DateTimeOffset now)
+    {
+        var inputs = item.HealthInputs ?? new ItemHealthInputs(false, 15, item.LastRecoveryPointTimeUtc is not null);
+        if (inputs.HasLatestPoint && item.LastRecoveryPointTimeUtc is { } last) item.CurrentRpo = now - last;
+        bool damaged = inputs.RecordDamaged;
+        double threshold = inputs.RpoThresholdMinutes;
+        item.ReplicationHealth = item.State switch
+        {
+            _ when damaged => ReplicationHealth.Critical,
+            // After failover the vault is not being replicated to: RPO does not apply.
+            ProtectedItemState.FailedOver or ProtectedItemState.Committed => ReplicationHealth.Warning,
+            ProtectedItemState.Reprotected => ReplicationHealth.Normal,
+            ProtectedItemState.InitialReplicationPending when !inputs.HasLatestPoint => ReplicationHealth.Warning,
+            _ when item.State == ProtectedItemState.ResyncRequired || item.CurrentRpo is null => ReplicationHealth.Critical,
+            _ when item.CurrentRpo!.Value.TotalMinutes > 2 * threshold => ReplicationHealth.Critical,
+            _ when item.CurrentRpo!.Value.TotalMinutes > threshold => ReplicationHealth.Warning,
+            _ => ReplicationHealth.Normal,
+        };
+        if (item.TestFailover is not null && item.LastError?.StartsWith("The drill's disks", StringComparison.Ordinal) == true && item.ReplicationHealth == ReplicationHealth.Normal)
+            item.ReplicationHealth = ReplicationHealth.Warning;
     }
 
     /// <summary>A job record for decorating an item; a damaged one is not the item's problem (Get-AsrJob shows it).</summary>

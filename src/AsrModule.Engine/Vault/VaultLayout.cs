@@ -153,7 +153,19 @@ public static class VaultLayout
     public static string GroupPoint(string group, long sequence) => $"groups/{group.ToLowerInvariant()}/points/{sequence:D12}.json";
     public const string AgentsPrefix = "agents/";
     public static string Agent(string host) => $"agents/{host.ToLowerInvariant()}.json";
-    public static string AgentStopRequest(string host) => $"agents/{host.ToLowerInvariant()}.stop";
+    /// <summary>Stop-AsrAgent's request, in the host's folder: the agent's one listing per tick sees it (issue #15).</summary>
+    public static string AgentStopRequest(string host) => $"hosts/{host.ToLowerInvariant()}/stop";
+    /// <summary>
+    /// The host's folder: one listing of it tells an agent everything it watches between full reads (issue #15):
+    /// an entry per item assigned to the host (<see cref="HostItem"/>) and the stop request.
+    /// </summary>
+    public static string HostPrefix(string host) => $"hosts/{host.ToLowerInvariant()}/";
+    public static string HostItemsPrefix(string host) => $"hosts/{host.ToLowerInvariant()}/items/";
+    /// <summary>
+    /// The change marker of an item assigned to <paramref name="host"/>: rewritten after every write of the item's record,
+    /// so its version in a listing changes with the item. A hint only: the agent acts on the item record it then reads.
+    /// </summary>
+    public static string HostItem(string host, string itemId) => $"hosts/{host.ToLowerInvariant()}/items/{itemId}";
     public static string AgentLock(string host) => $"locks/agent-{host.ToLowerInvariant()}.lock";
     public static string Job(Guid jobId) => $"jobs/{jobId:D}.json";
 

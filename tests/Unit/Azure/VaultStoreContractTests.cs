@@ -106,7 +106,34 @@ public sealed class VaultStoreContractTests(AzuriteFixture azurite) : IDisposabl
         await store.WriteAsync("k/obj", first, default);
         await store.WriteAsync("k/obj", second, default);
         Assert.Equal(second, await store.ReadAllAsync("k/obj", default));
-        Assert.Equal(new VaultObjectInfo("k/obj", 1000), Assert.Single(await store.ListAsync("k/", default)));
+        var listed = Assert.Single(await store.ListAsync("k/", default));
+        Assert.Equal(("k/obj", 1000L), (listed.Key, listed.Length));
+    }
+
+    /// <summary>The agent re-reads what changed by the versions a listing gives (issue #15): every write changes it, a read does not.</summary>
+    [Theory, MemberData(nameof(Backends))]
+    public async Task A_listed_version_changes_with_every_write_and_only_then(string backend)
+    {
+        var (store, _) = await NewStoreAsync(backend);
+        await store.WriteAsync("v/a", Bytes(10, 1), default);
+        await store.WriteAsync("v/b", Bytes(10, 2), default);
+        var before = (await store.ListAsync("v/", default)).ToDictionary(o => o.Key, o => o.Version);
+        Assert.All(before.Values, Assert.NotNull);
+        await store.ReadAllAsync("v/a", default);
+        await store.WriteAsync("v/b", Bytes(10, 2), default); // same size, same bytes: still a new version
+        var after = (await store.ListAsync("v/", default)).ToDictionary(o => o.Key, o => o.Version);
+        Assert.Equal(before["v/a"], after["v/a"]);
+        Assert.NotEqual(before["v/b"], after["v/b"]);
+    }
+
+    [Theory, MemberData(nameof(Backends))]
+    public async Task Folders_are_listed_one_level_deep_without_what_lies_below(string backend)
+    {
+        var (store, _) = await NewStoreAsync(backend);
+        foreach (var key in new[] { "f/b/x.json", "f/a/item.json", "f/a/points/1.json", "f/a/deep/er/z", "f/loose", "g/c/y" })
+            await store.WriteAsync(key, Bytes(3, 1), default);
+        Assert.Equal(["a", "b"], await store.ListFoldersAsync("f/", default));
+        Assert.Empty(await store.ListFoldersAsync("none/", default));
     }
 
     [Theory, MemberData(nameof(Backends))]

@@ -1,0 +1,134 @@
+using AsrModule.Engine.Errors;
+using AsrModule.Engine.Items;
+using AsrModule.Engine.Policies;
+using AsrModule.Engine.Vault;
+using Microsoft.Extensions.Logging;
+
+namespace AsrModule.Engine.Agent;
+
+/// <summary>
+/// What an agent knows of the vault between ticks: the items assigned to its host (as shown: latest point, health) and
+/// the policies. A tick costs two listings when nothing changed, whatever the vault holds (issue #15): the host's folder
+/// (<see cref="VaultLayout.HostPrefix"/>: a change marker per assigned item, and the stop request) and policies/. Only
+/// items whose marker's version changed, and policies whose version changed, are read again. A full read of the catalog
+/// (every item record, as Get-AsrProtectedItem reads it) runs at start and every <see cref="AgentOptions.FullCatalogInterval"/>:
+/// it finds what a marker missed (a write that died between record and marker, a vault written by an older module) and
+/// writes the missing markers.
+/// </summary>
+internal sealed class AgentCatalog(AsrVault vault, string host, TimeSpan fullReadInterval, ILogger logger)
+{
+    /// <summary>An item by the version of its marker; Item null when the record does not name this host (a stale or planted marker, read once per version).</summary>
+    private sealed record CachedItem(string? Version, AsrProtectedItem? Item);
+    private sealed record CachedPolicy(string? Version, AsrPolicy? Policy);
+
+    private readonly Dictionary<string, CachedItem> _items = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, CachedPolicy> _policies = new(StringComparer.Ordinal);
+    private DateTimeOffset? _lastFullRead;
+
+    /// <summary>Stop-AsrAgent asked this host's agent to stop (seen by the last refresh).</summary>
+    public bool StopRequested { get; private set; }
+
+    /// <summary>Items read again by the last refresh (0 on a quiet tick).</summary>
+    public int ItemsReread { get; private set; }
+
+    /// <summary>The items assigned to this host, health evaluated for now.</summary>
+    public List<AsrProtectedItem> Items
+    {
+        get
+        {
+            var now = vault.Clock.GetUtcNow();
+            var list = _items.Values.Where(c => c.Item is not null).Select(c => c.Item!).OrderBy(i => i.Name, StringComparer.OrdinalIgnoreCase).ToList();
+            foreach (var i in list) VaultCatalog.EvaluateHealth(i, now);
+            return list;
+        }
+    }
+
+    /// <summary>The readable policies by name (a damaged one is left out, as the full catalog leaves it out).</summary>
+    public Dictionary<string, AsrPolicy> Policies =>
+        _policies.Values.Where(p => p.Policy is not null).Select(p => p.Policy!).ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
+
+    public async Task RefreshAsync(CancellationToken ct)
+    {
+        var now = vault.Clock.GetUtcNow();
+        // The markers are listed before anything is read: a record read after is at least as new as the version seen.
+        var markers = await vault.Store.ListAsync(VaultLayout.HostPrefix(host), ct).ConfigureAwait(false);
+        StopRequested = markers.Any(o => o.Key == VaultLayout.AgentStopRequest(host));
+        var versions = new Dictionary<string, string?>(StringComparer.Ordinal);
+        string itemsPrefix = VaultLayout.HostItemsPrefix(host);
+        foreach (var o in markers)
+        {
+            string id = o.Key.StartsWith(itemsPrefix, StringComparison.Ordinal) ? o.Key[itemsPrefix.Length..] : "";
+            if (VaultLayout.IsValidName(id)) versions[id] = o.Version;
+        }
+        await RefreshPoliciesAsync(ct).ConfigureAwait(false);
+        if (_lastFullRead is not { } last || now - last >= fullReadInterval)
+        {
+            await FullReadAsync(versions, ct).ConfigureAwait(false);
+            _lastFullRead = now;
+            return;
+        }
+        ItemsReread = 0;
+        foreach (var gone in _items.Keys.Where(id => !versions.ContainsKey(id)).ToList()) _items.Remove(gone);
+        foreach (var (id, version) in versions)
+        {
+            if (_items.TryGetValue(id, out var cached) && cached.Version is not null && cached.Version == version) continue;
+            ItemsReread++;
+            _items[id] = new CachedItem(version, await ReadMineAsync(id, ct).ConfigureAwait(false));
+        }
+    }
+
+    /// <summary>The item of that id as shown, when its record names this host; null otherwise (the marker is only a hint).</summary>
+    private async Task<AsrProtectedItem?> ReadMineAsync(string id, CancellationToken ct)
+    {
+        try
+        {
+            var item = await vault.Catalog.ReadItemRecordAsync(VaultLayout.Item(id), ct).ConfigureAwait(false);
+            if (item is null || !IsMine(item)) return null;
+            return await vault.Catalog.DecorateAsync(item, ct).ConfigureAwait(false);
+        }
+        catch (AsrException ex) when (ex.ErrorId == AsrErrorIds.VaultDataCorrupt)
+        {
+            // As the full catalog does: a damaged record stops neither the agent nor the other items (Get-AsrProtectedItem shows it).
+            logger.LogWarning("Skipping damaged vault record '{Key}': {Message}", VaultLayout.Item(id), ex.Message);
+            return null;
+        }
+    }
+
+    private bool IsMine(AsrProtectedItem item) => string.Equals(item.AgentHost, host, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Every item of the vault read, the host's kept; a marker missing for one of them is written.</summary>
+    private async Task FullReadAsync(Dictionary<string, string?> versions, CancellationToken ct)
+    {
+        var mine = (await vault.GetItemsAsync(ct).ConfigureAwait(false)).Where(IsMine).ToList();
+        _items.Clear();
+        ItemsReread = mine.Count;
+        foreach (var item in mine)
+        {
+            if (!versions.TryGetValue(item.Id, out var version))
+            {
+                logger.LogInformation("Item {Item} is assigned to host {Host} but had no change marker; writing it", item.Name, host);
+                try { await vault.Assignments.TouchAsync(host, item.Id, ct).ConfigureAwait(false); }
+                catch (Exception ex) when (ex is not OperationCanceledException) { logger.LogWarning(ex, "Writing the change marker of {Item} failed", item.Name); }
+                version = null; // read again at the next refresh, by the marker's version then
+            }
+            _items[item.Id] = new CachedItem(version, item);
+        }
+    }
+
+    private async Task RefreshPoliciesAsync(CancellationToken ct)
+    {
+        var listed = await vault.Store.ListAsync(VaultLayout.PoliciesPrefix, ct).ConfigureAwait(false);
+        var keys = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var o in listed)
+        {
+            if (!o.Key.EndsWith(".json", StringComparison.Ordinal) || o.Key.Count(c => c == '/') != 1) continue;
+            keys.Add(o.Key);
+            if (_policies.TryGetValue(o.Key, out var cached) && cached.Version is not null && cached.Version == o.Version) continue;
+            AsrPolicy? policy = null;
+            try { policy = await vault.Catalog.ReadPolicyRecordAsync(o.Key, ct).ConfigureAwait(false); }
+            catch (AsrException ex) when (ex.ErrorId == AsrErrorIds.VaultDataCorrupt) { logger.LogWarning("Skipping damaged vault record '{Key}': {Message}", o.Key, ex.Message); }
+            _policies[o.Key] = new CachedPolicy(o.Version, policy);
+        }
+        foreach (var gone in _policies.Keys.Where(k => !keys.Contains(k)).ToList()) _policies.Remove(gone);
+    }
+}

@@ -1,0 +1,46 @@
+using AsrModule.Engine.Storage;
+
+namespace AsrModule.Tests.Unit.Agent;
+
+/// <summary>A store that counts the requests made through it, by kind (what an agent's tick costs).</summary>
+internal sealed class CountingStore(IVaultStore inner) : IVaultStore
+{
+    private int _lists, _reads, _writes, _deletes, _other;
+    public int Lists => _lists;
+    public int Reads => _reads;
+    public int Writes => _writes;
+    public int Deletes => _deletes;
+    public int Total => _lists + _reads + _writes + _deletes + _other;
+    public List<string> Listed { get; } = new();
+
+    public void Reset()
+    {
+        _lists = _reads = _writes = _deletes = _other = 0;
+        lock (Listed) Listed.Clear();
+    }
+
+    public string Location => inner.Location;
+    public Task<bool> ExistsAsync(string key, CancellationToken ct) { Interlocked.Increment(ref _reads); return inner.ExistsAsync(key, ct); }
+    public Task<byte[]?> ReadAllAsync(string key, CancellationToken ct) { Interlocked.Increment(ref _reads); return inner.ReadAllAsync(key, ct); }
+    public Task ReadRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken ct) { Interlocked.Increment(ref _reads); return inner.ReadRangeAsync(key, offset, destination, ct); }
+    public Task<IReadOnlyList<VaultObjectInfo>> ListAsync(string prefix, CancellationToken ct)
+    {
+        Interlocked.Increment(ref _lists);
+        lock (Listed) Listed.Add(prefix);
+        return inner.ListAsync(prefix, ct);
+    }
+    public Task<IReadOnlyList<string>> ListFoldersAsync(string prefix, CancellationToken ct)
+    {
+        Interlocked.Increment(ref _lists);
+        lock (Listed) Listed.Add(prefix + " (folders)");
+        return inner.ListFoldersAsync(prefix, ct);
+    }
+    public IDisposable? TryAcquireLock(string key) { Interlocked.Increment(ref _other); return inner.TryAcquireLock(key); }
+    public Task WriteAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) { Interlocked.Increment(ref _writes); return inner.WriteAsync(key, content, ct); }
+    public Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) { Interlocked.Increment(ref _writes); return inner.TryCreateAsync(key, content, ct); }
+    public Task<VersionedObject?> ReadVersionedAsync(string key, CancellationToken ct) { Interlocked.Increment(ref _reads); return inner.ReadVersionedAsync(key, ct); }
+    public Task<bool> TryReplaceAsync(string key, ReadOnlyMemory<byte> content, string version, CancellationToken ct) { Interlocked.Increment(ref _writes); return inner.TryReplaceAsync(key, content, version, ct); }
+    public Task DeleteAsync(string key, CancellationToken ct) { Interlocked.Increment(ref _deletes); return inner.DeleteAsync(key, ct); }
+    public Task DeleteIncompleteAsync(string prefix, CancellationToken ct) { Interlocked.Increment(ref _other); return inner.DeleteIncompleteAsync(prefix, ct); }
+    public Task DeletePrefixAsync(string prefix, CancellationToken ct) { Interlocked.Increment(ref _deletes); return inner.DeletePrefixAsync(prefix, ct); }
+}
