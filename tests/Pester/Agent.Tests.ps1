@@ -247,3 +247,70 @@ Describe 'The agent runs only the freeze scripts its host allows [<Backend>]' -T
         @(Get-AsrRecoveryPoint planted | Where-Object Consistency -eq 'AppConsistent').Count | Should -Be 0
     }
 }
+
+# Issue #15 item 1: an idle agent's cost follows its host's items and what changed, not what the vault holds. Counted by
+# Azurite itself (its debug log has a line per request it serves), over a window in which only the agent runs.
+if ($Backend -eq 'Blob') {
+    Describe 'An idle agent costs two listings a tick, whatever the vault holds [<Backend>]' -Tag Agent {
+        BeforeAll {
+            . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
+            . ([IO.Path]::Combine($PSScriptRoot, 'TestAzurite.ps1'))
+            Import-Module AsrModule
+            $dir = New-TestDirectory
+            $server = Start-TestAzurite -DebugLog
+            New-AsrVault -ConnectionString $server.ConnectionString -Container catalog -EncryptionKey 'catalog key' | Connect-AsrVault
+            New-AsrPolicy -Name hourly -CrashConsistentFrequencyMinutes 60 | Out-Null   # nothing falls due while the test watches
+            $hostA = 'cat-a-' + [Guid]::NewGuid().ToString('N').Substring(0, 6)
+            $hostB = 'cat-b-' + [Guid]::NewGuid().ToString('N').Substring(0, 6)
+            foreach ($i in 0..15) {
+                $disk = Join-TestPath $dir "m$i.img"
+                New-AsrSampleDisk -Path $disk -SizeBytes 64KB -Seed (100 + $i) | Out-Null
+                Enable-AsrReplication -Name "m$i" -Disk $disk -Policy hourly -AgentHost $(if ($i % 2) { $hostB } else { $hostA }) | Out-Null
+            }
+            $log = Join-TestPath $dir 'agent.log'
+            $agent = Start-AsrAgent -HostName $hostA -EncryptionKey (ConvertTo-SecureString 'catalog key' -AsPlainText -Force) -LogPath $log -TickInterval '00:00:00.250'
+
+            function Wait-Until([scriptblock]$Condition, [int]$TimeoutSeconds, [string]$What) {
+                $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
+                while (-not (& $Condition)) {
+                    if ([DateTime]::UtcNow -gt $deadline) { throw "Timed out after $TimeoutSeconds s waiting until $What. Agent log: $(if ([IO.File]::Exists($log)) { [IO.File]::ReadAllText($log) })" }
+                    Start-Sleep -Milliseconds 200
+                }
+            }
+            function Measure-IdleAgent([int]$Seconds) {
+                # The test makes no request in the window: every request Azurite serves in it is the agent's.
+                $from = [DateTimeOffset]::UtcNow
+                Start-Sleep -Seconds $Seconds
+                $to = [DateTimeOffset]::UtcNow
+                $requests = @(Measure-TestAzuriteRequests $server $from $to)
+                $ticks = @($requests | Where-Object { $_.Url -like "*comp=list*prefix=hosts/$hostA/*" }).Count
+                [pscustomobject]@{ Requests = $requests; Ticks = $ticks; PerTick = $requests.Count / [math]::Max(1, $ticks) }
+            }
+        }
+        AfterAll {
+            try { Stop-AsrAgent -HostName $hostA -Force -TimeoutSeconds 60 -ErrorAction SilentlyContinue | Out-Null } catch { }
+            Disconnect-AsrVault
+            Stop-TestAzurite $server
+            Remove-TestDirectory $dir
+        }
+
+        It 'lists its host''s folder and the policies each tick and reads no item while nothing changes' {
+            Wait-Until { @((Get-AsrAgent -HostName $hostA).ProtectedItems).Count -eq 8 } 30 'the agent has read its 8 items'
+            $idle = Measure-IdleAgent 4
+            Write-Host "    idle: $($idle.Requests.Count) requests in $($idle.Ticks) ticks ($([math]::Round($idle.PerTick, 2)) per tick): $(($idle.Requests | Group-Object Method | ForEach-Object { "$($_.Name) $($_.Count)" }) -join ', ')"
+            $idle.Ticks | Should -BeGreaterOrEqual 6
+            $idle.PerTick | Should -BeLessOrEqual 3
+            # Nothing under items/, names/ or jobs/: no item, claim or job record is read or listed.
+            @($idle.Requests | Where-Object { $_.Url -match '(^|/|prefix=)(items|names|jobs)/' }).Count | Should -Be 0
+        }
+
+        It 'takes an item reassigned to its host at the next ticks, by the item''s marker alone' {
+            Set-AsrProtectedItem m1 -AgentHost $hostA
+            Wait-Until { @((Get-AsrAgent -HostName $hostA).ProtectedItems) -contains 'm1' } 30 'the agent protects m1'
+            (Get-AsrEvent -ProtectedItem m1 -EventType ItemAssigned).AgentHost | Should -Contain $hostA
+            $idle = Measure-IdleAgent 3
+            $idle.PerTick | Should -BeLessOrEqual 3
+            @((Get-AsrAgent -HostName $hostA).ProtectedItems).Count | Should -Be 9
+        }
+    }
+}

@@ -43,9 +43,11 @@ function New-SelfSignedPem([string]$Directory) {
     @{ Cert = $cert; Key = $key }
 }
 
-function Start-TestAzurite([switch]$HttpsWithOAuth) {
+function Start-TestAzurite([switch]$HttpsWithOAuth, [switch]$DebugLog) {
     <# azurite-blob on a free port with its data in a temp folder. With -HttpsWithOAuth it serves https with a
-       self-signed certificate and accepts bearer tokens (--oauth basic checks issuer, audience and lifetime). #>
+       self-signed certificate and accepts bearer tokens (--oauth basic checks issuer, audience and lifetime). With
+       -DebugLog it writes its debug log (one 'RequestMethod=' line per request it serves) to .DebugLog: what tests
+       count requests from (Measure-TestAzuriteRequests). #>
     $executable = Get-AzuriteExecutable
     if (-not $executable) { throw 'azurite-blob is not installed (npm install -g azurite); CI=true requires it.' }
     $port = Get-FreePort
@@ -58,6 +60,8 @@ function Start-TestAzurite([switch]$HttpsWithOAuth) {
         $arguments += @('--cert', $pem.Cert, '--key', $pem.Key, '--oauth', 'basic')
         $scheme = 'https'
     }
+    $debug = if ($DebugLog) { [IO.Path]::Combine($data, 'debug.log') }
+    if ($debug) { $arguments += @('--debug', $debug) }
     $log = [IO.Path]::Combine($data, 'azurite.log')
     # sh execs Azurite (same process id, so SIGTERM reaches it) with its output in a file.
     $psi = [Diagnostics.ProcessStartInfo]::new('/bin/sh')
@@ -76,9 +80,28 @@ function Start-TestAzurite([switch]$HttpsWithOAuth) {
     }
     $endpoint = "${scheme}://127.0.0.1:$port/$TestAzuriteAccount"
     [pscustomobject]@{
-        Process = $process; Port = $port; Data = $data; Endpoint = $endpoint; Cert = if ($pem) { $pem.Cert }
+        Process = $process; Port = $port; Data = $data; Endpoint = $endpoint; Cert = if ($pem) { $pem.Cert }; DebugLog = $debug
         ConnectionString = "DefaultEndpointsProtocol=$scheme;AccountName=$TestAzuriteAccount;AccountKey=$TestAzuriteAccountKey;BlobEndpoint=$endpoint;"
     }
+}
+
+function Measure-TestAzuriteRequests($Server, [DateTimeOffset]$From, [DateTimeOffset]$To) {
+    <# The requests Azurite served between two instants, from its debug log (Start-TestAzurite -DebugLog): each as
+       Method and the Url path after the account (with its query). #>
+    # Azurite's lines start with the UTC time, ISO 8601 with milliseconds: compared as text.
+    $first = $From.UtcDateTime.ToString('yyyy-MM-ddTHH:mm:ss.fff', [Globalization.CultureInfo]::InvariantCulture)
+    $last = $To.UtcDateTime.ToString('yyyy-MM-ddTHH:mm:ss.fff', [Globalization.CultureInfo]::InvariantCulture)
+    $stream = [IO.FileStream]::new($Server.DebugLog, 'Open', 'Read', 'ReadWrite')
+    $reader = [IO.StreamReader]::new($stream)
+    try {
+        while ($null -ne ($line = $reader.ReadLine())) {
+            if ($line.Length -lt 23 -or -not $line.Contains('RequestMethod=')) { continue }
+            $t = $line.Substring(0, 23)
+            if ([string]::CompareOrdinal($t, $first) -lt 0 -or [string]::CompareOrdinal($t, $last) -gt 0) { continue }
+            if ($line -match "RequestMethod=(\S+) RequestURL=\S+?/$TestAzuriteAccount(/\S*|\?\S*)") { [pscustomobject]@{ Method = $Matches[1]; Url = [Uri]::UnescapeDataString($Matches[2]) } }
+        }
+    }
+    finally { $reader.Dispose() }
 }
 
 function Stop-TestAzurite($Server) {

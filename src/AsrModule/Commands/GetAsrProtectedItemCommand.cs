@@ -22,14 +22,22 @@ public sealed class GetAsrProtectedItemCommand : AsrCmdlet
         var vault = ResolveVault();
         // One damaged record (item, its policy, its latest manifest) affects only its own item: a damaged item record
         // is a non-terminating VaultDataCorrupt error in its place, the others are listed (docs/design.md).
-        var entries = Await(ct => vault.Catalog.ListItemsAsync(ct));
+        List<Engine.Vault.VaultListEntry<AsrProtectedItem>>? entries = null;
         if (Name is null || Name.Length == 0)
         {
-            WriteEntries(entries);
+            WriteEntries(Await(ct => vault.Catalog.ListItemsAsync(ct)));
             return;
         }
         foreach (var name in Name)
         {
+            // A plain name is looked up by its name claim: a few reads, whatever the vault holds (issue #15). Whatever
+            // that lookup cannot settle (no such name, a damaged or altered record) is answered from the listing, as before.
+            if (!WildcardPattern.ContainsWildcardCharacters(name) && LookUp(vault, name) is { } item)
+            {
+                WriteObject(item);
+                continue;
+            }
+            entries ??= Await(ct => vault.Catalog.ListItemsAsync(ct));
             var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
             var matches = entries.Where(e => e.Name is not null && pattern.IsMatch(e.Name)).ToList();
             if (matches.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(name))
@@ -37,5 +45,11 @@ public sealed class GetAsrProtectedItemCommand : AsrCmdlet
                     $"No protected item named '{name}' in the vault at '{vault.Location}'. Existing items: {string.Join(", ", entries.Select(i => i.Name ?? i.Key).DefaultIfEmpty("(none)"))}.", name), name));
             WriteEntries(matches);
         }
+    }
+
+    private AsrProtectedItem? LookUp(Engine.Vault.AsrVault vault, string name)
+    {
+        try { return Await(ct => vault.Catalog.GetItemAsync(name, ct)); }
+        catch (AsrException ex) when (ex.ErrorId is AsrErrorIds.ProtectedItemNotFound or AsrErrorIds.VaultDataCorrupt) { return null; }
     }
 }
