@@ -143,6 +143,12 @@ Describe 'Live sources: honest labels, reflink capture, sparse reads' -Tag LoopD
         Start-AsrTestFailover -Name db -Target $target -RecoveryPoint LatestProcessed -AllowInconsistent | Out-Null
         (Get-AsrProtectedItem db).TestFailover.RecoveryPointSequence | Should -Be $fuzzy.Sequence
         Start-AsrTestFailoverCleanup -Name db -Confirm:$false | Out-Null
+
+        # The same choice for a failover and for Switch-AsrRecoveryPoint before commit: the consistent point unless asked.
+        $failoverTarget = New-AsrLocalTarget (Join-TestPath $dir 'recovered-db')
+        (Get-AsrProtectedItem db | Start-AsrFailover -Target $failoverTarget -RecoveryPoint LatestProcessed -Confirm:$false).Result.RecoveryPointSequence | Should -Be $quiet.Sequence
+        (Get-AsrProtectedItem db | Switch-AsrRecoveryPoint -RecoveryPoint LatestProcessed -AllowInconsistent -Confirm:$false).Result.RecoveryPointSequence | Should -Be $fuzzy.Sequence
+        (Get-AsrProtectedItem db | Switch-AsrRecoveryPoint -RecoveryPoint LatestProcessed -Confirm:$false).Result.RecoveryPointSequence | Should -Be $quiet.Sequence
         Disable-AsrReplication -Name db -Confirm:$false
     }
 

@@ -99,6 +99,8 @@ public sealed class EventLog
         // The day folders first (one request), then only the expired days' events: not every event of the vault.
         foreach (var day in await _store.ListFoldersAsync(Prefix, cancellationToken).ConfigureAwait(false))
         {
+            // Only the day folders this log writes (yyyyMMdd): another name in the vault is not ours to delete.
+            if (day.Length != 8 || !day.All(char.IsAsciiDigit)) continue;
             string dayPrefix = Prefix + day + "/";
             if (string.CompareOrdinal(dayPrefix, oldestKept) >= 0) continue;
             foreach (var o in await _store.ListAsync(dayPrefix, cancellationToken).ConfigureAwait(false))

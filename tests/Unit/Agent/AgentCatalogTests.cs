@@ -140,3 +140,24 @@ public sealed class AgentCatalogTests
         Assert.DoesNotContain(VaultLayout.ItemsPrefix, store.Listed); // no recursive listing of items/
     }
 }
+
+/// <summary>The agent's hourly event pruning lists the day folders, then deletes only expired days of its own naming.</summary>
+public sealed class EventPruningTests
+{
+    [Fact]
+    public async Task ExpiredDaysAreDeletedWholeAndOtherFoldersAreLeftAlone()
+    {
+        using var h = await EngineHarness.CreateAsync();
+        var clock = new AsrModule.Tests.Unit.Retention.ManualClock(new DateTimeOffset(2026, 12, 1, 12, 0, 0, TimeSpan.Zero));
+        var log = new AsrModule.Engine.Events.EventLog(h.Vault.Records, clock, NullLogger.Instance);
+        for (int day = 0; day < 4; day++)
+        {
+            await log.WriteAsync(AsrModule.Engine.Events.AsrEventSeverity.Information, "Test", $"day {day}", cancellationToken: default);
+            clock.Advance(TimeSpan.FromDays(1));
+        }
+        await h.Vault.Store.WriteAsync("events/notaday/x.json", new byte[] { 1 }, default);
+        await log.PruneAsync(TimeSpan.FromDays(2), default); // now Dec 5 12:00: Dec 3 and later are kept
+        var left = (await h.Vault.Store.ListAsync("events/", default)).Select(o => o.Key.Split('/')[1]).Distinct().Order().ToList();
+        Assert.Equal(["20261203", "20261204", "notaday"], left);
+    }
+}
