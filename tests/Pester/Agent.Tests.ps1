@@ -13,13 +13,6 @@ Describe 'The replication agent protects its host''s machines continuously [<Bac
         $agentHost = 'agent-' + [Guid]::NewGuid().ToString('N').Substring(0, 6)
         $log = Join-TestPath $dir 'agent.log'
 
-        function Wait-Until([scriptblock]$Condition, [int]$TimeoutSeconds, [string]$What) {
-            $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
-            while (-not (& $Condition)) {
-                if ([DateTime]::UtcNow -gt $deadline) { throw "Timed out after $TimeoutSeconds s waiting until $What. Agent log: $(if ([IO.File]::Exists($log)) { [IO.File]::ReadAllText($log) })" }
-                [Threading.Thread]::Sleep(100)
-            }
-        }
         function Read-Sequence([string]$Path) {
             $b = [byte[]]::new(8)
             $f = [IO.File]::OpenRead($Path); try { [void]$f.Read($b, 0, 8) } finally { $f.Dispose() }
@@ -220,13 +213,6 @@ Describe 'The agent runs only the freeze scripts its host allows [<Backend>]' -T
         [IO.File]::AppendAllText($changed, "echo rewritten >> '$changed.ran'`n")
         $agent = Start-AsrAgent -HostName $agentHost -LogPath $log -TickInterval '00:00:00.250' -AllowedFreezeScript $allowed
 
-        function Wait-Until([scriptblock]$Condition, [int]$TimeoutSeconds, [string]$What) {
-            $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
-            while (-not (& $Condition)) {
-                if ([DateTime]::UtcNow -gt $deadline) { throw "Timed out after $TimeoutSeconds s waiting until $What. Agent log: $(if ([IO.File]::Exists($log)) { [IO.File]::ReadAllText($log) })" }
-                [Threading.Thread]::Sleep(100)
-            }
-        }
     }
     AfterAll {
         try { Stop-AsrAgent -HostName $agentHost -Force -TimeoutSeconds 60 -ErrorAction SilentlyContinue | Out-Null } catch { }
@@ -270,13 +256,6 @@ if ($Backend -eq 'Blob') {
             $log = Join-TestPath $dir 'agent.log'
             $agent = Start-AsrAgent -HostName $hostA -EncryptionKey (ConvertTo-SecureString 'catalog key' -AsPlainText -Force) -LogPath $log -TickInterval '00:00:00.250'
 
-            function Wait-Until([scriptblock]$Condition, [int]$TimeoutSeconds, [string]$What) {
-                $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
-                while (-not (& $Condition)) {
-                    if ([DateTime]::UtcNow -gt $deadline) { throw "Timed out after $TimeoutSeconds s waiting until $What. Agent log: $(if ([IO.File]::Exists($log)) { [IO.File]::ReadAllText($log) })" }
-                    Start-Sleep -Milliseconds 200
-                }
-            }
             function Measure-IdleAgent([int]$Seconds) {
                 # The test makes no request in the window: every request Azurite serves in it is the agent's.
                 $from = [DateTimeOffset]::UtcNow

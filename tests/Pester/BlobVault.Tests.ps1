@@ -151,14 +151,6 @@ function Get-Outcome([scriptblock]`$Command) { try { `$null = & `$Command; 'OK' 
             }
         }
 
-        function Wait-Until([scriptblock]$Condition, [int]$TimeoutSeconds, [string]$What, [string]$Log) {
-            $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
-            while (-not (& $Condition)) {
-                if ([DateTime]::UtcNow -gt $deadline) { throw "Timed out after $TimeoutSeconds s waiting until $What. $(if ($Log -and [IO.File]::Exists($Log)) { 'Log: ' + [IO.File]::ReadAllText($Log) })" }
-                [Threading.Thread]::Sleep(200)
-            }
-        }
-
         # No ambient storage credential from the machine running the tests: each test sets what it needs.
         $AmbientNames = 'AZURE_STORAGE_CONNECTION_STRING', 'AZURE_STORAGE_SAS_TOKEN', 'AZURE_STORAGE_KEY', 'AZURE_STORAGE_ACCOUNT', 'ASR_VAULT_CREDENTIAL', 'ASR_VAULT_MANAGED_IDENTITY_CLIENT_ID'
         $SavedAmbient = @{}

@@ -149,6 +149,7 @@ Describe 'Live sources: honest labels, reflink capture, sparse reads' -Tag LoopD
         (Get-AsrProtectedItem db | Start-AsrFailover -Target $failoverTarget -RecoveryPoint LatestProcessed -Confirm:$false).Result.RecoveryPointSequence | Should -Be $quiet.Sequence
         (Get-AsrProtectedItem db | Switch-AsrRecoveryPoint -RecoveryPoint LatestProcessed -AllowInconsistent -Confirm:$false).Result.RecoveryPointSequence | Should -Be $fuzzy.Sequence
         (Get-AsrProtectedItem db | Switch-AsrRecoveryPoint -RecoveryPoint LatestProcessed -Confirm:$false).Result.RecoveryPointSequence | Should -Be $quiet.Sequence
+        (Get-AsrProtectedItem db | Undo-AsrFailover -Confirm:$false).State | Should -Be 'Succeeded'
         Disable-AsrReplication -Name db -Confirm:$false
     }
 

@@ -274,3 +274,14 @@ function Invoke-Native([string]$File, [string[]]$Arguments) {
     if ($p.ExitCode -ne 0) { throw "$File $Arguments failed ($($p.ExitCode)): $err $out" }
     $out.Trim()
 }
+
+function Wait-Until([scriptblock]$Condition, [int]$TimeoutSeconds, [string]$What, [Alias('Log')][string]$LogPath) {
+    <# Polls $Condition until it is true; after $TimeoutSeconds throws, with the log at -LogPath (default: the caller's
+       $log, e.g. an agent's) in the message. #>
+    if (-not $LogPath) { $LogPath = Get-Variable -Name log -ValueOnly -ErrorAction Ignore }
+    $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
+    while (-not (& $Condition)) {
+        if ([DateTime]::UtcNow -gt $deadline) { throw "Timed out after $TimeoutSeconds s waiting until $What. $(if ($LogPath -and [IO.File]::Exists($LogPath)) { 'Log: ' + [IO.File]::ReadAllText($LogPath) })" }
+        [Threading.Thread]::Sleep(100)
+    }
+}

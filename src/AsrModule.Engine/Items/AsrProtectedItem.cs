@@ -96,7 +96,3 @@ public sealed class AsrProtectedItem
 
     public override string ToString() => Name;
 }
-
-/// <summary>What an item's read found that its health depends on besides the clock: a damaged record (latest manifest or
-/// policy), the policy's RPO threshold, and whether a point exists.</summary>
-internal sealed record ItemHealthInputs(bool RecordDamaged, double RpoThresholdMinutes, bool HasLatestPoint);
