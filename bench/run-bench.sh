@@ -18,7 +18,8 @@
 #      before every timed step of every tool. Each tool gets a fresh repository directory (created
 #      untimed), and "bytes added" is the growth of that directory (du -sb) across the step, the
 #      first step counted from nothing (so it includes the repository's own metadata).
-#   3. Prints a summary table and writes it to $BENCH_DIR/results.md.
+#   3. dd bs=4M reads src/disk.img (v1, then v2) to /dev/null, caches dropped the same way: the floor of a full scan.
+#   4. Prints a summary table, and the ratios issue #15 item 4 sets goals for, and writes them to $BENCH_DIR/results.md.
 # It installs nothing (but restores the pinned pwsh, .config/dotnet-tools.json); a missing peer is skipped
 # with a line saying so.
 set -euo pipefail
@@ -169,6 +170,7 @@ bench_asr() {
         [[ "$secs" != FAILED ]] || break
     done
     fmt() { [[ "$1" == FAILED || -z "$1" ]] && echo "${1:--}" || printf '%.2f' "$1"; }
+    ASR_INIT=$c_init ASR_DELTA=$c_delta ASR_EXP=$c_exp
     row AsrModule "$(fmt "$c_init")" "$(mb "$add_init")" "$(fmt "$c_delta")" "$(mb "${add_delta:-}")" "$(fmt "$c_exp")" "$verified"
     note "AsrModule times are the cmdlet alone (Stopwatch inside the script); whole pwsh process incl. its start-up: ${walls[*]}"
     note "AsrModule job results: initial $(grep -o 'scanned=[^ ]* changed=[^ ]* stored=[^ ]*' <<< "$r_init" || true); delta $(grep -o 'scanned=[^ ]* changed=[^ ]* stored=[^ ]*' <<< "${r_delta:-}" || true); module build $(grep -o 'config=[^ ]*' <<< "$r_init" || true)"
@@ -196,6 +198,7 @@ bench_restic() {
     if timed restic restore latest --target "$dest"; then tr=$T; v=$(verify "$dest$SRC"); else tr=FAILED; fi
     say "  restore latest: $tr s; matches v2: $v"
     log "$(restic cat config 2>&1 || true)"
+    RESTIC_INIT=$ti RESTIC_DELTA=$td RESTIC_RESTORE=$tr
     row restic "$ti" "$(mb $ai)" "$td" "$(mb $ad)" "$tr" "$v"
     unset RESTIC_REPOSITORY RESTIC_PASSWORD RESTIC_CACHE_DIR
     [[ "$KEEP" == 1 ]] || rm -rf "$dest"
@@ -227,6 +230,24 @@ bench_borg() {
     [[ "$KEEP" == 1 ]] || rm -rf "$dest"
 }
 
+# ---------------------------------------------------------------- dd (the read alone)
+# What reading the image costs on this machine, with the cache dropped the same way: the floor of a full-scan
+# delta cycle (issue #15 item 4 asks for a delta cycle within 2x of it). Timed on v1 and on v2 in src/disk.img,
+# the file and the state the AsrModule initial and delta steps read.
+bench_dd() {
+    say "== dd bs=4M (read of the image to /dev/null: the floor of a full scan)"
+    local ti td
+    put_src "$W/v1.img"
+    timed dd if="$SRC" of=/dev/null bs=4M || { say "  dd FAILED"; row "dd bs=4M (read only)" FAILED - - - - -; return; }
+    ti=$T
+    swap_src "$W/v2.img"
+    timed dd if="$SRC" of=/dev/null bs=4M || { say "  dd FAILED"; row "dd bs=4M (read only)" "$ti" - FAILED - - -; return; }
+    td=$T
+    say "  read v1: $ti s; read v2: $td s"
+    DD_V2=$td
+    row "dd bs=4M (read only)" "$ti" "n/a" "$td" "n/a" "n/a" "n/a"
+}
+
 # ---------------------------------------------------------------- rsync (plain copy baseline)
 bench_rsync() {
     say "== rsync (plain copy baseline: no compression, no encryption, no history)"
@@ -250,7 +271,9 @@ bench_rsync() {
     note "rsync bytes sent (--stats): initial $(mb "$si"), delta $(mb "$sd"); its dest is a plain uncompressed, unencrypted copy with no history"
 }
 
+DD_V2="" ASR_INIT="" ASR_DELTA="" ASR_EXP="" RESTIC_INIT="" RESTIC_DELTA="" RESTIC_RESTORE=""
 bench_asr
+bench_dd
 bench_restic
 bench_borg
 bench_rsync
@@ -272,6 +295,10 @@ FS=$(df -T "$W" | awk 'NR == 2 { print $2 }')
     printf '%s\n' "${ROWS[@]}"
     echo
     for n in "${NOTES[@]}"; do echo "- $n"; done
+    # Issue #15 item 4's goals, as ratios of this run's figures (a ratio needs both figures as numbers).
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
+    echo "- ratios: AsrModule delta / dd v2 = $(ratio "$ASR_DELTA" "$DD_V2") (goal <= 2); restic delta / AsrModule delta = $(ratio "$RESTIC_DELTA" "$ASR_DELTA") (goal >= 4);" \
+        "restic initial / AsrModule initial = $(ratio "$RESTIC_INIT" "$ASR_INIT") (goal >= 3); restic restore / AsrModule export = $(ratio "$RESTIC_RESTORE" "$ASR_EXP") (goal >= 2)"
     echo "- times exclude creating the repository (New-AsrVault/New-AsrPolicy, restic init, borg init) and the untimed copy of v1/v2 into src/disk.img; 'initial bytes added' = du -sb of the repo/vault/dest dir after the first backup, so it includes the repository's own metadata"
 } > "$W/results.md"
 echo

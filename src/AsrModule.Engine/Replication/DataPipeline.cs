@@ -9,7 +9,7 @@ using AsrModule.Engine.Vault;
 
 namespace AsrModule.Engine.Replication;
 
-/// <summary>Changed blocks handed from the scanner to the pipeline. <see cref="Data"/> is pooled; the pipeline returns it.</summary>
+/// <summary>Changed blocks handed from the scanner to the pipeline. <see cref="Data"/> is from <see cref="DataPipeline.Pool"/>; the pipeline returns it.</summary>
 internal readonly record struct ExtentWork(int DiskOrdinal, string DiskId, long FirstBlock, int BlockCount, byte[]? Data, int Length, ulong PlainHash);
 
 /// <summary>What the pipeline stored for one cycle.</summary>
@@ -42,8 +42,11 @@ internal sealed class DataPipeline
     private readonly Task _writer;
     private readonly PipelineResult _result;
 
-    public DataPipeline(IVaultStore store, string itemId, long sequence, string attemptId, VaultKey? key, int compressionLevel, int diskCount, CancellationToken cancellationToken)
+    /// <param name="pool">Where the submitted extents' data comes from and goes back to (tests count it); default the shared pool.</param>
+    public DataPipeline(IVaultStore store, string itemId, long sequence, string attemptId, VaultKey? key, int compressionLevel, int diskCount, CancellationToken cancellationToken,
+        ArrayPool<byte>? pool = null)
     {
+        Pool = pool ?? ArrayPool<byte>.Shared;
         _store = store;
         _itemId = itemId;
         _sequence = sequence;
@@ -63,6 +66,9 @@ internal sealed class DataPipeline
         _writer = Task.Run(WriterAsync);
     }
 
+    /// <summary>The pool of the submitted extents' data: the pipeline returns each <see cref="ExtentWork.Data"/> to it once encoded or dropped.</summary>
+    public ArrayPool<byte> Pool { get; }
+
     public async ValueTask SubmitAsync(ExtentWork work)
     {
         try
@@ -71,7 +77,7 @@ internal sealed class DataPipeline
         }
         catch
         {
-            if (work.Data is not null) ArrayPool<byte>.Shared.Return(work.Data);
+            if (work.Data is not null) Pool.Return(work.Data);
             ThrowFirstFault();
             throw;
         }
@@ -124,7 +130,7 @@ internal sealed class DataPipeline
         _work.Writer.TryComplete();
         _stored.Writer.TryComplete();
         try { await Task.WhenAll(_workers.Append(_writer)).ConfigureAwait(false); } catch { /* the caller reports the original failure */ }
-        while (_work.Reader.TryRead(out var w)) if (w.Data is not null) ArrayPool<byte>.Shared.Return(w.Data);
+        while (_work.Reader.TryRead(out var w)) if (w.Data is not null) Pool.Return(w.Data);
         while (_stored.Reader.TryRead(out var s)) if (s.Buffer is not null) ArrayPool<byte>.Shared.Return(s.Buffer);
     }
 
@@ -147,9 +153,18 @@ internal sealed class DataPipeline
                 }
                 finally
                 {
-                    ArrayPool<byte>.Shared.Return(work.Data);
+                    Pool.Return(work.Data);
                 }
-                await _stored.Writer.WriteAsync((work, encoded.Buffer, encoded.Length, encoded.Flags), _cts.Token).ConfigureAwait(false);
+                try
+                {
+                    await _stored.Writer.WriteAsync((work, encoded.Buffer, encoded.Length, encoded.Flags), _cts.Token).ConfigureAwait(false);
+                }
+                catch
+                {
+                    // Not handed on (the pipeline stopped): its encoded buffer is still this worker's to return.
+                    ArrayPool<byte>.Shared.Return(encoded.Buffer);
+                    throw;
+                }
             }
         }
         catch (Exception ex)

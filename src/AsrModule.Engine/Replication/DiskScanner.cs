@@ -14,7 +14,11 @@ namespace AsrModule.Engine.Replication;
 internal sealed class DiskScanner(DataPipeline pipeline)
 {
     private readonly DataPipeline _pipeline = pipeline;
-    private const int ReadChunkBlocks = 1024;   // 4 MiB reads
+    /// <summary>The pool of the read buffers and of the runs' data (the pipeline returns a run's data to it).</summary>
+    private readonly ArrayPool<byte> _pool = pipeline.Pool;
+    internal const int ReadChunkBlocks = 1024;   // 4 MiB reads
+    /// <summary>Read buffers of a scan (16 MiB): one being hashed, three read ahead.</summary>
+    private const int ReadAheadBuffers = 4;
     /// <summary>How far ahead of the reader a changed-range scan asks the kernel to read (bytes).</summary>
     private const long PrefetchWindow = 64L << 20;
 
@@ -42,7 +46,6 @@ internal sealed class DiskScanner(DataPipeline pipeline)
             : BlockSpans(changed, forced, bs, blockCount);
         long spanBytes = Math.Max(1, spans.Sum(s => Math.Min(s.End * bs, source.Size) - s.First * bs)), covered = 0;
         var holes = source.DataRanges is { } data ? HoleBlocks(data, bs, blockCount) : [];
-        var run = new Run(this, _pipeline, ordinal, disk.DiskId, bs);
         // A delta of scattered changes covers thousands of small spans: one report per 0.5% (and the last one) is enough.
         long reportStep = Math.Max(1, spanBytes / 200), reported = 0;
         void Report()
@@ -55,7 +58,11 @@ internal sealed class DiskScanner(DataPipeline pipeline)
         // kernel is asked to read the next ones in the background (up to PrefetchWindow ahead), so they are in flight
         // together. A whole-disk scan is sequential and the kernel's readahead serves it already.
         var prefetch = changed is null ? null : new Prefetcher(source, spans, bs, holes);
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(ReadChunkBlocks * bs);
+        // The reads run ahead on a task of their own (in the order the loop below takes them), so reading overlaps
+        // hashing; each chunk is hashed across the cores, then compared and sent here, in block order, as before.
+        var dataSegments = spans.SelectMany(s => Segments(s.First, s.End, holes)).Where(s => !s.IsHole).Select(s => (s.First, s.End));
+        var readAhead = new ChunkReadAhead(source, dataSegments, bs, ReadChunkBlocks, ReadAheadBuffers, _pool, prefetch is null ? null : prefetch.Ahead, ct);
+        var run = new Run(this, _pipeline, _pool, ordinal, disk.DiskId, bs);
         try
         {
             foreach (var (spanFirst, spanEnd) in spans)
@@ -73,25 +80,20 @@ internal sealed class DiskScanner(DataPipeline pipeline)
                 for (long chunkStart = first; chunkStart < end; chunkStart += ReadChunkBlocks)
                 {
                     ct.ThrowIfCancellationRequested();
-                    prefetch?.Ahead(chunkStart * bs);
-                    int blocks = (int)Math.Min(ReadChunkBlocks, end - chunkStart);
-                    long offset = chunkStart * bs;
-                    int bytes = (int)Math.Min((long)blocks * bs, source.Size - offset);
-                    await source.ReadAsync(offset, buffer.AsMemory(0, bytes), ct).ConfigureAwait(false);
-                    for (int b = 0; b < blocks; b++)
+                    var chunk = await readAhead.NextAsync(ct).ConfigureAwait(false);
+                    try
                     {
-                        long block = chunkStart + b;
-                        int length = Math.Min(bs, bytes - b * bs);
-                        var span = buffer.AsSpan(b * bs, length);
-                        ulong h = table.Hash(span);
-                        table.Hashes[block] = h;
-                        bool changedBlock = h != baseline.Hashes[block] || IsForced(block, forced, damaged);
-                        bool zero = changedBlock && h == table.ZeroHash(length) && !span.ContainsAnyExcept((byte)0);
-                        await run.AddAsync(block, changedBlock, zero, changedBlock && !zero ? span : default, length).ConfigureAwait(false);
+                        if (chunk.FirstBlock != chunkStart)
+                            throw new InvalidOperationException($"The read-ahead returned block {chunk.FirstBlock} where the scan expected block {chunkStart}.");
+                        await CompareChunkAsync(chunk, baseline, forced, damaged, table, run).ConfigureAwait(false);
                     }
-                    BytesRead += bytes;
-                    BlocksCompared += blocks;
-                    covered += bytes;
+                    finally
+                    {
+                        readAhead.Release(chunk);
+                    }
+                    BytesRead += chunk.Bytes;
+                    BlocksCompared += chunk.Blocks;
+                    covered += chunk.Bytes;
                     Report();
                 }
             }
@@ -99,7 +101,28 @@ internal sealed class DiskScanner(DataPipeline pipeline)
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            // Every buffer goes back to the pool whatever ended the scan: the read-ahead's ring, and the data of a run
+            // still open when a read, the pipeline or a cancellation stopped it (a submitted run's is the pipeline's).
+            run.Discard();
+            await readAhead.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Hashes one chunk (across the cores), then compares its blocks with the baseline and adds them to the run, in order.</summary>
+    private static async ValueTask CompareChunkAsync(ScanChunk chunk, BlockHashTable baseline, long[] forced, BitArray? damaged, BlockHashTable table, Run run)
+    {
+        int bs = table.BlockSize;
+        ParallelBlockHasher.Hash(table, chunk.Buffer, chunk.Bytes, chunk.FirstBlock, chunk.Blocks);
+        for (int b = 0; b < chunk.Blocks; b++)
+        {
+            long block = chunk.FirstBlock + b;
+            int length = Math.Min(bs, chunk.Bytes - b * bs);
+            ulong h = table.Hashes[block];
+            bool changedBlock = h != baseline.Hashes[block] || IsForced(block, forced, damaged);
+            if (!changedBlock && !run.Open) continue;
+            var span = chunk.Buffer.AsSpan(b * bs, length);
+            bool zero = changedBlock && h == table.ZeroHash(length) && !span.ContainsAnyExcept((byte)0);
+            await run.AddAsync(block, changedBlock, zero, changedBlock && !zero ? span : default, length).ConfigureAwait(false);
         }
     }
 
@@ -212,7 +235,7 @@ internal sealed class DiskScanner(DataPipeline pipeline)
     /// The run of consecutive changed blocks being gathered: all zeros or all data, at most
     /// <see cref="ReplicationCycle.MaxExtentBlocks"/> long; it becomes one extent.
     /// </summary>
-    private sealed class Run(DiskScanner scanner, DataPipeline pipeline, int ordinal, string diskId, int blockSize)
+    private sealed class Run(DiskScanner scanner, DataPipeline pipeline, ArrayPool<byte> pool, int ordinal, string diskId, int blockSize)
     {
         private long _first = -1;
         private int _blocks, _bytes;
@@ -235,7 +258,7 @@ internal sealed class DiskScanner(DataPipeline pipeline)
             {
                 _first = block;
                 _zero = zero;
-                if (!zero) _data = ArrayPool<byte>.Shared.Rent(ReplicationCycle.MaxExtentBlocks * blockSize);
+                if (!zero) _data = pool.Rent(ReplicationCycle.MaxExtentBlocks * blockSize);
             }
             if (!zero) data.CopyTo(_data.AsSpan(_bytes));
             _blocks++;
@@ -256,6 +279,15 @@ internal sealed class DiskScanner(DataPipeline pipeline)
             _bytes = 0;
             _data = null;
             await pipeline.SubmitAsync(work).ConfigureAwait(false);
+        }
+
+        /// <summary>Drops a run that was not submitted (the scan stopped with it open): its buffer goes back to the pool.</summary>
+        public void Discard()
+        {
+            if (_data is not null) pool.Return(_data);
+            _data = null;
+            _blocks = 0;
+            _bytes = 0;
         }
     }
 }
