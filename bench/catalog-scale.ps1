@@ -3,9 +3,10 @@
     Steps of bench/catalog-scale.sh (issue #15 item 1): a blob vault of many items on Azurite; the cost of listing them
     and of an idle agent. Run in the pinned pwsh with the module under test first on PSModulePath.
 .DESCRIPTION
-      setup : New-AsrVault (encrypted) on -ConnectionString/-Container, a policy with 60-minute points (so nothing is due
-              while the agent idles), then -Items items of one small disk each (Enable-AsrReplication: the initial
-              replication runs), assigned round-robin to -Hosts agent hosts (host0, host1, ...)
+      init  : New-AsrVault (encrypted) on -ConnectionString/-Container, a policy with 60-minute points (so nothing is due
+              while the agent idles)
+      setup : items -From .. -From + -Count - 1 of one small disk each (Enable-AsrReplication: the initial replication
+              runs), item i assigned to agent host 'host(i mod -Hosts)'; the shell runs several of these at once
       list  : Connect-AsrVault, then -Rounds times Get-AsrProtectedItem (all) and -Rounds x 4 times Get-AsrProtectedItem
               -Name <a middle item>; prints each round's seconds (the first call of each pays the JIT: reported apart)
       agent : Start-AsrAgent -HostName host0, waits -SettleSeconds (its full read at start), prints 'MARK start', sleeps
@@ -13,11 +14,13 @@
     Prints 'BENCH key=value ...' lines.
 #>
 param(
-    [Parameter(Mandatory)][ValidateSet('setup', 'list', 'agent')][string]$Step,
+    [Parameter(Mandatory)][ValidateSet('init', 'setup', 'list', 'agent')][string]$Step,
     [Parameter(Mandatory)][string]$ConnectionString,
     [Parameter(Mandatory)][string]$Container,
     [Parameter(Mandatory)][string]$Work,
     [int]$Items = 1000,
+    [int]$From = 0,
+    [int]$Count = 1000,
     [int]$Hosts = 10,
     [int]$Rounds = 5,
     [int]$SettleSeconds = 20,
@@ -31,23 +34,26 @@ function Seconds([scriptblock]$Block) { $sw = [Diagnostics.Stopwatch]::StartNew(
 function Median([double[]]$Values) { $s = $Values | Sort-Object; if ($s.Count % 2) { $s[[int][math]::Floor($s.Count / 2)] } else { ($s[$s.Count / 2 - 1] + $s[$s.Count / 2]) / 2 } }
 
 switch ($Step) {
-    'setup' {
+    'init' {
         New-AsrVault -ConnectionString $ConnectionString -Container $Container -EncryptionKey $key | Connect-AsrVault
         [void](New-AsrPolicy -Name hourly -CrashConsistentFrequencyMinutes 60)
+    }
+    'setup' {
+        Connect-AsrVault -ConnectionString $ConnectionString -Container $Container -EncryptionKey $key
         $disks = [IO.Path]::Combine($Work, 'disks')
         [void][IO.Directory]::CreateDirectory($disks)
-        $rng = [Random]::new(15)
+        $rng = [Random]::new(15 + $From)
         $sw = [Diagnostics.Stopwatch]::StartNew()
-        for ($i = 0; $i -lt $Items; $i++) {
+        for ($i = $From; $i -lt $From + $Count; $i++) {
             $name = 'vm{0:D4}' -f $i
             $bytes = [byte[]]::new(64KB); $rng.NextBytes($bytes)
             $disk = [IO.Path]::Combine($disks, "$name.img")
             [IO.File]::WriteAllBytes($disk, $bytes)
             $job = Enable-AsrReplication -Name $name -Disk $disk -Policy hourly -AgentHost ('host{0}' -f ($i % $Hosts))
             if ("$($job.State)" -ne 'Succeeded') { throw "Enable of $name ended $($job.State)" }
-            if (($i + 1) % 100 -eq 0) { [Console]::WriteLine("  $($i + 1) items protected ($([int]$sw.Elapsed.TotalSeconds) s)") }
+            if (($i - $From + 1) % 50 -eq 0) { [Console]::WriteLine("  items $From..$i protected ($([int]$sw.Elapsed.TotalSeconds) s)") }
         }
-        [Console]::WriteLine("BENCH step=setup items=$Items hosts=$Hosts seconds=$($sw.Elapsed.TotalSeconds.ToString('F1', $inv))")
+        [Console]::WriteLine("BENCH step=setup from=$From count=$Count hosts=$Hosts seconds=$($sw.Elapsed.TotalSeconds.ToString('F1', $inv)) per_item_s=$(($sw.Elapsed.TotalSeconds / [math]::Max(1, $Count)).ToString('F2', $inv))")
     }
     'list' {
         Connect-AsrVault -ConnectionString $ConnectionString -Container $Container -EncryptionKey $key

@@ -7,12 +7,12 @@
 #     CS_IDLE seconds, counted from Azurite's own debug log (one 'RequestMethod=' line per request), and its ticks
 #     (the tick's first request: the listing of hosts/host0/ now, the stop-request check agents/host0.stop before)
 #
-#   bench/catalog-scale.sh             # CS_ITEMS=1000 CS_HOSTS=10 CS_ROUNDS=5 CS_IDLE=60 CS_SETTLE=20
+#   bench/catalog-scale.sh             # CS_ITEMS=1000 CS_HOSTS=10 CS_ROUNDS=5 CS_IDLE=60 CS_SETTLE=20 CS_SETUP_PROCS=4
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
 W=${CS_DIR:-/tmp/asr-catalog-scale}
-ITEMS=${CS_ITEMS:-1000}; HOSTS=${CS_HOSTS:-10}; ROUNDS=${CS_ROUNDS:-5}; IDLE=${CS_IDLE:-60}; SETTLE=${CS_SETTLE:-20}
+ITEMS=${CS_ITEMS:-1000}; HOSTS=${CS_HOSTS:-10}; PROCS=${CS_SETUP_PROCS:-4}; ROUNDS=${CS_ROUNDS:-5}; IDLE=${CS_IDLE:-60}; SETTLE=${CS_SETTLE:-20}
 BASE=${CS_BASE:-0c76f88}
 command -v azurite-blob > /dev/null || { echo "azurite-blob is needed (npm install -g azurite)" >&2; exit 2; }
 . "$HERE/pwsh.sh"
@@ -33,8 +33,14 @@ KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/K
 CS="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$KEY;BlobEndpoint=http://127.0.0.1:$PORT/devstoreaccount1;"
 step() { local mod=$1; shift; pinned_pwsh "$W/$mod"; "${PWSH[@]}" -File "$HERE/catalog-scale.ps1" -ConnectionString "$CS" -Container catalog -Work "$W" "$@"; }
 
-echo "== setup: $ITEMS items on $HOSTS hosts (module under test), load $(cut -d' ' -f1-3 /proc/loadavg)"
-step new -Step setup -Items "$ITEMS" -Hosts "$HOSTS" | tee -a "$W/bench.log"
+echo "== setup: $ITEMS items on $HOSTS hosts (module under test, $PROCS processes), load $(cut -d' ' -f1-3 /proc/loadavg)"
+step new -Step init | tee -a "$W/bench.log"
+per=$(( (ITEMS + PROCS - 1) / PROCS )); pids=()
+for ((p = 0; p < PROCS; p++)); do
+    from=$((p * per)); count=$(( from + per > ITEMS ? ITEMS - from : per ))
+    (( count > 0 )) && { step new -Step setup -From "$from" -Count "$count" -Hosts "$HOSTS" | tee -a "$W/bench.log" & pids+=($!); }
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
 
 count_requests() { # start end -> "requests ticks" between two ISO timestamps in Azurite's log
     python3 - "$W/azurite/debug.log" "$1" "$2" << 'PY'

@@ -87,7 +87,8 @@ public sealed partial class ReplicationService
                 SourceIdentity = DiskFileType.Of(full)?.Identity,
             });
         }
-        (settings ?? new ItemReplicationSettings()).ApplyTo(item, await _vault.GetItemsAsync(ct).ConfigureAwait(false));
+        settings ??= new ItemReplicationSettings();
+        settings.ApplyTo(item, await GroupPeersAsync(item, settings, ct).ConfigureAwait(false));
         (item.CaptureMethod, item.ReachableConsistency) = Tracking.ChangeTrackers.Describe(item);
         await _vault.ClaimItemNameAsync(item, ct).ConfigureAwait(false);
         await _vault.SaveItemAsync(item, ct).ConfigureAwait(false);
@@ -175,9 +176,19 @@ public sealed partial class ReplicationService
     {
         if (!string.IsNullOrEmpty(settings.PolicyName))
             settings = settings with { PolicyName = (await _vault.GetPolicyAsync(settings.PolicyName, ct).ConfigureAwait(false)).Name };
-        var others = await _vault.GetItemsAsync(ct).ConfigureAwait(false);
+        var others = await GroupPeersAsync(item, settings, ct).ConfigureAwait(false);
         settings.ApplyTo(item, others); // validates on a copy the caller holds; the saved record is changed below
         return await _vault.UpdateItemAsync(item.Id, i => settings.ApplyTo(i, others), ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The catalog the settings are checked against: only a replication group's rules need the other items, so an item
+    /// outside a group is enabled or changed without reading every item of the vault (issue #15: O(1), not O(items)).
+    /// </summary>
+    private async Task<IReadOnlyList<AsrProtectedItem>> GroupPeersAsync(AsrProtectedItem item, ItemReplicationSettings settings, CancellationToken ct)
+    {
+        string? group = settings.ReplicationGroup is null ? item.ReplicationGroup : settings.ReplicationGroup.Length == 0 ? null : settings.ReplicationGroup;
+        return group is null ? [] : await _vault.GetItemsAsync(ct).ConfigureAwait(false);
     }
 
     /// <summary>Removes the item and everything the vault holds for it.</summary>
