@@ -126,6 +126,19 @@ public sealed class AgentCatalogTests
     }
 
     [Fact]
+    public async Task EnablingAnItemOutsideAGroupReadsNoOtherItem()
+    {
+        var (h, store) = await VaultWithItemsAsync(("a1", "h1"), ("a2", "h1"));
+        using var _ = h;
+        store.Reset();
+        string disk = h.Dir["a3.img"];
+        TestDisks.Create(disk, 64 * 1024, 3);
+        await h.Replication.RegisterAsync("a3", [disk], "default", default, settings: new ItemReplicationSettings { AgentHost = "h2" });
+        Assert.DoesNotContain(store.Listed, p => p.StartsWith(VaultLayout.ItemsPrefix, StringComparison.Ordinal));
+        Assert.True(await h.Vault.Store.ExistsAsync(VaultLayout.HostItem("h2", (await h.Vault.GetItemAsync("a3", default)).Id), default));
+    }
+
+    [Fact]
     public async Task TheFolderListingNamesEachItemOnceWithoutListingWhatLiesBelow()
     {
         var (h, store) = await VaultWithItemsAsync(("a1", "h1"), ("a2", null));
