@@ -37,7 +37,8 @@ internal sealed class AgentCatalog(AsrVault vault, string host, TimeSpan fullRea
         get
         {
             var now = vault.Clock.GetUtcNow();
-            var list = _items.Values.Where(c => c.Item is not null).Select(c => c.Item!).OrderBy(i => i.Name, StringComparer.OrdinalIgnoreCase).ToList();
+            var list = _items.Values.Where(c => c.Item is not null).Select(c => c.Item!)
+                .OrderBy(i => i.Name, StringComparer.OrdinalIgnoreCase).ThenBy(i => i.Id, StringComparer.Ordinal).ToList();
             foreach (var i in list) VaultCatalog.EvaluateHealth(i, now);
             return list;
         }
@@ -60,7 +61,7 @@ internal sealed class AgentCatalog(AsrVault vault, string host, TimeSpan fullRea
             string id = o.Key.StartsWith(itemsPrefix, StringComparison.Ordinal) ? o.Key[itemsPrefix.Length..] : "";
             if (VaultLayout.IsValidName(id)) versions[id] = o.Version;
         }
-        await RefreshPoliciesAsync(ct).ConfigureAwait(false);
+        var changedPolicies = await RefreshPoliciesAsync(ct).ConfigureAwait(false);
         if (_lastFullRead is not { } last || now - last >= fullReadInterval)
         {
             await FullReadAsync(versions, ct).ConfigureAwait(false);
@@ -68,14 +69,30 @@ internal sealed class AgentCatalog(AsrVault vault, string host, TimeSpan fullRea
             return;
         }
         ItemsReread = 0;
-        foreach (var gone in _items.Keys.Where(id => !versions.ContainsKey(id)).ToList()) _items.Remove(gone);
+        foreach (var (id, cached) in _items.Where(e => !versions.ContainsKey(e.Key)).ToList())
+        {
+            // An item whose marker the full read could not write is kept (and the write tried again); one whose marker went is gone.
+            if (cached.Version is null && cached.Item is not null) await RepairMarkerAsync(cached.Item, ct).ConfigureAwait(false);
+            else _items.Remove(id);
+        }
         foreach (var (id, version) in versions)
         {
-            if (_items.TryGetValue(id, out var cached) && cached.Version is not null && cached.Version == version) continue;
+            if (_items.TryGetValue(id, out var cached) && cached.Version is not null && cached.Version == version && !ReadEveryTick(cached.Item, changedPolicies)) continue;
             ItemsReread++;
             _items[id] = new CachedItem(version, await ReadMineAsync(id, ct).ConfigureAwait(false));
         }
     }
+
+    /// <summary>
+    /// Whether an item is read again although its marker did not change: what its health and state as shown depend on
+    /// beyond its record changed, or may change without a write: its policy (RPO threshold, damage), a cycle of another
+    /// process in progress (a dead one shows the item ResyncRequired, and makes its next cycle due at once), a drill this
+    /// machine serves (its process may end). Few items at a time; the others cost nothing.
+    /// </summary>
+    private static bool ReadEveryTick(AsrProtectedItem? item, HashSet<string> changedPolicies) =>
+        item is not null && (changedPolicies.Contains(item.PolicyName)
+            || item.CycleInProgressJobId is { } job && !Jobs.JobRunner.TryGetRunning(job, out _)
+            || item.TestFailover is { } drill && drill.OwnerHost == Environment.MachineName);
 
     /// <summary>The item of that id as shown, when its record names this host; null otherwise (the marker is only a hint).</summary>
     private async Task<AsrProtectedItem?> ReadMineAsync(string id, CancellationToken ct)
@@ -107,18 +124,25 @@ internal sealed class AgentCatalog(AsrVault vault, string host, TimeSpan fullRea
             if (!versions.TryGetValue(item.Id, out var version))
             {
                 logger.LogInformation("Item {Item} is assigned to host {Host} but had no change marker; writing it", item.Name, host);
-                try { await vault.Assignments.TouchAsync(host, item.Id, ct).ConfigureAwait(false); }
-                catch (Exception ex) when (ex is not OperationCanceledException) { logger.LogWarning(ex, "Writing the change marker of {Item} failed", item.Name); }
+                await RepairMarkerAsync(item, ct).ConfigureAwait(false);
                 version = null; // read again at the next refresh, by the marker's version then
             }
             _items[item.Id] = new CachedItem(version, item);
         }
     }
 
-    private async Task RefreshPoliciesAsync(CancellationToken ct)
+    private async Task RepairMarkerAsync(AsrProtectedItem item, CancellationToken ct)
+    {
+        try { await vault.Assignments.TouchAsync(host, item.Id, ct).ConfigureAwait(false); }
+        catch (Exception ex) when (ex is not OperationCanceledException) { logger.LogWarning(ex, "Writing the change marker of {Item} failed", item.Name); }
+    }
+
+    /// <summary>Reads the policies whose version changed; returns the names of those that changed, appeared or went.</summary>
+    private async Task<HashSet<string>> RefreshPoliciesAsync(CancellationToken ct)
     {
         var listed = await vault.Store.ListAsync(VaultLayout.PoliciesPrefix, ct).ConfigureAwait(false);
         var keys = new HashSet<string>(StringComparer.Ordinal);
+        var changed = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         foreach (var o in listed)
         {
             if (!o.Key.EndsWith(".json", StringComparison.Ordinal) || o.Key.Count(c => c == '/') != 1) continue;
@@ -128,7 +152,16 @@ internal sealed class AgentCatalog(AsrVault vault, string host, TimeSpan fullRea
             try { policy = await vault.Catalog.ReadPolicyRecordAsync(o.Key, ct).ConfigureAwait(false); }
             catch (AsrException ex) when (ex.ErrorId == AsrErrorIds.VaultDataCorrupt) { logger.LogWarning("Skipping damaged vault record '{Key}': {Message}", o.Key, ex.Message); }
             _policies[o.Key] = new CachedPolicy(o.Version, policy);
+            changed.Add(PolicyName(o.Key));
         }
-        foreach (var gone in _policies.Keys.Where(k => !keys.Contains(k)).ToList()) _policies.Remove(gone);
+        foreach (var gone in _policies.Keys.Where(k => !keys.Contains(k)).ToList())
+        {
+            _policies.Remove(gone);
+            changed.Add(PolicyName(gone));
+        }
+        return changed;
     }
+
+    /// <summary>The name a policy key is for (policies/&lt;name&gt;.json, lowercase: items name it in any case).</summary>
+    private static string PolicyName(string key) => System.IO.Path.GetFileNameWithoutExtension(key);
 }

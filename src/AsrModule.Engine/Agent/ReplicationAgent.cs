@@ -93,18 +93,20 @@ public sealed class ReplicationAgent
                 try
                 {
                     await TickAsync(running.Token).ConfigureAwait(false);
-                    if (_stopRequested)
-                    {
-                        reason = "Stop-AsrAgent asked it to stop";
-                        await _vault.Store.DeleteAsync(VaultLayout.AgentStopRequest(host), running.Token).ConfigureAwait(false);
-                        break;
-                    }
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
                     // The vault may be briefly unreachable; the agent keeps going and says so.
                     _record.LastError = ex.Message;
                     _logger.LogError(ex, "Agent tick failed");
+                }
+                // Seen by the tick's listing, even if the rest of the tick failed.
+                if (_stopRequested)
+                {
+                    reason = "Stop-AsrAgent asked it to stop";
+                    try { await _vault.Store.DeleteAsync(VaultLayout.AgentStopRequest(host), running.Token).ConfigureAwait(false); }
+                    catch (Exception ex) when (ex is not OperationCanceledException) { _logger.LogWarning(ex, "The stop request was not deleted"); }
+                    break;
                 }
                 await Task.Delay(_options.TickInterval, running.Token).ConfigureAwait(false);
             }
@@ -166,12 +168,13 @@ public sealed class ReplicationAgent
         foreach (var done in _running.Values.Where(r => r.Task.IsCompleted).ToList())
             _running.Remove(done.Key);
 
-        await _catalog.RefreshAsync(ct).ConfigureAwait(false);
-        if (_catalog.StopRequested)
+        try { await _catalog.RefreshAsync(ct).ConfigureAwait(false); }
+        finally
         {
-            _stopRequested = true;
-            return;
+            // Seen by the listing even when reading what changed failed: a stop request is honoured whatever else fails.
+            if (_catalog.StopRequested) _stopRequested = true;
         }
+        if (_stopRequested) return;
         var mine = _catalog.Items;
         var policies = _catalog.Policies;
         await TrackAssignmentsAsync(mine, ct).ConfigureAwait(false);
@@ -261,7 +264,8 @@ public sealed class ReplicationAgent
         List<AsrProtectedItem> current;
         try { current = members.Select(m => _vault.GetItemAsync(m.Name, ct).GetAwaiter().GetResult()).ToList(); }
         catch (AsrException) { current = []; }
-        if (current.Count != members.Count || !current.All(IsReplicating))
+        // ... or moved it to another host (the marker that says so may not have been written).
+        if (current.Count != members.Count || !current.All(IsReplicating) || !current.All(m => string.Equals(m.AgentHost, _options.HostName, StringComparison.OrdinalIgnoreCase)))
         {
             foreach (var l in leases) l.Dispose();
             return;
@@ -428,7 +432,8 @@ public sealed class ReplicationAgent
         lock (_finishedJobs)
         {
             expired = _finishedJobs.Where(j => Now - j.EndedUtc > (j.Succeeded ? _options.SucceededJobRetention : _options.EventRetention)).Select(j => j.Id).ToList();
-            _finishedJobs.RemoveAll(j => expired.Contains(j.Id));
+            var gone = expired.ToHashSet();
+            _finishedJobs.RemoveAll(j => gone.Contains(j.Id));
         }
         foreach (var id in expired) await _vault.Store.DeleteAsync(VaultLayout.Job(id), ct).ConfigureAwait(false);
         if (_lastFullHousekeeping is { } last && Now - last < _options.FullCatalogInterval) return;

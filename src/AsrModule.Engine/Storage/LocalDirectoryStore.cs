@@ -71,6 +71,7 @@ public sealed class LocalDirectoryStore : IVaultStore
         string temp = await WriteTempAsync(key, path, content, cancellationToken).ConfigureAwait(false);
         try
         {
+            StampNewVersion(temp, path);
             File.Move(temp, path, overwrite: true);
             FlushDirectory(Path.GetDirectoryName(path)!);
         }
@@ -141,6 +142,19 @@ public sealed class LocalDirectoryStore : IVaultStore
             await WriteAsync(key, content, cancellationToken).ConfigureAwait(false);
             return true;
         }
+    }
+
+    /// <summary>
+    /// A listed object's version is its write time and size (<see cref="ListAsync"/>). A new file gets the kernel's coarse
+    /// clock (1-10 ms), so two writes of the same size in a row could look alike, and an agent would miss the second
+    /// (issue #15: change markers always have the same size). The replacement is stamped with this process's fine clock,
+    /// and always later than the object it replaces.
+    /// </summary>
+    private static void StampNewVersion(string temp, string path)
+    {
+        var now = DateTime.UtcNow;
+        var previous = File.Exists(path) ? File.GetLastWriteTimeUtc(path) : DateTime.MinValue;
+        File.SetLastWriteTimeUtc(temp, now > previous ? now : previous.AddTicks(1));
     }
 
     private async Task<string> WriteTempAsync(string key, string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)

@@ -335,8 +335,14 @@ public sealed class AsrVault
     internal async Task RemoveItemAsync(AsrProtectedItem item, CancellationToken ct)
     {
         // Release the name last: until then a half-removed item still blocks a new one of the same name.
+        // The record as it is now names the host whose marker goes (a Set-AsrProtectedItem may have moved it since the caller read it).
+        string? currentHost = null;
+        try { currentHost = (await ReadItemRecordAsync(VaultLayout.Item(item.Id), ct).ConfigureAwait(false))?.AgentHost; }
+        catch (AsrException ex) when (ex.ErrorId == AsrErrorIds.VaultDataCorrupt) { } // a damaged record is removed all the same
         await Store.DeleteAsync(VaultLayout.Item(item.Id), ct).ConfigureAwait(false);
         await Assignments.RemovedAsync(item).ConfigureAwait(false);
+        if (currentHost is not null && !string.Equals(currentHost, item.AgentHost, StringComparison.OrdinalIgnoreCase))
+            await Assignments.RemovedAsync(new AsrProtectedItem { Id = item.Id, Name = item.Name, AgentHost = currentHost }).ConfigureAwait(false);
         await Store.DeletePrefixAsync(VaultLayout.ItemPrefix(item.Id), ct).ConfigureAwait(false);
         // Only our own claim: during a long removal (a blob vault deletes object by object) an Enable of the same
         // name may have taken the claim over (ClaimItemNameAsync, after NameClaimTakeoverDelay).

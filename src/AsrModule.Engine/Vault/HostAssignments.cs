@@ -18,19 +18,24 @@ namespace AsrModule.Engine.Vault;
 /// </remarks>
 internal sealed class HostAssignments(AsrVault vault)
 {
-    /// <summary>After <paramref name="item"/>'s record was saved: its host's marker rewritten, the one of a host it left removed.</summary>
+    /// <summary>
+    /// After <paramref name="item"/>'s record was saved: its host's marker rewritten, then the one of a host it left
+    /// removed; each on its own, so a failure of one does not skip the other.
+    /// </summary>
     public async Task RecordChangedAsync(string? previousHost, AsrProtectedItem item)
     {
-        try
-        {
-            if (previousHost is not null && VaultLayout.IsValidName(previousHost) && !string.Equals(previousHost, item.AgentHost, StringComparison.OrdinalIgnoreCase))
-                await vault.Store.DeleteAsync(VaultLayout.HostItem(previousHost, item.Id), CancellationToken.None).ConfigureAwait(false);
-            if (item.AgentHost is { } host && VaultLayout.IsValidName(host))
-                await TouchAsync(host, item.Id, CancellationToken.None).ConfigureAwait(false);
-        }
+        if (item.AgentHost is { } host && VaultLayout.IsValidName(host))
+            await QuietlyAsync(item, () => TouchAsync(host, item.Id, CancellationToken.None)).ConfigureAwait(false);
+        if (previousHost is not null && VaultLayout.IsValidName(previousHost) && !string.Equals(previousHost, item.AgentHost, StringComparison.OrdinalIgnoreCase))
+            await QuietlyAsync(item, () => vault.Store.DeleteAsync(VaultLayout.HostItem(previousHost, item.Id), CancellationToken.None)).ConfigureAwait(false);
+    }
+
+    private async Task QuietlyAsync(AsrProtectedItem item, Func<Task> write)
+    {
+        try { await write().ConfigureAwait(false); }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            vault.Logger.LogWarning(ex, "The host change marker of item {Item} was not written; agents find the change at their next full read", item.Name);
+            vault.Logger.LogWarning(ex, "A host change marker of item {Item} was not written or removed; agents find the change at their next full read", item.Name);
         }
     }
 

@@ -121,8 +121,12 @@ public sealed class AgentCatalogTests
         await h1.RefreshAsync(default);
         Assert.True(h1.StopRequested);
         Assert.Equal(1, h1.Policies["default"].RpoThresholdMinutes);
-        Assert.Equal(2, store.Lists);
-        Assert.Equal(1, store.Reads); // the changed policy only
+        // The items of a changed policy are read again: their health follows its new threshold at once.
+        Assert.Equal(1, h1.ItemsReread);
+        Assert.Equal(1, h1.Items.Single().HealthInputs!.RpoThresholdMinutes);
+        store.Reset();
+        await h1.RefreshAsync(default);
+        Assert.Equal((2, 0), (store.Lists, store.Reads));
     }
 
     [Fact]
