@@ -16,9 +16,11 @@ internal static class FullMapIndex
     private static ReadOnlySpan<byte> Magic => "AFM1"u8;
     public const int RecordSize = 8 + 8 + ExtentRecord.EncodedSize + 8 + 4 + 4;
 
-    public static byte[] Encode(ExtentMap map)
+    public static byte[] Encode(ExtentMap map) => Encode(map.Flatten().ToList());
+
+    /// <summary>A map as segments (sorted, non-overlapping): what a repack writes when it moves a map's extents.</summary>
+    public static byte[] Encode(IReadOnlyList<FlattenedSegment> segments)
     {
-        var segments = map.Flatten().ToList();
         var buffer = new byte[8 + segments.Count * RecordSize];
         Magic.CopyTo(buffer);
         BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(4), segments.Count);

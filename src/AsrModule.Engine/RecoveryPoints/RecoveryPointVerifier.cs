@@ -57,13 +57,28 @@ public static class RecoveryPointVerifier
                 };
             }
             RecoveryPointVerification result;
+            string chainBefore = await ChainGenerationsAsync(vault, current, ct).ConfigureAwait(false);
             using (PointPin.HoldInProcess(vault, current))
                 result = await ReadAsync(vault, current, ct).ConfigureAwait(false);
             if (result.Verified) return result;
-            // Failed: was it pruned or rebased by another process while it was read?
+            // Failed: was it pruned, rebased or repacked by another process while it was read? A repack gives every
+            // point whose map it moves a new generation; a delta point reads it through the base of its chain.
             var after = await PointPin.CurrentAsync(vault, point, ct).ConfigureAwait(false);
-            if (attempt == 0 && after.IndexGeneration != current.IndexGeneration) continue;
+            if (attempt == 0 && (after.IndexGeneration != current.IndexGeneration || await ChainGenerationsAsync(vault, after, ct).ConfigureAwait(false) != chainBefore)) continue;
             return result;
+        }
+    }
+
+    /// <summary>Each link of the point's chain with the generation of its map ("" when the chain does not read).</summary>
+    private static async Task<string> ChainGenerationsAsync(AsrVault vault, AsrRecoveryPoint point, CancellationToken ct)
+    {
+        try
+        {
+            return string.Join(",", (await vault.GetPointChainAsync(point, ct).ConfigureAwait(false)).Select(l => $"{l.Sequence}.{l.IndexGeneration}"));
+        }
+        catch (AsrException ex) when (ex.ErrorId is AsrErrorIds.VaultDataCorrupt or AsrErrorIds.RecoveryPointNotFound)
+        {
+            return "";
         }
     }
 

@@ -51,7 +51,7 @@ internal static class ChainRebaser
     /// The chain that could rebuild this map is about to be deleted, so what the store returns must be
     /// what was meant, before the manifest names it.
     /// </summary>
-    private static async Task CheckReadsBackAsync(AsrVault vault, string key, byte[] expected, CancellationToken ct)
+    internal static async Task CheckReadsBackAsync(AsrVault vault, string key, byte[] expected, CancellationToken ct)
     {
         var stored = await vault.Store.ReadAllAsync(key, ct).ConfigureAwait(false);
         if (stored is null || !MetadataSealer.Open(stored, vault.Key, key).AsSpan().SequenceEqual(expected))

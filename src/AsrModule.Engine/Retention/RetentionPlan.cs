@@ -9,6 +9,9 @@ internal sealed record RetentionPlan(
     IReadOnlyList<AsrRecoveryPoint> ToPrune,
     IReadOnlyList<AsrRecoveryPoint> ToRebase)
 {
+    /// <summary>Points readers, a drill or a failover use now: kept, and nothing they read is moved (see <see cref="PackRepacker"/>).</summary>
+    public IReadOnlySet<long> InUse { get; init; } = new HashSet<long>();
+
     public static RetentionPlan For(IReadOnlyList<AsrRecoveryPoint> points, IReadOnlySet<long> kept) => new(
         points,
         kept,

@@ -14,9 +14,10 @@ namespace AsrModule.Engine.Retention;
 /// <list type="number">
 /// <item>rebase every kept point whose parent goes (full maps written, then its manifest replaced);</item>
 /// <item>delete the pruned manifests, newest first (a point goes only after everything chaining through it);</item>
-/// <item>delete the index objects and packs no listed point references (see <see cref="UnreferencedObjectSweeper"/>).</item>
+/// <item>delete the index objects and packs no listed point references (see <see cref="UnreferencedObjectSweeper"/>);</item>
+/// <item>repack what stays mostly dead: the live extents of pruned points' packs are copied into new packs, the kept
+/// points reading them get new maps and manifests, then a second sweep deletes the old packs (see <see cref="PackRepacker"/>).</item>
 /// </list>
-/// Space is reclaimed at pack granularity: a pack with any extent still live in a kept point stays whole.
 /// </summary>
 public static class RetentionService
 {
@@ -45,19 +46,29 @@ public static class RetentionService
         if (notRebased.Count > 0) plan = plan.KeepingChainsOf(notRebased);
         long manifestBytes = await DeletePrunedManifestsAsync(vault, plan, ct).ConfigureAwait(false);
         var sweep = await UnreferencedObjectSweeper.SweepAsync(vault, item, ct).ConfigureAwait(false);
+        var repack = await PackRepacker.RepackAsync(vault, item, plan.InUse, ct).ConfigureAwait(false);
+        if (repack.RewrittenPoints.Count > 0)
+        {
+            var second = await UnreferencedObjectSweeper.SweepAsync(vault, item, ct).ConfigureAwait(false);
+            sweep = new UnreferencedObjectSweeper.SweepResult([.. sweep.DeletedPacks, .. second.DeletedPacks], sweep.PackBytes + second.PackBytes, sweep.IndexBytes + second.IndexBytes);
+        }
 
         var result = new RetentionResult
         {
             KeptSequences = plan.Kept.Order().ToList(),
             PrunedSequences = plan.ToPrune.Select(p => p.Sequence).Order().ToList(),
             RebasedSequences = plan.ToRebase.Except(notRebased).Select(p => p.Sequence).Order().ToList(),
+            RepackedSequences = repack.RepackedSequences,
+            RepackRewrittenSequences = repack.RewrittenPoints,
+            RepackCopiedBytes = repack.CopiedBytes,
             DeletedPacks = sweep.DeletedPacks,
             PackBytesReclaimed = sweep.PackBytes,
             BytesReclaimed = manifestBytes + sweep.IndexBytes + sweep.PackBytes,
         };
         if (result.PrunedSequences.Count > 0 || result.DeletedPacks.Count > 0)
-            vault.Logger.LogInformation("Retention of {Item}: pruned points {Pruned}, rebased {Rebased}, deleted {Packs} pack(s), reclaimed {Bytes} bytes",
-                item.Name, string.Join(",", result.PrunedSequences), string.Join(",", result.RebasedSequences), result.DeletedPacks.Count, result.BytesReclaimed);
+            vault.Logger.LogInformation("Retention of {Item}: pruned points {Pruned}, rebased {Rebased}, repacked {Repacked} ({Copied} bytes copied), deleted {Packs} pack(s), reclaimed {Bytes} bytes",
+                item.Name, string.Join(",", result.PrunedSequences), string.Join(",", result.RebasedSequences), string.Join(",", result.RepackedSequences),
+                result.RepackCopiedBytes, result.DeletedPacks.Count, result.BytesReclaimed);
         return result;
     }
 
@@ -74,7 +85,7 @@ public static class RetentionService
             inUse.UnionWith(PointsInUse.Of(stored));
         var points = (await vault.GetPointsAsync(item, ct).ConfigureAwait(false)).OrderBy(p => p.Sequence).ToList();
         var kept = RetentionPlanner.SelectKept(points.Select(RetentionCandidate.Of).ToList(), vault.Clock.GetUtcNow(), policy.RecoveryPointRetentionHours, inUse);
-        return RetentionPlan.For(points, kept);
+        return RetentionPlan.For(points, kept) with { InUse = inUse };
     }
 
     internal static async Task<long> DeletePrunedManifestsAsync(AsrVault vault, RetentionPlan plan, CancellationToken ct)

@@ -7,7 +7,8 @@ namespace AsrModule.Engine.Retention;
 /// <summary>
 /// Deletes the index objects and packs no listed point needs any more. Space comes back at pack
 /// granularity: a pack stays whole while any one of its extents is still part of a listed point's
-/// map, so a pruned point's pack is freed only once later points have overwritten all it held.
+/// map, so a pruned point's pack is freed only once later points have overwritten all it held, or once
+/// <see cref="PackRepacker"/> has moved what is still read of it and the manifests name the copies.
 /// </summary>
 internal static class UnreferencedObjectSweeper
 {
