@@ -94,6 +94,26 @@ public sealed class ReplicationAgentTests
     }
 
     [Fact]
+    public async Task WithMoreDueItemsThanCycleSlotsTheOldestPointGoesFirstNotTheFirstName()
+    {
+        var policy = new AsrPolicy { Name = "pfair", CrashConsistentFrequencyMinutes = 0.5, AppConsistentFrequencyHours = 0 };
+        var (h, clock, _) = await SetupAsync(policy);   // "vm": point 1 at T0
+        using var _h = h;
+        string disk = h.Dir["a.img"];
+        TestDisks.Create(disk, 256 * 1024, 2);
+        await h.Replication.RegisterAsync("aaa", [disk], policy.Name, default, settings: new ItemReplicationSettings { AgentHost = "h1" });
+        clock.Advance(TimeSpan.FromMinutes(1));
+        await h.CycleAsync("aaa");                      // "aaa" (first by name): point 1 a minute later than vm's
+        clock.Advance(TimeSpan.FromMinutes(1));         // both due now
+        var agent = new ReplicationAgent(h.Vault, new AgentOptions { HostName = "h1", MaxParallelCycles = 1 }, NullLogger.Instance);
+        await agent.TickAsync(default);                 // one slot: one cycle starts
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while ((await h.Vault.GetItemAsync("vm", default)).LastPointSequence < 2 && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.Equal(2, (await h.Vault.GetItemAsync("vm", default)).LastPointSequence);
+        Assert.Equal(1, (await h.Vault.GetItemAsync("aaa", default)).LastPointSequence);
+    }
+
+    [Fact]
     public async Task HealthFollowsTheRpoThresholdAndEachChangeIsAnEvent()
     {
         var policy = new AsrPolicy { Name = "prpo", CrashConsistentFrequencyMinutes = 0.5, AppConsistentFrequencyHours = 0, RpoThresholdMinutes = 1 };
