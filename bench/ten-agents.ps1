@@ -104,7 +104,8 @@ switch ($Step) {
             [Console]::WriteLine("  $(Iso $now) +$([int]($now - $start).TotalSeconds) s: cycles succeeded $sum, failed $failed, load $load$(if ($stalled) { ", NOT RUNNING: " + (($stalled | ForEach-Object { $_.Split(',')[1] + ' ' + $_.Split(',')[2] + ' age ' + $_.Split(',')[4] }) -join '; ') })")
             if ($now -ge $end -or (Test-Path $stopFile)) { break }
             $next = [math]::Min($SampleSeconds, ($end - [DateTimeOffset]::UtcNow).TotalSeconds)
-            if ($next -gt 0) { Start-Sleep -Milliseconds ([int](1000 * $next)) }
+            if ($next -lt 1) { break }
+            Start-Sleep -Milliseconds ([int](1000 * $next))
         }
         [Console]::WriteLine("MARK end $(Iso ([DateTimeOffset]::UtcNow))")
         foreach ($h in $hosts) {
@@ -147,11 +148,11 @@ switch ($Step) {
         $all = @{}
         $listFile = [IO.Path]::Combine($Work, 'verify-all.txt')
         if (Test-Path $listFile) { foreach ($n in [IO.File]::ReadAllLines($listFile)) { if ($n) { $all[$n] = $true } } }
-        $items = @(Get-AsrProtectedItem | Sort-Object Name)
+        $protected = @(Get-AsrProtectedItem | Sort-Object Name)
         $pointsOut = [IO.Path]::Combine($Work, "points-$Part.jsonl"); $testsOut = [IO.Path]::Combine($Work, "tests-$Part.jsonl")
         $sw = [Diagnostics.Stopwatch]::StartNew(); $tested = 0; $bad = 0; $n = 0
-        for ($k = $Part; $k -lt $items.Count; $k += $Parts) {
-            $item = $items[$k]; $n++
+        for ($k = $Part; $k -lt $protected.Count; $k += $Parts) {
+            $item = $protected[$k]; $n++
             $err = $null
             $points = @(Get-AsrRecoveryPoint -Item $item.Name -ErrorAction SilentlyContinue -ErrorVariable err)
             $line = [ordered]@{ item = $item.Name; host = $item.AgentHost; last_sequence = $item.LastPointSequence

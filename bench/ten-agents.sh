@@ -10,7 +10,7 @@
 #
 #   bench/ten-agents.sh     # TA_AGENTS=10 TA_ITEMS=100 (per agent) TA_MINUTES=30 TA_FREQ_SECONDS=300 TA_DISK_KB=256
 #                           # TA_WRITES=20 (4 KiB blocks rewritten per second, each on a random disk of a random item)
-#                           # TA_SAMPLE=30 (s between Get-AsrAgent samples) TA_SETUP_PAR=3 (Enable processes at once)
+#                           # TA_SAMPLE=30 (s between Get-AsrAgent samples) TA_SETUP_PAR=4 (Enable processes at once)
 #                           # TA_VERIFY=sample (every point of TA_VERIFY_ITEMS=100 random items + the latest point of
 #                           # every item) or all (every point of every item); TA_VERIFY_PAR=2; TA_DIR=/tmp/asr-ten-agents
 #   TA_AGENTS=2 TA_ITEMS=10 TA_MINUTES=3 TA_FREQ_SECONDS=30 bench/ten-agents.sh     # a quick look
@@ -22,106 +22,11 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
 W=${TA_DIR:-/tmp/asr-ten-agents}
 AGENTS=${TA_AGENTS:-10}; PER=${TA_ITEMS:-100}; MINUTES=${TA_MINUTES:-30}; FREQ=${TA_FREQ_SECONDS:-300}
-DISK_KB=${TA_DISK_KB:-256}; WRITES=${TA_WRITES:-20}; SAMPLE=${TA_SAMPLE:-30}; SETUP_PAR=${TA_SETUP_PAR:-3}
+DISK_KB=${TA_DISK_KB:-256}; WRITES=${TA_WRITES:-20}; SAMPLE=${TA_SAMPLE:-30}; SETUP_PAR=${TA_SETUP_PAR:-4}
 VERIFY=${TA_VERIFY:-sample}; VERIFY_ITEMS=${TA_VERIFY_ITEMS:-100}; VERIFY_PAR=${TA_VERIFY_PAR:-2}
 ITEMS=$((AGENTS * PER))
-command -v azurite-blob > /dev/null || { echo "azurite-blob is needed (npm install -g azurite)" >&2; exit 2; }
-command -v python3 > /dev/null || { echo "python3 is needed (writer, analysis)" >&2; exit 2; }
-. "$HERE/pwsh.sh"
-rm -rf "$W" && mkdir -p "$W/azurite" "$W/disks" "$W/agents"
-cleanup() {
-    [[ -n "${WRITER_PID:-}" ]] && kill "$WRITER_PID" 2> /dev/null || true
-    [[ -n "${AZ_PID:-}" ]] && kill "$AZ_PID" 2> /dev/null || true
-}
-trap cleanup EXIT
-T0=$(date +%s)
-echo "ten-agents: $AGENTS agents x $PER items, $MINUTES min, a point every $FREQ s, disks of $DISK_KB KiB, $WRITES block writes/s; $(date -u '+%F %T') UTC, load $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$W/bench.log"
-
-echo "building the module under test (ReadyToRun) ..."
-dotnet publish -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true "$REPO/src/AsrModule" -p:ModuleOutDir="$W/new/AsrModule/" -nologo > "$W/build.log" 2>&1 || { echo "build failed: $W/build.log" >&2; exit 1; }
-pinned_pwsh "$W/new" || { echo "the pinned pwsh did not start (cd $REPO && dotnet tool restore)" >&2; exit 1; }
-
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-azurite-blob --blobHost 127.0.0.1 --blobPort "$PORT" --location "$W/azurite" --debug "$W/azurite/debug.log" --skipApiVersionCheck --silent > "$W/azurite.out" 2>&1 &
-AZ_PID=$!
-sleep 3
-KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
-CS="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$KEY;BlobEndpoint=http://127.0.0.1:$PORT/devstoreaccount1;"
-step() { "${PWSH[@]}" -File "$HERE/ten-agents.ps1" -ConnectionString "$CS" -Container vault -Work "$W" -Agents "$AGENTS" -Items "$ITEMS" "$@"; }
-
-echo "== setup: $ITEMS disks of $DISK_KB KiB (seeded random), vault, policy, Enable-AsrReplication in $SETUP_PAR processes (load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$W/bench.log"
-python3 - "$W/disks" "$ITEMS" "$DISK_KB" << 'PY'
-import os, random, sys
-d, n, kb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rng = random.Random(15)
-for i in range(n):
-    with open(os.path.join(d, f'vm{i:04d}.img'), 'wb') as f: f.write(rng.randbytes(kb * 1024))
-PY
-S0=$(date +%s)
-step -Step policy -FrequencySeconds "$FREQ" | tee -a "$W/bench.log"
-pids=()
-for ((p = 0; p < SETUP_PAR; p++)); do step -Step enable -Part "$p" -Parts "$SETUP_PAR" > "$W/enable-$p.log" 2>&1 & pids+=($!); done
-# progress: the parts' own lines, every 30 s
-while :; do
-    alive=0; for pid in "${pids[@]}"; do kill -0 "$pid" 2> /dev/null && alive=1; done
-    [[ $alive == 0 ]] && break
-    sleep 30
-    echo "  $(( $(date +%s) - S0 )) s: $(cat "$W"/enable-*.log | grep -c 'items protected') x 50 items done (load $(cut -d' ' -f1 /proc/loadavg))"
-done
-for pid in "${pids[@]}"; do wait "$pid" || { echo "an Enable part failed:" >&2; tail -5 "$W"/enable-*.log >&2; exit 1; }; done
-grep -h '^BENCH' "$W"/enable-*.log | tee -a "$W/bench.log"
-echo "BENCH step=setup items=$ITEMS seconds=$(( $(date +%s) - S0 ))" | tee -a "$W/bench.log"
-
-# The writer: every second TA_WRITES random 4 KiB blocks of fresh random data, each at a random block of a random
-# disk (pwrite, no fsync); counts in writer.txt when it is stopped.
-python3 - "$W/disks" "$ITEMS" "$DISK_KB" "$WRITES" "$W/writer.txt" << 'PY' &
-import os, random, signal, sys, time
-d, n, kb, per, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-rng = random.Random(); writes = 0; late = 0; ticks = 0; touched = set()
-def stop(*_):
-    with open(out, 'w') as f: f.write(f'writes={writes} disks_touched={len(touched)} ticks={ticks} late_ticks={late}\n')
-    sys.exit(0)
-signal.signal(signal.SIGTERM, stop)
-fds = {}
-nxt = time.monotonic()
-while True:
-    for _ in range(per):
-        i = rng.randrange(n)
-        fd = fds.get(i) or fds.setdefault(i, os.open(os.path.join(d, f'vm{i:04d}.img'), os.O_WRONLY))
-        os.pwrite(fd, rng.randbytes(4096), rng.randrange(kb // 4) * 4096)
-        writes += 1; touched.add(i)
-    ticks += 1; nxt += 1
-    delay = nxt - time.monotonic()
-    if delay > 0: time.sleep(delay)
-    else: late += 1
-PY
-WRITER_PID=$!
-
-echo "== run: $AGENTS agents for $MINUTES min (load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$W/bench.log"
-R0=$(date +%s)
-step -Step run -Minutes "$MINUTES" -SampleSeconds "$SAMPLE" 2>&1 | tee "$W/run.log"
-kill "$WRITER_PID" 2> /dev/null || true; wait "$WRITER_PID" 2> /dev/null || true; WRITER_PID=
-START=$(grep '^MARK start' "$W/run.log" | cut -d' ' -f3); END=$(grep '^MARK end' "$W/run.log" | cut -d' ' -f3)
-[[ -n "$START" && -n "$END" ]] || { echo "the run step did not complete" >&2; exit 1; }
-echo "BENCH step=run seconds=$(( $(date +%s) - R0 )) writer: $(cat "$W/writer.txt" 2> /dev/null)" | tee -a "$W/bench.log"
-
-echo "== collect: cycle jobs, events, agents, items"
-step -Step collect -Since "$START" | tee -a "$W/bench.log"
-# every point of TA_VERIFY_ITEMS random items (or of all), the latest point of the others
-python3 - "$ITEMS" "$VERIFY" "$VERIFY_ITEMS" > "$W/verify-all.txt" << 'PY'
-import random, sys
-n, mode, k = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-names = [f'vm{i:04d}' for i in range(n)]
-print('\n'.join(names if mode == 'all' else sorted(random.Random(2).sample(names, min(k, n)))))
-PY
-echo "== verify ($VERIFY: every point of $(wc -l < "$W/verify-all.txt") items, the latest point of the others) in $VERIFY_PAR processes (load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$W/bench.log"
-V0=$(date +%s); pids=()
-for ((p = 0; p < VERIFY_PAR; p++)); do step -Step verify -Part "$p" -Parts "$VERIFY_PAR" > "$W/verify-$p.log" 2>&1 & pids+=($!); done
-for pid in "${pids[@]}"; do wait "$pid" || echo "a verify part failed: see $W/verify-*.log" >&2; done
-grep -h '^BENCH' "$W"/verify-*.log | tee -a "$W/bench.log"
-echo "BENCH step=verify seconds=$(( $(date +%s) - V0 ))" | tee -a "$W/bench.log"
-
-python3 - "$W" "$START" "$END" "$FREQ" "$AGENTS" "$PER" "$DISK_KB" "$WRITES" "$VERIFY" << 'PY' | tee "$W/results.md"
+analyse() { # the tables, from the files in $W (START and END: the run window)
+python3 - "$W" "$START" "$END" "$FREQ" "$AGENTS" "$PER" "$DISK_KB" "$WRITES" "$VERIFY" << 'PY' 
 import csv, glob, json, os, re, statistics, sys
 from collections import Counter
 from datetime import datetime
@@ -170,13 +75,23 @@ for p in pts.values():
 tests = [json.loads(l) for f in glob.glob(os.path.join(W, 'tests-*.jsonl')) for l in open(f)]
 tbad = [t for t in tests if not t['verified']]
 # Azurite: requests in the window, by kind; heartbeat gaps per host; lease calls
-req = 0; kinds = {}; hb = {}; lease = 0; status = {}
+req = 0; kinds = {}; hb = {}; lease = 0; thirds = [0, 0, 0]; span = (t1 - t0).total_seconds()
+def third(t): return min(2, int(3 * (ts(t) - t0).total_seconds() / span)) if span > 0 else 0
 rx = re.compile(r'RequestMethod=(\S+) RequestURL=\S+?/devstoreaccount1/vault/?([^?\s]*)(\?\S*)?')
+pending = {}; codes = {}; lat = []
 for line in open(os.path.join(W, 'azurite', 'debug.log'), errors='replace'):
+    if 'End response.' in line:
+        rid = line[25:61]; k = pending.pop(rid, None)
+        if k is None: continue
+        cm = re.search(r'TotalTimeInMS=(\d+) StatusCode=(\d+)', line)
+        if cm:
+            lat.append(int(cm.group(1)))
+            if cm.group(2)[0] != '2': codes[f'{k} -> {cm.group(2)}'] = codes.get(f'{k} -> {cm.group(2)}', 0) + 1
+        continue
     if 'RequestMethod=' not in line: continue
     t = line[:23]
     if t < S or t > E: continue
-    req += 1
+    req += 1; thirds[third(line[:24])] += 1
     m = rx.search(line)
     if not m: kinds['other'] = kinds.get('other', 0) + 1; continue
     meth, path, q = m.group(1), m.group(2), m.group(3) or ''
@@ -185,15 +100,20 @@ for line in open(os.path.join(W, 'azurite', 'debug.log'), errors='replace'):
         pm = re.search(r'prefix=([^&\s]*)', q); top = 'list ' + (pm.group(1).replace('%2F', '/').split('/')[0] if pm else '')
     if 'comp=lease' in q: lease += 1; top += ' lease'
     k = f'{meth} {top}'; kinds[k] = kinds.get(k, 0) + 1
+    pending[line[25:61]] = k
     hm = re.match(r'agents/(h\d+)\.json$', path)
     if meth == 'PUT' and hm: hb.setdefault(hm.group(1), []).append(ts(line[:24]))
 hbgap = {h: max(((b - a).total_seconds() for a, b in zip(v, v[1:])), default=0) for h, v in hb.items()}
 stalled = {h: g for h, g in hbgap.items() if g > 15}
 logtrouble = {}
 for f in sorted(glob.glob(os.path.join(W, 'agents', '*.log'))):
+    level = ''
     for line in open(f, errors='replace'):
-        if re.search(r'\b(fail|warn|error|lease|lock|AgentLockLost|AlreadyRunning|ProtectedItemBusy)', line, re.I):
-            key = re.sub(r'vm\d{4}|h\d\d|[0-9a-f]{8}-[0-9a-f-]{27}|\d+(\.\d+)?', '#', line.split(' ', 1)[-1].strip())[:160]
+        hm = re.match(r'^(info|warn|fail|crit|dbug|trce): ', line)
+        if hm: level = hm.group(1); continue
+        msg = line.strip()
+        if level in ('warn', 'fail', 'crit') or re.search(r'lease|lock|AlreadyRunning|ProtectedItemBusy|CycleFailed', msg, re.I):
+            key = level + ': ' + re.sub(r'vm\d{4}|h\d\d\b|[0-9a-f]{8}-[0-9a-f-]{27}|\d+(\.\d+)?', '#', msg)[:200]
             logtrouble[key] = logtrouble.get(key, 0) + 1
 load = [float(s['load1']) for s in samples if s['load1']]
 cpu = {h: float(s['cpu_s']) for h, s in last.items() if s['cpu_s']}
@@ -210,9 +130,14 @@ print(f'| cycles (jobs started in the window) | {len(ok)} succeeded, {len([r for
 print(f'| failed cycles, agents\' counters / CycleFailed events | {sum(int(a["cycles_failed"] or 0) for a in agents_rows)} / {len(cyc_failed_ev)} (agents\' succeeded: {sum(int(a["cycles_succeeded"] or 0) for a in agents_rows)}) |')
 print(f'| **cycle time (s)** p50 / p95 / p99 / max | **{pct(secs, 50):.2f} / {pct(secs, 95):.2f} / {pct(secs, 99):.2f}** / {max(secs, default=0):.2f} |')
 print(f'| Azurite requests in the window | {req} = {req / (minutes * 60):.1f}/s; **{req / max(1, len(ok)):.1f} per succeeded cycle** (everything included: ticks, heartbeats, lease renewals, the sampler\'s Get-AsrAgent) |')
+okth = [0, 0, 0]
+for r in ok: okth[third(r['start'][:24])] += 1
+print(f'| requests per succeeded cycle in each third of the window (points per item grow) | {" / ".join(f"{a / max(1, b):.1f}" for a, b in zip(thirds, okth))} ({" / ".join(str(b) for b in okth)} cycles) |')
 print(f'| lease calls (locks) | {lease} |')
+print(f'| Azurite time per request (its TotalTimeInMS) p50 / p99 / max | {pct(lat, 50):.0f} / {pct(lat, 99):.0f} / {max(lat, default=0)} ms |')
+print(f'| responses not 2xx, by request kind | {"; ".join(f"{k} x{v}" for k, v in sorted(codes.items(), key=lambda kv: -kv[1])) or "none"} |')
 print(f'| stalled hosts (heartbeat gap > 15 s) | {len(stalled)}{": " + ", ".join(f"{h} {g:.0f} s" for h, g in sorted(stalled.items())) if stalled else ""}; largest gap per host max {max(hbgap.values(), default=0):.1f} s; samples not Running: {len(notrunning)} |')
-print(f'| agents\' CPU over the run (s, sum of 10) / RSS max MiB | {sum(cpu.values()):.0f} / {max(rss, default=0)} |')
+print(f'| agents\' CPU over the run (s, all agents) / RSS max MiB | {sum(cpu.values()):.0f} / {max(rss, default=0)} |')
 print(f'| lost points (a sequence 1..LastPointSequence not listed) | {sum(len(m) for _, m in lost)} in {len(lost)} items{"; " + "; ".join(f"{i}: {m[:10]}" for i, m in lost[:10]) if lost else ""} |')
 print(f'| listing errors | {len(perr)}{"; " + "; ".join(f"{i}: {e}" for i, e in perr[:5]) if perr else ""} |')
 print(f'| verification ({vmode}) | {len(tests)} points tested, {len(tests) - len(tbad)} verified, **{len(tbad)} failed**; median {pct([t["ms"] for t in tests], 50):.0f} ms per point |')
@@ -232,7 +157,113 @@ if failed or cyc_failed_ev:
     for r in failed[:20]: print(f'- {r["item"]} {r["start"]} {r["owner_host"]}: {r["errors"][:300]}')
     for e in cyc_failed_ev[:20]: print(f'- event {e["time"]} {e["item"]} {e["host"]}: {e["message"][:300]}')
 if logtrouble:
-    print('\nagent log lines mentioning fail/warn/error/lease/lock (normalised, counts):\n')
+    print('\nagent log entries at warn/fail/crit, or mentioning a lease or lock (numbers and names replaced by #; counts):\n')
     for k, v in sorted(logtrouble.items(), key=lambda kv: -kv[1])[:20]: print(f'- {v} x {k}')
 PY
+}
+if [[ "${TA_ANALYSE_ONLY:-0}" == 1 ]]; then # re-run the analysis of a finished run: TA_ANALYSE_ONLY=1 TA_DIR=... (same TA_* as the run)
+    START=$(grep '^MARK start' "$W/run.log" | cut -d' ' -f3); END=$(grep '^MARK end' "$W/run.log" | cut -d' ' -f3)
+    analyse | tee "$W/results.md"; exit 0
+fi
+command -v azurite-blob > /dev/null || { echo "azurite-blob is needed (npm install -g azurite)" >&2; exit 2; }
+command -v python3 > /dev/null || { echo "python3 is needed (writer, analysis)" >&2; exit 2; }
+. "$HERE/pwsh.sh"
+rm -rf "$W" && mkdir -p "$W/azurite" "$W/disks" "$W/agents"
+cleanup() {
+    [[ -n "${WRITER_PID:-}" ]] && kill "$WRITER_PID" 2> /dev/null || true
+    [[ -n "${AZ_PID:-}" ]] && kill "$AZ_PID" 2> /dev/null || true
+}
+trap cleanup EXIT
+T0=$(date +%s)
+echo "ten-agents: $AGENTS agents x $PER items, $MINUTES min, a point every $FREQ s, disks of $DISK_KB KiB, $WRITES block writes/s; $(date -u '+%F %T') UTC, load $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$W/bench.log"
+
+echo "building the module under test (ReadyToRun) ..."
+for try in 1 2 3; do # a concurrent build or restore in the same tree can break one (NETSDK1047): retry
+    dotnet publish -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true "$REPO/src/AsrModule" -p:ModuleOutDir="$W/new/AsrModule/" -nologo > "$W/build.log" 2>&1 && break
+    [[ $try == 3 ]] && { echo "build failed: $W/build.log" >&2; exit 1; }
+    echo "  build failed ($(grep -m1 -o 'error [A-Z0-9]*' "$W/build.log")); retrying in 30 s"; sleep 30
+done
+pinned_pwsh "$W/new" || { echo "the pinned pwsh did not start (cd $REPO && dotnet tool restore)" >&2; exit 1; }
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+azurite-blob --blobHost 127.0.0.1 --blobPort "$PORT" --location "$W/azurite" --debug "$W/azurite/debug.log" --skipApiVersionCheck --silent > "$W/azurite.out" 2>&1 &
+AZ_PID=$!
+sleep 3
+KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+CS="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$KEY;BlobEndpoint=http://127.0.0.1:$PORT/devstoreaccount1;"
+step() { "${PWSH[@]}" -File "$HERE/ten-agents.ps1" -ConnectionString "$CS" -Container vault -Work "$W" -Agents "$AGENTS" -Items "$ITEMS" "$@"; }
+
+echo "== setup: $ITEMS disks of $DISK_KB KiB (seeded random), vault, policy, Enable-AsrReplication in $SETUP_PAR processes (load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$W/bench.log"
+python3 - "$W/disks" "$ITEMS" "$DISK_KB" << 'PY'
+import os, random, sys
+d, n, kb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(15)
+for i in range(n):
+    with open(os.path.join(d, f'vm{i:04d}.img'), 'wb') as f: f.write(rng.randbytes(kb * 1024))
+PY
+S0=$(date +%s)
+step -Step policy -FrequencySeconds "$FREQ" | tee -a "$W/bench.log"
+pids=()
+for ((p = 0; p < SETUP_PAR; p++)); do step -Step enable -Part "$p" -Parts "$SETUP_PAR" > "$W/enable-$p.log" 2>&1 & pids+=($!); done
+# progress: the parts' own lines, every 30 s
+while :; do
+    alive=0; for pid in "${pids[@]}"; do kill -0 "$pid" 2> /dev/null && alive=1; done
+    [[ $alive == 0 ]] && break
+    for ((k = 0; k < 6; k++)); do sleep 5; alive=0; for pid in "${pids[@]}"; do kill -0 "$pid" 2> /dev/null && alive=1; done; [[ $alive == 0 ]] && break; done
+    echo "  $(( $(date +%s) - S0 )) s: $(cat "$W"/enable-*.log | grep -c 'items protected') x 50 items done (load $(cut -d' ' -f1 /proc/loadavg))"
+done
+for pid in "${pids[@]}"; do wait "$pid" || { echo "an Enable part failed:" >&2; tail -5 "$W"/enable-*.log >&2; exit 1; }; done
+grep -h '^BENCH' "$W"/enable-*.log | tee -a "$W/bench.log"
+echo "BENCH step=setup items=$ITEMS seconds=$(( $(date +%s) - S0 ))" | tee -a "$W/bench.log"
+
+# The writer: every second TA_WRITES random 4 KiB blocks of fresh random data, each at a random block of a random
+# disk (pwrite, no fsync); counts in writer.txt when it is stopped.
+python3 - "$W/disks" "$ITEMS" "$DISK_KB" "$WRITES" "$W/writer.txt" << 'PY' &
+import os, random, signal, sys, time
+d, n, kb, per, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+rng = random.Random(); writes = 0; late = 0; ticks = 0; touched = set()
+def stop(*_):
+    with open(out, 'w') as f: f.write(f'writes={writes} disks_touched={len(touched)} ticks={ticks} late_ticks={late}\n')
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+fds = {}
+nxt = time.monotonic()
+while True:
+    for _ in range(per):
+        i = rng.randrange(n)
+        fd = fds.get(i) or fds.setdefault(i, os.open(os.path.join(d, f'vm{i:04d}.img'), os.O_WRONLY))
+        os.pwrite(fd, rng.randbytes(4096), rng.randrange(kb // 4) * 4096)
+        writes += 1; touched.add(i)
+    ticks += 1; nxt += 1
+    delay = nxt - time.monotonic()
+    if delay > 0: time.sleep(delay)
+    else: late += 1
+PY
+WRITER_PID=$!
+
+echo "== run: $AGENTS agents for $MINUTES min (load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$W/bench.log"
+R0=$(date +%s); RUN_SINCE=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
+step -Step run -Minutes "$MINUTES" -SampleSeconds "$SAMPLE" 2>&1 | tee "$W/run.log"
+kill "$WRITER_PID" 2> /dev/null || true; wait "$WRITER_PID" 2> /dev/null || true; WRITER_PID=
+START=$(grep '^MARK start' "$W/run.log" | cut -d' ' -f3); END=$(grep '^MARK end' "$W/run.log" | cut -d' ' -f3)
+[[ -n "$START" && -n "$END" ]] || { echo "the run step did not complete" >&2; exit 1; }
+echo "BENCH step=run seconds=$(( $(date +%s) - R0 )) writer: $(cat "$W/writer.txt" 2> /dev/null)" | tee -a "$W/bench.log"
+
+echo "== collect: cycle jobs, events, agents, items"
+step -Step collect -Since "$RUN_SINCE" | tee -a "$W/bench.log"
+# every point of TA_VERIFY_ITEMS random items (or of all), the latest point of the others
+python3 - "$ITEMS" "$VERIFY" "$VERIFY_ITEMS" > "$W/verify-all.txt" << 'PY'
+import random, sys
+n, mode, k = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+names = [f'vm{i:04d}' for i in range(n)]
+print('\n'.join(names if mode == 'all' else sorted(random.Random(2).sample(names, min(k, n)))))
+PY
+echo "== verify ($VERIFY: every point of $(wc -l < "$W/verify-all.txt") items, the latest point of the others) in $VERIFY_PAR processes (load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$W/bench.log"
+V0=$(date +%s); pids=()
+for ((p = 0; p < VERIFY_PAR; p++)); do step -Step verify -Part "$p" -Parts "$VERIFY_PAR" > "$W/verify-$p.log" 2>&1 & pids+=($!); done
+for pid in "${pids[@]}"; do wait "$pid" || echo "a verify part failed: see $W/verify-*.log" >&2; done
+grep -h '^BENCH' "$W"/verify-*.log | tee -a "$W/bench.log" || true
+echo "BENCH step=verify seconds=$(( $(date +%s) - V0 ))" | tee -a "$W/bench.log"
+
+analyse | tee "$W/results.md"
 echo "(total $(( $(date +%s) - T0 )) s; log: $W/bench.log; results: $W/results.md)"
