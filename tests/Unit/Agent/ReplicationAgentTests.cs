@@ -109,8 +109,12 @@ public sealed class ReplicationAgentTests
         await agent.TickAsync(default);                 // one slot: one cycle starts
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while ((await h.Vault.GetItemAsync("vm", default)).LastPointSequence < 2 && DateTime.UtcNow < deadline) await Task.Delay(100);
-        Assert.Equal(2, (await h.Vault.GetItemAsync("vm", default)).LastPointSequence);
+        var vm = await h.Vault.GetItemAsync("vm", default);
+        Assert.Equal(2, vm.LastPointSequence);
         Assert.Equal(1, (await h.Vault.GetItemAsync("aaa", default)).LastPointSequence);
+        // The cycle's job ends after its point is listed (events, the job's end record): wait for the stored end before the vault goes.
+        while (await h.Vault.Records.ReadAsync<Engine.Jobs.AsrJob>(Engine.Vault.VaultLayout.Job(vm.LastJobId!.Value), default) is not { IsFinished: true } && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
     }
 
     [Fact]
