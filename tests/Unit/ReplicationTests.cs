@@ -133,7 +133,7 @@ public class ReplicationTests
     {
         using var h = await EngineHarness.CreateAsync();
         var (disk, item) = await h.NewMachineAsync("m", 8L << 20, 12);
-        foreach (var f in Directory.GetFiles(h.Dir["vault"], "*.hashes", SearchOption.AllDirectories)) File.Delete(f);
+        foreach (var f in Directory.GetFiles(h.Dir["vault"], "*.trk", SearchOption.AllDirectories)) File.Delete(f);
         long written = TestDisks.ScatterWrites(disk, 0.02, 13);
         string expected = TestDisks.Sha256(disk);
         var r = await h.CycleAsync("m");

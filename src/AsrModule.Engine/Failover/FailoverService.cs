@@ -126,15 +126,14 @@ public sealed class FailoverService
     {
         var ct = context.CancellationToken;
         long total = Math.Max(1, item.Disks.Sum(d => d.SizeBytes)), hashed = 0;
-        // The tracker's name carries the attempt that published the point.
-        string? attemptId = (await _vault.GetPointAsync(item.Id, sequence, ct).ConfigureAwait(false)).AttemptId;
+        var point = await _vault.GetPointAsync(item.Id, sequence, ct).ConfigureAwait(false);
         foreach (var disk in item.Disks)
         {
             string status = $"Planned failover: checking that '{disk.Name}' no longer changes";
             context.Report((int)(100 * hashed / total), status);
-            string key = VaultLayout.Tracker(item.Id, disk.DiskId, sequence, attemptId);
-            var final = BlockHashTable.FromBytes(MetadataSealer.Open((await _vault.Store.ReadAllAsync(key, ct).ConfigureAwait(false))!, _vault.Key, key),
-                disk.SizeBytes, disk.BlockSize, _vault.HashSeed);
+            var final = await Replication.TrackerTables.StoredTrackers.ReadWholeAsync(_vault, item.Id, disk, point, ct).ConfigureAwait(false)
+                ?? throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData,
+                    $"The change tracker of disk '{disk.Name}' at point {sequence} of '{item.Name}' is missing, so the final sync cannot be checked. Run Invoke-AsrReplication -Resync, then the failover again.", disk.Name);
             // One disk is hashed by one reader, so its reports arrive in order.
             var now = await DiskChecksums.HashAsync(disk.SourcePath, disk.SizeBytes, disk.BlockSize, _vault.HashSeed,
                 new Progress(bytes => context.Report((int)(100 * Math.Min(total, hashed += bytes) / total), status)), ct, disk.SourceFormat).ConfigureAwait(false);

@@ -208,7 +208,7 @@ public sealed class TestFailoverService
                     context.Report((int)(100 * done / totalBytes), $"Verifying drill disk '{disk.Name}' over NBD");
                 }
             }
-            if (table.Digest() == disk.ContentDigest)
+            if (Replication.TrackerTables.HashSegments.DigestOf(table, disk) == disk.ContentDigest)
             {
                 verdicts.Add($"{disk.Name}: {disk.SizeBytes:N0} bytes read over NBD in {watch.Elapsed.TotalSeconds:F1} s, identical to point {point.Sequence}");
                 continue;
@@ -239,7 +239,7 @@ public sealed class TestFailoverService
                     $"The drill machine of '{item.Name}' has no disk for '{disk.Name}'.", disk.Name);
             var table = await DiskChecksums.HashAsync(reader, disk.SizeBytes, disk.BlockSize, _vault.HashSeed,
                 new ByteProgress(n => context.Report((int)(100 * (done += n) / totalBytes), $"Verifying drill disk '{disk.Name}' in {target.Kind}")), ct).ConfigureAwait(false);
-            if (reader.Size >= disk.SizeBytes && table.Digest() == disk.ContentDigest)
+            if (reader.Size >= disk.SizeBytes && Replication.TrackerTables.HashSegments.DigestOf(table, disk) == disk.ContentDigest)
             {
                 verdicts.Add($"{disk.Name}: {disk.SizeBytes:N0} bytes read back from {reader.Location} in {watch.Elapsed.TotalSeconds:F1} s, identical to point {point.Sequence}");
                 continue;

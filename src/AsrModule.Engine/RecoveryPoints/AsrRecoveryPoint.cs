@@ -72,8 +72,14 @@ public sealed class RecoveryPointDisk
     public string Name { get; set; } = "";
     public long SizeBytes { get; set; }
     public int BlockSize { get; set; }
-    /// <summary>XxHash128 over the per-block XxHash3 table of the disk at this point: verified on export.</summary>
+    /// <summary>
+    /// The digest of the disk's per-block keyed XxHash3 table at this point: verified on export, drill and test. With
+    /// <see cref="DigestSegmentBlocks"/> (points of format 3) the XxHash128 of the XxHash128s of the table's segments of
+    /// that many blocks; without it (older points) the XxHash128 of the whole table.
+    /// </summary>
     public string ContentDigest { get; set; } = "";
+    /// <summary>Blocks per segment of <see cref="ContentDigest"/> and of the tracker (null: the digest is over the whole table).</summary>
+    public int? DigestSegmentBlocks { get; set; }
     public long ChangedBlocks { get; set; }
     public long ChangedBytes { get; set; }
     public long StoredBytes { get; set; }

@@ -221,8 +221,8 @@ public static class RecoveryPointExporter
                 throw Failed($"the {tail.Length} byte(s) past the disk's end (sector rounding) are not zeros");
         }
         var table = await DiskChecksums.HashAsync(reader, disk.SizeBytes, disk.BlockSize, vault.HashSeed, progress, ct).ConfigureAwait(false);
-        if (table.Digest() != disk.ContentDigest)
-            throw Failed($"content digest {table.Digest()} != {disk.ContentDigest}");
+        if (Replication.TrackerTables.HashSegments.DigestOf(table, disk) != disk.ContentDigest)
+            throw Failed($"content digest {Replication.TrackerTables.HashSegments.DigestOf(table, disk)} != {disk.ContentDigest}");
     }
 
     /// <summary>
@@ -274,9 +274,9 @@ public static class RecoveryPointExporter
             }, context.CancellationToken).ConfigureAwait(false);
             RandomAccess.FlushToDisk(handle);
         }
-        if (table.Digest() != disk.ContentDigest)
+        if (Replication.TrackerTables.HashSegments.DigestOf(table, disk) != disk.ContentDigest)
             throw new AsrException(AsrErrorIds.RecoveryPointVerificationFailed, AsrErrorKind.InvalidData,
-                $"Disk '{disk.Name}' of point {point} did not verify after export: content digest {table.Digest()} != {disk.ContentDigest}.", disk.Name);
+                $"Disk '{disk.Name}' of point {point} did not verify after export: content digest {Replication.TrackerTables.HashSegments.DigestOf(table, disk)} != {disk.ContentDigest}.", disk.Name);
     }
 
     private sealed class Progress(Action<long> onReport) : IProgress<long>

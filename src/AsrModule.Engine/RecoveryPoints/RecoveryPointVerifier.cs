@@ -94,7 +94,7 @@ public static class RecoveryPointVerifier
             {
                 using var reader = await RecoveryPointDiskReader.OpenAsync(vault, point, disk.DiskId, ct).ConfigureAwait(false);
                 var table = await reader.ComputeBlockHashesAsync(ct).ConfigureAwait(false);
-                string actual = table.Digest();
+                string actual = Replication.TrackerTables.HashSegments.DigestOf(table, disk);
                 result.Disks.Add(new DiskVerification(disk.Name, disk.SizeBytes, actual == disk.ContentDigest, disk.ContentDigest, actual));
             }
             catch (AsrException ex) when (ex.ErrorId is AsrErrorIds.VaultDataCorrupt or AsrErrorIds.RecoveryPointNotFound)

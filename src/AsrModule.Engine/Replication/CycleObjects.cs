@@ -68,11 +68,14 @@ internal static class CycleObjects
         !key.EndsWith(".map", StringComparison.Ordinal)
         && VaultLayout.TryParseObjectKey(key, out long sequence, out string? attempt) && sequence == point.Sequence && attempt != point.AttemptId;
 
-    /// <summary>After point <paramref name="sequence"/> is published: the trackers of older points, and of other attempts at it, go.</summary>
-    public static async Task RemoveOldTrackersAsync(AsrVault vault, string itemId, long sequence, string attemptId, ILogger logger)
+    /// <summary>
+    /// After a point is published: every tracker object but the new point's (<paramref name="keep"/>: its maps and the
+    /// segments they name, some written by older cycles) goes, older points' and other attempts' alike.
+    /// </summary>
+    public static async Task RemoveOldTrackersAsync(AsrVault vault, string itemId, IReadOnlySet<string> keep, ILogger logger)
     {
-        foreach (var (o, objectSequence) in VaultLayout.OwnObjects(await vault.Store.ListAsync(VaultLayout.TrackerDirPrefix(itemId), CancellationToken.None).ConfigureAwait(false), logger))
-            if (objectSequence < sequence || (objectSequence == sequence && VaultLayout.TryParseObjectKey(o.Key, out _, out string? attempt) && attempt != attemptId))
+        foreach (var (o, _) in VaultLayout.OwnObjects(await vault.Store.ListAsync(VaultLayout.TrackerDirPrefix(itemId), CancellationToken.None).ConfigureAwait(false), logger))
+            if (!keep.Contains(o.Key))
                 await vault.Store.DeleteAsync(o.Key, CancellationToken.None).ConfigureAwait(false);
     }
 }

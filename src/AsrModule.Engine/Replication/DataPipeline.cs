@@ -176,7 +176,7 @@ internal sealed class DataPipeline
 
     /// <summary>
     /// Packs uploading while the next one fills, so compression and encryption go on during an upload (a remote
-    /// store's upload takes as long as building the pack); each costs one pack buffer (~33 MiB).
+    /// store's upload takes as long as building the pack); each costs one pack buffer (32 MiB).
     /// </summary>
     private const int PackUploadsInFlight = 2;
 
@@ -184,7 +184,9 @@ internal sealed class DataPipeline
     {
         var uploads = new List<Task>();
         using var uploadSlots = new SemaphoreSlim(PackUploadsInFlight);
-        byte[] pack = ArrayPool<byte>.Shared.Rent(PackTargetBytes + (1 << 20));
+        // The pack buffer grows as extents come (a small item's cycle stores kilobytes, and the agent runs many of those),
+        // in powers of two up to PackTargetBytes: the shared pool keeps arrays in power-of-two buckets, so 32 MiB costs 32.
+        byte[]? pack = ArrayPool<byte>.Shared.Rent(FirstPackBufferBytes);
         int packLength = 0;
         int packNumber = 0;
         try
@@ -198,16 +200,12 @@ internal sealed class DataPipeline
                 }
                 try
                 {
-                    if (packLength > 0 && packLength + length > pack.Length)
+                    if (packLength > 0 && packLength + length > PackTargetBytes)
                     {
-                        pack = await StartPackUploadAsync(pack, packLength, packNumber++, uploads, uploadSlots).ConfigureAwait(false);
+                        pack = await StartPackUploadAsync(pack!, packLength, packNumber++, uploads, uploadSlots, next: true).ConfigureAwait(false);
                         packLength = 0;
                     }
-                    if (length > pack.Length)
-                    {
-                        ArrayPool<byte>.Shared.Return(pack);
-                        pack = ArrayPool<byte>.Shared.Rent(length);
-                    }
+                    if (packLength + length > pack!.Length) pack = Grow(pack, packLength, packLength + length);
                     buffer.AsSpan(0, length).CopyTo(pack.AsSpan(packLength));
                     _result.RecordsByDisk[work.DiskOrdinal].Add(new ExtentRecord(work.FirstBlock, work.BlockCount, flags, packNumber, packLength, length, work.PlainHash));
                     packLength += length;
@@ -219,11 +217,11 @@ internal sealed class DataPipeline
                 }
                 if (packLength >= PackTargetBytes)
                 {
-                    pack = await StartPackUploadAsync(pack, packLength, packNumber++, uploads, uploadSlots).ConfigureAwait(false);
+                    pack = await StartPackUploadAsync(pack!, packLength, packNumber++, uploads, uploadSlots, next: true).ConfigureAwait(false);
                     packLength = 0;
                 }
             }
-            if (packLength > 0) pack = await StartPackUploadAsync(pack, packLength, packNumber, uploads, uploadSlots).ConfigureAwait(false);
+            if (packLength > 0) pack = await StartPackUploadAsync(pack!, packLength, packNumber, uploads, uploadSlots, next: false).ConfigureAwait(false);
             await Task.WhenAll(uploads).ConfigureAwait(false);
         }
         catch (Exception ex)
@@ -237,19 +235,34 @@ internal sealed class DataPipeline
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(pack);
+            if (pack is not null) ArrayPool<byte>.Shared.Return(pack);
         }
     }
 
-    /// <summary>Hands a full pack to a background upload (waiting for a free slot) and returns a fresh buffer to fill.</summary>
-    private async Task<byte[]> StartPackUploadAsync(byte[] pack, int length, int number, List<Task> uploads, SemaphoreSlim uploadSlots)
+    /// <summary>The first pack buffer of a cycle (it grows as needed).</summary>
+    internal const int FirstPackBufferBytes = 1 << 20;
+
+    /// <summary>A pack buffer of at least <paramref name="needed"/> bytes (a power of two) holding the first <paramref name="used"/> bytes of <paramref name="pack"/>.</summary>
+    private static byte[] Grow(byte[] pack, int used, int needed)
+    {
+        byte[] larger = ArrayPool<byte>.Shared.Rent((int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(needed, FirstPackBufferBytes)));
+        pack.AsSpan(0, used).CopyTo(larger);
+        ArrayPool<byte>.Shared.Return(pack);
+        return larger;
+    }
+
+    /// <summary>
+    /// Hands a pack to a background upload (waiting for a free slot) and, when more extents follow (<paramref name="next"/>),
+    /// returns a fresh buffer to fill: a whole pack's, as the one before filled.
+    /// </summary>
+    private async Task<byte[]?> StartPackUploadAsync(byte[] pack, int length, int number, List<Task> uploads, SemaphoreSlim uploadSlots, bool next)
     {
         await uploadSlots.WaitAsync(_cts.Token).ConfigureAwait(false);
         string key = VaultLayout.Pack(_itemId, _sequence, _attemptId, number);
         _result.PackKeys.Add(key);
         // On the pool: a store whose write starts synchronously (a local file) must not run on the writer.
         uploads.Add(Task.Run(() => UploadPackAsync(key, pack, length, uploadSlots)));
-        return ArrayPool<byte>.Shared.Rent(PackTargetBytes + (1 << 20));
+        return next ? ArrayPool<byte>.Shared.Rent(PackTargetBytes) : null;
     }
 
     private async Task UploadPackAsync(string key, byte[] pack, int length, SemaphoreSlim uploadSlots)

@@ -1,14 +1,16 @@
 using System.Buffers;
 using System.Collections;
 using AsrModule.Engine.Items;
+using AsrModule.Engine.Replication.TrackerTables;
 using AsrModule.Engine.Replication.Tracking;
 
 namespace AsrModule.Engine.Replication;
 
 /// <summary>
-/// Reads the blocks of one cycle's captured disks that may have changed, hashes them into the new point's hash table,
-/// and sends the runs of blocks whose hash differs from the baseline (the previous point's table, or the replica's)
-/// through the data pipeline. Blocks in holes (the capture's <see cref="IDiskCapture.DataRanges"/>) are not read:
+/// Reads the blocks of one cycle's captured disks that may have changed, hashes them into the new point's tracker,
+/// and sends the runs of blocks whose hash differs from the baseline (the previous point's tracker, or the replica's)
+/// through the data pipeline. The hashes are held one segment at a time (<see cref="ScanHashes"/>): the scan walks the
+/// disk in block order, cut at segment boundaries. Blocks in holes (the capture's <see cref="IDiskCapture.DataRanges"/>) are not read:
 /// they are zeros, so their hash is known, and only a hole where the baseline had data is sent (as a zero extent).
 /// </summary>
 internal sealed class DiskScanner(DataPipeline pipeline)
@@ -36,14 +38,15 @@ internal sealed class DiskScanner(DataPipeline pipeline)
     /// <param name="changed">The tracker's changed ranges; null scans every block.</param>
     /// <param name="forced">Blocks sent whatever their hashes say (the old and new last block of a resized disk).</param>
     /// <param name="damaged">Blocks whose copy in the vault did not read back: sent whatever their hashes say.</param>
-    public async Task ScanAsync(int ordinal, ProtectedDisk disk, IDiskCapture source, IReadOnlyList<ByteRange>? changed, BlockHashTable baseline, long[] forced,
-        BitArray? damaged, BlockHashTable table, Progress progress, CancellationToken ct)
+    /// <param name="hashes">The baseline's hashes and the new ones, entered segment by segment as the scan goes.</param>
+    public async Task ScanAsync(int ordinal, ProtectedDisk disk, IDiskCapture source, IReadOnlyList<ByteRange>? changed, ScanHashes hashes, long[] forced,
+        BitArray? damaged, Progress progress, CancellationToken ct)
     {
         int bs = disk.BlockSize;
-        long blockCount = table.Hashes.Length;
-        var spans = changed is null
+        long blockCount = hashes.BlockCount;
+        var spans = SplitAtSegments(changed is null
             ? new List<(long First, long End)> { (0, blockCount) }
-            : BlockSpans(changed, forced, bs, blockCount);
+            : BlockSpans(changed, forced, bs, blockCount), hashes.SegmentBlocks);
         long spanBytes = Math.Max(1, spans.Sum(s => Math.Min(s.End * bs, source.Size) - s.First * bs)), covered = 0;
         var holes = source.DataRanges is { } data ? HoleBlocks(data, bs, blockCount) : [];
         // A delta of scattered changes covers thousands of small spans: one report per 0.5% (and the last one) is enough.
@@ -66,35 +69,38 @@ internal sealed class DiskScanner(DataPipeline pipeline)
         try
         {
             foreach (var (spanFirst, spanEnd) in spans)
-            foreach (var (first, end, isHole) in Segments(spanFirst, spanEnd, holes))
             {
-                if (isHole)
+                await hashes.EnterAsync(hashes.SegmentOf(spanFirst), ct).ConfigureAwait(false);
+                foreach (var (first, end, isHole) in Segments(spanFirst, spanEnd, holes))
                 {
-                    await ScanHoleAsync(first, end, source.Size, baseline, forced, damaged, table, run, ct).ConfigureAwait(false);
-                    long bytes = Math.Min(end * bs, source.Size) - first * bs;
-                    HoleBytesSkipped += bytes;
-                    covered += bytes;
-                    Report();
-                    continue;
-                }
-                for (long chunkStart = first; chunkStart < end; chunkStart += ReadChunkBlocks)
-                {
-                    ct.ThrowIfCancellationRequested();
-                    var chunk = await readAhead.NextAsync(ct).ConfigureAwait(false);
-                    try
+                    if (isHole)
                     {
-                        if (chunk.FirstBlock != chunkStart)
-                            throw new InvalidOperationException($"The read-ahead returned block {chunk.FirstBlock} where the scan expected block {chunkStart}.");
-                        await CompareChunkAsync(chunk, baseline, forced, damaged, table, run).ConfigureAwait(false);
+                        await ScanHoleAsync(first, end, source.Size, hashes, forced, damaged, run, ct).ConfigureAwait(false);
+                        long bytes = Math.Min(end * bs, source.Size) - first * bs;
+                        HoleBytesSkipped += bytes;
+                        covered += bytes;
+                        Report();
+                        continue;
                     }
-                    finally
+                    for (long chunkStart = first; chunkStart < end; chunkStart += ReadChunkBlocks)
                     {
-                        readAhead.Release(chunk);
+                        ct.ThrowIfCancellationRequested();
+                        var chunk = await readAhead.NextAsync(ct).ConfigureAwait(false);
+                        try
+                        {
+                            if (chunk.FirstBlock != chunkStart)
+                                throw new InvalidOperationException($"The read-ahead returned block {chunk.FirstBlock} where the scan expected block {chunkStart}.");
+                            await CompareChunkAsync(chunk, hashes, forced, damaged, run).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            readAhead.Release(chunk);
+                        }
+                        BytesRead += chunk.Bytes;
+                        BlocksCompared += chunk.Blocks;
+                        covered += chunk.Bytes;
+                        Report();
                     }
-                    BytesRead += chunk.Bytes;
-                    BlocksCompared += chunk.Blocks;
-                    covered += chunk.Bytes;
-                    Report();
                 }
             }
             await run.FlushAsync().ConfigureAwait(false);
@@ -109,19 +115,19 @@ internal sealed class DiskScanner(DataPipeline pipeline)
     }
 
     /// <summary>Hashes one chunk (across the cores), then compares its blocks with the baseline and adds them to the run, in order.</summary>
-    private static async ValueTask CompareChunkAsync(ScanChunk chunk, BlockHashTable baseline, long[] forced, BitArray? damaged, BlockHashTable table, Run run)
+    private static async ValueTask CompareChunkAsync(ScanChunk chunk, ScanHashes hashes, long[] forced, BitArray? damaged, Run run)
     {
-        int bs = table.BlockSize;
-        ParallelBlockHasher.Hash(table, chunk.Buffer, chunk.Bytes, chunk.FirstBlock, chunk.Blocks);
+        int bs = hashes.BlockSize;
+        ParallelBlockHasher.Hash(hashes.Hashing, hashes.NewHashes, hashes.IndexOf(chunk.FirstBlock), chunk.Buffer, chunk.Bytes, chunk.Blocks);
         for (int b = 0; b < chunk.Blocks; b++)
         {
             long block = chunk.FirstBlock + b;
             int length = Math.Min(bs, chunk.Bytes - b * bs);
-            ulong h = table.Hashes[block];
-            bool changedBlock = h != baseline.Hashes[block] || IsForced(block, forced, damaged);
+            ulong h = hashes.New(block);
+            bool changedBlock = h != hashes.Baseline(block) || IsForced(block, forced, damaged);
             if (!changedBlock && !run.Open) continue;
             var span = chunk.Buffer.AsSpan(b * bs, length);
-            bool zero = changedBlock && h == table.ZeroHash(length) && !span.ContainsAnyExcept((byte)0);
+            bool zero = changedBlock && h == hashes.Hashing.ZeroHash(length) && !span.ContainsAnyExcept((byte)0);
             await run.AddAsync(block, changedBlock, zero, changedBlock && !zero ? span : default, length).ConfigureAwait(false);
         }
     }
@@ -149,21 +155,54 @@ internal sealed class DiskScanner(DataPipeline pipeline)
         }
     }
 
-    /// <summary>Blocks in a hole are zeros: their hash is the zero hash, and nothing is read.</summary>
-    private async Task ScanHoleAsync(long first, long end, long size, BlockHashTable baseline, long[] forced, BitArray? damaged, BlockHashTable table, Run run, CancellationToken ct)
+    /// <summary>
+    /// Blocks in a hole are zeros: their hash is the zero hash, and nothing is read. A hole over a whole segment the
+    /// baseline has as zero changes nothing: it is skipped as a whole (a terabyte sparse disk is mostly that).
+    /// </summary>
+    private async Task ScanHoleAsync(long first, long end, long size, ScanHashes hashes, long[] forced, BitArray? damaged, Run run, CancellationToken ct)
     {
-        int bs = table.BlockSize;
-        ulong fullZero = table.ZeroHash(bs);
+        if (first == hashes.SegmentStart && end == hashes.SegmentEnd && hashes.BaselineSegmentIsZero && !AnyForced(first, end, forced, damaged))
+        {
+            await run.FlushAsync().ConfigureAwait(false);
+            hashes.MarkSegmentZero();
+            BlocksCompared += end - first;
+            return;
+        }
+        int bs = hashes.BlockSize;
+        ulong fullZero = hashes.Hashing.ZeroHash(bs);
         for (long block = first; block < end; block++)
         {
             if ((block & 0xFFFF) == 0) ct.ThrowIfCancellationRequested();
             int length = (int)Math.Min(bs, size - block * bs);
-            ulong h = length == bs ? fullZero : table.ZeroHash(length);
-            table.Hashes[block] = h;
-            bool changedBlock = h != baseline.Hashes[block] || IsForced(block, forced, damaged);
+            ulong h = length == bs ? fullZero : hashes.Hashing.ZeroHash(length);
+            hashes.SetNew(block, h);
+            bool changedBlock = h != hashes.Baseline(block) || IsForced(block, forced, damaged);
             if (changedBlock || run.Open) await run.AddAsync(block, changedBlock, zero: true, default, length).ConfigureAwait(false);
         }
         BlocksCompared += end - first;
+    }
+
+    private static bool AnyForced(long first, long end, long[] forced, BitArray? damaged)
+    {
+        if (forced.Any(b => b >= first && b < end)) return true;
+        if (damaged is null) return false;
+        for (long b = first; b < Math.Min(end, damaged.Length); b++)
+            if (damaged[(int)b]) return true;
+        return false;
+    }
+
+    /// <summary>The spans cut at segment boundaries, so each lies in one segment of the tracker (and so does each read).</summary>
+    internal static List<(long First, long End)> SplitAtSegments(List<(long First, long End)> spans, int segmentBlocks)
+    {
+        var split = new List<(long First, long End)>(spans.Count);
+        foreach (var (first, end) in spans)
+            for (long at = first; at < end; )
+            {
+                long segmentEnd = Math.Min(end, (at / segmentBlocks + 1) * segmentBlocks);
+                split.Add((at, segmentEnd));
+                at = segmentEnd;
+            }
+        return split;
     }
 
     private static bool IsForced(long block, long[] forced, BitArray? damaged) =>

@@ -5,6 +5,7 @@ using AsrModule.Engine.Jobs;
 using AsrModule.Engine.Policies;
 using AsrModule.Engine.RecoveryPoints;
 using AsrModule.Engine.Replication.Consistency;
+using AsrModule.Engine.Replication.TrackerTables;
 using AsrModule.Engine.Replication.Tracking;
 using AsrModule.Engine.Security;
 using AsrModule.Engine.Vault;
@@ -81,7 +82,8 @@ internal sealed class ReplicationCycle
     private string? _consistencyNote;
     private string? _consistencyEvidence;
     private LiveReadCheck? _liveReadCheck;
-    private BlockHashTable[] _tables = [];
+    /// <summary>Each disk's new tracker, as its scan completed it (its segments are written; the map is written at publication).</summary>
+    private TrackerMap[] _trackerMaps = [];
     private PipelineResult? _stored;
 
     private async Task<AsrJobResult> RunAsync(bool forceResync, CycleOptions options)
@@ -258,13 +260,13 @@ internal sealed class ReplicationCycle
         }
         _totalBytes = Math.Max(1, captures.Sum(s => s.Size));
 
-        var baselines = new BlockHashTable[captures.Count];
+        var baselines = new TrackerBaseline[captures.Count];
         var forced = new long[captures.Count][];
         var damaged = new System.Collections.BitArray?[captures.Count];
         var ranges = new IReadOnlyList<ByteRange>?[captures.Count];
         // A delta trusts each disk's tracker; a disk without one is compared with the replica of the latest point,
         // and when that replica's index cannot be read the whole cycle becomes a resync over an older base.
-        var trackers = new BlockHashTable?[captures.Count];
+        var trackers = new TrackerBaseline?[captures.Count];
         var readers = new RecoveryPointDiskReader?[captures.Count];
         try
         {
@@ -300,7 +302,7 @@ internal sealed class ReplicationCycle
                     BlockHashTable.BlockCount(size, _item.Disks[i].BlockSize) - 1,
                 }.Where(b => b >= 0 && b < BlockHashTable.BlockCount(size, _item.Disks[i].BlockSize)).Distinct().ToArray();
                 var disk = _item.Disks[i];
-                BlockHashTable? tracked = _mode == CycleMode.Delta ? trackers[i] : null;
+                TrackerBaseline? tracked = _mode == CycleMode.Delta ? trackers[i] : null;
                 if (tracked is not null) baselines[i] = tracked;
                 else if (readers[i] is { } reader)
                 {
@@ -312,7 +314,7 @@ internal sealed class ReplicationCycle
                     // Initial replication, or a resync with no readable point to compare against: a full copy.
                     if (_mode == CycleMode.Resync)
                         _resyncedDisks.Add($"disk '{disk.Name}' (copied in full: {(_base is null ? _resyncReasonOverride ?? "no point of the vault reads" : $"point {_base.Sequence} has no copy of it")})");
-                    baselines[i] = BlockHashTable.Zero(size, disk.BlockSize, _vault.HashSeed);
+                    baselines[i] = new TrackerBaseline.Zero(size, disk.BlockSize, _vault.HashSeed);
                 }
                 // Only a delta over an intact hash table may trust the tracker's changed ranges.
                 ranges[i] = _mode == CycleMode.Delta && tracked is not null && oldSize == size ? captures[i].ChangedRanges : null;
@@ -328,7 +330,7 @@ internal sealed class ReplicationCycle
 
         // Reading the disks is the rest of the scan phase: after the replica checksums, if any were computed.
         var reading = _scanPhase.Phase(_resyncedDisks.Count > 0 ? ReplicaChecksumShare : 0, 100);
-        _tables = new BlockHashTable[captures.Count];
+        _trackerMaps = new TrackerMap[captures.Count];
         var pipeline = new DataPipeline(_vault.Store, _item.Id, _sequence, _attemptId, _vault.Key,
             _policy.Compression == CompressionMethod.Zstd ? _policy.CompressionLevel : 0, captures.Count, ct);
         _scanner = new DiskScanner(pipeline);
@@ -337,18 +339,29 @@ internal sealed class ReplicationCycle
             long bytesBefore = 0; // sizes of the disks already read: where this disk's share of the progress starts
             for (int i = 0; i < captures.Count; i++)
             {
-                _tables[i] = ranges[i] is null
-                    ? new BlockHashTable(captures[i].Size, _item.Disks[i].BlockSize, _vault.HashSeed)
-                    : baselines[i].Clone();
                 long diskStart = bytesBefore, diskSize = captures[i].Size;
                 var disk = _item.Disks[i];
-                await _scanner.ScanAsync(i, disk, captures[i], ranges[i], baselines[i], forced[i], damaged[i], _tables[i], (read, total, changedBytes, whole) =>
+                // The new tracker is written segment by segment as the scan leaves each one (issue #15 item 3).
+                await using var hashes = new ScanHashes(baselines[i],
+                    new TrackerSegmentWriter(_vault.Store, _vault.Key, _item.Id, disk.DiskId, _sequence, _attemptId));
+                try
                 {
-                    // This disk counts as its whole size however little of it the tracker says to read, so the next disk starts where this one ends.
-                    double diskDone = Math.Min(1.0, (double)read / total);
-                    reading.Report((int)(100 * Math.Min(1.0, (diskStart + diskDone * diskSize) / _totalBytes)),
-                        $"{_mode} replication of '{_item.Name}': disk '{disk.Name}' {read:N0} of {total:N0} {(whole ? "bytes" : "changed bytes")} read, {changedBytes:N0} bytes changed");
-                }, ct).ConfigureAwait(false);
+                    await _scanner.ScanAsync(i, disk, captures[i], ranges[i], hashes, forced[i], damaged[i], (read, total, changedBytes, whole) =>
+                    {
+                        // This disk counts as its whole size however little of it the tracker says to read, so the next disk starts where this one ends.
+                        double diskDone = Math.Min(1.0, (double)read / total);
+                        reading.Report((int)(100 * Math.Min(1.0, (diskStart + diskDone * diskSize) / _totalBytes)),
+                            $"{_mode} replication of '{_item.Name}': disk '{disk.Name}' {read:N0} of {total:N0} {(whole ? "bytes" : "changed bytes")} read, {changedBytes:N0} bytes changed");
+                    }, ct).ConfigureAwait(false);
+                    _trackerMaps[i] = await hashes.CompleteAsync(ct).ConfigureAwait(false);
+                }
+                catch (AsrException ex) when (ex.ErrorId == AsrErrorIds.VaultDataCorrupt && ex.Target is string key && key.StartsWith(VaultLayout.TrackerDirPrefix(_item.Id), StringComparison.Ordinal))
+                {
+                    // The previous tracker is damaged where this scan needed it: the next cycle must not trust it.
+                    string reason = ex.Message + " The item is marked ResyncRequired: the next cycle compares checksums with the vault's replica instead.";
+                    await SaveQuietlyAsync(it => it.MarkResyncRequired(reason)).ConfigureAwait(false);
+                    throw new AsrException(ex.ErrorId, ex.Kind, reason, key, ex);
+                }
                 bytesBefore += captures[i].Size;
             }
             _stored = await pipeline.CompleteAsync().ConfigureAwait(false);
@@ -407,7 +420,7 @@ internal sealed class ReplicationCycle
             GroupPointId = groupPointId,
             ReplicationGroup = groupName,
             Tracker = _tracker!.Kind,
-            FormatVersion = 2,
+            FormatVersion = 3,
             AttemptId = _attemptId,
         };
         var captures = _item.Disks.Select(d => _captures.First(c => c.DiskId == d.DiskId)).ToList();
@@ -419,15 +432,16 @@ internal sealed class ReplicationCycle
             // Create-only, like packs: the names are this attempt's own, so nothing of another writer is ever replaced.
             string indexKey = VaultLayout.PointIndex(_item.Id, sequence, _attemptId, disk.DiskId);
             await CreateOwnAsync(indexKey, MetadataSealer.Seal(ExtentIndex.Encode(records), _vault.Key, indexKey), ct).ConfigureAwait(false);
-            string trackerKey = VaultLayout.Tracker(_item.Id, disk.DiskId, sequence, _attemptId);
-            await CreateOwnAsync(trackerKey, MetadataSealer.Seal(_tables[i].ToBytes(), _vault.Key, trackerKey), ct).ConfigureAwait(false);
+            string trackerKey = VaultLayout.TrackerMap(_item.Id, disk.DiskId, sequence, _attemptId);
+            await CreateOwnAsync(trackerKey, MetadataSealer.Seal(_trackerMaps[i].Encode(), _vault.Key, trackerKey), ct).ConfigureAwait(false);
             point.Disks.Add(new RecoveryPointDisk
             {
                 DiskId = disk.DiskId,
                 Name = disk.Name,
                 SizeBytes = captures[i].Size,
                 BlockSize = disk.BlockSize,
-                ContentDigest = _tables[i].Digest(),
+                ContentDigest = _trackerMaps[i].ContentDigest(_vault.HashSeed),
+                DigestSegmentBlocks = _trackerMaps[i].SegmentBlocks,
                 ChangedBlocks = records.Sum(r => (long)r.BlockCount),
                 ChangedBytes = records.Sum(r => Math.Min((long)r.BlockCount * disk.BlockSize, captures[i].Size - r.FirstBlock * disk.BlockSize)),
                 StoredBytes = records.Sum(r => (long)r.StoredLength),
@@ -469,7 +483,13 @@ internal sealed class ReplicationCycle
             // The point is published; a tracker that cannot forget its changes only makes the next cycle read more.
             _context.Logger.LogWarning(ex, "Tracker of {Item} could not commit point {Sequence}", _item.Name, sequence);
         }
-        await CycleObjects.RemoveOldTrackersAsync(_vault, _item.Id, sequence, _attemptId, _context.Logger).ConfigureAwait(false);
+        var trackerObjects = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < captures.Count; i++)
+        {
+            trackerObjects.Add(VaultLayout.TrackerMap(_item.Id, _item.Disks[i].DiskId, sequence, _attemptId));
+            trackerObjects.UnionWith(_trackerMaps[i].SegmentKeys(_item.Id, _item.Disks[i].DiskId));
+        }
+        await CycleObjects.RemoveOldTrackersAsync(_vault, _item.Id, trackerObjects, _context.Logger).ConfigureAwait(false);
         _publishPhase.Report(100, $"Recovery point {sequence} of '{_item.Name}' published");
         if (consistency == RecoveryPointConsistency.Inconsistent)
             await _vault.Events.WriteAsync(Events.AsrEventSeverity.Warning, Events.AsrEventTypes.PointInconsistent,
@@ -544,18 +564,20 @@ internal sealed class ReplicationCycle
         public void Report(double value) => report(value);
     }
 
-    private async Task<BlockHashTable?> LoadTrackerAsync(ProtectedDisk disk, AsrRecoveryPoint point, CancellationToken ct)
+    /// <summary>
+    /// The tracker of <paramref name="disk"/> at <paramref name="point"/>, as the baseline of a delta: the map of a point
+    /// of format 3 (its segments are read as the scan reaches them), or the whole table of an older point. Null when it is
+    /// missing or does not read (the cycle then compares with the vault's replica).
+    /// </summary>
+    private async Task<TrackerBaseline?> LoadTrackerAsync(ProtectedDisk disk, AsrRecoveryPoint point, CancellationToken ct)
     {
-        string key = VaultLayout.Tracker(_item.Id, disk.DiskId, point.Sequence, point.AttemptId);
-        var sealedTable = await _vault.Store.ReadAllAsync(key, ct).ConfigureAwait(false);
-        if (sealedTable is null) return null;
         try
         {
-            return BlockHashTable.FromBytes(MetadataSealer.Open(sealedTable, _vault.Key, key), disk.SizeBytes, disk.BlockSize, _vault.HashSeed);
+            return await StoredTrackers.OpenAsync(_vault, _item.Id, disk, point, ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is AsrException or InvalidDataException)
         {
-            _context.Logger.LogWarning(ex, "Change tracker {Key} is unusable", key);
+            _context.Logger.LogWarning(ex, "Change tracker of disk {Disk} at point {Sequence} is unusable", disk.Name, point.Sequence);
             return null;
         }
     }
@@ -565,7 +587,7 @@ internal sealed class ReplicationCycle
     /// not read back (pack missing, short, flipped) are not an error here: their blocks are returned as damaged, to be
     /// sent anew from the source, so the new point does not reference them (issue #12, item 5).
     /// </summary>
-    private async Task<(BlockHashTable Table, System.Collections.BitArray? Damaged)> ReplicaHashesAsync(RecoveryPointDiskReader reader, ProtectedDisk disk, long newSize, string why, CancellationToken ct)
+    private async Task<(TrackerBaseline Table, System.Collections.BitArray? Damaged)> ReplicaHashesAsync(RecoveryPointDiskReader reader, ProtectedDisk disk, long newSize, string why, CancellationToken ct)
     {
         _resyncedDisks.Add($"disk '{disk.Name}' ({why})");
         // The replica checksums are the first part of the scan phase, one slice per disk.
@@ -582,7 +604,7 @@ internal sealed class ReplicationCycle
             _repairs.Add(repaired);
         }
         var table = replica.Table;
-        return (newSize == table.DiskSize ? table : table.Resized(newSize), replica.Damaged);
+        return (new TrackerBaseline.Table(newSize == table.DiskSize ? table : table.Resized(newSize)), replica.Damaged);
     }
 
     private Task<RecoveryPointDiskReader> OpenReplicaAsync(AsrRecoveryPoint point, ProtectedDisk disk, CancellationToken ct) =>

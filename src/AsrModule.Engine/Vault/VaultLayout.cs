@@ -48,6 +48,14 @@ public static class VaultLayout
     /// </summary>
     public static string PointFullMap(string itemId, long sequence, string diskId, int generation) => $"items/{itemId}/index/{sequence:D12}-{diskId}.g{generation:D4}.map";
     public static string Tracker(string itemId, string diskId, long sequence, string? attemptId) => $"items/{itemId}/tracker/{diskId}-{SequenceToken(sequence, attemptId)}.hashes";
+    /// <summary>The tracker map of a disk at <paramref name="point"/> (a point of format 3, which always has an attempt id).</summary>
+    public static string TrackerMap(RecoveryPoints.AsrRecoveryPoint point, string diskId) =>
+        TrackerMap(point.ItemId, diskId, point.Sequence, point.AttemptId ?? throw new ArgumentException($"Point {point} has no attempt id, so no tracker map.", nameof(point)));
+    /// <summary>The tracker map of a disk at a point of format 3 (<see cref="Replication.TrackerTables.TrackerMap"/>).</summary>
+    public static string TrackerMap(string itemId, string diskId, long sequence, string attemptId) => $"items/{itemId}/tracker/{diskId}-{SequenceToken(sequence, attemptId)}.trk";
+    /// <summary>Segment <paramref name="segment"/> of a disk's tracker, written by the cycle of <paramref name="sequence"/> (later maps may name it too).</summary>
+    public static string TrackerSegment(string itemId, string diskId, long sequence, string attemptId, int segment) =>
+        $"items/{itemId}/tracker/{diskId}-{SequenceToken(sequence, attemptId)}.{segment.ToString("D6", CultureInfo.InvariantCulture)}.seg";
     public static string TrackerPrefix(string itemId, string diskId) => $"items/{itemId}/tracker/{diskId}-";
     public static string Pack(string itemId, long sequence, string? attemptId, int number) => $"items/{itemId}/packs/{SequenceToken(sequence, attemptId)}-{number:D4}.pack";
     public static string PacksPrefix(string itemId) => $"items/{itemId}/packs/";
@@ -98,12 +106,23 @@ public static class VaultLayout
                 return attemptId is null && rest.EndsWith(".map", StringComparison.Ordinal) && generation > 0 && generation + 2 <= rest.Length - 4
                     && TryCanonicalNumber(rest[(generation + 2)..^4], 4, out _) && IsValidName(rest[..generation]);
             }
-            case "tracker": // <disk>-<token>.hashes
+            case "tracker": // <disk>-<token>.hashes (format 2), <disk>-<token>.trk and <disk>-<token>.<segment:D6>.seg (format 3)
             {
-                if (!name.EndsWith(".hashes", StringComparison.Ordinal)) return false;
-                int dash = name.LastIndexOf('-');
-                return dash > 0 && dash + 1 <= name.Length - 7 && IsValidName(name[..dash])
-                    && TryParseSequenceToken(name[(dash + 1)..^7], out sequence, out attemptId);
+                string stem;
+                if (name.EndsWith(".hashes", StringComparison.Ordinal)) stem = name[..^7];
+                else if (name.EndsWith(".trk", StringComparison.Ordinal)) stem = name[..^4];
+                else if (name.EndsWith(".seg", StringComparison.Ordinal))
+                {
+                    stem = name[..^4];
+                    int dot = stem.LastIndexOf('.');
+                    if (dot < 0 || !TryCanonicalNumber(stem[(dot + 1)..], 6, out _)) return false;
+                    stem = stem[..dot];
+                }
+                else return false;
+                int dash = stem.LastIndexOf('-');
+                return dash > 0 && dash + 1 < stem.Length && IsValidName(stem[..dash])
+                    && TryParseSequenceToken(stem[(dash + 1)..], out sequence, out attemptId)
+                    && (attemptId is not null || name.EndsWith(".hashes", StringComparison.Ordinal));
             }
             default:
                 return false;

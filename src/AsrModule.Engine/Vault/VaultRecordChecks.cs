@@ -82,6 +82,8 @@ public static class VaultRecordChecks
         if (point.PackAttempts?.Any(a => a.Key <= 0 || a.Key >= sequence || !VaultLayout.IsValidAttemptId(a.Value)) == true)
             throw Corrupt(key, "its pack attempts name a sequence that is not an older point, or an attempt id that is not 8 hex digits");
         CheckDisks(point.Disks.Select(d => (d.DiskId, d.Name, d.SizeBytes, d.BlockSize)), key);
+        if (point.Disks.FirstOrDefault(d => d.DigestSegmentBlocks is { } s && !Replication.TrackerTables.HashSegments.IsValid(s)) is { } odd)
+            throw Corrupt(key, $"disk '{Printable(odd.Name)}' states digest segments of {odd.DigestSegmentBlocks} blocks (a power of two from {Replication.TrackerTables.HashSegments.MinSegmentBlocks} to {Replication.TrackerTables.HashSegments.MaxSegmentBlocks})");
     }
 
     /// <summary>

@@ -5,6 +5,7 @@ using System.IO.Hashing;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.RecoveryPoints;
 using AsrModule.Engine.Replication;
+using AsrModule.Engine.Replication.TrackerTables;
 using AsrModule.Engine.Replication.Tracking;
 using AsrModule.Engine.Storage;
 
@@ -150,33 +151,57 @@ public sealed class DiskScannerTests
         return extents;
     }
 
-    private sealed record ScanOutcome(DiskScanner Scanner, BlockHashTable Table, List<ExtentRecord> Records, int Reports);
+    private sealed record ScanOutcome(DiskScanner Scanner, BlockHashTable Table, List<ExtentRecord> Records, int Reports, TrackerMap Map);
 
-    private static async Task<ScanOutcome> ScanAsync(TempDir dir, CountingPool pool, IDiskCapture capture, BlockHashTable baseline, long[] forced, BitArray? damaged)
+    /// <summary>
+    /// Scans <paramref name="capture"/> against <paramref name="baseline"/> with the tracker cut into segments of
+    /// <paramref name="segmentBlocks"/> blocks, then reads the new tracker back whole from what the scan wrote.
+    /// </summary>
+    private static async Task<ScanOutcome> ScanAsync(TempDir dir, CountingPool pool, IDiskCapture capture, BlockHashTable baseline, long[] forced, BitArray? damaged,
+        int segmentBlocks = HashSegments.DefaultSegmentBlocks)
     {
-        var pipeline = new DataPipeline(new LocalDirectoryStore(dir["vault-" + Guid.NewGuid().ToString("N")[..6]]), "item", 1, "a1", null, 1, 1, default, pool);
+        var store = new LocalDirectoryStore(dir["vault-" + Guid.NewGuid().ToString("N")[..6]]);
+        var pipeline = new DataPipeline(store, "item", 1, "a1", null, 1, 1, default, pool);
         var scanner = new DiskScanner(pipeline);
         var disk = new ProtectedDisk { DiskId = capture.DiskId, Name = "d", BlockSize = Bs, SizeBytes = capture.Size };
-        var table = capture.ChangedRanges is null ? new BlockHashTable(capture.Size, Bs, Seed) : baseline.Clone();
-        int reports = 0, scanningThread = Environment.CurrentManagedThreadId;
+        HashSegments.UseSegmentBlocks(segmentBlocks);
+        var hashes = new ScanHashes(new TrackerBaseline.Table(baseline), new TrackerSegmentWriter(store, null, "item", disk.DiskId, 1, "0000000a"));
+        HashSegments.UseSegmentBlocks(null);
+        int reports = 0;
         long lastCovered = -1;
+        TrackerMap map;
         try
         {
-            await scanner.ScanAsync(0, disk, capture, capture.ChangedRanges, baseline, forced, damaged, table, (covered, total, changedBytes, whole) =>
+            await scanner.ScanAsync(0, disk, capture, capture.ChangedRanges, hashes, forced, damaged, (covered, total, changedBytes, whole) =>
             {
                 Assert.True(covered >= lastCovered && covered <= total);
                 lastCovered = covered;
                 reports++;
             }, default);
+            map = await hashes.CompleteAsync(default);
         }
         catch
         {
             await pipeline.AbortAsync();
             throw;
         }
+        finally
+        {
+            await hashes.DisposeAsync();
+        }
         var result = await pipeline.CompleteAsync();
-        return new ScanOutcome(scanner, table, result.RecordsByDisk[0].OrderBy(r => r.FirstBlock).ToList(), reports);
+        Assert.Equal(segmentBlocks, map.SegmentBlocks);
+        var stored = new TrackerBaseline.Stored(map, new TrackerSegmentReader(store, null, "item", disk.DiskId), Seed);
+        var table = new BlockHashTable(capture.Size, Bs, Seed);
+        for (int s = 0; s < stored.SegmentCount; s++)
+            await stored.LoadAsync(s, table.Hashes.AsMemory(s * segmentBlocks, map.BlocksIn(s)), default);
+        Assert.Equal(HashSegments.ContentDigest(table, segmentBlocks), map.ContentDigest(Seed));
+        return new ScanOutcome(scanner, table, result.RecordsByDisk[0].OrderBy(r => r.FirstBlock).ToList(), reports, map);
     }
+
+    /// <summary>Hashes over <paramref name="baseline"/> whose segments go nowhere (tests of the scan's buffers, not of the tracker).</summary>
+    private static ScanHashes Hashes(BlockHashTable baseline) =>
+        new(new TrackerBaseline.Table(baseline), new TrackerSegmentWriter(new LocalDirectoryStore(Path.Combine(Path.GetTempPath(), "asr-scan-" + Guid.NewGuid().ToString("N"))), null, "item", "disk0", 1, "0000000a"));
 
     private static void AssertAllReturned(CountingPool pool, MemoryCapture capture)
     {
@@ -209,11 +234,11 @@ public sealed class DiskScannerTests
         var damaged = new BitArray(hashes.Length);
         for (int b = 0; b < hashes.Length; b += 97) damaged[b] = true;
 
-        foreach (var ranges in new[] { null, data })
+        foreach (var (ranges, segmentBlocks) in new[] { (null, HashSegments.DefaultSegmentBlocks), (data, HashSegments.DefaultSegmentBlocks), (null, 64), (data, 512) })
         {
             var pool = new CountingPool();
             var capture = new MemoryCapture(content, ranges);
-            var outcome = await ScanAsync(dir, pool, capture, baseline, forced, damaged);
+            var outcome = await ScanAsync(dir, pool, capture, baseline, forced, damaged, segmentBlocks);
 
             Assert.Equal(hashes, outcome.Table.Hashes);
             var expected = ReferenceExtents(content, hashes, baseline.Hashes, Enumerable.Range(0, hashes.Length).Select(b => (long)b), forced, damaged);
@@ -260,9 +285,11 @@ public sealed class DiskScannerTests
         var baselineHashes = ReferenceHashes(previous);
         var baseline = BlockHashTable.FromBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(baselineHashes.AsSpan()).ToArray(), size, Bs, Seed);
 
+        foreach (int segmentBlocks in new[] { HashSegments.DefaultSegmentBlocks, 256 })
+        {
         var pool = new CountingPool();
         var capture = new MemoryCapture(content, changed: changed);
-        var outcome = await ScanAsync(dir, pool, capture, baseline, [], null);
+        var outcome = await ScanAsync(dir, pool, capture, baseline, [], null, segmentBlocks);
 
         var spans = DiskScanner.BlockSpans(changed, [], Bs, baselineHashes.Length);
         var scannedBlocks = spans.SelectMany(s => Enumerable.Range((int)s.First, (int)(s.End - s.First)).Select(b => (long)b)).ToList();
@@ -271,6 +298,7 @@ public sealed class DiskScannerTests
         Assert.Equal(expected, outcome.Records.Select(r => (r.FirstBlock, r.BlockCount, (r.Flags & ExtentFlags.Zero) != 0, r.PlainHash)).ToList());
         Assert.Equal(scannedBlocks.Sum(b => (long)Math.Min(Bs, size - b * Bs)), outcome.Scanner.BytesRead);
         AssertAllReturned(pool, capture);
+        }
     }
 
     [Theory]
@@ -290,8 +318,8 @@ public sealed class DiskScannerTests
         var scanner = new DiskScanner(pipeline);
         var disk = new ProtectedDisk { DiskId = "disk0", Name = "d", BlockSize = Bs, SizeBytes = content.Length };
         var baseline = BlockHashTable.Zero(content.Length, Bs, Seed); // every block changed: runs are open when it stops
-        var ex = await Record.ExceptionAsync(() => scanner.ScanAsync(0, disk, capture, null, baseline, [], null,
-            new BlockHashTable(content.Length, Bs, Seed), (_, _, _, _) => { }, cts.Token));
+        var ex = await Record.ExceptionAsync(() => scanner.ScanAsync(0, disk, capture, null, Hashes(baseline), [], null,
+            (_, _, _, _) => { }, cts.Token));
         await pipeline.AbortAsync();
         Assert.IsAssignableFrom<OperationCanceledException>(ex);
         Assert.True(scanner.BytesRead < content.Length);
@@ -312,8 +340,8 @@ public sealed class DiskScannerTests
         var pipeline = new DataPipeline(new LocalDirectoryStore(dir["vault"]), "item", 1, "a1", null, 1, 1, default, pool);
         var scanner = new DiskScanner(pipeline);
         var disk = new ProtectedDisk { DiskId = "disk0", Name = "d", BlockSize = Bs, SizeBytes = content.Length };
-        var ex = await Record.ExceptionAsync(() => scanner.ScanAsync(0, disk, capture, null, BlockHashTable.Zero(content.Length, Bs, Seed), [], null,
-            new BlockHashTable(content.Length, Bs, Seed), (_, _, _, _) => { }, default));
+        var ex = await Record.ExceptionAsync(() => scanner.ScanAsync(0, disk, capture, null, Hashes(BlockHashTable.Zero(content.Length, Bs, Seed)), [], null,
+            (_, _, _, _) => { }, default));
         await pipeline.AbortAsync();
         Assert.IsType<IOException>(ex);
         Assert.Equal((long)failAtRead * DiskScanner.ReadChunkBlocks * Bs, scanner.BytesRead);
@@ -334,8 +362,8 @@ public sealed class DiskScannerTests
         var disk = new ProtectedDisk { DiskId = "disk0", Name = "d", BlockSize = Bs, SizeBytes = content.Length };
         var ex = await Record.ExceptionAsync(async () =>
         {
-            await scanner.ScanAsync(0, disk, capture, null, BlockHashTable.Zero(content.Length, Bs, Seed), [], null,
-                new BlockHashTable(content.Length, Bs, Seed), (_, _, _, _) => { }, default);
+            await scanner.ScanAsync(0, disk, capture, null, Hashes(BlockHashTable.Zero(content.Length, Bs, Seed)), [], null,
+                (_, _, _, _) => { }, default);
             await pipeline.CompleteAsync();
         });
         await pipeline.AbortAsync();
@@ -400,7 +428,7 @@ public sealed class DiskScannerTests
         new Random(10).NextBytes(content);
         int blocks = (content.Length + Bs - 1) / Bs;
         var table = new BlockHashTable(content.Length + 5L * Bs, Bs, Seed);
-        ParallelBlockHasher.Hash(table, content, content.Length, 5, blocks);
+        ParallelBlockHasher.Hash(table, table.Hashes, 5, content, content.Length, blocks);
         var reference = ReferenceHashes(content);
         Assert.Equal(reference, table.Hashes.AsSpan(5, blocks).ToArray());
         Assert.All(table.Hashes.Take(5).Concat(table.Hashes.Skip(5 + blocks)), h => Assert.Equal(0UL, h));

@@ -73,7 +73,7 @@ internal static class RetentionTestKit
             {
                 using var reader = await RecoveryPointDiskReader.OpenAsync(vault, point, disk.DiskId, default);
                 var table = await reader.ComputeBlockHashesAsync(default);
-                Assert.True(disk.ContentDigest == table.Digest(), $"point {point.Sequence} disk {disk.Name} does not verify");
+                Assert.True(disk.ContentDigest == AsrModule.Engine.Replication.TrackerTables.HashSegments.DigestOf(table, disk), $"point {point.Sequence} disk {disk.Name} does not verify");
             }
     }
 

@@ -113,9 +113,9 @@ public class RecordAuthenticationTests(SealedVaultFixture f) : IClassFixture<Sea
             return await Throws(() => RecoveryPointDiskReader.OpenAsync(V, point, "disk0", default));
         }),
         // Every reader of a tracker (a cycle, a planned failover's final check) opens it so; a cycle then treats it as missing (TrackerTests below).
-        "tracker" => new(VaultLayout.Tracker(PointOf(f.M.Id), "disk0"), VaultLayout.Tracker(PointOf(f.N.Id), "disk0"), Form.Binary, async () =>
+        "tracker" => new(VaultLayout.TrackerMap(PointOf(f.M.Id), "disk0"), VaultLayout.TrackerMap(PointOf(f.N.Id), "disk0"), Form.Binary, async () =>
         {
-            string key = VaultLayout.Tracker(PointOf(f.M.Id), "disk0");
+            string key = VaultLayout.TrackerMap(PointOf(f.M.Id), "disk0");
             var stored = (await V.Store.ReadAllAsync(key, default))!;
             return Assert.Throws<AsrException>(() => MetadataSealer.Open(stored, V.Key, key));
         }),
@@ -265,7 +265,7 @@ public class SealedDataPathTests
     {
         using var h = await EngineHarness.CreateAsync("tracker key");
         var (disk, item) = await h.NewMachineAsync("m", 512 << 10, 93);
-        string key = VaultLayout.Tracker(await h.Vault.GetPointAsync(item.Id, 1, default), "disk0");
+        string key = VaultLayout.TrackerMap(await h.Vault.GetPointAsync(item.Id, 1, default), "disk0");
         string path = VaultTamper.PathOf(h, key);
         // A planted tracker saying every block is unchanged would make the cycle skip real changes.
         File.WriteAllBytes(path, MetadataSealer.Seal(MetadataSealer.Open(File.ReadAllBytes(path), h.Vault.Key, key), null, key));
