@@ -33,7 +33,7 @@ foreach (int kib in new[] { 4, 8, 16, 32, 64 })
     AsrJobResult r;
     using (await svc.PrepareCycleAsync(item, false, default)) r = await svc.RunCycleAsync(item, false, JobContext.Detached());
     sw.Stop();
-    long tracker = new DirectoryInfo(vaultPath).EnumerateFiles("*.hashes", SearchOption.AllDirectories).Sum(f => f.Length);
+    long tracker = new DirectoryInfo(vaultPath).EnumerateFiles("*", SearchOption.AllDirectories).Where(f => f.FullName.Contains("/tracker/")).Sum(f => f.Length);
     Console.WriteLine($"| {kib} KiB | {sw.Elapsed.TotalSeconds:F2} | {r.ChangedBytes:N0} | {r.BytesStored:N0} | {(double)r.BytesStored! / written:F2}x | {tracker:N0} |");
     Directory.Delete(vaultPath, true);
 }

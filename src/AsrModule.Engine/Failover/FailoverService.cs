@@ -131,9 +131,24 @@ public sealed class FailoverService
         {
             string status = $"Planned failover: checking that '{disk.Name}' no longer changes";
             context.Report((int)(100 * hashed / total), status);
-            var final = await Replication.TrackerTables.StoredTrackers.ReadWholeAsync(_vault, item.Id, disk, point, ct).ConfigureAwait(false)
-                ?? throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData,
-                    $"The change tracker of disk '{disk.Name}' at point {sequence} of '{item.Name}' is missing, so the final sync cannot be checked. Run Invoke-AsrReplication -Resync, then the failover again.", disk.Name);
+            BlockHashTable? final;
+            try
+            {
+                final = await Replication.TrackerTables.StoredTrackers.ReadWholeAsync(_vault, item.Id, disk, point, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is InvalidDataException || ex is AsrException { ErrorId: AsrErrorIds.VaultDataCorrupt })
+            {
+                final = null;
+                context.Logger.LogWarning(ex, "Item {Item}: the change tracker of disk {Disk} at point {Sequence} does not read", item.Name, disk.Name, sequence);
+            }
+            if (final is null)
+            {
+                // The next cycle must not trust it either: it compares checksums with the vault's replica.
+                string reason = $"The change tracker of disk '{disk.Name}' at point {sequence} of '{item.Name}' is missing or damaged, so the final sync cannot be checked.";
+                await _vault.UpdateItemAsync(item.Id, i => { if (i.LastPointSequence == sequence) i.MarkResyncRequired(reason); }, CancellationToken.None).ConfigureAwait(false);
+                throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData,
+                    reason + " The item is marked ResyncRequired: run Invoke-AsrReplication (a checksum resync), then the failover again; nothing was failed over.", disk.Name);
+            }
             // One disk is hashed by one reader, so its reports arrive in order.
             var now = await DiskChecksums.HashAsync(disk.SourcePath, disk.SizeBytes, disk.BlockSize, _vault.HashSeed,
                 new Progress(bytes => context.Report((int)(100 * Math.Min(total, hashed += bytes) / total), status)), ct, disk.SourceFormat).ConfigureAwait(false);

@@ -69,13 +69,26 @@ internal static class CycleObjects
         && VaultLayout.TryParseObjectKey(key, out long sequence, out string? attempt) && sequence == point.Sequence && attempt != point.AttemptId;
 
     /// <summary>
-    /// After a point is published: every tracker object but the new point's (<paramref name="keep"/>: its maps and the
-    /// segments they name, some written by older cycles) goes, older points' and other attempts' alike.
+    /// After point <paramref name="sequence"/> is published: every tracker object of it or older but the new point's
+    /// (<paramref name="keep"/>: its maps and the segments they name, some written by older cycles) goes, older points'
+    /// and other attempts' alike. Nothing when a later sequence's tracker exists (a session that took the item over while
+    /// this one stalled published since, and may name older segments), nor once this cycle's lock on the item lapsed.
     /// </summary>
-    public static async Task RemoveOldTrackersAsync(AsrVault vault, string itemId, IReadOnlySet<string> keep, ILogger logger)
+    public static async Task RemoveOldTrackersAsync(AsrVault vault, string itemId, long sequence, IReadOnlySet<string> keep, ILogger logger)
     {
-        foreach (var (o, _) in VaultLayout.OwnObjects(await vault.Store.ListAsync(VaultLayout.TrackerDirPrefix(itemId), CancellationToken.None).ConfigureAwait(false), logger))
-            if (!keep.Contains(o.Key))
-                await vault.Store.DeleteAsync(o.Key, CancellationToken.None).ConfigureAwait(false);
+        var own = VaultLayout.OwnObjects(await vault.Store.ListAsync(VaultLayout.TrackerDirPrefix(itemId), CancellationToken.None).ConfigureAwait(false), logger);
+        // A later point's tracker means another session published after this one (its lease lapsed meanwhile): the
+        // older segments may be that point's too, so this cycle leaves the cleanup to the next one.
+        if (own.Any(o => o.Sequence > sequence))
+        {
+            logger.LogWarning("Item {Item}: tracker objects newer than point {Sequence} exist; old trackers are left for the next cycle to remove", itemId, sequence);
+            return;
+        }
+        foreach (var (o, _) in own)
+        {
+            if (keep.Contains(o.Key)) continue;
+            if (vault.Store.LockLapsed(VaultLayout.ItemLock(itemId))) return;
+            await vault.Store.DeleteAsync(o.Key, CancellationToken.None).ConfigureAwait(false);
+        }
     }
 }

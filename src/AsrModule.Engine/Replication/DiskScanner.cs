@@ -47,6 +47,7 @@ internal sealed class DiskScanner(DataPipeline pipeline)
         var spans = SplitAtSegments(changed is null
             ? new List<(long First, long End)> { (0, blockCount) }
             : BlockSpans(changed, forced, bs, blockCount), hashes.SegmentBlocks);
+        hashes.Plan(spans.Select(s => hashes.SegmentOf(s.First)).Distinct().ToList());
         long spanBytes = Math.Max(1, spans.Sum(s => Math.Min(s.End * bs, source.Size) - s.First * bs)), covered = 0;
         var holes = source.DataRanges is { } data ? HoleBlocks(data, bs, blockCount) : [];
         // A delta of scattered changes covers thousands of small spans: one report per 0.5% (and the last one) is enough.

@@ -248,6 +248,9 @@ internal sealed class ReplicationCycle
         for (int i = 0; i < captures.Count; i++)
         {
             if (captures[i].Size == _item.Disks[i].SizeBytes) continue;
+            if (BlockHashTable.BlockCount(captures[i].Size, _item.Disks[i].BlockSize) > ReplicationService.MaxDiskBlocks)
+                throw new AsrException(AsrErrorIds.DiskUnsupported, AsrErrorKind.InvalidOperation,
+                    $"Disk '{_item.Disks[i].Name}' ({_item.Disks[i].SourcePath}) grew to {captures[i].Size:N0} bytes, more than the {ReplicationService.MaxDiskBlocks:N0} blocks this module protects per disk; nothing was replicated. Shrink the disk back, or protect it again with a larger -BlockSize.", _item.Disks[i].Name);
             string reason = $"Disk '{_item.Disks[i].Name}' ({_item.Disks[i].SourcePath}) changed size from {_item.Disks[i].SizeBytes:N0} to {captures[i].Size:N0} bytes.";
             if (_mode == CycleMode.Delta)
             {
@@ -357,9 +360,12 @@ internal sealed class ReplicationCycle
                 }
                 catch (AsrException ex) when (ex.ErrorId == AsrErrorIds.VaultDataCorrupt && ex.Target is string key && key.StartsWith(VaultLayout.TrackerDirPrefix(_item.Id), StringComparison.Ordinal))
                 {
-                    // The previous tracker is damaged where this scan needed it: the next cycle must not trust it.
+                    // The previous tracker is damaged where this scan needed it: the next cycle must not trust it. Unless this
+                    // cycle lost the item (its lease lapsed and another session published since: that one removed the segment).
                     string reason = ex.Message + " The item is marked ResyncRequired: the next cycle compares checksums with the vault's replica instead.";
-                    await SaveQuietlyAsync(it => it.MarkResyncRequired(reason)).ConfigureAwait(false);
+                    long baseSequence = _latest!.Sequence;
+                    ThrowIfItemLockLapsed(_sequence);
+                    await SaveQuietlyAsync(it => { if (it.LastPointSequence == baseSequence) it.MarkResyncRequired(reason); }).ConfigureAwait(false);
                     throw new AsrException(ex.ErrorId, ex.Kind, reason, key, ex);
                 }
                 bytesBefore += captures[i].Size;
@@ -489,7 +495,7 @@ internal sealed class ReplicationCycle
             trackerObjects.Add(VaultLayout.TrackerMap(_item.Id, _item.Disks[i].DiskId, sequence, _attemptId));
             trackerObjects.UnionWith(_trackerMaps[i].SegmentKeys(_item.Id, _item.Disks[i].DiskId));
         }
-        await CycleObjects.RemoveOldTrackersAsync(_vault, _item.Id, trackerObjects, _context.Logger).ConfigureAwait(false);
+        await CycleObjects.RemoveOldTrackersAsync(_vault, _item.Id, sequence, trackerObjects, _context.Logger).ConfigureAwait(false);
         _publishPhase.Report(100, $"Recovery point {sequence} of '{_item.Name}' published");
         if (consistency == RecoveryPointConsistency.Inconsistent)
             await _vault.Events.WriteAsync(Events.AsrEventSeverity.Warning, Events.AsrEventTypes.PointInconsistent,

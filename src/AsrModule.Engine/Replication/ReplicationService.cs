@@ -71,6 +71,10 @@ public sealed partial class ReplicationService
             }
             if (source.Size == 0)
                 throw new AsrException(AsrErrorIds.DiskEmpty, AsrErrorKind.InvalidArgument, $"Disk '{full}' is empty (0 bytes); there is nothing to protect.", full);
+            if (BlockHashTable.BlockCount(source.Size, blockSize) > MaxDiskBlocks)
+                throw new AsrException(AsrErrorIds.DiskUnsupported, AsrErrorKind.InvalidArgument,
+                    $"Disk '{full}' has {BlockHashTable.BlockCount(source.Size, blockSize):N0} blocks of {blockSize:N0} bytes; this module protects disks of at most {MaxDiskBlocks:N0} blocks " +
+                    $"({(double)MaxDiskBlocks * blockSize / (1L << 40):N0} TiB at this block size): a resync, a planned failover's final check and the verification of a point still hold one hash per block in memory. Give a larger -BlockSize.", full);
             string diskName = Path.GetFileName(full);
             if (item.Disks.Any(d => string.Equals(d.Name, diskName, StringComparison.OrdinalIgnoreCase)))
                 diskName = $"disk{item.Disks.Count}-{diskName}";
@@ -94,6 +98,12 @@ public sealed partial class ReplicationService
         await _vault.SaveItemAsync(item, ct).ConfigureAwait(false);
         return item;
     }
+
+    /// <summary>
+    /// The most blocks a disk may have: a whole table of its hashes (a resync's replica hashes, a planned failover's
+    /// final check, a point's verification) is one array of 8-byte hashes, and arrays end below 2^31 elements. 8 TiB at 4 KiB.
+    /// </summary>
+    internal const long MaxDiskBlocks = (1L << 31) - 1024;
 
     /// <summary>
     /// Takes the item's lock and checks that its disks can be read, before a cycle job starts. A disk

@@ -210,6 +210,53 @@ public sealed class SegmentedTrackerTests
         }
     }
 
+    /// <summary>
+    /// After a point is published its cycle removes the tracker objects no new map names, but nothing when a later
+    /// point's tracker exists (a session that took the item over while this one stalled published since, and its map
+    /// may name the older segments).
+    /// </summary>
+    [Fact]
+    public async Task Removing_old_trackers_spares_what_the_new_maps_name_and_stops_when_a_later_point_has_one()
+    {
+        HashSegments.UseSegmentBlocks(SegmentBlocks);
+        using var h = await EngineHarness.CreateAsync();
+        var (disk, item) = await h.NewMachineAsync("m", 4L << 20, 36);
+        TestDisks.ScatterWrites(disk, 0.01, 37);
+        await h.CycleAsync("m");
+        var published = await TrackerObjectsAsync(h, item.Id);
+        var point2 = new HashSet<string>(published);
+        string stale = VaultLayout.TrackerSegment(item.Id, "disk0", 1, "0badcafe", 63);
+        string newerMap = VaultLayout.TrackerMap(item.Id, "disk0", 3, "0badcafe");
+        await h.Vault.Store.WriteAsync(stale, new byte[] { 1 }, default);
+        await h.Vault.Store.WriteAsync(newerMap, new byte[] { 1 }, default);
+        var log = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+
+        await CycleObjects.RemoveOldTrackersAsync(h.Vault, item.Id, 2, point2, log);
+        Assert.Equal(published.Append(stale).Append(newerMap).Order(), (await TrackerObjectsAsync(h, item.Id)).Order());
+
+        await h.Vault.Store.DeleteAsync(newerMap, default);
+        await CycleObjects.RemoveOldTrackersAsync(h.Vault, item.Id, 2, point2, log);
+        Assert.Equal(published.Order(), (await TrackerObjectsAsync(h, item.Id)).Order());
+        TestDisks.ScatterWrites(disk, 0.01, 38);
+        Assert.Equal("Delta", (await h.CycleAsync("m")).Mode); // point 2's tracker is whole
+        Assert.Equal(TestDisks.Sha256(disk), (await h.ExportHashesAsync((await h.Vault.GetLatestPointAsync(item.Id, default))!)).Single().Value);
+    }
+
+    [Fact]
+    public async Task A_disk_of_8_TiB_is_refused_at_enable_as_DiskUnsupported()
+    {
+        using var h = await EngineHarness.CreateAsync();
+        string disk = h.Dir["huge.img"];
+        using (var fs = new FileStream(disk, FileMode.Create, FileAccess.Write)) fs.SetLength(8L << 40);
+        var ex = await Assert.ThrowsAsync<AsrException>(() => h.Replication.RegisterAsync("huge", [disk], "default", default));
+        Assert.Equal(AsrErrorIds.DiskUnsupported, ex.ErrorId);
+        Assert.Equal(AsrErrorKind.InvalidArgument, ex.Kind);
+        Assert.Contains("-BlockSize", ex.Message);
+        // A larger block size protects it (a quarter of the blocks).
+        var item = await h.Replication.RegisterAsync("huge", [disk], "default", default, blockSize: 16384);
+        Assert.Equal(8L << 40, item.Disks[0].SizeBytes);
+    }
+
     [Fact]
     public void A_tracker_map_round_trips_and_every_malformed_field_is_refused()
     {

@@ -12,7 +12,13 @@ internal sealed class ScanHashes : IAsyncDisposable
     private readonly TrackerBaseline _baseline;
     private readonly TrackerSegmentWriter _writer;
     private readonly TrackerSegment?[] _segments;
-    private readonly ulong[] _base, _new;
+    private ulong[] _base, _spare;
+    private readonly ulong[] _new;
+    /// <summary>The segments the scan will enter, in order (<see cref="Plan"/>), and how far it got.</summary>
+    private IReadOnlyList<int> _plan = [];
+    private int _planned;
+    /// <summary>The next planned segment's baseline, read from the vault into <see cref="_spare"/> while the scan works on the current one.</summary>
+    private (int Segment, Task Load)? _prefetch;
     private int _current = -1;
     private int _length;
     private bool _zeroed;
@@ -24,6 +30,7 @@ internal sealed class ScanHashes : IAsyncDisposable
         _segments = new TrackerSegment?[baseline.SegmentCount];
         int buffer = (int)Math.Min(baseline.SegmentBlocks, Math.Max(1, baseline.BlockCount));
         _base = new ulong[buffer];
+        _spare = new ulong[buffer];
         _new = new ulong[buffer];
         Hashing = new BlockHashTable(0, baseline.BlockSize, baseline.Seed);
     }
@@ -41,6 +48,12 @@ internal sealed class ScanHashes : IAsyncDisposable
     public int SegmentsWritten => _writer.Written;
 
     public int SegmentOf(long block) => (int)(block / SegmentBlocks);
+
+    /// <summary>
+    /// The segments the scan will enter, in increasing order: each one's baseline is read from the vault while the scan
+    /// works on the one before (a full-scan delta of a terabyte enters 4,096; one round trip each would stall the reads).
+    /// </summary>
+    public void Plan(IReadOnlyList<int> segments) => _plan = segments;
 
     /// <summary>
     /// Makes segment <paramref name="segment"/> current: the one before is finished (written, reused or zero) and this
@@ -61,8 +74,38 @@ internal sealed class ScanHashes : IAsyncDisposable
         SegmentStart = (long)segment * SegmentBlocks;
         _length = HashSegments.BlocksIn(BlockCount, SegmentBlocks, segment);
         _zeroed = false;
-        await _baseline.LoadAsync(segment, _base.AsMemory(0, _length), ct).ConfigureAwait(false);
+        if (_prefetch is { } ahead)
+        {
+            _prefetch = null;
+            if (ahead.Segment == segment)
+            {
+                await ahead.Load.ConfigureAwait(false);
+                (_base, _spare) = (_spare, _base);
+            }
+            else
+            {
+                await Observe(ahead.Load).ConfigureAwait(false); // not needed after all; its buffer is free again
+                await _baseline.LoadAsync(segment, _base.AsMemory(0, _length), ct).ConfigureAwait(false);
+            }
+        }
+        else
+        {
+            await _baseline.LoadAsync(segment, _base.AsMemory(0, _length), ct).ConfigureAwait(false);
+        }
         _base.AsSpan(0, _length).CopyTo(_new);
+        while (_planned < _plan.Count && _plan[_planned] <= segment) _planned++;
+        if (_planned < _plan.Count && _baseline.ReadsVault(_plan[_planned]))
+        {
+            int next = _plan[_planned];
+            _prefetch = (next, _baseline.LoadAsync(next, _spare.AsMemory(0, HashSegments.BlocksIn(BlockCount, SegmentBlocks, next)), ct).AsTask());
+        }
+    }
+
+    /// <summary>Waits for a read whose result is not used; its failure is not this scan's (the segment was not needed).</summary>
+    private static async Task Observe(Task load)
+    {
+        try { await load.ConfigureAwait(false); }
+        catch { /* not needed */ }
     }
 
     public ulong Baseline(long block) => _base[block - SegmentStart];
@@ -113,5 +156,10 @@ internal sealed class ScanHashes : IAsyncDisposable
         return new TrackerMap(DiskSize, BlockSize, SegmentBlocks, _segments.Select(s => s!).ToArray());
     }
 
-    public ValueTask DisposeAsync() => _writer.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        if (_prefetch is { } ahead) await Observe(ahead.Load).ConfigureAwait(false);
+        _prefetch = null;
+        await _writer.DisposeAsync().ConfigureAwait(false);
+    }
 }

@@ -31,6 +31,9 @@ internal abstract class TrackerBaseline
     /// <summary>Whether segment <paramref name="segment"/> is known to be all zero blocks without reading it.</summary>
     public virtual bool IsZero(int segment) => false;
 
+    /// <summary>Whether loading segment <paramref name="segment"/> reads the vault (worth starting ahead of the scan).</summary>
+    public virtual bool ReadsVault(int segment) => false;
+
     /// <summary>Initial replication, or a resync with nothing to compare: every block was zero.</summary>
     public sealed class Zero(long diskSize, int blockSize, ulong seed) : TrackerBaseline(diskSize, blockSize, seed, HashSegments.SegmentBlocks)
     {
@@ -81,5 +84,6 @@ internal abstract class TrackerBaseline
 
         public override TrackerSegment? Reusable(int segment) => map.Segments[segment];
         public override bool IsZero(int segment) => map.Segments[segment].Kind == TrackerSegmentKind.Zero;
+        public override bool ReadsVault(int segment) => map.Segments[segment].Kind == TrackerSegmentKind.Stored;
     }
 }
