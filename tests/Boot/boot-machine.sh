@@ -2,7 +2,8 @@
 # Boots a test machine under QEMU (TCG if there is no /dev/kvm) and waits for its readiness line.
 #
 #   boot-machine.sh DISK [options]
-#     DISK               raw image file, or nbd://HOST:PORT[/EXPORT] (booted with snapshot=on: writes stay in QEMU)
+#     DISK               raw image file, a *.qcow2 (e.g. an overlay whose backing file is nbd://...),
+#                        or nbd://HOST:PORT[/EXPORT] (booted with snapshot=on: writes stay in QEMU)
 #     --timeout S        seconds to wait for the marker (default 120)
 #     --port P           host port forwarded to guest port 8080 (default: none; then no NIC at all)
 #     --serial FILE      serial console log (default: a temp file, printed on failure)
@@ -32,6 +33,7 @@ command -v qemu-system-x86_64 >/dev/null || die "missing Debian package: qemu-sy
 
 case "$disk" in
   nbd://*) drive="file=$disk,format=raw,if=virtio,snapshot=on" ;;
+  *.qcow2) [ -f "$disk" ] || die "no image file: $disk"; drive="file=$disk,format=qcow2,if=virtio$snap" ;;
   *) [ -f "$disk" ] || die "no image file: $disk"; drive="file=$disk,format=raw,if=virtio$snap" ;;
 esac
 

@@ -43,6 +43,7 @@ need mkfs.vfat dosfstools
 need mcopy mtools
 need syslinux syslinux
 need mke2fs e2fsprogs
+need debugfs e2fsprogs
 need cpio cpio
 need gzip gzip
 mbr=""
@@ -133,8 +134,10 @@ cp "$kdir/modules/"*.ko "$kdir/modules/order" "$ir/lib/modules/"
 cp "$here/init.sh" "$ir/init"
 chmod 0755 "$ir/init" "$ir/bin/busybox"
 echo "$kver" > "$ir/etc/kernel-version"
+# fixed timestamps (and gzip -n) so two builds from the same packages give the same bytes
+find "$ir" -exec touch -h -d @1 {} +
 # /dev/console comes from the kernel's built-in initramfs (CONFIG_INITRAMFS_SOURCE empty), so no mknod (root) here.
-(cd "$ir" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -9 -n > "$work/initrd.gz"
+(cd "$ir" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) | gzip -9 -n > "$work/initrd.gz"
 
 # ---- boot partition (FAT) ----
 start=2048                                  # 1 MiB aligned
@@ -163,17 +166,35 @@ truncate -s "${boot_mib}M" "$work/boot.fat"
 # -h: hidden sectors = partition start, so the FAT boot sector finds itself on the disk
 mkfs.vfat -F 16 -n ASRBOOT -i 41535254 -h "$start" "$work/boot.fat" >/dev/null
 dd if="$work/boot.fat" of="$img" bs=512 seek="$start" conv=notrunc status=none
-export MTOOLS_SKIP_CHECK=1
-mcopy -i "$img@@$((start * 512))" "$kdir/vmlinuz" ::/vmlinuz
-mcopy -i "$img@@$((start * 512))" "$work/initrd.gz" ::/initrd.gz
-mcopy -i "$img@@$((start * 512))" "$work/syslinux.cfg" ::/syslinux.cfg
+export MTOOLS_SKIP_CHECK=1 SOURCE_DATE_EPOCH=315532800
+cp "$kdir/vmlinuz" "$work/vmlinuz"
+touch -d @315532800 "$work/vmlinuz" "$work/initrd.gz" "$work/syslinux.cfg"   # FAT has no dates before 1980
+for f in vmlinuz initrd.gz syslinux.cfg; do mcopy -m -i "$img@@$((start * 512))" "$work/$f" "::/$f"; done
 syslinux --offset $((start * 512)) --install "$img"
+# the syslinux installer stamps ldlinux.sys/.c32 with the current time: reset every root directory
+# entry's times to 1980-01-01 00:00 so the image is byte-for-byte reproducible
+u16() { od -An -t u2 --endian=little -j "$1" -N 2 "$img" | tr -d ' \n'; }
+p0=$((start * 512))
+rootdir=$((p0 + ($(u16 $((p0 + 14))) + $(od -An -t u1 -j $((p0 + 16)) -N 1 "$img" | tr -d ' \n') * $(u16 $((p0 + 22)))) * 512))
+nroot=$(u16 $((p0 + 17)))
+for ((i = 0; i < nroot; i++)); do
+  e=$((rootdir + i * 32))
+  first=$(od -An -t u1 -j "$e" -N 1 "$img" | tr -d ' \n')
+  [ "$first" = 0 ] && break
+  # bytes 13..25: create tenths, create time, create date, access date, (cluster hi), write time, write date
+  printf '\000\000\000\041\000\041\000' | dd of="$img" bs=1 seek=$((e + 13)) conv=notrunc status=none
+  printf '\041\000' | dd of="$img" bs=1 seek=$((e + 18)) conv=notrunc status=none
+  printf '\000\000\041\000' | dd of="$img" bs=1 seek=$((e + 22)) conv=notrunc status=none
+done
 
 # ---- data partition (ext4, built from a directory by mke2fs -d: no mount) ----
 mkdir -p "$work/data"
 printf '%s\n' "$content" > "$work/data/marker.txt"
+touch -d @315532800 "$work/data" "$work/data/marker.txt"
 truncate -s "$((data_sectors * 512))" "$work/data.ext4"
-mke2fs -q -F -t ext4 -L asrdata -U 41535254-0000-4000-8000-000000000002 -E root_owner=0:0 -d "$work/data" "$work/data.ext4" "$((data_sectors / 2))k"
+E2FSPROGS_FAKE_TIME=315532800 mke2fs -q -F -t ext4 -L asrdata -U 41535254-0000-4000-8000-000000000002 -E root_owner=0:0,hash_seed=41535254-0000-4000-8000-000000000003 -d "$work/data" "$work/data.ext4" "$((data_sectors / 2))k"
+# mke2fs -d copies the host ctime: fix it too
+debugfs -w -R "sif /marker.txt ctime 19800101000000" "$work/data.ext4" >/dev/null 2>&1
 dd if="$work/data.ext4" of="$img" bs=512 seek="$data_start" conv=notrunc status=none
 
 mkdir -p "$(dirname "$out")"

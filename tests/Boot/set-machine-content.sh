@@ -49,7 +49,9 @@ fi
 
 printf '%s\n' "$content" > "$tmp/marker.txt"
 # debugfs 'write' does not replace: remove first (an absent file only prints an error)
-printf 'rm /marker.txt\nwrite %s /marker.txt\nsif /marker.txt uid 0\nsif /marker.txt gid 0\n' "$tmp/marker.txt" > "$tmp/cmds"
+# fixed owner and times: the same content always gives the same bytes
+{ printf 'rm /marker.txt\nwrite %s /marker.txt\nsif /marker.txt uid 0\nsif /marker.txt gid 0\n' "$tmp/marker.txt"
+  for t in atime mtime ctime crtime; do printf 'sif /marker.txt %s 19800101000000\n' "$t"; done; } > "$tmp/cmds"
 debugfs -w -f "$tmp/cmds" "$dev" > "$tmp/log" 2>&1 || die "debugfs failed: $(cat "$tmp/log")"
 # debugfs exits 0 on most command errors: read the file back
 got=$(debugfs -R "cat /marker.txt" "$dev" 2>/dev/null)
