@@ -24,6 +24,9 @@ internal sealed class AgentCatalog(AsrVault vault, string host, TimeSpan fullRea
     private readonly Dictionary<string, CachedItem> _items = new(StringComparer.Ordinal);
     private readonly Dictionary<string, CachedPolicy> _policies = new(StringComparer.Ordinal);
     private DateTimeOffset? _lastFullRead;
+    /// <summary>What the agent keeps changed since its snapshot was written; when that was.</summary>
+    private bool _snapshotStale = true;
+    private DateTimeOffset? _lastSnapshot;
 
     /// <summary>Stop-AsrAgent asked this host's agent to stop (seen by the last refresh).</summary>
     public bool StopRequested { get; private set; }
@@ -74,12 +77,44 @@ internal sealed class AgentCatalog(AsrVault vault, string host, TimeSpan fullRea
             // An item whose marker the full read could not write is kept (and the write tried again); one whose marker went is gone.
             if (cached.Version is null && cached.Item is not null) await RepairMarkerAsync(cached.Item, ct).ConfigureAwait(false);
             else _items.Remove(id);
+            _snapshotStale = true;
         }
         foreach (var (id, version) in versions)
         {
             if (_items.TryGetValue(id, out var cached) && cached.Version is not null && cached.Version == version && !ReadEveryTick(cached.Item, changedPolicies)) continue;
             ItemsReread++;
+            _snapshotStale = true;
             _items[id] = new CachedItem(version, await ReadMineAsync(id, ct).ConfigureAwait(false));
+        }
+    }
+
+    /// <summary>
+    /// Writes the host's catalog snapshot (<see cref="HostCatalogSnapshot"/>) when what the agent keeps changed since the
+    /// last one and <paramref name="interval"/> has passed: the items it keeps, each with the marker version it read it at,
+    /// but those whose shown state moves without a record write. A failed write is logged and tried again later: a listing
+    /// then reads the items themselves.
+    /// </summary>
+    public async Task WriteSnapshotIfDueAsync(TimeSpan interval, CancellationToken ct)
+    {
+        var now = vault.Clock.GetUtcNow();
+        if (!_snapshotStale || (_lastSnapshot is { } last && now - last < interval)) return;
+        _ = Items; // health evaluated for now
+        var snapshot = new HostCatalogSnapshot
+        {
+            Host = host.ToLowerInvariant(),
+            WrittenUtc = now,
+            Items = _items.Values.Where(c => c.Item is { } i && c.Version is not null && !HostCatalogEntry.IsVolatile(i))
+                .Select(c => HostCatalogEntry.Of(c.Item!, c.Version!)).ToList(),
+        };
+        _lastSnapshot = now;
+        try
+        {
+            await vault.Records.WriteAsync(VaultLayout.HostCatalog(host), snapshot, ct).ConfigureAwait(false);
+            _snapshotStale = false;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogWarning(ex, "The catalog snapshot of host {Host} was not written; listings read its items one by one until it is", host);
         }
     }
 
@@ -118,6 +153,7 @@ internal sealed class AgentCatalog(AsrVault vault, string host, TimeSpan fullRea
     {
         var mine = (await vault.GetItemsAsync(ct).ConfigureAwait(false)).Where(IsMine).ToList();
         _items.Clear();
+        _snapshotStale = true;
         ItemsReread = mine.Count;
         foreach (var item in mine)
         {

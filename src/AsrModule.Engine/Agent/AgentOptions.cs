@@ -14,6 +14,11 @@ public sealed class AgentOptions
     /// whatever the vault holds (issue #15; docs/design.md "Scale").
     /// </summary>
     public TimeSpan FullCatalogInterval { get; set; } = TimeSpan.FromHours(1);
+    /// <summary>
+    /// Shortest time between two writes of the host's catalog snapshot (<see cref="Vault.HostCatalogSnapshot"/>), which a
+    /// listing of every item reads instead of the items; written only when what the agent keeps changed.
+    /// </summary>
+    public TimeSpan CatalogSnapshotInterval { get; set; } = TimeSpan.FromSeconds(10);
     /// <summary>Cycles running at once; each cycle already uses every core for compression and encryption.</summary>
     public int MaxParallelCycles { get; set; } = 2;
     public TimeSpan EventRetention { get; set; } = TimeSpan.FromDays(30);

@@ -177,6 +177,7 @@ public sealed class ReplicationAgent
         if (_stopRequested) return;
         var mine = _catalog.Items;
         var policies = _catalog.Policies;
+        await _catalog.WriteSnapshotIfDueAsync(_options.CatalogSnapshotInterval, ct).ConfigureAwait(false);
         await TrackAssignmentsAsync(mine, ct).ConfigureAwait(false);
         await TrackHealthAsync(mine, ct).ConfigureAwait(false);
 

@@ -61,17 +61,34 @@ public sealed class VaultCatalog
     /// <summary>
     /// Every item record, by name; a damaged one as its error, named by its name claim where one points to it. The items
     /// are found by one listing of the folders under items/ (not of everything stored there) and read and decorated
-    /// concurrently, each policy read once (issue #15: a vault of 1,000 items lists in well under 2 s on a blob vault).
+    /// concurrently, each policy read once; an item an agent's current snapshot holds is taken from it (<see cref="HostCatalogSnapshot"/>).
     /// </summary>
-    public async Task<List<VaultListEntry<AsrProtectedItem>>> ListItemsAsync(CancellationToken ct)
+    /// <param name="fromSnapshots">
+    /// Take the items an agent's current snapshot holds from it (what Get-AsrProtectedItem shows). Off for every caller that
+    /// decides something: a record write whose marker write failed shows in a snapshot only after the agent's next full read.
+    /// </param>
+    public async Task<List<VaultListEntry<AsrProtectedItem>>> ListItemsAsync(CancellationToken ct, bool fromSnapshots = false)
     {
         var ids = (await Store.ListFoldersAsync(VaultLayout.ItemsPrefix, ct).ConfigureAwait(false)).Where(VaultLayout.IsValidName).ToList();
+        // The agents' snapshots give the items they keep, as long as each item's marker shows no write since: ~2 requests
+        // per agent host instead of ~4 per item (issue #15). The others are read one by one, as before.
+        var snapshots = fromSnapshots ? await HostCatalogSnapshots.ReadCurrentAsync(_vault, ct).ConfigureAwait(false) : [];
         var entries = new VaultListEntry<AsrProtectedItem>?[ids.Count];
         var policies = new PolicyReads(this);
         var options = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(8, Store.PreferredReadConcurrency), CancellationToken = ct };
+        var now = _vault.Clock.GetUtcNow();
         await Parallel.ForEachAsync(Enumerable.Range(0, ids.Count), options, async (i, token) =>
         {
             string key = VaultLayout.Item(ids[i]);
+            if (snapshots.TryGetValue(ids[i], out var snapshotted))
+            {
+                var item = snapshotted.Item;
+                item.VaultLocation = _vault.Location;
+                item.HealthInputs = new ItemHealthInputs(snapshotted.RecordDamaged, snapshotted.RpoThresholdMinutes, snapshotted.HasLatestPoint);
+                EvaluateHealth(item, now);
+                entries[i] = VaultListEntry<AsrProtectedItem>.Ok(key, item.Name, item);
+                return;
+            }
             try
             {
                 if (await ReadItemRecordAsync(key, token).ConfigureAwait(false) is { } item)

@@ -180,6 +180,12 @@ public static class VaultLayout
     /// </summary>
     public static string HostPrefix(string host) => $"hosts/{host.ToLowerInvariant()}/";
     public static string HostItemsPrefix(string host) => $"hosts/{host.ToLowerInvariant()}/items/";
+    public const string HostsPrefix = "hosts/";
+    /// <summary>
+    /// The host's agent's snapshot of the items it keeps (<see cref="HostCatalogSnapshot"/>): Get-AsrProtectedItem takes an
+    /// item from it while the item's change marker still has the version the snapshot names, instead of reading the item.
+    /// </summary>
+    public static string HostCatalog(string host) => $"hosts/{host.ToLowerInvariant()}/catalog.json";
     /// <summary>
     /// The change marker of an item assigned to <paramref name="host"/>: rewritten after every write of the item's record,
     /// so its version in a listing changes with the item. A hint only: the agent acts on the item record it then reads.

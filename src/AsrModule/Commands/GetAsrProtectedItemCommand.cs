@@ -25,7 +25,7 @@ public sealed class GetAsrProtectedItemCommand : AsrCmdlet
         List<Engine.Vault.VaultListEntry<AsrProtectedItem>>? entries = null;
         if (Name is null || Name.Length == 0)
         {
-            WriteEntries(Await(ct => vault.Catalog.ListItemsAsync(ct)));
+            WriteEntries(Await(ct => vault.Catalog.ListItemsAsync(ct, fromSnapshots: true)));
             return;
         }
         foreach (var name in Name)
@@ -37,7 +37,7 @@ public sealed class GetAsrProtectedItemCommand : AsrCmdlet
                 WriteObject(item);
                 continue;
             }
-            entries ??= Await(ct => vault.Catalog.ListItemsAsync(ct));
+            entries ??= Await(ct => vault.Catalog.ListItemsAsync(ct, fromSnapshots: true));
             var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
             var matches = entries.Where(e => e.Name is not null && pattern.IsMatch(e.Name)).ToList();
             if (matches.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(name))

@@ -12,17 +12,25 @@ internal sealed class CountingStore(IVaultStore inner) : IVaultStore
     public int Deletes => _deletes;
     public int Total => _lists + _reads + _writes + _deletes + _other;
     public List<string> Listed { get; } = new();
+    /// <summary>The keys read, in order (ReadAll, ranges, versioned reads, existence checks).</summary>
+    public List<string> ReadKeys { get; } = new();
 
     public void Reset()
     {
         _lists = _reads = _writes = _deletes = _other = 0;
         lock (Listed) Listed.Clear();
+        lock (ReadKeys) ReadKeys.Clear();
     }
 
     public string Location => inner.Location;
-    public Task<bool> ExistsAsync(string key, CancellationToken ct) { Interlocked.Increment(ref _reads); return inner.ExistsAsync(key, ct); }
-    public Task<byte[]?> ReadAllAsync(string key, CancellationToken ct) { Interlocked.Increment(ref _reads); return inner.ReadAllAsync(key, ct); }
-    public Task ReadRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken ct) { Interlocked.Increment(ref _reads); return inner.ReadRangeAsync(key, offset, destination, ct); }
+    private void Read(string key)
+    {
+        Interlocked.Increment(ref _reads);
+        lock (ReadKeys) ReadKeys.Add(key);
+    }
+    public Task<bool> ExistsAsync(string key, CancellationToken ct) { Read(key); return inner.ExistsAsync(key, ct); }
+    public Task<byte[]?> ReadAllAsync(string key, CancellationToken ct) { Read(key); return inner.ReadAllAsync(key, ct); }
+    public Task ReadRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken ct) { Read(key); return inner.ReadRangeAsync(key, offset, destination, ct); }
     public Task<IReadOnlyList<VaultObjectInfo>> ListAsync(string prefix, CancellationToken ct)
     {
         Interlocked.Increment(ref _lists);
@@ -38,7 +46,7 @@ internal sealed class CountingStore(IVaultStore inner) : IVaultStore
     public IDisposable? TryAcquireLock(string key) { Interlocked.Increment(ref _other); return inner.TryAcquireLock(key); }
     public Task WriteAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) { Interlocked.Increment(ref _writes); return inner.WriteAsync(key, content, ct); }
     public Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) { Interlocked.Increment(ref _writes); return inner.TryCreateAsync(key, content, ct); }
-    public Task<VersionedObject?> ReadVersionedAsync(string key, CancellationToken ct) { Interlocked.Increment(ref _reads); return inner.ReadVersionedAsync(key, ct); }
+    public Task<VersionedObject?> ReadVersionedAsync(string key, CancellationToken ct) { Read(key); return inner.ReadVersionedAsync(key, ct); }
     public Task<bool> TryReplaceAsync(string key, ReadOnlyMemory<byte> content, string version, CancellationToken ct) { Interlocked.Increment(ref _writes); return inner.TryReplaceAsync(key, content, version, ct); }
     public Task DeleteAsync(string key, CancellationToken ct) { Interlocked.Increment(ref _deletes); return inner.DeleteAsync(key, ct); }
     public Task DeleteIncompleteAsync(string prefix, CancellationToken ct) { Interlocked.Increment(ref _other); return inner.DeleteIncompleteAsync(prefix, ct); }
