@@ -291,5 +291,28 @@ if ($Backend -eq 'Blob') {
             $idle.PerTick | Should -BeLessOrEqual 3
             @((Get-AsrAgent -HostName $hostA).ProtectedItems).Count | Should -Be 9
         }
+
+        It 'Get-AsrProtectedItem takes the agent''s items from its catalog snapshot and reads only the others' {
+            $aIds = @(Get-AsrProtectedItem | Where-Object AgentHost -eq $hostA | ForEach-Object Id)
+            $aIds.Count | Should -Be 9
+            $pattern = "items/($($aIds -join '|'))/"
+            # The agent writes its snapshot within CatalogSnapshotInterval (10 s) of the reassignment above.
+            Wait-Until {
+                $from = [DateTimeOffset]::UtcNow
+                $script:listing = @(Get-AsrProtectedItem)
+                $requests = @(Measure-TestAzuriteRequests $server $from ([DateTimeOffset]::UtcNow))
+                $script:itemReads = @($requests | Where-Object { $_.Url -match $pattern })
+                $script:otherReads = @($requests | Where-Object { $_.Url -match 'items/[0-9a-f]{16}/item\.json' -and $_.Url -notmatch $pattern })
+                $script:itemReads.Count -eq 0
+            } 40 'a listing that reads none of the agent''s items'
+            $script:otherReads.Count | Should -Be 7   # host B has no agent: its items are read one by one
+            $script:listing.Count | Should -Be 16
+            # What the snapshot shows is what reading each item shows.
+            foreach ($i in $script:listing) {
+                $direct = Get-AsrProtectedItem -Name $i.Name
+                "$($i.Name) $($i.State) $($i.ReplicationHealth) $($i.LastPointSequence) $($i.AgentHost) $($i.LastRecoveryPointTimeUtc)" |
+                    Should -Be "$($direct.Name) $($direct.State) $($direct.ReplicationHealth) $($direct.LastPointSequence) $($direct.AgentHost) $($direct.LastRecoveryPointTimeUtc)"
+            }
+        }
     }
 }
