@@ -19,6 +19,11 @@ public sealed class AgentOptions
     /// listing of every item reads instead of the items; written only when what the agent keeps changed.
     /// </summary>
     public TimeSpan CatalogSnapshotInterval { get; set; } = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// Allocated bytes after which the agent, once no cycle runs, collects garbage and gives the memory back (0: never;
+    /// the runtime then collects when it sees fit, and an idle agent keeps its last large cycle's garbage).
+    /// </summary>
+    public long ReturnMemoryAfterBytes { get; set; } = 128L << 20;
     /// <summary>Cycles running at once; each cycle already uses every core for compression and encryption.</summary>
     public int MaxParallelCycles { get; set; } = 2;
     public TimeSpan EventRetention { get; set; } = TimeSpan.FromDays(30);

@@ -158,6 +158,23 @@ public sealed class ReplicationAgent
         }
     }
 
+    private long _allocatedAtLastCollect = GC.GetTotalAllocatedBytes();
+
+    /// <summary>
+    /// With no cycle running and more than <see cref="AgentOptions.ReturnMemoryAfterBytes"/> allocated since the last time:
+    /// a full, compacting collection that gives the freed memory back to the system. Without it a long-lived agent keeps
+    /// the garbage of its last large cycle (hundreds of MiB of pack buffers and decoded extents) until the garbage
+    /// collector happens to run, which an idle process rarely makes it do (bench/memory-scale.sh, issue #15 item 3).
+    /// </summary>
+    private void ReturnMemoryWhenIdle()
+    {
+        if (_options.ReturnMemoryAfterBytes <= 0 || _running.Count > 0) return;
+        long allocated = GC.GetTotalAllocatedBytes();
+        if (allocated - _allocatedAtLastCollect < _options.ReturnMemoryAfterBytes) return;
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        _allocatedAtLastCollect = GC.GetTotalAllocatedBytes();
+    }
+
     /// <summary>
     /// One pass: the catalog refreshed from the host's change markers (two listings when nothing changed: see
     /// <see cref="AgentCatalog"/>), then health, assignments, due cycles, heartbeat, housekeeping. A stop request seen
@@ -167,6 +184,7 @@ public sealed class ReplicationAgent
     {
         foreach (var done in _running.Values.Where(r => r.Task.IsCompleted).ToList())
             _running.Remove(done.Key);
+        ReturnMemoryWhenIdle();
 
         try { await _catalog.RefreshAsync(ct).ConfigureAwait(false); }
         finally

@@ -185,8 +185,9 @@ internal sealed class DataPipeline
         var uploads = new List<Task>();
         using var uploadSlots = new SemaphoreSlim(PackUploadsInFlight);
         // The pack buffer grows as extents come (a small item's cycle stores kilobytes, and the agent runs many of those),
-        // in powers of two up to PackTargetBytes: the shared pool keeps arrays in power-of-two buckets, so 32 MiB costs 32.
-        byte[]? pack = ArrayPool<byte>.Shared.Rent(FirstPackBufferBytes);
+        // in powers of two up to PackTargetBytes. Pack buffers are not pooled: the shared pool would keep every size it
+        // ever lent (tens of MiB) for the life of the agent; a dropped one is garbage the agent collects when idle.
+        byte[]? pack = NewPackBuffer(FirstPackBufferBytes);
         int packLength = 0;
         int packNumber = 0;
         try
@@ -227,15 +228,11 @@ internal sealed class DataPipeline
         catch (Exception ex)
         {
             Fail(ex);
-            // Every upload ends before the pipeline reports (their buffers go back to the pool), and the
-            // failure reported is the first one, not the cancellation it caused here.
+            // Every upload ends before the pipeline reports, and the failure reported is the first one, not the
+            // cancellation it caused here.
             try { await Task.WhenAll(uploads).ConfigureAwait(false); } catch { }
             ThrowFirstFault();
             throw;
-        }
-        finally
-        {
-            if (pack is not null) ArrayPool<byte>.Shared.Return(pack);
         }
     }
 
@@ -245,11 +242,12 @@ internal sealed class DataPipeline
     /// <summary>A pack buffer of at least <paramref name="needed"/> bytes (a power of two) holding the first <paramref name="used"/> bytes of <paramref name="pack"/>.</summary>
     private static byte[] Grow(byte[] pack, int used, int needed)
     {
-        byte[] larger = ArrayPool<byte>.Shared.Rent((int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(needed, FirstPackBufferBytes)));
+        byte[] larger = NewPackBuffer((int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(needed, FirstPackBufferBytes)));
         pack.AsSpan(0, used).CopyTo(larger);
-        ArrayPool<byte>.Shared.Return(pack);
         return larger;
     }
+
+    private static byte[] NewPackBuffer(int bytes) => GC.AllocateUninitializedArray<byte>(bytes);
 
     /// <summary>
     /// Hands a pack to a background upload (waiting for a free slot) and, when more extents follow (<paramref name="next"/>),
@@ -262,7 +260,7 @@ internal sealed class DataPipeline
         _result.PackKeys.Add(key);
         // On the pool: a store whose write starts synchronously (a local file) must not run on the writer.
         uploads.Add(Task.Run(() => UploadPackAsync(key, pack, length, uploadSlots)));
-        return next ? ArrayPool<byte>.Shared.Rent(PackTargetBytes) : null;
+        return next ? NewPackBuffer(PackTargetBytes) : null;
     }
 
     private async Task UploadPackAsync(string key, byte[] pack, int length, SemaphoreSlim uploadSlots)
@@ -283,7 +281,6 @@ internal sealed class DataPipeline
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(pack);
             uploadSlots.Release();
         }
     }
