@@ -9,12 +9,14 @@
               runs), item i assigned to agent host 'host(i mod -Hosts)'; the shell runs several of these at once
       list  : Connect-AsrVault, then -Rounds times Get-AsrProtectedItem (all) and -Rounds x 4 times Get-AsrProtectedItem
               -Name <a middle item>; prints each round's seconds (the first call of each pays the JIT: reported apart)
+      snapshots: Start-AsrAgent for each of -Hosts hosts in turn, until it has read its items and written its catalog
+              snapshot (hosts/<host>/catalog.json, issue #15), then Stop-AsrAgent: what a listing then reads instead of items
       agent : Start-AsrAgent -HostName host0, waits -SettleSeconds (its full read at start), prints 'MARK start', sleeps
               -IdleSeconds, prints 'MARK end', then Stop-AsrAgent. The shell counts Azurite's requests between the marks.
     Prints 'BENCH key=value ...' lines.
 #>
 param(
-    [Parameter(Mandatory)][ValidateSet('init', 'setup', 'list', 'agent')][string]$Step,
+    [Parameter(Mandatory)][ValidateSet('init', 'setup', 'snapshots', 'list', 'agent')][string]$Step,
     [Parameter(Mandatory)][string]$ConnectionString,
     [Parameter(Mandatory)][string]$Container,
     [Parameter(Mandatory)][string]$Work,
@@ -65,6 +67,23 @@ switch ($Step) {
         $one = 1..($Rounds * 4) | ForEach-Object { Seconds { Get-AsrProtectedItem -Name $middle } }
         [Console]::WriteLine("BENCH step=list items=$count all_median_s=$((Median $all).ToString('F3', $inv)) all_min_s=$(($all | Measure-Object -Minimum).Minimum.ToString('F3', $inv)) all_max_s=$(($all | Measure-Object -Maximum).Maximum.ToString('F3', $inv)) " +
             "one_median_ms=$((1000 * (Median $one)).ToString('F1', $inv)) one_max_ms=$((1000 * ($one | Measure-Object -Maximum).Maximum).ToString('F1', $inv)) first_all_s=$($firstAll.ToString('F3', $inv)) first_one_ms=$((1000 * $firstOne).ToString('F1', $inv))")
+    }
+    'snapshots' {
+        Connect-AsrVault -ConnectionString $ConnectionString -Container $Container -EncryptionKey $key
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $perHost = @(Get-AsrProtectedItem | Group-Object AgentHost -AsHashTable -AsString)[0]
+        for ($h = 0; $h -lt $Hosts; $h++) {
+            $hostName = 'host{0}' -f $h
+            $expected = @($perHost[$hostName]).Count
+            $log = [IO.Path]::Combine($Work, "agent-$hostName-snapshot-$PID.log")
+            [void](Start-AsrAgent -HostName $hostName -EncryptionKey (ConvertTo-SecureString $key -AsPlainText -Force) -LogPath $log)
+            $deadline = [DateTime]::UtcNow.AddMinutes(5)
+            while ([DateTime]::UtcNow -lt $deadline -and @((Get-AsrAgent -HostName $hostName -ErrorAction SilentlyContinue).ProtectedItems).Count -lt $expected) { Start-Sleep -Milliseconds 500 }
+            Start-Sleep -Seconds 3   # the snapshot is written at the tick after the full read
+            Stop-AsrAgent -HostName $hostName | Out-Null
+            [Console]::WriteLine("  $hostName : $expected items, snapshot written ($([int]$sw.Elapsed.TotalSeconds) s)")
+        }
+        [Console]::WriteLine("BENCH step=snapshots hosts=$Hosts seconds=$($sw.Elapsed.TotalSeconds.ToString('F1', $inv))")
     }
     'agent' {
         Connect-AsrVault -ConnectionString $ConnectionString -Container $Container -EncryptionKey $key

@@ -2,7 +2,8 @@
 # Catalog at scale (issue #15 item 1): one blob vault on Azurite holding CS_ITEMS items (default 1,000) assigned to
 # CS_HOSTS agent hosts (default 10); the module under test (this tree, ReadyToRun) next to the module before issue #15
 # (CS_BASE, default 0c76f88, built from a git worktree), alternated in one run:
-#   - Get-AsrProtectedItem for all items, and -Name x (warm session: median of CS_ROUNDS / 4 x CS_ROUNDS calls)
+#   - agents for every host run in turn until each has written its catalog snapshot (hosts/<host>/catalog.json)
+#   - Get-AsrProtectedItem for all items (the module under test takes the snapshotted items from the snapshots), and -Name x (warm session: median of CS_ROUNDS / 4 x CS_ROUNDS calls)
 #   - an idle agent for host0 (its share of the items, nothing due: 60-minute points): Azurite's requests over
 #     CS_IDLE seconds, counted from Azurite's own debug log (one 'RequestMethod=' line per request), and its ticks
 #     (the tick's first request: the listing of hosts/host0/ now, the stop-request check agents/host0.stop before)
@@ -63,6 +64,9 @@ with open(log, errors='replace') as f:
 print(req, ticks, ' '.join(f'{k.replace(" ", "_")}={v}' for k, v in sorted(ops.items())))
 PY
 }
+
+echo "== agents write their catalog snapshots (module under test), load $(cut -d' ' -f1-3 /proc/loadavg)"
+step new -Step snapshots -Hosts "$HOSTS" | tee -a "$W/bench.log"
 
 for r in 1 2; do
     order="new base"; [[ $r == 2 ]] && order="base new"
