@@ -583,7 +583,7 @@ internal sealed class ReplicationCycle
         }
         catch (Exception ex) when (ex is AsrException or InvalidDataException)
         {
-            _context.Logger.LogWarning(ex, "Change tracker of disk {Disk} at point {Sequence} is unusable", disk.Name, point.Sequence);
+            _context.Logger.LogWarning(ex, "Change tracker {Key} of disk {Disk} at point {Sequence} is unusable", StoredTrackers.KeyOf(_item.Id, disk, point), disk.Name, point.Sequence);
             return null;
         }
     }

@@ -154,9 +154,14 @@ public sealed class AttemptNamingTests
         // Rewrite point 1 as an earlier version wrote it. Sealed indexes and trackers are bound to their key: seal them anew.
         var point = await h.Vault.GetPointAsync(item.Id, 1, default);
         string attempt = point.AttemptId!;
+        // Its tracker was one whole table then.
+        var table = (await Engine.Replication.TrackerTables.StoredTrackers.ReadWholeAsync(h.Vault, item.Id, item.Disks[0], point, default))!;
+        string oldTracker = VaultLayout.Tracker(item.Id, "disk0", 1, null);
+        await h.Vault.Store.WriteAsync(oldTracker, Engine.Security.MetadataSealer.Seal(table.ToBytes(), h.Vault.Key, oldTracker), default);
         foreach (var (k, bytes) in await ObjectsAsync(h.Vault, item.Id))
         {
             if (!k.Contains("." + attempt, StringComparison.Ordinal)) continue;
+            if (k.Contains("/tracker/", StringComparison.Ordinal)) { await h.Vault.Store.DeleteAsync(k, default); continue; }
             string old = k.Replace("." + attempt, "", StringComparison.Ordinal);
             byte[] content = k.Contains("/packs/", StringComparison.Ordinal) ? bytes
                 : Engine.Security.MetadataSealer.Seal(Engine.Security.MetadataSealer.Open(bytes, h.Vault.Key, k), h.Vault.Key, old);

@@ -13,6 +13,12 @@ internal static class StoredTrackers
     /// read later, one at a time) or an older point's whole table; null when the object is missing.
     /// <see cref="InvalidDataException"/> or a <see cref="Errors.AsrException"/> when it does not read.
     /// </summary>
+    /// <summary>The object the tracker of <paramref name="disk"/> at <paramref name="point"/> starts from: its map (format 3) or its whole table.</summary>
+    public static string KeyOf(string itemId, ProtectedDisk disk, AsrRecoveryPoint point) =>
+        point.FormatVersion >= 3 && point.AttemptId is { } attempt
+            ? VaultLayout.TrackerMap(itemId, disk.DiskId, point.Sequence, attempt)
+            : VaultLayout.Tracker(itemId, disk.DiskId, point.Sequence, point.AttemptId);
+
     public static async Task<TrackerBaseline?> OpenAsync(AsrVault vault, string itemId, ProtectedDisk disk, AsrRecoveryPoint point, CancellationToken ct)
     {
         if (point.FormatVersion >= 3 && point.AttemptId is { } attempt)
