@@ -11,7 +11,7 @@
     Tags: Slow (a minute or more), Qemu (a real qemu-system guest), LoopDevice (loop devices and
     filesystems, needs root), Mount (a vault on a small tmpfs, remounted read-only; needs root), Agent (real agent processes), Azure (failover into Azure against the fake
     Resource Manager of tests/FakeArm and Azurite), Host (real pwsh host behaviour: Ctrl+C, jobs,
-    completion, formatting). Tests whose tool is missing are reported as skipped with the reason.
+    completion, formatting), Scale (a sparse 1 TiB disk end to end). Tests whose tool is missing are reported as skipped with the reason.
 
     Results: NUnit XML (-ResultPath) and the Pester result object (-PassThru).
 .EXAMPLE
