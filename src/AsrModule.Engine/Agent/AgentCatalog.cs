@@ -57,13 +57,7 @@ internal sealed class AgentCatalog(AsrVault vault, string host, TimeSpan fullRea
         // The markers are listed before anything is read: a record read after is at least as new as the version seen.
         var markers = await vault.Store.ListAsync(VaultLayout.HostPrefix(host), ct).ConfigureAwait(false);
         StopRequested = markers.Any(o => o.Key == VaultLayout.AgentStopRequest(host));
-        var versions = new Dictionary<string, string?>(StringComparer.Ordinal);
-        string itemsPrefix = VaultLayout.HostItemsPrefix(host);
-        foreach (var o in markers)
-        {
-            string id = o.Key.StartsWith(itemsPrefix, StringComparison.Ordinal) ? o.Key[itemsPrefix.Length..] : "";
-            if (VaultLayout.IsValidName(id)) versions[id] = o.Version;
-        }
+        var versions = HostAssignments.MarkerVersions(markers, host);
         var changedPolicies = await RefreshPoliciesAsync(ct).ConfigureAwait(false);
         if (_lastFullRead is not { } last || now - last >= fullReadInterval)
         {

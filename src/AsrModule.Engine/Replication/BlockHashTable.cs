@@ -80,6 +80,4 @@ internal sealed class BlockHashTable
         if (common > 0) Array.Copy(Hashes, t.Hashes, common);
         return t;
     }
-
-    public BlockHashTable Clone() => new(DiskSize, BlockSize, Seed, (ulong[])Hashes.Clone());
 }

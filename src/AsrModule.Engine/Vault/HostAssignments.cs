@@ -42,6 +42,22 @@ internal sealed class HostAssignments(AsrVault vault)
     /// <summary>The item is gone: its host's marker too (a marker without a record is dropped by the agent anyway).</summary>
     public Task RemovedAsync(AsrProtectedItem item) => RecordChangedAsync(item.AgentHost, new AsrProtectedItem { Id = item.Id, Name = item.Name });
 
+    /// <summary>
+    /// The item markers of a listing of <paramref name="host"/>'s folder (<see cref="VaultLayout.HostPrefix"/>): each item id
+    /// (a valid name) with its marker's version. The stop request and the catalog snapshot in that folder are not markers.
+    /// </summary>
+    public static Dictionary<string, string?> MarkerVersions(IEnumerable<Storage.VaultObjectInfo> listing, string host)
+    {
+        string itemsPrefix = VaultLayout.HostItemsPrefix(host);
+        var versions = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (var o in listing)
+        {
+            string id = o.Key.StartsWith(itemsPrefix, StringComparison.Ordinal) ? o.Key[itemsPrefix.Length..] : "";
+            if (VaultLayout.IsValidName(id)) versions[id] = o.Version;
+        }
+        return versions;
+    }
+
     /// <summary>Rewrites the marker: a new version (its content is the item id, sealed in an encrypted vault).</summary>
     public Task TouchAsync(string host, string itemId, CancellationToken ct)
     {

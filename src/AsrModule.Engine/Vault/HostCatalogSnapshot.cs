@@ -62,10 +62,9 @@ internal static class HostCatalogSnapshots
         await Parallel.ForEachAsync(hosts, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = ct }, async (host, token) =>
         {
             var listing = await vault.Store.ListAsync(VaultLayout.HostPrefix(host), token).ConfigureAwait(false);
-            string key = VaultLayout.HostCatalog(host), itemsPrefix = VaultLayout.HostItemsPrefix(host);
+            string key = VaultLayout.HostCatalog(host);
             if (!listing.Any(o => o.Key == key)) return;
-            var markers = listing.Where(o => o.Key.StartsWith(itemsPrefix, StringComparison.Ordinal) && o.Version is not null)
-                .ToDictionary(o => o.Key[itemsPrefix.Length..], o => o.Version!, StringComparer.Ordinal);
+            var markers = HostAssignments.MarkerVersions(listing, host);
             HostCatalogSnapshot? snapshot;
             try
             {
@@ -81,7 +80,7 @@ internal static class HostCatalogSnapshots
             {
                 if (entry?.Item is not { } item || item.Id is null || !VaultLayout.IsValidName(item.Id)) continue;
                 // Current only while the marker is the version the agent read, and only for an item of this host.
-                if (!markers.TryGetValue(item.Id, out var version) || version != entry.MarkerVersion) continue;
+                if (!markers.TryGetValue(item.Id, out var version) || version is null || version != entry.MarkerVersion) continue;
                 if (!string.Equals(item.AgentHost, host, StringComparison.OrdinalIgnoreCase) || HostCatalogEntry.IsVolatileRecord(item)) continue;
                 try { VaultRecordChecks.CheckItem(item, VaultLayout.Item(item.Id)); }
                 catch (AsrException) { continue; }
