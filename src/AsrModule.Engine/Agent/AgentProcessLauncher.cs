@@ -83,7 +83,9 @@ public static class AgentProcessLauncher
         {
             record = await AgentDirectory.GetAsync(vault, hostName, ct).ConfigureAwait(false);
             if (record.RecordedState == AsrAgentState.Stopped) return record;
-            if (record.State == AsrAgentState.NotResponding && record.MachineName == Environment.MachineName) break; // its process is gone
+            // A local agent whose process is gone will not write Stopped. One whose heartbeat is merely late (NotResponding
+            // while busy) is still stopping: wait for its record, as for any other.
+            if (record.ProcessGoneHere) break;
             await Task.Delay(100, ct).ConfigureAwait(false);
         }
         if (record.RecordedState != AsrAgentState.Stopped && record.MachineName == Environment.MachineName && force)
@@ -92,7 +94,9 @@ public static class AgentProcessLauncher
             catch (ArgumentException) { }
             return await AgentDirectory.GetAsync(vault, hostName, ct).ConfigureAwait(false);
         }
-        if (record.RecordedState == AsrAgentState.Stopped || record.State == AsrAgentState.NotResponding) return record;
+        // Gone (local), or another machine's agent that stopped reporting: nothing more to wait for here.
+        if (record.RecordedState == AsrAgentState.Stopped || record.ProcessGoneHere
+            || (record.MachineName != Environment.MachineName && record.State == AsrAgentState.NotResponding)) return record;
         throw new AsrException(AsrErrorIds.AgentStopTimeout, AsrErrorKind.OperationTimeout,
             $"The agent for host '{hostName}' did not stop within {timeout.TotalSeconds:0} s (it may be finishing a cycle). Wait longer, or use -Force to kill it (its next start resyncs the cycle it was in).", hostName);
     }

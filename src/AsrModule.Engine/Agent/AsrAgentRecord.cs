@@ -43,6 +43,10 @@ public sealed class AsrAgentRecord
         }
     }
 
+    /// <summary>A Running record of this machine whose process is gone (its state is NotResponding for that reason, not for a late heartbeat).</summary>
+    [JsonIgnore]
+    internal bool ProcessGoneHere => RecordedState == AsrAgentState.Running && MachineName == Environment.MachineName && !ProcessIsAlive(ProcessId);
+
     private static bool ProcessIsAlive(int pid)
     {
         try { using var p = System.Diagnostics.Process.GetProcessById(pid); return !p.HasExited; }

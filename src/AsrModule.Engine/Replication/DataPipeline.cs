@@ -184,9 +184,12 @@ internal sealed class DataPipeline
     {
         var uploads = new List<Task>();
         using var uploadSlots = new SemaphoreSlim(PackUploadsInFlight);
-        // The pack buffer grows as extents come (a small item's cycle stores kilobytes, and the agent runs many of those),
-        // in powers of two up to PackTargetBytes. Pack buffers are not pooled: the shared pool would keep every size it
-        // ever lent (tens of MiB) for the life of the agent; a dropped one is garbage the agent collects when idle.
+        // The first pack buffer is 1 MiB (a small item's cycle stores kilobytes, and the agent runs many of those); a pack
+        // that outgrows it moves to a full-size buffer at once, allocated uninitialized, so only the pages written to are
+        // touched (doubling 1 → 32 MiB touched 63 MiB and copied each step). Full-size buffers come back from finished uploads and fill the next packs
+        // (_spareBuffers): a cycle touches at most PackUploadsInFlight + 1 of them however much it stores, instead of fresh
+        // memory (page faults) for every 32 MiB. They are not pooled across cycles: the shared pool would keep every size
+        // it ever lent for the life of the agent; at the end of the cycle they are garbage the agent collects when idle.
         byte[]? pack = NewPackBuffer(FirstPackBufferBytes);
         int packLength = 0;
         int packNumber = 0;
@@ -239,10 +242,10 @@ internal sealed class DataPipeline
     /// <summary>The first pack buffer of a cycle (it grows as needed).</summary>
     internal const int FirstPackBufferBytes = 1 << 20;
 
-    /// <summary>A pack buffer of at least <paramref name="needed"/> bytes (a power of two) holding the first <paramref name="used"/> bytes of <paramref name="pack"/>.</summary>
+    /// <summary>A full-size pack buffer (or one extent's size, when larger) holding the first <paramref name="used"/> bytes of <paramref name="pack"/>.</summary>
     private static byte[] Grow(byte[] pack, int used, int needed)
     {
-        byte[] larger = NewPackBuffer((int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(needed, FirstPackBufferBytes)));
+        byte[] larger = NewPackBuffer(Math.Max(needed, PackTargetBytes));
         pack.AsSpan(0, used).CopyTo(larger);
         return larger;
     }
@@ -260,8 +263,12 @@ internal sealed class DataPipeline
         _result.PackKeys.Add(key);
         // On the pool: a store whose write starts synchronously (a local file) must not run on the writer.
         uploads.Add(Task.Run(() => UploadPackAsync(key, pack, length, uploadSlots)));
-        return next ? NewPackBuffer(PackTargetBytes) : null;
+        if (!next) return null;
+        return _spareBuffers.TryTake(out var spare) ? spare : NewPackBuffer(PackTargetBytes);
     }
+
+    /// <summary>Full-size pack buffers whose upload finished, for the next packs of this cycle.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentBag<byte[]> _spareBuffers = new();
 
     private async Task UploadPackAsync(string key, byte[] pack, int length, SemaphoreSlim uploadSlots)
     {
@@ -281,6 +288,8 @@ internal sealed class DataPipeline
         }
         finally
         {
+            // Returned before the slot is: the writer that waits for this slot finds the buffer to fill next.
+            if (pack.Length == PackTargetBytes) _spareBuffers.Add(pack);
             uploadSlots.Release();
         }
     }

@@ -31,11 +31,15 @@ internal sealed class CountingStore(IVaultStore inner) : IVaultStore
     public Task<bool> ExistsAsync(string key, CancellationToken ct) { Read(key); return inner.ExistsAsync(key, ct); }
     public Task<byte[]?> ReadAllAsync(string key, CancellationToken ct) { Read(key); return inner.ReadAllAsync(key, ct); }
     public Task ReadRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken ct) { Read(key); return inner.ReadRangeAsync(key, offset, destination, ct); }
-    public Task<IReadOnlyList<VaultObjectInfo>> ListAsync(string prefix, CancellationToken ct)
+    /// <summary>Awaited before each listing, with its prefix (a test stalls a listing with it).</summary>
+    public Func<string, Task>? BeforeList { get; set; }
+
+    public async Task<IReadOnlyList<VaultObjectInfo>> ListAsync(string prefix, CancellationToken ct)
     {
         Interlocked.Increment(ref _lists);
         lock (Listed) Listed.Add(prefix);
-        return inner.ListAsync(prefix, ct);
+        if (BeforeList is { } hook) await hook(prefix).ConfigureAwait(false);
+        return await inner.ListAsync(prefix, ct).ConfigureAwait(false);
     }
     public Task<IReadOnlyList<string>> ListFoldersAsync(string prefix, CancellationToken ct)
     {
