@@ -180,18 +180,17 @@ internal sealed class DataPipeline
     /// </summary>
     private const int PackUploadsInFlight = 2;
 
+    /// <summary>
+    /// Appends the encoded extents, in the order they come, to the pack being written (<see cref="IVaultStore.BeginCreate"/>);
+    /// a pack that reaches <see cref="PackTargetBytes"/> is committed off this task (at most <see cref="PackUploadsInFlight"/>
+    /// commits at once) while the next one starts. A local vault streams a pack into its temporary file as it fills, so a
+    /// cycle holds no pack in memory; a blob vault gathers each pack in memory (up to 32 MiB) and uploads it at the commit.
+    /// </summary>
     private async Task WriterAsync()
     {
-        var uploads = new List<Task>();
-        using var uploadSlots = new SemaphoreSlim(PackUploadsInFlight);
-        // The first pack buffer is 1 MiB (a small item's cycle stores kilobytes, and the agent runs many of those); a pack
-        // that outgrows it moves to a full-size buffer at once, allocated uninitialized, so only the pages written to are
-        // touched (doubling 1 → 32 MiB touched 63 MiB and copied each step). Full-size buffers come back from finished uploads and fill the next packs
-        // (_spareBuffers): a cycle touches at most PackUploadsInFlight + 1 of them however much it stores, instead of fresh
-        // memory (page faults) for every 32 MiB. They are not pooled across cycles: the shared pool would keep every size
-        // it ever lent for the life of the agent; at the end of the cycle they are garbage the agent collects when idle.
-        byte[]? pack = NewPackBuffer(FirstPackBufferBytes);
-        int packLength = 0;
+        var commits = new List<Task>();
+        using var commitSlots = new SemaphoreSlim(PackUploadsInFlight);
+        IObjectUpload? pack = null;
         int packNumber = 0;
         try
         {
@@ -204,80 +203,73 @@ internal sealed class DataPipeline
                 }
                 try
                 {
-                    if (packLength > 0 && packLength + length > PackTargetBytes)
+                    if (pack is { Length: > 0 } && pack.Length + length > PackTargetBytes)
                     {
-                        pack = await StartPackUploadAsync(pack!, packLength, packNumber++, uploads, uploadSlots, next: true).ConfigureAwait(false);
-                        packLength = 0;
+                        await StartCommitAsync(pack, packNumber++, commits, commitSlots).ConfigureAwait(false);
+                        pack = null;
                     }
-                    if (packLength + length > pack!.Length) pack = Grow(pack, packLength, packLength + length);
-                    buffer.AsSpan(0, length).CopyTo(pack.AsSpan(packLength));
-                    _result.RecordsByDisk[work.DiskOrdinal].Add(new ExtentRecord(work.FirstBlock, work.BlockCount, flags, packNumber, packLength, length, work.PlainHash));
-                    packLength += length;
+                    pack ??= _store.BeginCreate(VaultLayout.Pack(_itemId, _sequence, _attemptId, packNumber), PackTargetBytes);
+                    long offset = pack.Length;
+                    await pack.AppendAsync(buffer.AsMemory(0, length), _cts.Token).ConfigureAwait(false);
+                    _result.RecordsByDisk[work.DiskOrdinal].Add(new ExtentRecord(work.FirstBlock, work.BlockCount, flags, packNumber, offset, length, work.PlainHash));
                     _result.StoredBytes += length;
                 }
                 finally
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
                 }
-                if (packLength >= PackTargetBytes)
+                if (pack.Length >= PackTargetBytes)
                 {
-                    pack = await StartPackUploadAsync(pack!, packLength, packNumber++, uploads, uploadSlots, next: true).ConfigureAwait(false);
-                    packLength = 0;
+                    await StartCommitAsync(pack, packNumber++, commits, commitSlots).ConfigureAwait(false);
+                    pack = null;
                 }
             }
-            if (packLength > 0) pack = await StartPackUploadAsync(pack!, packLength, packNumber, uploads, uploadSlots, next: false).ConfigureAwait(false);
-            await Task.WhenAll(uploads).ConfigureAwait(false);
+            if (pack is not null)
+            {
+                var last = pack;
+                pack = null;
+                await StartCommitAsync(last, packNumber, commits, commitSlots).ConfigureAwait(false);
+            }
+            await Task.WhenAll(commits).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
             Fail(ex);
-            // Every upload ends before the pipeline reports, and the failure reported is the first one, not the
-            // cancellation it caused here.
-            try { await Task.WhenAll(uploads).ConfigureAwait(false); } catch { }
+            // The pack being written is discarded (nothing of it is visible); every commit ends before the pipeline
+            // reports, and the failure reported is the first one, not the cancellation it caused here.
+            if (pack is not null) await pack.DisposeAsync().ConfigureAwait(false);
+            try { await Task.WhenAll(commits).ConfigureAwait(false); } catch { }
             ThrowFirstFault();
             throw;
         }
     }
 
-    /// <summary>The first pack buffer of a cycle (it grows as needed).</summary>
-    internal const int FirstPackBufferBytes = 1 << 20;
-
-    /// <summary>A full-size pack buffer (or one extent's size, when larger) holding the first <paramref name="used"/> bytes of <paramref name="pack"/>.</summary>
-    private static byte[] Grow(byte[] pack, int used, int needed)
+    /// <summary>Commits a full (or the last) pack on the pool, once one of the commit slots is free.</summary>
+    private async Task StartCommitAsync(IObjectUpload pack, int number, List<Task> commits, SemaphoreSlim commitSlots)
     {
-        byte[] larger = NewPackBuffer(Math.Max(needed, PackTargetBytes));
-        pack.AsSpan(0, used).CopyTo(larger);
-        return larger;
-    }
-
-    private static byte[] NewPackBuffer(int bytes) => GC.AllocateUninitializedArray<byte>(bytes);
-
-    /// <summary>
-    /// Hands a pack to a background upload (waiting for a free slot) and, when more extents follow (<paramref name="next"/>),
-    /// returns a fresh buffer to fill: a whole pack's, as the one before filled.
-    /// </summary>
-    private async Task<byte[]?> StartPackUploadAsync(byte[] pack, int length, int number, List<Task> uploads, SemaphoreSlim uploadSlots, bool next)
-    {
-        await uploadSlots.WaitAsync(_cts.Token).ConfigureAwait(false);
+        try
+        {
+            await commitSlots.WaitAsync(_cts.Token).ConfigureAwait(false);
+        }
+        catch
+        {
+            await pack.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         string key = VaultLayout.Pack(_itemId, _sequence, _attemptId, number);
         _result.PackKeys.Add(key);
-        // On the pool: a store whose write starts synchronously (a local file) must not run on the writer.
-        uploads.Add(Task.Run(() => UploadPackAsync(key, pack, length, uploadSlots)));
-        if (!next) return null;
-        return _spareBuffers.TryTake(out var spare) ? spare : NewPackBuffer(PackTargetBytes);
+        // On the pool: a local commit flushes the file to disk, which must not hold up the writer.
+        commits.Add(Task.Run(() => CommitPackAsync(key, pack, commitSlots)));
     }
 
-    /// <summary>Full-size pack buffers whose upload finished, for the next packs of this cycle.</summary>
-    private readonly System.Collections.Concurrent.ConcurrentBag<byte[]> _spareBuffers = new();
-
-    private async Task UploadPackAsync(string key, byte[] pack, int length, SemaphoreSlim uploadSlots)
+    private async Task CommitPackAsync(string key, IObjectUpload pack, SemaphoreSlim commitSlots)
     {
         try
         {
             // Create-only: a pack is never replaced. Its name is this attempt's own (VaultLayout.Pack), so one that exists
             // already was written by another writer of the same name (a cycle whose lease lapsed and that still uploads):
             // this attempt stops rather than read or publish someone else's bytes.
-            if (!await _store.TryCreateAsync(key, pack.AsMemory(0, length), _cts.Token).ConfigureAwait(false))
+            if (!await pack.CommitAsync(_cts.Token).ConfigureAwait(false))
                 throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy,
                     $"Pack '{key}' already exists: another writer used this attempt's name (attempt {_attemptId} of point {_sequence}), so this cycle stops without replacing it. The next cycle resyncs.", key);
         }
@@ -288,9 +280,8 @@ internal sealed class DataPipeline
         }
         finally
         {
-            // Returned before the slot is: the writer that waits for this slot finds the buffer to fill next.
-            if (pack.Length == PackTargetBytes) _spareBuffers.Add(pack);
-            uploadSlots.Release();
+            await pack.DisposeAsync().ConfigureAwait(false);
+            commitSlots.Release();
         }
     }
 }

@@ -32,6 +32,14 @@ public interface IVaultStore
     Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Starts a create-only write of <paramref name="key"/> in parts (<see cref="IObjectUpload"/>); the object appears,
+    /// whole, when the upload commits, and not at all if another object of that name exists by then.
+    /// <paramref name="expectedLength"/> is a hint. By default the parts are gathered in memory and committed with
+    /// <see cref="TryCreateAsync"/>; a store that can append to an invisible object (a local temporary file) streams them.
+    /// </summary>
+    IObjectUpload BeginCreate(string key, int expectedLength) => new BufferedObjectUpload(this, key, expectedLength);
+
+    /// <summary>
     /// Reads a whole object with its version, or null when it does not exist. The version is opaque (a blob's ETag, a
     /// digest of a local file's content) and changes with every write; pass it to <see cref="TryReplaceAsync"/>.
     /// </summary>

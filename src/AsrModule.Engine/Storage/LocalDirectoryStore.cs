@@ -86,6 +86,18 @@ public sealed class LocalDirectoryStore : IVaultStore
     {
         string path = PathOf(key);
         string temp = await WriteTempAsync(key, path, content, cancellationToken).ConfigureAwait(false);
+        return PublishCreated(key, temp, path);
+    }
+
+    /// <summary>
+    /// Streams the parts into a temporary file beside the object (flushed to disk at the commit, then linked to its name
+    /// like <see cref="TryCreateAsync"/>): a pack is never held whole in memory.
+    /// </summary>
+    public IObjectUpload BeginCreate(string key, int expectedLength) => new LocalObjectUpload(this, key, PathOf(key));
+
+    /// <summary>Gives the flushed temporary file <paramref name="temp"/> the name <paramref name="path"/> unless it exists; removes the temporary file either way.</summary>
+    private bool PublishCreated(string key, string temp, string path)
+    {
         try
         {
             // A hard link fails when the name exists: an atomic create-if-absent on POSIX.
@@ -219,6 +231,75 @@ public sealed class LocalDirectoryStore : IVaultStore
 
     /// <summary>Tests observe which directories were flushed (durability cannot be seen without pulling the plug).</summary>
     internal static event Action<string>? DirectoryFlushed;
+
+    private sealed class LocalObjectUpload(LocalDirectoryStore store, string key, string path) : IObjectUpload
+    {
+        private Microsoft.Win32.SafeHandles.SafeFileHandle? _handle;
+        private string? _temp;
+        private bool _committed;
+
+        public long Length { get; private set; }
+
+        public Task AppendAsync(ReadOnlyMemory<byte> part, CancellationToken cancellationToken)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            ObjectDisposedException.ThrowIf(_committed, this);
+            try
+            {
+                _handle ??= Open();
+                // A write into the page cache: done here, on the caller's thread, rather than queued to the pool.
+                RandomAccess.Write(_handle, part.Span, Length);
+                Length += part.Length;
+                return Task.CompletedTask;
+            }
+            catch (Exception ex) when (store.StorageFault(ex, key, "write") is { } fault)
+            {
+                Discard();
+                throw fault;
+            }
+        }
+
+        public Task<bool> CommitAsync(CancellationToken cancellationToken)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            ObjectDisposedException.ThrowIf(_committed, this);
+            _committed = true;
+            try
+            {
+                _handle ??= Open();
+                RandomAccess.FlushToDisk(_handle);
+                _handle.Dispose();
+                _handle = null;
+            }
+            catch (Exception ex) when (store.StorageFault(ex, key, "write") is { } fault)
+            {
+                Discard();
+                throw fault;
+            }
+            return Task.FromResult(store.PublishCreated(key, _temp!, path));
+        }
+
+        private Microsoft.Win32.SafeHandles.SafeFileHandle Open()
+        {
+            store.EnsureDirectory(Path.GetDirectoryName(path)!);
+            _temp = path + TempSuffix + Guid.NewGuid().ToString("N")[..8];
+            return File.OpenHandle(_temp, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+        }
+
+        private void Discard()
+        {
+            _handle?.Dispose();
+            _handle = null;
+            if (_temp is not null) TryDelete(_temp);
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            // Committed: PublishCreated removed the temporary file. Otherwise what was written goes.
+            if (!_committed || _handle is not null) Discard();
+            return ValueTask.CompletedTask;
+        }
+    }
 
     private static void TryDelete(string path)
     {

@@ -81,6 +81,12 @@ public class LocalStoreFaultTests
             () => store.WriteAsync("items/i/big", Random(2 << 20), default),
             () => store.WriteAsync("items/i/kept", Random(2 << 20), default), // a replacement that does not fit
             () => store.TryCreateAsync("items/i/new", Random(2 << 20), default),
+            async () => // a pack streamed in parts (DataPipeline): the part that does not fit fails, the upload is discarded
+            {
+                await using var upload = store.BeginCreate("items/i/pack", 2 << 20);
+                for (int i = 0; i < 8; i++) await upload.AppendAsync(Random(256 << 10), default);
+                await upload.CommitAsync(default);
+            },
         })
         {
             var ex = await Assert.ThrowsAsync<AsrException>(write);
