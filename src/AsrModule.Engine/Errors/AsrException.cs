@@ -31,6 +31,8 @@ public static class AsrErrorIds
     public const string VaultKeyInvalid = "VaultKeyInvalid";
     public const string VaultKeyNotExpected = "VaultKeyNotExpected";
     public const string VaultDataCorrupt = "VaultDataCorrupt";
+    /// <summary>Data the scan hashed changed in memory before it was stored (an internal fault): the cycle stops, publishes nothing, and the next resyncs.</summary>
+    public const string ReplicationDataChanged = "ReplicationDataChanged";
     /// <summary>The vault's storage endpoint cannot be reached (still failing after the retries with backoff); AsrErrorKind.ConnectionError.</summary>
     public const string VaultUnavailable = "VaultUnavailable";
     /// <summary>

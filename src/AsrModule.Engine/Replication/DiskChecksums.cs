@@ -66,10 +66,11 @@ internal static class DiskChecksums
         long readable = Math.Min(size, source.Size);
         int chunk = ChunkBlocks * blockSize;
         byte[] current = ArrayPool<byte>.Shared.Rent(chunk), next = ArrayPool<byte>.Shared.Rent(chunk);
+        Task? pending = null;
         try
         {
             // The next chunk is read while this one is hashed: over a network the reads are the cost.
-            Task? pending = readable > 0 ? source.ReadAsync(0, current.AsMemory(0, (int)Math.Min(chunk, readable)), ct).AsTask() : null;
+            pending = readable > 0 ? source.ReadAsync(0, current.AsMemory(0, (int)Math.Min(chunk, readable)), ct).AsTask() : null;
             for (long offset = 0; offset < readable; offset += chunk)
             {
                 int bytes = (int)Math.Min(chunk, readable - offset);
@@ -85,6 +86,8 @@ internal static class DiskChecksums
         }
         finally
         {
+            // A read still in flight (hashing or a progress report threw) writes into its buffer: wait for it first.
+            if (pending is not null) try { await pending.ConfigureAwait(false); } catch { /* the original failure is reported */ }
             ArrayPool<byte>.Shared.Return(current);
             ArrayPool<byte>.Shared.Return(next);
         }

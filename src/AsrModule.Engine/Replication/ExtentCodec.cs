@@ -120,7 +120,7 @@ internal sealed class ExtentCodec : IDisposable
             if (decrypted is not null) ArrayPool<byte>.Shared.Return(decrypted);
         }
         if (BlockHashTable.Checksum(plain) != record.PlainHash)
-            throw Corrupt(what, "checksum mismatch");
+            throw Corrupt(what, $"checksum mismatch; stored {record.StoredLength:N0} bytes at offset {record.PackOffset:N0} of pack {record.PackNumber}, {record.Flags}");
     }
 
     private static AsrException Corrupt(string what, string why) =>
