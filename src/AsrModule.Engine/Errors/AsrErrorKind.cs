@@ -21,4 +21,6 @@ public enum AsrErrorKind
     ConnectionError,
     /// <summary>A resource the operation needs is used up (the vault's file system is full).</summary>
     ResourceUnavailable,
+    /// <summary>An operation ran but its outcome is not what was asked (a drill's check failed).</summary>
+    InvalidResult,
 }

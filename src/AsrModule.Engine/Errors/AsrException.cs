@@ -18,6 +18,9 @@ public sealed class AsrException : Exception
     public string ErrorId { get; }
     public AsrErrorKind Kind { get; }
     public object? Target { get; }
+
+    /// <summary>What the failed job found before it failed (a drill's boot result): kept as the job's Result.</summary>
+    public Jobs.AsrJobResult? PartialResult { get; init; }
 }
 
 /// <summary>Stable error ids. Kept in one place so docs, tests and cmdlets agree.</summary>
@@ -109,4 +112,14 @@ public static class AsrErrorIds
     /// ResourceBusy when a running VM holds QEMU's image lock, InvalidData for a dirty bitmap a crashed QEMU left in use.
     /// </summary>
     public const string DiskImageFailed = "DiskImageFailed";
+    /// <summary>A drilled machine gave no readiness signal within the boot timeout, or QEMU could not run it (OperationTimeout / InvalidOperation).</summary>
+    public const string DrillBootFailed = "DrillBootFailed";
+    /// <summary>The drilled machine booted but the item's check failed (InvalidResult: the job's Result.Boot says why).</summary>
+    public const string DrillCheckFailed = "DrillCheckFailed";
+    /// <summary>The drill's disks are not served any more (the process that started the drill ended): clean it up and drill again.</summary>
+    public const string DrillNotServed = "DrillNotServed";
+    /// <summary>A boot setting is not valid (no readiness signal, a bad pattern or port): nothing was started.</summary>
+    public const string BootSettingInvalid = "BootSettingInvalid";
+    /// <summary>qemu-system-x86_64 is not installed or cannot start.</summary>
+    public const string BootHypervisorMissing = "BootHypervisorMissing";
 }

@@ -288,13 +288,7 @@ public sealed class TestFailoverService
         }
         if (drill.Machine is null)
         {
-            // The directory comes from the vault: only a drill directory of this item and drill is deleted (recursively).
-            string expected = $"{item.Name}-drill-{drill.Id.ToString("N")[..8]}";
-            if (!Path.IsPathFullyQualified(drill.Directory) || Path.GetFileName(drill.Directory.TrimEnd('/')) != expected || drill.Directory.Contains("/../", StringComparison.Ordinal))
-                throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData,
-                    $"The drill record of '{item.Name}' names '{drill.Directory}' as its directory, which is not a drill directory of this drill ('{expected}'); nothing was deleted. " +
-                    "Delete the drill's files yourself, then clean up again.", VaultLayout.Item(item.Id));
-            TryDeleteDirectory(drill.Directory);
+            TryDeleteDirectory(DrillDirectory(item, drill, "nothing was deleted. Delete the drill's files yourself, then clean up again"));
         }
         if (drill.Machine is null && Directory.Exists(drill.Directory))
             throw new AsrException(AsrErrorIds.DiskUnreadable, AsrErrorKind.WriteError, $"Could not remove the drill directory '{drill.Directory}'.", drill.Directory);
@@ -309,10 +303,24 @@ public sealed class TestFailoverService
                 StartedUtc = drill.StartedUtc,
                 CleanedUpUtc = DateTimeOffset.UtcNow,
                 Comment = comment,
+                Boot = drill.Boot,
             };
         }, CancellationToken.None).ConfigureAwait(false);
         context.Report(100, $"Drill of '{item.Name}' cleaned up{(string.IsNullOrEmpty(comment) ? "" : ": " + comment)}");
         return new AsrJobResult { Mode = "TestFailoverCleanup", RecoveryPointSequence = drill.RecoveryPointSequence, Note = comment };
+    }
+
+    /// <summary>
+    /// The drill's directory, which comes from the vault: accepted only when it is a drill directory of this item and drill
+    /// (fully qualified, named after both, no "..").
+    /// </summary>
+    internal static string DrillDirectory(AsrProtectedItem item, TestFailoverRecord drill, string consequence)
+    {
+        string expected = $"{item.Name}-drill-{drill.Id.ToString("N")[..8]}";
+        if (!Path.IsPathFullyQualified(drill.Directory) || Path.GetFileName(drill.Directory.TrimEnd('/')) != expected || drill.Directory.Contains("/../", StringComparison.Ordinal))
+            throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData,
+                $"The drill record of '{item.Name}' names '{drill.Directory}' as its directory, which is not a drill directory of this drill ('{expected}'); {consequence}.", VaultLayout.Item(item.Id));
+        return drill.Directory;
     }
 
     internal static bool ProcessIsAliveOrHere(int pid) => pid == Environment.ProcessId || ProcessIsAlive(pid);

@@ -18,6 +18,8 @@ public sealed class TestFailoverRecord
     public Guid JobId { get; set; }
     /// <summary>The machine the drill made in a target that runs machines (Azure), or null for a drill served over NBD.</summary>
     public Failover.RecoveredMachineRecord? Machine { get; set; }
+    /// <summary>The last boot verification of this drill (Test-AsrTestFailover -Boot), or null.</summary>
+    public Failover.Boot.BootVerificationResult? Boot { get; set; }
 }
 
 /// <summary>An operation that owns the item exclusively while its job runs (drills must not start meanwhile).</summary>
@@ -71,4 +73,6 @@ public sealed class TestFailoverSummary
     public DateTimeOffset StartedUtc { get; set; }
     public DateTimeOffset CleanedUpUtc { get; set; }
     public string? Comment { get; set; }
+    /// <summary>The drill's last boot verification, or null when it was not booted.</summary>
+    public Failover.Boot.BootVerificationResult? Boot { get; set; }
 }

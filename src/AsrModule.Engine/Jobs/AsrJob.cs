@@ -79,5 +79,7 @@ public sealed class AsrJobResult
     public long? ReadyAfterMilliseconds { get; set; }
     /// <summary>Verifications: whether what was checked matched.</summary>
     public bool? Verified { get; set; }
+    /// <summary>Boot verification of a drill (Test-AsrTestFailover -Boot): ready or not, time to ready, check, console tail, screenshot.</summary>
+    public Failover.Boot.BootVerificationResult? Boot { get; set; }
     public string? Note { get; set; }
 }

@@ -93,7 +93,7 @@ public static class JobRunner
             }
             catch (AsrException ex)
             {
-                Finish(job, AsrJobState.Failed, null, new AsrJobError { ErrorId = ex.ErrorId, Kind = ex.Kind.ToString(), Message = ex.Message, Target = ex.Target?.ToString() });
+                Finish(job, AsrJobState.Failed, ex.PartialResult, new AsrJobError { ErrorId = ex.ErrorId, Kind = ex.Kind.ToString(), Message = ex.Message, Target = ex.Target?.ToString() });
             }
             catch (Exception ex)
             {

@@ -61,6 +61,10 @@ public static class VaultLayout
     public static string PacksPrefix(string itemId) => $"items/{itemId}/packs/";
     public static string IndexPrefix(string itemId) => $"items/{itemId}/index/";
     public static string TrackerDirPrefix(string itemId) => $"items/{itemId}/tracker/";
+    /// <summary>The drill history of an item: one record per boot verification, named by its start time and drill.</summary>
+    public static string DrillsPrefix(string itemId) => $"items/{itemId}/drills/";
+    public static string DrillResult(string itemId, DateTimeOffset startedUtc, Guid drillId) =>
+        $"items/{itemId}/drills/{startedUtc.UtcDateTime:yyyyMMdd'T'HHmmssfff}-{drillId:N}.json";
     public static string PinsPrefix(string itemId) => $"pins/{itemId}/";
     public static string Pin(string itemId, Guid pinId) => $"pins/{itemId}/{pinId:N}.json";
 

@@ -74,6 +74,4 @@ public sealed class StartAsrRecoveryPlanCommand : AsrCmdlet
             }
         });
     }
-
-    private string ModuleManifest() => System.IO.Path.Combine(MyInvocation.MyCommand.Module?.ModuleBase ?? System.IO.Path.GetDirectoryName(typeof(PlanSession).Assembly.Location)!, "AsrModule.psd1");
 }

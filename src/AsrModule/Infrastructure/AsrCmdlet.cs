@@ -18,6 +18,7 @@ public abstract class AsrCmdlet : PSCmdlet
 {
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<RunningJob> _foregroundJobs = new();
+    private readonly System.Collections.Concurrent.ConcurrentQueue<Action> _pipelineWork = new();
 
     /// <summary>The vault to use: a vault object, a local vault path or a blob container URL. Defaults to the one Connect-AsrVault set.</summary>
     [Parameter]
@@ -150,6 +151,7 @@ public abstract class AsrCmdlet : PSCmdlet
         while (!running.Completion.Wait(100))
         {
             DrainLog();
+            while (_pipelineWork.TryDequeue(out var work)) work();
             if (deadline is { } d && DateTime.UtcNow >= d) return false;
             if (_stopping.IsCancellationRequested && !_foregroundJobs.Contains(running)) return false;
             int version = running.ProgressVersion;
@@ -165,6 +167,25 @@ public abstract class AsrCmdlet : PSCmdlet
         if (progressShown && !_stopping.IsCancellationRequested)
             WriteProgress(new ProgressRecord(activityId, activity, "Done") { RecordType = ProgressRecordType.Completed });
         return true;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on this cmdlet's pipeline thread (where script blocks of the caller's session may
+    /// run) while a foreground job of it is waited for; the job awaits the returned task. Only for foreground jobs: with
+    /// -AsJob nobody waits on the pipeline thread.
+    /// </summary>
+    protected Task<T> OnPipelineThread<T>(Func<T> work, CancellationToken cancellationToken)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var registration = cancellationToken.Register(() => done.TrySetCanceled(cancellationToken));
+        _pipelineWork.Enqueue(() =>
+        {
+            registration.Dispose();
+            if (done.Task.IsCompleted) return;
+            try { done.TrySetResult(work()); }
+            catch (Exception ex) { done.TrySetException(ex); }
+        });
+        return done.Task;
     }
 
     private void DrainLog()
@@ -196,6 +217,9 @@ public abstract class AsrCmdlet : PSCmdlet
             else WriteError(ErrorMapping.ToErrorRecord(e.Error!, e.Name ?? e.Key));
         }
     }
+
+    /// <summary>This module's manifest, for runspaces of its own (plan files, -AsJob checks) that import it.</summary>
+    protected string ModuleManifest() => System.IO.Path.Combine(MyInvocation.MyCommand.Module?.ModuleBase ?? System.IO.Path.GetDirectoryName(typeof(AsrCmdlet).Assembly.Location)!, "AsrModule.psd1");
 
     protected AsrProtectedItem GetItem(AsrVault vault, string name) => Await(ct => vault.GetItemAsync(name, ct));
 

@@ -22,6 +22,7 @@ internal static class ErrorMapping
         AsrErrorKind.OperationTimeout => ErrorCategory.OperationTimeout,
         AsrErrorKind.ConnectionError => ErrorCategory.ConnectionError,
         AsrErrorKind.ResourceUnavailable => ErrorCategory.ResourceUnavailable,
+        AsrErrorKind.InvalidResult => ErrorCategory.InvalidResult,
         _ => ErrorCategory.NotSpecified,
     };
 

@@ -25,14 +25,14 @@ internal sealed class PrivateSocketDirectory : IDisposable
     /// Makes the directory in the temp directory, or in /tmp when a long TMPDIR would make the path of
     /// <paramref name="socketName"/> too long for a unix socket.
     /// </summary>
-    public static PrivateSocketDirectory Create(string socketName)
+    public static PrivateSocketDirectory Create(string socketName, string prefix = Prefix)
     {
         string parent = System.IO.Path.GetTempPath();
         // mkdtemp's "XXXXXX" plus the separators.
-        if (System.IO.Path.Combine(parent, Prefix + "XXXXXX", socketName).Length > MaximumUnixSocketPath) parent = "/tmp";
+        if (System.IO.Path.Combine(parent, prefix + "XXXXXX", socketName).Length > MaximumUnixSocketPath) parent = "/tmp";
         if (OperatingSystem.IsWindows())
-            return new PrivateSocketDirectory(Directory.CreateTempSubdirectory(Prefix).FullName);
-        byte[] template = Encoding.UTF8.GetBytes(System.IO.Path.Combine(parent, Prefix + "XXXXXX") + "\0");
+            return new PrivateSocketDirectory(Directory.CreateTempSubdirectory(prefix).FullName);
+        byte[] template = Encoding.UTF8.GetBytes(System.IO.Path.Combine(parent, prefix + "XXXXXX") + "\0");
         if (mkdtemp(template) == IntPtr.Zero)
             throw new IOException($"Cannot create a private directory in '{parent}' for qemu-nbd's socket (errno {Marshal.GetLastPInvokeError()}).");
         return new PrivateSocketDirectory(Encoding.UTF8.GetString(template, 0, template.Length - 1));

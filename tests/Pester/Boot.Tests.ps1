@@ -1,0 +1,153 @@
+# Boot-verified drills (issue #16): a real bootable test machine (tests/Boot: syslinux, the Debian kernel, a busybox
+# initramfs, an ext4 data partition whose /marker.txt the machine prints), protected, changed and broken between
+# points; drills of each point booted under real QEMU (TCG here, KVM where /dev/kvm exists) straight from the drill's
+# NBD exports. Runs on the local backend only: the boot reads the drill's NBD exports, which serve the same bytes from
+# either backend (Lifecycle.Tests.ps1 covers drills on both).
+# Without the tools the tests are skipped with the reason; under CI=true (.ci/run installs them and fetches the kernel
+# package before the tests) they run and fail if they cannot.
+
+Describe 'Boot-verified drills' -Tag Boot, Qemu, Slow {
+    BeforeAll {
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
+        $skipReason = Get-MissingCommandReason qemu-system-x86_64, qemu-img, syslinux, mcopy, mkfs.vfat, sfdisk, debugfs, cpio, busybox
+        if ($skipReason) { return }
+        Import-Module AsrModule
+        $dir = New-TestDirectory
+        $bootScripts = [IO.Path]::GetFullPath([IO.Path]::Combine($PSScriptRoot, '..', 'Boot'))
+        $disk = Join-TestPath $dir 'machine.img'
+        # Markers unique to this run, so a console line cannot come from another test's machine.
+        $run = [Guid]::NewGuid().ToString('N').Substring(0, 8)
+        $first = "first-$run"; $second = "second-$run"
+        & bash (Join-TestPath $bootScripts 'build-test-machine.sh') $disk $first 2>&1 | Write-Verbose
+        if ($LASTEXITCODE -ne 0) { throw "build-test-machine.sh failed ($LASTEXITCODE)" }
+        $ready = 'ASR-TEST-MACHINE READY'
+        New-AsrVault -Path (New-TestVaultLocation $dir) | Connect-AsrVault
+        New-AsrPolicy -Name p | Out-Null
+        Enable-AsrReplication -Name bootvm -Disk $disk -Policy p -ErrorAction Stop | Out-Null
+        $hashes = @{ 1 = Get-AsrSampleHash $disk }
+        # Point 2: the same machine with other content; point 3: its boot code overwritten (data partition intact).
+        & bash (Join-TestPath $bootScripts 'set-machine-content.sh') $disk $second 2>&1 | Write-Verbose
+        if ($LASTEXITCODE -ne 0) { throw "set-machine-content.sh failed ($LASTEXITCODE)" }
+        Get-AsrProtectedItem bootvm | Invoke-AsrReplication -ErrorAction Stop | Out-Null
+        $hashes[2] = Get-AsrSampleHash $disk
+        & bash (Join-TestPath $bootScripts 'break-machine.sh') $disk mbr 2>&1 | Write-Verbose
+        if ($LASTEXITCODE -ne 0) { throw "break-machine.sh failed ($LASTEXITCODE)" }
+        Get-AsrProtectedItem bootvm | Invoke-AsrReplication -ErrorAction Stop | Out-Null
+        $hashes[3] = Get-AsrSampleHash $disk
+        $target = New-AsrLocalTarget (Join-TestPath $dir 'drills')
+        # Under TCG on a busy 2-core machine a boot takes 7-20 s.
+        $timeout = 180
+
+        function Start-Drill([int]$Sequence) {
+            $job = Get-AsrProtectedItem bootvm | Start-AsrTestFailover -RecoveryPoint $Sequence -Target $target -ErrorAction Stop
+            $job.State | Should -Be Succeeded
+        }
+        function Stop-Drill { Get-AsrProtectedItem bootvm | Start-AsrTestFailoverCleanup -Comment 'boot test' -Confirm:$false -ErrorAction Stop | Out-Null }
+        function Test-Png([string]$Path) {
+            $bytes = [IO.File]::ReadAllBytes($Path)
+            $bytes.Length -gt 100 -and [Convert]::ToHexString($bytes, 0, 8) -eq '89504E470D0A1A0A'
+        }
+    }
+    BeforeEach { if ($skipReason) { Set-ItResult -Skipped -Because $skipReason } }
+    AfterAll {
+        if ($skipReason) { return }
+        if ((Get-AsrProtectedItem bootvm -ErrorAction Ignore).State -eq 'TestFailedOver') { Stop-Drill }
+        Disconnect-AsrVault
+        Remove-TestDirectory $dir
+    }
+
+    It 'the three points hold three different machines' {
+        $hashes[1] | Should -Not -Be $hashes[2]
+        $hashes[2] | Should -Not -Be $hashes[3]
+        (Get-AsrRecoveryPoint bootvm).Sequence | Should -Be @(1, 2, 3)
+    }
+
+    It 'a drill of point 1 boots, shows the content written before replication, and answers on its forwarded port' {
+        Start-Drill 1
+        $job = Get-AsrProtectedItem bootvm | Test-AsrTestFailover -Boot -ReadyPattern $ready -ReadyPort 8080 -BootTimeoutSeconds $timeout -MemoryMiB 256 -Check {
+            param($machine)
+            $page = (Invoke-WebRequest "http://127.0.0.1:$($machine.HostPort(8080))/" -TimeoutSec 20).Content
+            if ($page -notmatch "ASR-CONTENT: $first") { throw "the machine serves: $page" }
+            "served $first"
+        }
+        $job.State | Should -Be Succeeded
+        $boot = $job.Result.Boot
+        $boot.Outcome | Should -Be Passed
+        $boot.Booted | Should -BeTrue
+        $boot.ReadyAfterSeconds | Should -BeGreaterThan 0
+        $boot.Detail | Should -Match 'console: ASR-TEST-MACHINE READY; guest port 8080 answers'
+        $boot.CheckResult | Should -Be Passed
+        $boot.CheckMessage | Should -Be "served $first"
+        $boot.ConsoleTail | Should -Match "ASR-CONTENT: $first"
+        $boot.ConsoleTail | Should -Not -Match $second
+        $boot.Accelerator | Should -BeIn 'kvm', 'tcg'
+        Test-Png $boot.ScreenshotPath | Should -BeTrue
+        $job.Result.Verified | Should -BeTrue
+        # Kept on the drill; the machine's writes (it mounts ext4 read-write) stayed in the boot's overlay:
+        # the drill's disk is still byte for byte point 1.
+        (Get-AsrProtectedItem bootvm).TestFailover.Boot.Outcome | Should -Be Passed
+        $verify = Get-AsrProtectedItem bootvm | Test-AsrTestFailover
+        $verify.Result.Verified | Should -BeTrue
+        Stop-Drill
+        $last = (Get-AsrProtectedItem bootvm).LastTestFailover
+        $last.Boot.Outcome | Should -Be Passed
+        $last.Boot.ReadyAfterSeconds | Should -Be $boot.ReadyAfterSeconds
+    }
+
+    It 'a drill of point 2 shows point 2''s content; a check that expects other content fails the job with DrillCheckFailed' {
+        Start-Drill 2
+        $err = $null
+        $job = Get-AsrProtectedItem bootvm | Test-AsrTestFailover -Boot -ReadyPattern $ready -BootTimeoutSeconds $timeout -MemoryMiB 256 `
+            -Check { param($machine) $machine.ConsoleLog -match "ASR-CONTENT: $first" } -ErrorAction SilentlyContinue -ErrorVariable err
+        $? | Should -BeFalse
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'DrillCheckFailed*'
+        $err[0].CategoryInfo.Category | Should -Be InvalidResult
+        $job.State | Should -Be Failed
+        $job.Result.Boot.Outcome | Should -Be CheckFailed
+        $job.Result.Boot.Booted | Should -BeTrue
+        $job.Result.Boot.CheckResult | Should -Be Failed
+        $job.Result.Boot.ConsoleTail | Should -Match "ASR-CONTENT: $second"
+        (Get-AsrProtectedItem bootvm).TestFailover.Boot.Outcome | Should -Be CheckFailed
+        # The same drill boots again; with -AsJob the check runs in a runspace of its own (it sees only its argument).
+        $again = Get-AsrProtectedItem bootvm | Test-AsrTestFailover -Boot -ReadyPattern 'ASR-CONTENT: second-' -BootTimeoutSeconds $timeout -MemoryMiB 256 -AsJob `
+            -Check { param($machine) if ($machine.ConsoleLog -match 'ASR-CONTENT: (\S+)') { $Matches[1] } else { $false } }
+        $done = $again | Wait-AsrJob -TimeoutSeconds ($timeout + 60)
+        $done.State | Should -Be Succeeded
+        $done.Result.Boot.CheckMessage | Should -Be $second
+        $done.Result.Boot.Detail | Should -Be "console: ASR-CONTENT: $second"
+        Stop-Drill
+    }
+
+    It 'a drill of the broken point 3 fails the boot with DrillBootFailed, a console tail and a screenshot' {
+        Start-Drill 3
+        $err = $null
+        $job = Get-AsrProtectedItem bootvm | Test-AsrTestFailover -Boot -ReadyPattern $ready -BootTimeoutSeconds 20 -MemoryMiB 256 `
+            -Check { throw 'a check must not run when the machine is not ready' } -ErrorAction SilentlyContinue -ErrorVariable err
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'DrillBootFailed*'
+        $err[0].CategoryInfo.Category | Should -Be OperationTimeout
+        $err[0].Exception.Message | Should -Match "no readiness signal within 20 s \(waited for a console line matching '$ready'\)"
+        $job.State | Should -Be Failed
+        $boot = $job.Result.Boot
+        $boot.Outcome | Should -Be NotReady
+        $boot.Booted | Should -BeFalse
+        $boot.ReadyAfterSeconds | Should -BeNullOrEmpty
+        $boot.CheckResult | Should -Be NotRun
+        $boot.ConsoleTail | Should -Not -Match 'ASR-TEST-MACHINE'
+        Test-Png $boot.ScreenshotPath | Should -BeTrue
+        # The data partition is intact: only the boot code was overwritten.
+        $verify = Get-AsrProtectedItem bootvm | Test-AsrTestFailover
+        $verify.Result.Verified | Should -BeTrue
+        Stop-Drill
+        (Get-AsrProtectedItem bootvm).LastTestFailover.Boot.Outcome | Should -Be NotReady
+    }
+
+    It 'refuses boot settings that cannot work before anything starts' {
+        Start-Drill 1
+        { Get-AsrProtectedItem bootvm | Test-AsrTestFailover -Boot -ErrorAction Stop } | Should -Throw -ErrorId 'BootSettingInvalid*'
+        { Get-AsrProtectedItem bootvm | Test-AsrTestFailover -Boot -ReadyPattern '([' -ErrorAction Stop } | Should -Throw -ErrorId 'BootSettingInvalid*'
+        { Get-AsrProtectedItem bootvm | Test-AsrTestFailover -ReadyPort 22 -ErrorAction Stop } | Should -Throw -ErrorId 'BootSettingInvalid*'
+        Stop-Drill
+        { Get-AsrProtectedItem bootvm | Test-AsrTestFailover -Boot -ReadyPort 22 -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidStateTransition*'
+        @(Get-ChildItem (Join-TestPath $dir 'drills') -ErrorAction Ignore).Count | Should -Be 0
+    }
+}
