@@ -77,4 +77,35 @@ function AsrPause {
     $null = $script:AsrPlan.AddPause($Message, $FailoverType, $Direction)
 }
 
-Export-ModuleMember -Function AsrRecoveryPlan, AsrGroup, AsrStep, AsrPause
+function AsrBootCheck {
+    <#
+    .SYNOPSIS
+        How machines are booted when a Test run boots its drills (Start-AsrRecoveryPlan -FailoverType Test -Boot):
+        the readiness signal, the machine's hardware, and a check that gets the console log and forwarded ports.
+        Inside AsrGroup without -Items it applies to the group's machines. See Test-AsrTestFailover -Boot.
+    .EXAMPLE
+        AsrBootCheck -Items web01, web02 -ReadyPattern 'login:' -ForwardPort 80 -Check { param($m) (Invoke-WebRequest "http://127.0.0.1:$($m.HostPort(80))/").StatusCode -eq 200 }
+    #>
+    [CmdletBinding()]
+    param(
+        [string[]]$Items,
+        [string]$ReadyPattern,
+        [ValidateRange(1, 65535)][int]$ReadyPort,
+        [ValidateRange(1, 65535)][int[]]$ForwardPort = @(),
+        [ValidateRange(5, 7200)][int]$BootTimeoutSeconds = 300,
+        [ValidateRange(64, 65536)][int]$MemoryMiB = 1024,
+        [ValidateRange(1, 64)][int]$Cpus = 1,
+        [ValidateSet('Virtio', 'Ide', 'Sata')][string]$DiskBus = 'Virtio',
+        [ValidateSet('virtio-net-pci', 'e1000', 'rtl8139')][string]$NicModel = 'virtio-net-pci',
+        [scriptblock]$Check
+    )
+    if (-not $script:AsrPlan) { throw 'AsrBootCheck must be inside AsrRecoveryPlan.' }
+    if (-not $Items) {
+        if (-not $script:AsrGroup) { throw 'AsrBootCheck outside a group needs -Items.' }
+        $Items = @($script:AsrGroup.Items)
+    }
+    $port = if ($PSBoundParameters.ContainsKey('ReadyPort')) { [Nullable[int]]$ReadyPort } else { [Nullable[int]]$null }
+    $null = $script:AsrPlan.AddBoot([string[]]$Items, $ReadyPattern, $port, [int[]]$ForwardPort, $BootTimeoutSeconds, $MemoryMiB, $Cpus, $DiskBus, $NicModel, $Check)
+}
+
+Export-ModuleMember -Function AsrRecoveryPlan, AsrGroup, AsrStep, AsrPause, AsrBootCheck

@@ -23,7 +23,7 @@
         'Start-AsrAgent', 'Stop-AsrAgent', 'Get-AsrAgent'
     )
     NestedModules        = @('AsrModule.Plans.psm1')
-    FunctionsToExport    = @('AsrRecoveryPlan', 'AsrGroup', 'AsrStep', 'AsrPause')
+    FunctionsToExport    = @('AsrRecoveryPlan', 'AsrGroup', 'AsrStep', 'AsrPause', 'AsrBootCheck')
     AliasesToExport      = @()
     VariablesToExport    = @()
     PrivateData          = @{

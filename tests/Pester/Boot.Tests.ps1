@@ -141,6 +141,51 @@ Describe 'Boot-verified drills' -Tag Boot, Qemu, Slow {
         (Get-AsrProtectedItem bootvm).LastTestFailover.Boot.Outcome | Should -Be NotReady
     }
 
+    It 'a Test run of a plan with -Boot boots every machine, runs the plan''s checks, and fails the task of a machine that does not come up' {
+        $planDisk = Join-TestPath $dir 'planvm.img'
+        $third = "third-$run"
+        & bash (Join-TestPath $bootScripts 'build-test-machine.sh') $planDisk $third 2>&1 | Write-Verbose
+        if ($LASTEXITCODE -ne 0) { throw "build-test-machine.sh failed ($LASTEXITCODE)" }
+        Enable-AsrReplication -Name planvm -Disk $planDisk -Policy p -ErrorAction Stop | Out-Null
+        $planFile = Join-TestPath $dir 'bootplan.ps1'
+        # planvm first (its check reads the content from the machine's web page); then bootvm, whose latest point (the one
+        # a plan drills) is the broken machine.
+        Set-Content -Path $planFile -Value @"
+AsrRecoveryPlan 'bootplan' {
+    AsrGroup 1 -Items planvm {
+        AsrBootCheck -ReadyPattern '$ready' -ReadyPort 8080 -MemoryMiB 256 -BootTimeoutSeconds $timeout -Check {
+            param(`$m)
+            `$page = (Invoke-WebRequest "http://127.0.0.1:`$(`$m.HostPort(8080))/" -TimeoutSec 20).Content
+            if (`$page -match 'ASR-CONTENT: (\S+)') { `$Matches[1] } else { `$false }
+        }
+    }
+    AsrGroup 2 -Items bootvm
+    AsrBootCheck -Items bootvm -ReadyPattern '$ready' -MemoryMiB 256 -BootTimeoutSeconds 20
+}
+"@
+        # -Boot goes with a Test run only.
+        { Start-AsrRecoveryPlan -Path $planFile -FailoverType Planned -Target $target -Boot -ErrorAction Stop } | Should -Throw -ErrorId 'RecoveryPlanInvalid*'
+
+        $err = $null
+        $job = Start-AsrRecoveryPlan -Path $planFile -FailoverType Test -Target $target -Boot -ErrorAction SilentlyContinue -ErrorVariable err
+        $job.State | Should -Be Failed
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'RecoveryPlanStepFailed*'
+        $planTask = $job.Tasks | Where-Object Item -eq planvm
+        $planTask.State | Should -Be Succeeded
+        $planTask.Boot.Outcome | Should -Be Passed
+        $planTask.Boot.CheckMessage | Should -Be $third
+        $planTask.Boot.ReadyAfterSeconds | Should -BeGreaterThan 0
+        $brokenTask = $job.Tasks | Where-Object Item -eq bootvm
+        $brokenTask.State | Should -Be Failed
+        $brokenTask.Error | Should -Match 'did not become ready'
+        $brokenTask.Boot.Outcome | Should -Be NotReady
+        (Get-AsrProtectedItem planvm).TestFailover.Boot.Outcome | Should -Be Passed
+        $cleanup = Start-AsrRecoveryPlan -Path $planFile -FailoverType TestCleanup -ErrorAction Stop
+        $cleanup.State | Should -Be Succeeded
+        (Get-AsrProtectedItem planvm).State | Should -Be Protected
+        (Get-AsrProtectedItem bootvm).LastTestFailover.Boot.Outcome | Should -Be NotReady
+    }
+
     It 'refuses boot settings that cannot work before anything starts' {
         Start-Drill 1
         { Get-AsrProtectedItem bootvm | Test-AsrTestFailover -Boot -ErrorAction Stop } | Should -Throw -ErrorId 'BootSettingInvalid*'
@@ -149,5 +194,9 @@ Describe 'Boot-verified drills' -Tag Boot, Qemu, Slow {
         Stop-Drill
         { Get-AsrProtectedItem bootvm | Test-AsrTestFailover -Boot -ReadyPort 22 -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidStateTransition*'
         @(Get-ChildItem (Join-TestPath $dir 'drills') -ErrorAction Ignore).Count | Should -Be 0
+        # A plan file whose boot settings cannot work does not load.
+        $bad = Join-TestPath $dir 'badplan.ps1'
+        Set-Content -Path $bad -Value "AsrRecoveryPlan 'bad' { AsrGroup 1 -Items bootvm { AsrBootCheck -MemoryMiB 256 } }"
+        { Start-AsrRecoveryPlan -Path $bad -FailoverType Test -Target $target -Boot -ErrorAction Stop } | Should -Throw -ErrorId 'RecoveryPlanInvalid*'
     }
 }

@@ -35,6 +35,9 @@ public interface IPlanStepRunner
 {
     /// <summary>Runs step <paramref name="stepId"/>'s Before or After block with the context; returns its output as text; throws on failure.</summary>
     Task<string?> RunStepAsync(int stepId, bool before, PlanContext context, CancellationToken cancellationToken);
+
+    /// <summary>Runs the check of boot setting <paramref name="bootId"/> (AsrBootCheck -Check) on a machine that is ready.</summary>
+    Task<Failover.Boot.BootCheckOutcome> RunBootCheckAsync(int bootId, Failover.Boot.BootCheckInput input, CancellationToken cancellationToken);
 }
 
 /// <summary>Thrown by a plan run that reached a pause: the job is suspended, not failed.</summary>

@@ -15,6 +15,8 @@ public sealed class PlanRunRecord
     public string? TargetLocation { get; set; }
     /// <summary>A local target's disk format (<see cref="Replication.Sources.Images.DiskOutputFormat"/>; null: raw), so a continued run writes the same format.</summary>
     public string? TargetDiskFormat { get; set; }
+    /// <summary>A Test run that boots every drilled machine (Start-AsrRecoveryPlan -Boot) with the plan's AsrBootCheck settings.</summary>
+    public bool Boot { get; set; }
     /// <summary>The first task not yet done.</summary>
     public int NextTask { get; set; }
     public string? PauseMessage { get; set; }

@@ -20,6 +20,8 @@ public sealed class PlanTask
     public DateTimeOffset? EndTimeUtc { get; set; }
     public string? Error { get; set; }
     public string? Output { get; set; }
+    /// <summary>A machine task of a Test run with -Boot: the drilled machine's boot verification.</summary>
+    public Failover.Boot.BootVerificationResult? Boot { get; set; }
     public override string ToString() => $"{Index}: {Name} ({State})";
     internal PlanTask CloneTask() => (PlanTask)MemberwiseClone();
 }

@@ -17,6 +17,9 @@ public sealed class RecoveryPlan
 
     public IEnumerable<PlanGroup> Groups => Elements.OfType<PlanGroup>();
 
+    /// <summary>How each machine is booted when a Test run boots its drills (AsrBootCheck), by item name (case-insensitive).</summary>
+    public Dictionary<string, PlanBoot> Boot { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
     public static PlanDirection DirectionOf(PlanFailoverType type) =>
         type == PlanFailoverType.Failback ? PlanDirection.RecoveryToPrimary : PlanDirection.PrimaryToRecovery;
 }
@@ -50,6 +53,17 @@ public sealed class PlanStep : PlanElement
     public bool ContinueOnError { get; set; }
     /// <summary>A step still running after this long is stopped and fails.</summary>
     public int TimeoutSeconds { get; set; } = 3600;
+}
+
+/// <summary>
+/// A machine's boot verification in a Test run started with -Boot: its settings, and whether the plan file gave it a
+/// check (run in the plan's runspace by <see cref="IPlanStepRunner.RunBootCheckAsync"/>, referred to by <see cref="Id"/>).
+/// </summary>
+public sealed class PlanBoot
+{
+    public int Id { get; set; }
+    public Failover.Boot.BootOptions Options { get; set; } = new();
+    public bool HasCheck { get; set; }
 }
 
 /// <summary>A manual action: the plan's job is suspended here until someone resumes it.</summary>

@@ -1,5 +1,6 @@
 using AsrModule.Engine.Errors;
 using AsrModule.Engine.Failover;
+using AsrModule.Engine.Failover.Boot;
 using AsrModule.Engine.Items;
 using AsrModule.Engine.Jobs;
 using AsrModule.Engine.RecoveryPoints;
@@ -75,9 +76,10 @@ public sealed class RecoveryPlanRunner
             // Each result is saved as soon as it is known, so a crash mid-group loses no finished machine.
             await Task.WhenAll(batch.Select(async t =>
             {
-                var (ok, message, output, continueOnError) = await RunTaskAsync(t, planContext, run, context).ConfigureAwait(false);
+                var (ok, message, output, continueOnError, boot) = await RunTaskAsync(t, planContext, run, context).ConfigureAwait(false);
                 await UpdateAsync(job, () =>
                 {
+                    t.Boot = boot;
                     t.EndTimeUtc = DateTimeOffset.UtcNow;
                     t.State = ok ? PlanTaskState.Succeeded : PlanTaskState.Failed;
                     t.Error = ok ? null : message;
@@ -93,10 +95,19 @@ public sealed class RecoveryPlanRunner
             i += span.Count;
         }
         context.Report(100, $"Recovery plan '{_plan.Name}' ({run.FailoverType}) completed: {tasks.Count} task(s)");
-        return new AsrJobResult { Mode = $"RecoveryPlan{run.FailoverType}", Note = $"{tasks.Count(t => t.State == PlanTaskState.Succeeded)} task(s) succeeded" };
+        return new AsrJobResult { Mode = $"RecoveryPlan{run.FailoverType}", Note = $"{tasks.Count(t => t.State == PlanTaskState.Succeeded)} task(s) succeeded" + ReadySummary(job) };
     }
 
-    private async Task<(bool Ok, string? Message, string? Output, bool ContinueOnError)> RunTaskAsync(PlanTask task, PlanContext planContext, PlanRunRecord run, JobContext context)
+    /// <summary>A booted Test run's recovery time: from the run's start until its last machine was ready.</summary>
+    internal static string ReadySummary(AsrJob job)
+    {
+        var booted = job.Tasks!.Where(t => t.Boot is { Booted: true, ReadyAfterSeconds: not null }).ToList();
+        if (booted.Count == 0) return "";
+        var lastReady = booted.Max(t => t.Boot!.StartedUtc.AddSeconds(t.Boot.ReadyAfterSeconds!.Value));
+        return $"; {booted.Count} machine(s) booted and ready, the last {(lastReady - job.StartTimeUtc).TotalSeconds:0.0} s after the run started";
+    }
+
+    private async Task<(bool Ok, string? Message, string? Output, bool ContinueOnError, BootVerificationResult? Boot)> RunTaskAsync(PlanTask task, PlanContext planContext, PlanRunRecord run, JobContext context)
     {
         var step = task.StepId is { } id ? FindStep(id) : null;
         try
@@ -104,11 +115,11 @@ public sealed class RecoveryPlanRunner
             switch (task.Kind)
             {
                 case PlanTaskKind.Machine:
-                    await RunMachineAsync(task.Item!, run, context).ConfigureAwait(false);
-                    return (true, null, null, false);
+                    var boot = await RunMachineAsync(task.Item!, run, context).ConfigureAwait(false);
+                    return (true, null, boot?.ToString(), false, boot);
                 default:
                     string? output = await _steps.RunStepAsync(task.StepId!.Value, task.Kind != PlanTaskKind.StepAfter, planContext, context.CancellationToken).ConfigureAwait(false);
-                    return (true, null, output, step?.ContinueOnError ?? false);
+                    return (true, null, output, step?.ContinueOnError ?? false, null);
             }
         }
         catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
@@ -118,15 +129,15 @@ public sealed class RecoveryPlanRunner
         catch (Exception ex)
         {
             context.Logger.LogWarning(ex, "Plan task {Task} failed", task.Name);
-            return (false, ex.Message, null, step?.ContinueOnError ?? false);
+            return (false, ex.Message, null, step?.ContinueOnError ?? false, (ex as AsrException)?.PartialResult?.Boot);
         }
     }
 
     private PlanStep? FindStep(int id) =>
         _plan.Elements.OfType<PlanStep>().Concat(_plan.Groups.SelectMany(g => g.Steps)).FirstOrDefault(s => s.Id == id);
 
-    /// <summary>One machine's part of the run, through the same services (and locks) as the cmdlets.</summary>
-    private async Task RunMachineAsync(string name, PlanRunRecord run, JobContext context)
+    /// <summary>One machine's part of the run, through the same services (and locks) as the cmdlets; a booted drill's result.</summary>
+    private async Task<BootVerificationResult?> RunMachineAsync(string name, PlanRunRecord run, JobContext context)
     {
         var ct = context.CancellationToken;
         var item = await _vault.GetItemAsync(name, ct).ConfigureAwait(false);
@@ -138,7 +149,10 @@ public sealed class RecoveryPlanRunner
         switch (run.FailoverType)
         {
             case PlanFailoverType.Test:
-                await new TestFailoverService(_vault).StartAsync(item, RecoveryPointChoice.LatestProcessed, Require(target), null, machineContext).ConfigureAwait(false);
+                // A restarted booted run boots a drill it started before instead of starting another.
+                if (!(run.Boot && item.State == ProtectedItemState.TestFailedOver && item.TestFailover is { Machine: null }))
+                    await new TestFailoverService(_vault).StartAsync(item, RecoveryPointChoice.LatestProcessed, Require(target), null, machineContext).ConfigureAwait(false);
+                if (run.Boot) return await BootAsync(name, machineContext).ConfigureAwait(false);
                 break;
             case PlanFailoverType.TestCleanup:
                 await new TestFailoverService(_vault).CleanupAsync(item, $"Recovery plan '{_plan.Name}' (job {context.Job.Id})", _target, machineContext).ConfigureAwait(false);
@@ -161,6 +175,17 @@ public sealed class RecoveryPlanRunner
                 using (replication.AcquireLease(item)) await failover.FailbackAsync(item, _target, machineContext).ConfigureAwait(false);
                 break;
         }
+        return null;
+    }
+
+    /// <summary>Boots the machine's drill with the plan's settings for it; its check runs in the plan's runspace.</summary>
+    private async Task<BootVerificationResult?> BootAsync(string name, JobContext machineContext)
+    {
+        var settings = _plan.Boot[name];
+        var item = await _vault.GetItemAsync(name, machineContext.CancellationToken).ConfigureAwait(false);
+        BootCheck? check = settings.HasCheck ? (input, ct) => _steps.RunBootCheckAsync(settings.Id, input, ct) : null;
+        var result = await new DrillBootVerifier(_vault).BootAsync(item, settings.Options, check, machineContext).ConfigureAwait(false);
+        return result.Boot;
     }
 
     /// <summary>The run's target: the one given to this process, the local directory the run names, or one registered in this process.</summary>

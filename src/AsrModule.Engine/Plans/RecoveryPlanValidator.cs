@@ -7,9 +7,16 @@ namespace AsrModule.Engine.Plans;
 /// <summary>Everything that can be checked before a plan runs: it either runs, or nothing happens.</summary>
 public static class RecoveryPlanValidator
 {
-    public static async Task<Dictionary<string, AsrProtectedItem>> ValidateAsync(AsrVault vault, RecoveryPlan plan, PlanFailoverType type, string source, CancellationToken ct, bool checkStates = true)
+    public static async Task<Dictionary<string, AsrProtectedItem>> ValidateAsync(AsrVault vault, RecoveryPlan plan, PlanFailoverType type, string source, CancellationToken ct,
+        bool checkStates = true, bool boot = false)
     {
         var problems = new List<string>();
+        if (boot && type != PlanFailoverType.Test) problems.Add($"-Boot boots drills: it goes with -FailoverType Test, not {type}");
+        else if (boot)
+            foreach (var name in plan.Groups.Where(g => g.AppliesTo(type)).SelectMany(g => g.Items).Where(n => !plan.Boot.ContainsKey(n)))
+                problems.Add($"machine '{name}' has no boot settings for -Boot (add AsrBootCheck -Items {name} -ReadyPattern ... or -ReadyPort ...)");
+        foreach (var name in plan.Boot.Keys.Where(n => !plan.Groups.Any(g => g.Items.Contains(n, StringComparer.OrdinalIgnoreCase))))
+            problems.Add($"AsrBootCheck names '{name}', which is in no group");
         if (string.IsNullOrWhiteSpace(plan.Name)) problems.Add("the plan has no name");
         var groups = plan.Groups.ToList();
         if (groups.Count == 0) problems.Add("the plan has no group");

@@ -28,6 +28,10 @@ public sealed class StartAsrRecoveryPlanCommand : AsrCmdlet
     [RecoveryTargetTransformation]
     public IRecoveryTarget? Target { get; set; }
 
+    /// <summary>A Test run that boots every drilled machine under QEMU with the plan's AsrBootCheck settings and runs their checks.</summary>
+    [Parameter]
+    public SwitchParameter Boot { get; set; }
+
     [Parameter]
     public SwitchParameter AsJob { get; set; }
 
@@ -43,7 +47,11 @@ public sealed class StartAsrRecoveryPlanCommand : AsrCmdlet
             try
             {
                 var plan = session.Definition.Plan;
-                Await(ct => RecoveryPlanValidator.ValidateAsync(vault, plan, FailoverType, path, ct));
+                Await(ct => RecoveryPlanValidator.ValidateAsync(vault, plan, FailoverType, path, ct, boot: Boot));
+                // A boot needs drills served over NBD: a drill in Azure is booted there.
+                if (Boot && Target is not null and not AsrLocalTarget)
+                    throw new AsrException(AsrErrorIds.RecoveryPlanInvalid, AsrErrorKind.InvalidArgument,
+                        $"-Boot boots drills served over NBD (New-AsrLocalTarget); a drill in {Target.Kind} is booted there. Run without -Boot.", path);
                 // The target must take every machine of the run before anything runs (a directory under /proc, a drill
                 // target without a test subnet, a machine's files already there are refused now, with no job recorded).
                 if (Target is not null && FailoverType is PlanFailoverType.Test or PlanFailoverType.Planned or PlanFailoverType.Unplanned)
@@ -55,14 +63,14 @@ public sealed class StartAsrRecoveryPlanCommand : AsrCmdlet
                         Await(ct => Target.ValidateAsync(vault, item, purpose, ct));
                     }
                 }
-                if (!ShouldProcess(plan.Name, $"Run a {FailoverType} over {string.Join(", ", plan.Groups.SelectMany(g => g.Items))}"))
+                if (!ShouldProcess(plan.Name, $"Run a {FailoverType}{(Boot ? " (booting every drilled machine)" : "")} over {string.Join(", ", plan.Groups.SelectMany(g => g.Items))}"))
                 {
                     session.Dispose();
                     return;
                 }
                 var job = JobRunner.NewRecord($"RecoveryPlan{FailoverType}", plan.Name, null);
                 job.Tasks = RecoveryPlanValidator.Tasks(plan, FailoverType);
-                job.Plan = new PlanRunRecord { PlanName = plan.Name, PlanPath = path, PlanSha256 = session.Sha256, FailoverType = FailoverType, TargetPath = (Target as AsrLocalTarget)?.Path,
+                job.Plan = new PlanRunRecord { PlanName = plan.Name, PlanPath = path, PlanSha256 = session.Sha256, FailoverType = FailoverType, Boot = Boot, TargetPath = (Target as AsrLocalTarget)?.Path,
                     TargetDiskFormat = Target is AsrLocalTarget { Format: not Engine.Replication.Sources.Images.DiskOutputFormat.Raw } local ? Engine.Replication.Sources.Images.DiskOutputFormats.Name(local.Format) : null, TargetKind = Target?.Kind, TargetLocation = Target?.Location };
                 if (Target is not null) RecoveryTargets.Register(Target);
                 CompleteJob(PlanJobs.Start(vault, job, session, Target, asJob: AsJob, Log), AsJob);

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using AsrModule.Engine.Failover.Boot;
 using AsrModule.Engine.Plans;
 
 namespace AsrModule.Plans;
@@ -17,6 +18,41 @@ public sealed class PlanDefinition
     public RecoveryPlan Plan { get; }
     public string Name => Plan.Name;
     internal Dictionary<int, (ScriptBlock? Before, ScriptBlock? After)> StepScripts { get; } = new();
+    internal Dictionary<int, ScriptBlock> BootChecks { get; } = new();
+    private int _nextBootId = 1;
+
+    /// <summary>
+    /// How <paramref name="items"/> are booted when a Test run boots its drills (AsrBootCheck); settings are validated now,
+    /// so a plan with a bad pattern or port does not load.
+    /// </summary>
+    public PlanBoot AddBoot(string[] items, string? readyPattern, int? readyPort, int[] forwardPorts, int timeoutSeconds, int memoryMiB, int cpus,
+        string diskBus, string nicModel, ScriptBlock? check) =>
+        AddBoot(items, new BootOptions
+        {
+            ReadyPattern = string.IsNullOrEmpty(readyPattern) ? null : readyPattern,
+            ReadyPort = readyPort,
+            ForwardPorts = forwardPorts,
+            Timeout = TimeSpan.FromSeconds(timeoutSeconds),
+            MemoryMiB = memoryMiB,
+            Cpus = cpus,
+            DiskBus = Enum.Parse<BootDiskBus>(diskBus, ignoreCase: true),
+            NicModel = nicModel,
+        }, check);
+
+    private PlanBoot AddBoot(string[] items, BootOptions options, ScriptBlock? check)
+    {
+        if (items.Length == 0) throw new ArgumentException("AsrBootCheck needs -Items (or to be inside an AsrGroup).");
+        try { options.Validate(); }
+        catch (Engine.Errors.AsrException ex) { throw new ArgumentException($"AsrBootCheck for {string.Join(", ", items)}: {ex.Message}"); }
+        var boot = new PlanBoot { Id = _nextBootId++, Options = options, HasCheck = check is not null };
+        if (check is not null) BootChecks[boot.Id] = check;
+        foreach (var item in items)
+        {
+            if (Plan.Boot.ContainsKey(item)) throw new ArgumentException($"AsrBootCheck: '{item}' has boot settings already.");
+            Plan.Boot[item] = boot;
+        }
+        return boot;
+    }
 
     public PlanGroup AddGroup(int number, string[] items, string[]? failoverTypes, string[]? directions)
     {

@@ -27,7 +27,7 @@ internal static class PlanRunContinuation
         var session = PlanSession.Load(run.PlanPath, moduleManifest);
         try
         {
-            await RecoveryPlanValidator.ValidateAsync(vault, session.Definition.Plan, run.FailoverType, run.PlanPath, ct, checkStates: false).ConfigureAwait(false);
+            await RecoveryPlanValidator.ValidateAsync(vault, session.Definition.Plan, run.FailoverType, run.PlanPath, ct, checkStates: false, boot: run.Boot).ConfigureAwait(false);
             // Exactly one process continues from a given task, even if several try at once.
             if (!await vault.Store.TryCreateAsync(PlanRunRecord.ClaimKey(job.Id, run.Attempt + 1), Array.Empty<byte>(), ct).ConfigureAwait(false))
                 throw new AsrException(AsrErrorIds.ProtectedItemBusy, AsrErrorKind.ResourceBusy, $"Another session is already continuing (or stopping) job {job.Id}.", job.Id);

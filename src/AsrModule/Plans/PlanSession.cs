@@ -3,6 +3,7 @@ using System.Management.Automation.Language;
 using System.Management.Automation.Runspaces;
 using System.Security.Cryptography;
 using AsrModule.Engine.Errors;
+using AsrModule.Engine.Failover.Boot;
 using AsrModule.Engine.Plans;
 
 namespace AsrModule.Plans;
@@ -98,6 +99,32 @@ internal sealed class PlanSession : IPlanStepRunner, IDisposable
             if (ps.HadErrors && ps.Streams.Error.Count > 0)
                 throw new InvalidOperationException(ps.Streams.Error[0].ToString());
             return string.Join(Environment.NewLine, output.Where(o => o is not null).Select(o => o.ToString()));
+        }
+    }, cancellationToken);
+
+    /// <summary>Runs an AsrBootCheck -Check block in the plan's runspace (one script at a time, like steps).</summary>
+    public Task<BootCheckOutcome> RunBootCheckAsync(int bootId, BootCheckInput input, CancellationToken cancellationToken) => Task.Run(() =>
+    {
+        var check = Definition.BootChecks[bootId];
+        lock (_gate)
+        {
+            if (_abandoned)
+                throw new InvalidOperationException("The plan's runspace was abandoned after a step that could not be stopped; restart the run.");
+            using var ps = PowerShell.Create();
+            ps.Runspace = _runspace;
+            ps.AddScript("param($__check, $__input) $ErrorActionPreference = 'Stop'; & $__check $__input").AddArgument(check).AddArgument(input);
+            using var stop = cancellationToken.Register(() => ps.BeginStop(null, null));
+            try
+            {
+                var output = ps.Invoke();
+                cancellationToken.ThrowIfCancellationRequested();
+                if (ps.HadErrors && ps.Streams.Error.Count > 0) return new BootCheckOutcome(false, "the check failed: " + ps.Streams.Error[0]);
+                return Drills.BootCheckScript.Judge(output);
+            }
+            catch (RuntimeException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                return new BootCheckOutcome(false, "the check failed: " + ex.Message);
+            }
         }
     }, cancellationToken);
 
