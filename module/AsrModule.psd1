@@ -13,7 +13,7 @@
         'New-AsrVault', 'Connect-AsrVault', 'Disconnect-AsrVault', 'Get-AsrVault',
         'New-AsrPolicy', 'Get-AsrPolicy', 'Remove-AsrPolicy',
         'Enable-AsrReplication', 'Get-AsrProtectedItem', 'Invoke-AsrReplication', 'Disable-AsrReplication',
-        'Get-AsrRecoveryPoint', 'Export-AsrRecoveryPoint',
+        'Get-AsrRecoveryPoint', 'Export-AsrRecoveryPoint', 'Export-AsrHealthReport',
         'Get-AsrJob', 'Wait-AsrJob', 'Stop-AsrJob',
         'New-AsrLocalTarget', 'New-AsrAzureTarget', 'Start-AsrTestFailover', 'Start-AsrTestFailoverCleanup',
         'Start-AsrFailover', 'Switch-AsrRecoveryPoint', 'Undo-AsrFailover', 'Complete-AsrFailover',

@@ -36,9 +36,30 @@ public sealed class ModuleLoadContext : AssemblyLoadContext
         return File.Exists(candidate) ? LoadFromAssemblyPath(candidate) : null;
     }
 
+    /// <summary>
+    /// Native libraries of the dependencies (SkiaSharp's libSkiaSharp for the report's charts): next to them, or in
+    /// Dependencies/runtimes/&lt;rid&gt;/native/ as NuGet lays them out, by the platform's file name.
+    /// </summary>
     protected override IntPtr LoadUnmanagedDll(string unmanagedDllName)
     {
-        string candidate = Path.Combine(_dependencies, unmanagedDllName);
-        return File.Exists(candidate) ? LoadUnmanagedDllFromPath(candidate) : IntPtr.Zero;
+        foreach (string candidate in NativeCandidates(unmanagedDllName))
+            if (File.Exists(candidate)) return LoadUnmanagedDllFromPath(candidate);
+        return IntPtr.Zero;
+    }
+
+    private IEnumerable<string> NativeCandidates(string name)
+    {
+        string[] files = OperatingSystem.IsWindows() ? [name, name + ".dll"]
+            : OperatingSystem.IsMacOS() ? [name, name + ".dylib", "lib" + name + ".dylib"]
+            : [name, name + ".so", "lib" + name + ".so"];
+        string arch = System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant();
+        string[] rids = OperatingSystem.IsWindows() ? [$"win-{arch}"]
+            : OperatingSystem.IsMacOS() ? ["osx", $"osx-{arch}"]
+            : File.Exists("/etc/alpine-release") ? [$"linux-musl-{arch}", $"linux-{arch}"] : [$"linux-{arch}"];
+        foreach (string file in files)
+        {
+            yield return Path.Combine(_dependencies, file);
+            foreach (string rid in rids) yield return Path.Combine(_dependencies, "runtimes", rid, "native", file);
+        }
     }
 }
