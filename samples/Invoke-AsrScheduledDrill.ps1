@@ -36,7 +36,7 @@
 param(
     # The vault: a directory, or a blob container URL.
     [Parameter(Mandatory)][string]$Vault,
-    # The name of an environment variable holding the key of an encrypted vault; none for an unencrypted vault.
+    # The name of an environment variable holding the key of an encrypted vault (unset or empty: no key).
     [string]$VaultKeyVariable,
     # The recovery plan (a .ps1 calling AsrRecoveryPlan) whose machines are drilled; each needs AsrBootCheck settings.
     [Parameter(Mandatory)][string]$Plan,
@@ -59,11 +59,9 @@ try {
     Import-Module $Module
     $connect = @{}
     if ($Vault -match '^https?://') { $connect.ContainerUri = $Vault } else { $connect.Path = $Vault }
-    if ($VaultKeyVariable) {
-        $value = [Environment]::GetEnvironmentVariable($VaultKeyVariable)
-        if (-not $value) { throw "The vault key variable '$VaultKeyVariable' is empty or does not exist." }
-        $connect.EncryptionKey = ConvertTo-SecureString -String $value -AsPlainText -Force
-    }
+    # An unset variable means no key: an encrypted vault then fails to open with VaultKeyRequired.
+    $value = if ($VaultKeyVariable) { [Environment]::GetEnvironmentVariable($VaultKeyVariable) }
+    if ($value) { $connect.EncryptionKey = ConvertTo-SecureString -String $value -AsPlainText -Force }
     Connect-AsrVault @connect
     if (-not (Test-Path -LiteralPath $DrillDirectory)) { $null = New-Item -ItemType Directory -Path $DrillDirectory }
     $target = New-AsrLocalTarget $DrillDirectory

@@ -9,7 +9,7 @@
 Describe 'Boot-verified drills' -Tag Boot, Qemu, Slow {
     BeforeAll {
         . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
-        $skipReason = Get-MissingCommandReason qemu-system-x86_64, qemu-img, syslinux, mcopy, mkfs.vfat, sfdisk, debugfs, cpio, busybox
+        $skipReason = Get-MissingCommandReason qemu-system-x86_64, qemu-img, syslinux, mcopy, mkfs.vfat, sfdisk, debugfs, cpio, busybox, chromium
         if ($skipReason) { return }
         Import-Module AsrModule
         $dir = New-TestDirectory
@@ -35,7 +35,8 @@ Describe 'Boot-verified drills' -Tag Boot, Qemu, Slow {
         Get-AsrProtectedItem bootvm | Invoke-AsrReplication -ErrorAction Stop | Out-Null
         $hashes[3] = Get-AsrSampleHash $disk
         $target = New-AsrLocalTarget (Join-TestPath $dir 'drills')
-        # Under TCG on a busy 2-core machine a boot takes 7-20 s.
+        $planFile = Join-TestPath $dir 'bootplan.ps1'
+        # Under TCG on a busy 2-core machine a boot takes 7-20 s; the broken machine never boots, so it gets 10 s.
         $timeout = 180
 
         function Start-Drill([int]$Sequence) {
@@ -121,11 +122,11 @@ Describe 'Boot-verified drills' -Tag Boot, Qemu, Slow {
     It 'a drill of the broken point 3 fails the boot with DrillBootFailed, a console tail and a screenshot' {
         Start-Drill 3
         $err = $null
-        $job = Get-AsrProtectedItem bootvm | Test-AsrTestFailover -Boot -ReadyPattern $ready -BootTimeoutSeconds 20 -MemoryMiB 256 `
+        $job = Get-AsrProtectedItem bootvm | Test-AsrTestFailover -Boot -ReadyPattern $ready -BootTimeoutSeconds 10 -MemoryMiB 256 `
             -Check { throw 'a check must not run when the machine is not ready' } -ErrorAction SilentlyContinue -ErrorVariable err
         $err[0].FullyQualifiedErrorId | Should -BeLike 'DrillBootFailed*'
         $err[0].CategoryInfo.Category | Should -Be OperationTimeout
-        $err[0].Exception.Message | Should -Match "no readiness signal within 20 s \(waited for a console line matching '$ready'\)"
+        $err[0].Exception.Message | Should -Match "no readiness signal within 10 s \(waited for a console line matching '$ready'\)"
         $job.State | Should -Be Failed
         $boot = $job.Result.Boot
         $boot.Outcome | Should -Be NotReady
@@ -147,7 +148,6 @@ Describe 'Boot-verified drills' -Tag Boot, Qemu, Slow {
         & bash (Join-TestPath $bootScripts 'build-test-machine.sh') $planDisk $third 2>&1 | Write-Verbose
         if ($LASTEXITCODE -ne 0) { throw "build-test-machine.sh failed ($LASTEXITCODE)" }
         Enable-AsrReplication -Name planvm -Disk $planDisk -Policy p -ErrorAction Stop | Out-Null
-        $planFile = Join-TestPath $dir 'bootplan.ps1'
         # planvm first (its check reads the content from the machine's web page); then bootvm, whose latest point (the one
         # a plan drills) is the broken machine.
         Set-Content -Path $planFile -Value @"
@@ -160,7 +160,7 @@ AsrRecoveryPlan 'bootplan' {
         }
     }
     AsrGroup 2 -Items bootvm
-    AsrBootCheck -Items bootvm -ReadyPattern '$ready' -MemoryMiB 256 -BootTimeoutSeconds 20
+    AsrBootCheck -Items bootvm -ReadyPattern '$ready' -MemoryMiB 256 -BootTimeoutSeconds 10
 }
 "@
         # -Boot goes with a Test run only.
@@ -184,6 +184,54 @@ AsrRecoveryPlan 'bootplan' {
         $cleanup.State | Should -Be Succeeded
         (Get-AsrProtectedItem planvm).State | Should -Be Protected
         (Get-AsrProtectedItem bootvm).LastTestFailover.Boot.Outcome | Should -Be NotReady
+    }
+
+    It 'the scheduled drill sample drills, boots, cleans up and reports, and its exit code says whether every machine came up' {
+        $sample = [IO.Path]::GetFullPath((Join-TestPath $PSScriptRoot '../../samples/Invoke-AsrScheduledDrill.ps1'))
+        $vaultPath = (Get-AsrVault).Location
+        $drills = Join-TestPath $dir 'scheduled-drills'
+        # The plan of the previous test: planvm boots, bootvm (its latest point is the broken machine) does not.
+        $failing = Join-TestPath $dir 'scheduled-failing.html'
+        $run = Invoke-PwshProcess -TimeoutSeconds 600 -Command @"
+& '$sample' -Vault '$vaultPath' -Plan '$planFile' -DrillDirectory '$drills' -ReportPath '$failing' -Module AsrModule
+"RESULT ok=`$?"
+"RESULT code=`$LASTEXITCODE"
+"@
+        $run.Result.code | Should -Be '1'
+        $run.Result.ok | Should -Be 'False'
+        $run.Output | Should -Match 'planvm: Passed: ready after'
+        $run.Output | Should -Match 'bootvm: NotReady: no readiness signal within 10 s'
+        $run.Error | Should -Match 'bootvm: Failed: .*did not become ready'
+        # Cleaned up, both; the report shows both drills.
+        (Get-AsrProtectedItem planvm).State | Should -Be Protected
+        (Get-AsrProtectedItem bootvm).State | Should -Be Protected
+        (Get-AsrProtectedItem planvm).LastTestFailover.Comment | Should -Match 'scheduled drill .*: FAILED'
+        $dom = Invoke-Chromium $failing
+        $dom | Should -Match '<tr class="drill" data-item="bootvm" data-outcome="NotReady">'
+        $dom | Should -Match '<tr class="drill" data-item="planvm" data-outcome="Passed">'
+        $dom | Should -Match '<tr data-plan="bootplan">.*?<span class="badge Failed">Failed</span></td><td class="n">1 / 2</td>'
+        # Real screenshots of the booted machines, as PNG in the page.
+        ([regex]::Matches($dom, '<img class="shot" alt="screen of [a-z]+" src="data:image/png;base64,')).Count | Should -BeGreaterOrEqual 2
+
+        # A plan whose machines all boot: exit code 0, and the recovery time in the summary and the report.
+        $goodPlan = Join-TestPath $dir 'goodplan.ps1'
+        Set-Content -Path $goodPlan -Value "AsrRecoveryPlan 'goodplan' { AsrGroup 1 -Items planvm { AsrBootCheck -ReadyPattern '$ready' -ReadyPort 8080 -MemoryMiB 256 -BootTimeoutSeconds $timeout } }"
+        $passing = Join-TestPath $dir 'scheduled-passing.html'
+        $run = Invoke-PwshProcess -TimeoutSeconds 600 -Command @"
+`$s = & '$sample' -Vault '$vaultPath' -Plan '$goodPlan' -DrillDirectory '$drills' -ReportPath '$passing' -Module AsrModule
+"RESULT ok=`$?"
+"RESULT code=`$LASTEXITCODE"
+"RESULT rto=`$(`$s[-1].AllReadyAfterSeconds)"
+"RESULT ready=`$(`$s[-1].Ready)/`$(`$s[-1].Machines)"
+"@
+        $run.Result.code | Should -Be '0'
+        $run.Result.ok | Should -Be 'True'
+        $run.Result.ready | Should -Be '1/1'
+        [double]$run.Result.rto | Should -BeGreaterThan 0
+        (Get-AsrProtectedItem planvm).State | Should -Be Protected
+        (Get-AsrProtectedItem planvm).LastTestFailover.Comment | Should -Match 'every machine booted and passed its check'
+        $dom = Invoke-Chromium $passing
+        $dom | Should -Match ('<tr data-plan="goodplan">.*?<span class="badge Succeeded">Succeeded</span></td><td class="n">1 / 1</td><td class="n">' + [regex]::Escape(([double]$run.Result.rto).ToString('0.0', [Globalization.CultureInfo]::InvariantCulture)) + ' s</td>')
     }
 
     It 'refuses boot settings that cannot work before anything starts' {

@@ -242,6 +242,28 @@ function Get-MissingCommandReason([string[]]$Command, [switch]$NeedsRoot) {
     $null
 }
 
+function Invoke-Chromium([string]$Html, [string]$Screenshot, [int]$Width = 1280, [int]$Height = 2400) {
+    <# Opens a local HTML file in headless Chromium (Debian's chromium, no network needed) and returns the DOM it built;
+       with -Screenshot also saves a PNG of the page. --no-sandbox: the tests run as root. #>
+    $common = @('--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', '--no-first-run', "--window-size=$Width,$Height", "--user-data-dir=$([IO.Path]::Combine([IO.Path]::GetTempPath(), 'asr-chromium-' + [Guid]::NewGuid().ToString('N').Substring(0, 8)))")
+    $url = [Uri]::new([IO.Path]::GetFullPath($Html), [UriKind]::Absolute).AbsoluteUri
+    if ($Screenshot) {
+        & chromium @common "--screenshot=$Screenshot" $url 2>$null | Out-Null
+        if ($LASTEXITCODE -ne 0) { throw "chromium --screenshot failed ($LASTEXITCODE)" }
+    }
+    $dom = & chromium @common '--dump-dom' $url 2>$null
+    if ($LASTEXITCODE -ne 0) { throw "chromium --dump-dom failed ($LASTEXITCODE)" }
+    $dom -join "`n"
+}
+
+function Get-PngSize([string]$Path) {
+    <# Width and height from a PNG's IHDR chunk. #>
+    $b = [IO.File]::ReadAllBytes($Path)
+    if ([Convert]::ToHexString($b, 0, 8) -ne '89504E470D0A1A0A') { throw "$Path is not a PNG" }
+    $int = { param($o) ([int]$b[$o] -shl 24) -bor ([int]$b[$o + 1] -shl 16) -bor ([int]$b[$o + 2] -shl 8) -bor [int]$b[$o + 3] }
+    [pscustomobject]@{ Width = & $int 16; Height = & $int 20 }
+}
+
 function Get-ExportedHashes($Point, [string]$Destination) {
     <# Exports a point and returns @{ diskName = sha256 }. #>
     $job = $Point | Export-AsrRecoveryPoint -Destination $Destination -ErrorAction Stop
