@@ -81,6 +81,9 @@ Write-AsrSampleChange -Path `$disk -Fraction 0.02 -Seed 14 | Out-Null
 'RESULT Export=' + `$export.State
 'RESULT Exported=' + (Get-AsrSampleHash `$export.Result.Files[0])
 'RESULT Source=' + (Get-AsrSampleHash `$disk)
+# The report's charts need SkiaSharp's native library, which the package carries in Dependencies/.
+`$report = Export-AsrHealthReport -Path '$dir/report.html'
+'RESULT ReportCharts=' + ([regex]::Matches([IO.File]::ReadAllText(`$report.FullName), '<figure class="chart"[^>]*><svg')).Count
 Disconnect-AsrVault
 `$examples = @((Get-Help Enable-AsrReplication -Examples).examples.example | Where-Object { `$null -ne `$_ })
 'RESULT Examples=' + `$examples.Count
@@ -147,6 +150,10 @@ Disconnect-AsrVault
         $use.Result.Export | Should -Be 'Succeeded'
         $use.Result.Exported | Should -Match '^[0-9A-F]{64}$'
         $use.Result.Exported | Should -Be $use.Result.Source
+    }
+
+    It 'the installed module draws the health report''s charts (SkiaSharp''s native library from the package)' {
+        [int]$use.Result.ReportCharts | Should -Be 3
     }
 
     It 'Get-Help -Examples works from the installed copy' {

@@ -1,5 +1,5 @@
 # Every PowerShell example of README.md runs as written, in order, in a fresh pwsh started where a newcomer
-# stands after the README's build (a folder with out/ and samples/ of this repository), with its own home
+# stands after the README's build (a folder with out/, samples/ and tests/ of this repository), with its own home
 # folder so the agent's log and PowerShell's settings stay private. A block whose first line starts with
 # "# Not run by the README test" is left out (it needs Azure, root and a mount, or changes the user's settings); the count of
 # such blocks is pinned so a new example cannot slip out of the test unnoticed.
@@ -16,7 +16,7 @@ Describe 'README examples' -Tag Readme, Slow {
         $dir = New-TestDirectory
         $home_ = Join-TestPath $dir 'home'
         [void][IO.Directory]::CreateDirectory($home_)
-        foreach ($name in 'out', 'samples') { [void][IO.Directory]::CreateSymbolicLink((Join-TestPath $dir $name), (Join-TestPath $repo $name)) }
+        foreach ($name in 'out', 'samples', 'tests') { [void][IO.Directory]::CreateSymbolicLink((Join-TestPath $dir $name), (Join-TestPath $repo $name)) }
         # Each block's errors stop the script (a failed example is a failed test); a marker line tells where each block ends.
         $script = [Text.StringBuilder]::new()
         [void]$script.AppendLine('$ErrorActionPreference = ''Stop''')

@@ -40,7 +40,8 @@ public sealed class DrillBootVerifier(AsrVault vault)
         var point = await vault.GetPointAsync(item.Id, drill.RecoveryPointSequence, ct).ConfigureAwait(false);
         string drillDirectory = TestFailoverService.DrillDirectory(item, drill, "nothing was booted");
         var started = DateTimeOffset.UtcNow;
-        string bootDirectory = Path.Combine(drillDirectory, $"boot-{started.UtcDateTime:yyyyMMdd'T'HHmmss'Z'}");
+        // One directory per boot (two boots of one drill may start in the same second).
+        string bootDirectory = Path.Combine(drillDirectory, $"boot-{started.UtcDateTime:yyyyMMdd'T'HHmmss'Z'}-{Guid.NewGuid().ToString("N")[..4]}");
         Directory.CreateDirectory(bootDirectory);
         var disks = new List<BootDisk>();
         foreach (var disk in point.Disks) // in the point's order: the first disk boots
