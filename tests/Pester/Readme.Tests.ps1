@@ -57,6 +57,12 @@ Describe 'README examples' -Tag Readme, Slow {
         $output | Should -Match 'Sequence\s+Consistency\s+RecoveryPointTimeUtc\s+ChangedBytes'
     }
 
+    It 'the boot-verified drill example booted the test machine, passed its check and wrote the report' {
+        $output | Should -Match '(?m)^Outcome\s+:\s+Passed\s*$'
+        $output | Should -Match '(?m)^CheckResult\s+:\s+Passed\s*$'
+        [IO.File]::ReadAllText((Join-TestPath $dir 'demo/health.html')) | Should -Match '<tr class="drill" data-item="bootvm" data-outcome="Passed">'
+    }
+
     It 'the drill, failover, reprotect, failback and plan examples left the machine protected at home' {
         $check = Invoke-PwshProcess "Import-Module AsrModule; Connect-AsrVault -Path '$dir/demo/vault'; `$i = Get-AsrProtectedItem web01; 'RESULT State=' + `$i.State; 'RESULT Plans=' + ((Get-AsrJob -Operation 'RecoveryPlan*').State -join ',')" -Environment @{ HOME = $home_ }
         $check.ExitCode | Should -Be 0 -Because $check.Error
