@@ -19,20 +19,8 @@ REPO=$(dirname "$HERE")
 BIN=${AGENT_RPO_BIN:-/tmp/asr-agent-rpo-bin}
 command -v python3 > /dev/null || { echo "python3 is needed for the writer process" >&2; exit 2; }
 
-if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
-    rm -rf "$BIN"
-    mkdir -p "$BIN/out"
-    echo "building the module (Release) into $BIN ..."
-    if ! dotnet publish -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true "$REPO/src/AsrModule" -p:ModuleOutDir="$BIN/out/AsrModule/" -nologo > "$BIN/build.log" 2>&1; then
-        # A failed help generation (HelpGen, MSB3073) leaves the packaged module usable; anything else does not.
-        if grep -E ' error ' "$BIN/build.log" | grep -vE 'HELPGEN|MSB3073' | head -5 | grep . ; then
-            echo "build failed (see $BIN/build.log)" >&2; exit 1
-        fi
-        echo "  (help generation failed; the module itself built)"
-    fi
-    [[ -f "$BIN/out/AsrModule/Dependencies/AsrModule.dll" && -f "$BIN/out/AsrModule/agent/AsrModule.Agent.dll" ]] || { echo "no module in $BIN/out (see $BIN/build.log)" >&2; exit 1; }
-fi
 source "$HERE/pwsh.sh"
+build_module_snapshot "$BIN" || exit 1
 pinned_pwsh "$BIN/out" || { echo "the pinned pwsh did not start (cd $REPO && dotnet tool restore)" >&2; exit 1; }
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 exec "${PWSH[@]}" -File "$HERE/agent-rpo.ps1" "$@"

@@ -17,18 +17,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
 BIN=${DRILL_RTO_BIN:-/tmp/asr-drill-rto-bin}
 command -v qemu-system-x86_64 > /dev/null || { echo "qemu-system-x86_64 is needed (apt-get install qemu-system-x86)" >&2; exit 2; }
-if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
-    rm -rf "$BIN"
-    mkdir -p "$BIN/out"
-    echo "building the module (Release) into $BIN ..."
-    if ! dotnet publish -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true "$REPO/src/AsrModule" -p:ModuleOutDir="$BIN/out/AsrModule/" -nologo > "$BIN/build.log" 2>&1; then
-        if grep -E ' error ' "$BIN/build.log" | grep -vE 'HELPGEN|MSB3073' | head -5 | grep . ; then
-            echo "build failed (see $BIN/build.log)" >&2; exit 1
-        fi
-        echo "  (help generation failed; the module itself built)"
-    fi
-fi
 source "$HERE/pwsh.sh"
+build_module_snapshot "$BIN" || exit 1
 pinned_pwsh "$BIN/out" || { echo "the pinned pwsh did not start (cd $REPO && dotnet tool restore)" >&2; exit 1; }
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 exec "${PWSH[@]}" -File "$HERE/drill-rto.ps1" -BootScripts "$REPO/tests/Boot" "$@"

@@ -19,3 +19,22 @@ pinned_pwsh() {
         POWERSHELL_TELEMETRY_OPTOUT=1 POWERSHELL_UPDATECHECK=Off NO_COLOR=1
         dotnet "$pshome/pwsh.dll" -NoProfile -NonInteractive)
 }
+
+#   build_module_snapshot BIN  publishes the module (Release, ReadyToRun, linux-x64) into BIN/out/AsrModule, so concurrent
+#                              builds of out/AsrModule in the repository cannot change it mid-run; skipped with
+#                              BENCH_NO_BUILD=1 (reuse the snapshot). Returns 1 when no module came out.
+build_module_snapshot() {
+    local bin=$1
+    [[ "${BENCH_NO_BUILD:-0}" == 1 ]] && return 0
+    rm -rf "$bin"
+    mkdir -p "$bin/out"
+    echo "building the module (Release) into $bin ..."
+    if ! dotnet publish -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true "$REPO/src/AsrModule" -p:ModuleOutDir="$bin/out/AsrModule/" -nologo > "$bin/build.log" 2>&1; then
+        # A failed help generation (HelpGen, MSB3073) leaves the packaged module usable; anything else does not.
+        if grep -E ' error ' "$bin/build.log" | grep -vE 'HELPGEN|MSB3073' | head -5 | grep . ; then
+            echo "build failed (see $bin/build.log)" >&2; return 1
+        fi
+        echo "  (help generation failed; the module itself built)"
+    fi
+    [[ -f "$bin/out/AsrModule/Dependencies/AsrModule.dll" && -f "$bin/out/AsrModule/agent/AsrModule.Agent.dll" ]] || { echo "no module in $bin/out (see $bin/build.log)" >&2; return 1; }
+}

@@ -120,3 +120,41 @@ Describe 'Export-AsrHealthReport [<Backend>]' -Tag Report {
         Test-Path (Join-TestPath $dir 'whatif.html') | Should -BeFalse
     }
 }
+
+Describe 'Export-AsrHealthReport of an encrypted vault [<Backend>]' -Tag Report {
+    BeforeAll {
+        . ([IO.Path]::Combine($PSScriptRoot, 'TestHelpers.ps1'))
+        Import-Module AsrModule
+        $dir = New-TestDirectory
+        $vault = New-TestVaultLocation $dir
+        $key = ConvertTo-SecureString 'report-test-passphrase-0123456789' -AsPlainText -Force
+        New-AsrVault -Path $vault -EncryptionKey $key | Connect-AsrVault
+        New-AsrPolicy -Name p | Out-Null
+        $disk = Join-TestPath $dir 'sealed01.img'
+        New-AsrSampleDisk -Path $disk -SizeBytes 1MB -Seed 5 | Out-Null
+        Enable-AsrReplication -Name sealed01 -Disk $disk -Policy p -ErrorAction Stop | Out-Null
+        $item = Get-AsrProtectedItem sealed01
+    }
+    AfterAll {
+        Disconnect-AsrVault
+        Remove-TestDirectory $dir
+    }
+
+    It 'a drill result planted without the key is not authenticated, so it is left out and named; the size sample is sealed' {
+        $planted = "items/$($item.Id)/drills/20261201T000000000-$([Guid]::NewGuid().ToString('N')).json"
+        $record = @{ itemId = $item.Id; itemName = 'sealed01'; boot = @{ outcome = 'Passed'; startedUtc = [DateTimeOffset]::UtcNow; consoleTail = 'forged' } } | ConvertTo-Json -Depth 4
+        Write-VaultObject $vault $planted $record
+        $warnings = $null
+        $report = Join-TestPath $dir 'sealed.html'
+        Export-AsrHealthReport -Path $report -WarningVariable warnings -WarningAction SilentlyContinue | Out-Null
+        $html = [IO.File]::ReadAllText($report)
+        $html | Should -Match '<tr data-item="sealed01">'
+        $html | Should -Not -Match 'forged'
+        $html | Should -Match ([regex]::Escape($planted))
+        ($warnings -join "`n") | Should -Match ([regex]::Escape($planted))
+        $sample = @(Get-VaultObjectKeys $vault 'stats/size/')
+        $sample.Count | Should -Be 1
+        # Sealed: not readable JSON without the key.
+        [Text.Encoding]::UTF8.GetString((Read-VaultObject $vault $sample[0])) | Should -Not -Match '"bytes"'
+    }
+}
