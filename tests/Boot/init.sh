@@ -3,6 +3,7 @@
 # Prints, on ttyS0 and tty0:
 #   ASR-TEST-MACHINE READY            once the data partition is mounted and port 8080 listens
 #   ASR-CONTENT: <first line of /data/marker.txt>   (or ASR-CONTENT-MISSING)
+#   ASR-NET-OUT: reached|blocked      whether http://10.0.2.2:47654/ (the host's loopback through QEMU) answered
 # or, when something fails:
 #   ASR-TEST-MACHINE FAILED: <reason>
 # and then stays up until powered off.
@@ -56,4 +57,12 @@ fi
 
 say "ASR-TEST-MACHINE READY"
 say "$content"
+
+# Whether the network reaches out: the host behind QEMU's user-mode gateway (10.0.2.2 = the host's 127.0.0.1, port
+# 47654, where a test may listen) through a default route. A drill's machine must see "blocked" (restrict=on).
+if ip link show eth0 >/dev/null 2>&1; then
+  ip route add default via 10.0.2.2 2>/dev/null
+  # (busybox-static's wget crashes without NSS; nc does not resolve anything)
+  if printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5 10.0.2.2 47654 2>/dev/null | grep -q .; then say "ASR-NET-OUT: reached"; else say "ASR-NET-OUT: blocked"; fi
+fi
 stay

@@ -63,20 +63,28 @@ Describe 'Boot-verified drills' -Tag Boot, Qemu, Slow {
         (Get-AsrRecoveryPoint bootvm).Sequence | Should -Be @(1, 2, 3)
     }
 
-    It 'a drill of point 1 boots, shows the content written before replication, and answers on its forwarded port' {
+    It 'a drill of point 1 boots, shows the content written before replication, answers on its forwarded port, and cannot reach out' {
         Start-Drill 1
-        $job = Get-AsrProtectedItem bootvm | Test-AsrTestFailover -Boot -ReadyPattern $ready -ReadyPort 8080 -BootTimeoutSeconds $timeout -MemoryMiB 256 -Check {
-            param($machine)
-            $page = (Invoke-WebRequest "http://127.0.0.1:$($machine.HostPort(8080))/" -TimeoutSec 20).Content
-            if ($page -notmatch "ASR-CONTENT: $first") { throw "the machine serves: $page" }
-            "served $first"
-        }
+        # The network must not reach out: the machine tries the host's 127.0.0.1:47654 through QEMU's gateway and says
+        # whether it got through; here something listens there, so "reached" would be an escape.
+        $listener = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 47654)
+        $listener.Start()
+        try {
+            $job = Get-AsrProtectedItem bootvm | Test-AsrTestFailover -Boot -ReadyPattern 'ASR-NET-OUT: \w+' -ReadyPort 8080 -BootTimeoutSeconds $timeout -MemoryMiB 256 -Check {
+                param($machine)
+                $page = (Invoke-WebRequest "http://127.0.0.1:$($machine.HostPort(8080))/" -TimeoutSec 20).Content
+                if ($page -notmatch "ASR-CONTENT: $first") { throw "the machine serves: $page" }
+                "served $first"
+            }
+            $listener.Pending() | Should -BeFalse -Because 'no connection from the drilled machine may reach the host'
+        } finally { $listener.Stop() }
         $job.State | Should -Be Succeeded
         $boot = $job.Result.Boot
         $boot.Outcome | Should -Be Passed
         $boot.Booted | Should -BeTrue
         $boot.ReadyAfterSeconds | Should -BeGreaterThan 0
-        $boot.Detail | Should -Match 'console: ASR-TEST-MACHINE READY; guest port 8080 answers'
+        $boot.Detail | Should -Be 'console: ASR-NET-OUT: blocked; guest port 8080 answers'
+        $boot.ConsoleTail | Should -Match 'ASR-TEST-MACHINE READY'
         $boot.CheckResult | Should -Be Passed
         $boot.CheckMessage | Should -Be "served $first"
         $boot.ConsoleTail | Should -Match "ASR-CONTENT: $first"
