@@ -15,6 +15,7 @@ BeforeDiscovery {
         @{ Name = 'Invoke-AsrReplication'; Command = 'Get-AsrProtectedItem prot | Invoke-AsrReplication'; Target = 'prot' }
         @{ Name = 'Resume-AsrResync'; Command = 'Get-AsrProtectedItem prot | Resume-AsrResync'; Target = 'prot' }
         @{ Name = 'Export-AsrRecoveryPoint'; Command = 'Get-AsrRecoveryPoint -Item prot -Latest | Export-AsrRecoveryPoint -Destination $exportDir'; Target = 'prot@2'; Absent = 'export' }
+        @{ Name = 'Export-AsrHealthReport'; Command = 'Export-AsrHealthReport -Path (Join-Path $Dir whatif-report.html)'; Target = 'whatif-report.html'; Absent = 'whatif-report.html' }
         @{ Name = 'Start-AsrTestFailover'; Command = 'Get-AsrProtectedItem prot | Start-AsrTestFailover -Target $target'; Target = 'prot'; Absent = 'whatif-target' }
         @{ Name = 'Start-AsrTestFailoverCleanup'; Command = 'Get-AsrProtectedItem drill | Start-AsrTestFailoverCleanup'; Target = 'drill' }
         @{ Name = 'Start-AsrFailover'; Command = 'Get-AsrProtectedItem prot | Start-AsrFailover -RecoveryPoint LatestProcessed -Target $target'; Target = 'prot'; Absent = 'whatif-target' }
@@ -80,7 +81,7 @@ BeforeDiscovery {
             List = 'Kind | Cloud | SubscriptionId | ResourceGroupName | Region | SubnetId | TestSubnetId | VmSize | DiskSku | Zone | CredentialKind' }
         @{ Type = 'PlanTask'; Source = '(Get-AsrJob -Id $planJob).Tasks'
             Table = '# | Kind | Name | State | Started | Ended | Error / Output'
-            List = 'Index | Kind | Name | GroupId | Item | StepId | State | StartTimeUtc | EndTimeUtc | Error | Output' }
+            List = 'Index | Kind | Name | GroupId | Item | StepId | State | StartTimeUtc | EndTimeUtc | Error | Output | Boot' }
     )
 }
 
