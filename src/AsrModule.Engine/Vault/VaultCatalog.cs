@@ -18,6 +18,7 @@ namespace AsrModule.Engine.Vault;
 public sealed class VaultCatalog
 {
     private readonly AsrVault _vault;
+    private readonly ManifestCache _manifests = new();
 
     internal VaultCatalog(AsrVault vault) => _vault = vault;
 
@@ -301,13 +302,15 @@ public sealed class VaultCatalog
     public async Task<List<VaultListEntry<AsrRecoveryPoint>>> ListPointsAsync(string itemId, CancellationToken ct)
     {
         var list = new List<VaultListEntry<AsrRecoveryPoint>>();
-        foreach (var o in await Store.ListAsync(VaultLayout.PointsPrefix(itemId), ct).ConfigureAwait(false))
+        var listing = await Store.ListAsync(VaultLayout.PointsPrefix(itemId), ct).ConfigureAwait(false);
+        _manifests.KeepOnly(itemId, listing.Select(o => o.Key).ToHashSet(StringComparer.Ordinal));
+        foreach (var o in listing)
         {
             // Only manifests named as this engine names them (a stray or nested file is not a point).
             if (!VaultLayout.TryParsePointSequence(o.Key, out long sequence) || o.Key != VaultLayout.PointManifest(itemId, sequence)) continue;
             try
             {
-                if (await ReadPointAsync(itemId, sequence, ct).ConfigureAwait(false) is { } p)
+                if (await ReadPointAsync(itemId, sequence, o.Version, ct).ConfigureAwait(false) is { } p)
                     list.Add(VaultListEntry<AsrRecoveryPoint>.Ok(o.Key, sequence.ToString(System.Globalization.CultureInfo.InvariantCulture), p));
             }
             catch (AsrException ex) when (IsDamage(ex))
@@ -324,7 +327,7 @@ public sealed class VaultCatalog
         for (int i = keys.Count - 1; i >= 0; i--)
         {
             if (!VaultLayout.TryParsePointSequence(keys[i].Key, out long sequence) || keys[i].Key != VaultLayout.PointManifest(itemId, sequence)) continue;
-            var p = await ReadPointAsync(itemId, sequence, ct).ConfigureAwait(false);
+            var p = await ReadPointAsync(itemId, sequence, keys[i].Version, ct).ConfigureAwait(false);
             if (p is not null) return p;
         }
         return null;
@@ -334,12 +337,23 @@ public sealed class VaultCatalog
     /// The manifest of a point as stored, or null when there is none; checked before use (it must be the point
     /// its key names, and its disk names become file names: see <see cref="VaultRecordChecks"/>).
     /// </summary>
-    internal async Task<AsrRecoveryPoint?> ReadPointAsync(string itemId, long sequence, CancellationToken ct)
+    internal Task<AsrRecoveryPoint?> ReadPointAsync(string itemId, long sequence, CancellationToken ct) => ReadPointAsync(itemId, sequence, null, ct);
+
+    /// <summary>
+    /// As <see cref="ReadPointAsync(string, long, CancellationToken)"/>, for a manifest a listing just showed at
+    /// <paramref name="listedVersion"/>: taken from <see cref="ManifestCache"/> when this process read it at that version
+    /// (opened, parsed and checked again all the same), read and kept there otherwise.
+    /// </summary>
+    private async Task<AsrRecoveryPoint?> ReadPointAsync(string itemId, long sequence, string? listedVersion, CancellationToken ct)
     {
         string key = VaultLayout.PointManifest(itemId, sequence);
-        var p = await _vault.Records.ReadAsync<AsrRecoveryPoint>(key, ct).ConfigureAwait(false);
-        if (p is null) return null;
+        var stored = _manifests.TryGet(itemId, key, listedVersion);
+        bool read = stored is null;
+        stored ??= await Store.ReadAllAsync(key, ct).ConfigureAwait(false);
+        if (stored is null) return null;
+        var p = _vault.Records.Deserialize<AsrRecoveryPoint>(key, stored);
         VaultRecordChecks.CheckPoint(p, key, itemId, sequence);
+        if (read) _manifests.Put(itemId, key, listedVersion, stored);
         p.VaultLocation = _vault.Location;
         return p;
     }
