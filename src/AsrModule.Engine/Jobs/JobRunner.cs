@@ -22,6 +22,29 @@ public static class JobRunner
 
     public static bool TryGetRunning(Guid jobId, out RunningJob job) => Running.TryGetValue(jobId, out job!);
 
+    /// <summary>Ids of the latest jobs that ended in this process (at most <see cref="EndedHereKept"/>), oldest first in the queue.</summary>
+    private static readonly ConcurrentDictionary<Guid, byte> EndedHereIds = new();
+    private static readonly ConcurrentQueue<Guid> EndedHereOrder = new();
+    private const int EndedHereKept = 4096;
+
+    /// <summary>
+    /// Whether the job ran in this process and has ended (so no record of it anywhere shows it in progress): an item
+    /// shown after its cycle (the agent re-reads it each time its record changes, Get-AsrProtectedItem after
+    /// Invoke-AsrReplication) needs no read of that job's record (issue #15: ~5 job reads per agent cycle on a blob
+    /// vault). Never true for a job whose record another process may take over (<see cref="TakeOver"/>).
+    /// </summary>
+    public static bool EndedHere(Guid jobId) => EndedHereIds.ContainsKey(jobId);
+
+    /// <summary>A plan run's record is resumed and restarted by other processes (<see cref="TakeOver"/>); no other job's is.</summary>
+    private static bool MayBeTakenOver(AsrJob job) => job.Operation.StartsWith("RecoveryPlan", StringComparison.Ordinal);
+
+    private static void RememberEnded(AsrJob job)
+    {
+        if (MayBeTakenOver(job) || !EndedHereIds.TryAdd(job.Id, 0)) return;
+        EndedHereOrder.Enqueue(job.Id);
+        while (EndedHereOrder.Count > EndedHereKept && EndedHereOrder.TryDequeue(out var oldest)) EndedHereIds.TryRemove(oldest, out _);
+    }
+
     /// <summary>Makes this process the owner of an existing record (a plan run resumed or restarted here).</summary>
     public static void TakeOver(AsrJob job)
     {
@@ -109,6 +132,7 @@ public static class JobRunner
                 // failed, or after FinalWriteWait, so an outage is reported within the store's own retry budget.
                 var end = new PendingEnd(vault.Records, Snapshot(job), logger);
                 PendingEnds[job.Id] = end;
+                RememberEnded(job);
                 Running.TryRemove(KeyValuePair.Create(job.Id, running));
                 _ = end.RunAsync(saver);
                 await Task.WhenAny(end.FirstAttempt, Task.Delay(FinalWriteWait)).ConfigureAwait(false);

@@ -249,9 +249,10 @@ public sealed class VaultCatalog
             item.LastError = $"The drill's disks are no longer served: process {drill.OwnerProcessId} that served them has ended. Clean it up with Start-AsrTestFailoverCleanup.";
         item.HealthInputs = new ItemHealthInputs(damaged, threshold, latest is not null);
         EvaluateHealth(item, _vault.Clock.GetUtcNow());
-        if (item.LastJobId is { } jobId)
+        if (item.LastJobId is { } jobId && !JobRunner.EndedHere(jobId))
         {
-            // A running job's progress shows on the item (e.g. a resync's percentage), from any session.
+            // A running job's progress shows on the item (e.g. a resync's percentage), from any session; one that ended in this
+            // process is not running anywhere, and its record is not read.
             var job = JobRunner.TryGetRunning(jobId, out var running) ? JobRunner.Snapshot(running.Job)
                 : await TryReadJobRecordAsync(jobId, ct).ConfigureAwait(false);
             if (job is { State: AsrJobState.InProgress } && !JobRunner.OwnerIsGone(job))
