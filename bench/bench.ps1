@@ -12,16 +12,41 @@
     connection string in AZURE_STORAGE_CONNECTION_STRING (New-AsrVault / Connect-AsrVault -ConnectionString -Container).
     Only the cmdlet under test is inside the stopwatch. Afterwards it lists the vault's objects (either backend,
     through the vault's store) and prints one line 'BENCH key=value ...' for the shell. Exits 1 if the job failed.
+    -WarmUp: first runs the same kind of step on a 64 MiB image of the same make (bench/make-image.py) in a scratch
+    vault of its own, then drops the page cache (root), then times the step: what a process that has already run one
+    (the agent, a long session or runbook) pays, without the first use's JIT compiling and fresh memory.
 #>
 param(
     [Parameter(Mandatory)][ValidateSet('init', 'delta', 'export')][string]$Step,
     [Parameter(Mandatory)][string]$Vault,
     [Parameter(Mandatory)][string]$Key,
     [string]$Target,
-    [ValidateSet('Local', 'Blob')][string]$Backend = 'Local'
+    [ValidateSet('Local', 'Blob')][string]$Backend = 'Local',
+    [switch]$WarmUp
 )
 $ErrorActionPreference = 'Stop'
 Import-Module AsrModule
+
+if ($WarmUp) {
+    $scratch = Join-Path ([IO.Path]::GetTempPath()) "asr-bench-warmup-$PID"
+    [void][IO.Directory]::CreateDirectory($scratch)
+    try {
+        & python3 (Join-Path $PSScriptRoot 'make-image.py') create "$scratch/v1.img" 64 5 | Out-Null
+        New-AsrVault -Path "$scratch/vault" -EncryptionKey $Key | Connect-AsrVault
+        New-AsrPolicy -Name default | Out-Null
+        $warm = Enable-AsrReplication -Name warm -Disk "$scratch/v1.img" -Policy default
+        if ($Step -eq 'delta') {
+            & python3 (Join-Path $PSScriptRoot 'make-image.py') mutate "$scratch/v1.img" "$scratch/v2.img" 0.01 6 | Out-Null
+            [IO.File]::Copy("$scratch/v2.img", "$scratch/v1.img", $true)
+            $warm = Get-AsrProtectedItem warm | Invoke-AsrReplication
+        }
+        if ($Step -eq 'export') { $warm = Get-AsrRecoveryPoint -Item warm -Latest | Export-AsrRecoveryPoint -Destination "$scratch/export" }
+        if ("$($warm.State)" -ne 'Succeeded') { throw "warm-up $Step ended $($warm.State)" }
+        Disconnect-AsrVault
+    }
+    finally { [IO.Directory]::Delete($scratch, $true) }
+    & sh -c 'sync; echo 3 > /proc/sys/vm/drop_caches' 2> $null
+}
 
 $engine = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'AsrModule.Engine' }
 $config = if ($engine) { $engine.GetCustomAttributes([Reflection.AssemblyConfigurationAttribute], $false) | ForEach-Object { $_.Configuration } } else { '?' }

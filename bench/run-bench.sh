@@ -8,6 +8,8 @@
 #   BENCH_SIZE_MB  image size in MiB (default 2048)
 #   BENCH_KEEP=1   keep images, vaults/repos and restores (otherwise only results.md and bench.log stay)
 #   BENCH_NO_BUILD=1  use out/AsrModule as it is (no Release build first)
+#   BENCH_WARM=0   leave out the second AsrModule row (each step in a process that first ran the same kind of step on a
+#                  64 MiB image, then dropped the page cache: what the agent or a long session pays; bench.ps1 -WarmUp)
 #
 # What it does, in one run:
 #   1. v1.img: 1 MiB regions, i % 4 = random, text, zero, zero (bench/make-image.py), with SHA-256;
@@ -108,10 +110,14 @@ verify() { # file -> "yes" / "NO (...)"
 }
 
 # ---------------------------------------------------------------- AsrModule
+# bench_asr [warm]: each step in a fresh pwsh process; with "warm", each process first runs the same kind of step on a
+# small image (bench.ps1 -WarmUp: JIT and fresh memory paid there) and drops the page cache before the timed step.
 bench_asr() {
-    say "== AsrModule (Release, encrypted vault, zstd default level)"
-    local out="$W/asr-out" vault="$W/asr-vault" dest="$W/restore-asr"
-    if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
+    local warm=${1:-} label=AsrModule
+    [[ -z "$warm" ]] || label="AsrModule (warm process)"
+    say "== $label (Release, encrypted vault, zstd default level)"
+    local out="$W/asr-out" vault="$W/asr-vault$warm" dest="$W/restore-asr$warm"
+    if [[ "${BENCH_NO_BUILD:-0}" != 1 && -z "$warm" ]]; then
         say "  building the module (Release: src/AsrModule -> out/AsrModule) ..."
         if ! dotnet publish -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true "$REPO/src/AsrModule" >> "$LOG" 2>&1; then
             say "  SKIP AsrModule: dotnet build -c Release src/AsrModule failed (see $LOG)"
@@ -122,13 +128,14 @@ bench_asr() {
     # Snapshot the module so concurrent builds in the repo cannot change it mid-run; each step is a fresh process
     # of the pinned pwsh (bench/pwsh.sh) that imports the snapshot.
     mkdir -p "$out"
-    cp -a "$REPO/out/AsrModule" "$out/"
+    [[ -d "$out/AsrModule" ]] || cp -a "$REPO/out/AsrModule" "$out/"
     if ! pinned_pwsh "$out" 2>> "$LOG"; then
         say "  SKIP AsrModule: the pinned pwsh did not start (cd $REPO && dotnet tool restore; see $LOG)"
         row AsrModule "no pwsh" - - - - -
         return
     fi
     local pwsh=("${PWSH[@]}" -File "$HERE/bench.ps1")
+    [[ -z "$warm" ]] || pwsh+=(-WarmUp)
 
     local step wall line state secs c_init="" c_delta="" c_exp="" r_init r_delta verified=-
     local b0 b1 add_init add_delta walls=()
@@ -138,7 +145,7 @@ bench_asr() {
             delta) swap_src "$W/v2.img" ;;
         esac
         b0=$(dir_bytes "$vault")
-        local marker="---- AsrModule $step ----"
+        local marker="---- $label $step ----"
         log "$marker"
         local rc=0
         case $step in
@@ -154,7 +161,7 @@ bench_asr() {
         walls+=("$step $wall s")
         if [[ $rc -ne 0 || "$state" != Succeeded ]]; then
             local output; output=$(sed -n "/^$marker\$/,\$p" "$LOG" | tail -40 | sed 's/^/    | /')
-            say "  AsrModule $step FAILED (exit $rc, job state '${state:-none}'); its output:"
+            say "  $label $step FAILED (exit $rc, job state '${state:-none}'); its output:"
             say "$output"
             secs="FAILED"
         else
@@ -170,10 +177,10 @@ bench_asr() {
         [[ "$secs" != FAILED ]] || break
     done
     fmt() { [[ "$1" == FAILED || -z "$1" ]] && echo "${1:--}" || printf '%.2f' "$1"; }
-    ASR_INIT=$c_init ASR_DELTA=$c_delta ASR_EXP=$c_exp
-    row AsrModule "$(fmt "$c_init")" "$(mb "$add_init")" "$(fmt "$c_delta")" "$(mb "${add_delta:-}")" "$(fmt "$c_exp")" "$verified"
-    note "AsrModule times are the cmdlet alone (Stopwatch inside the script); whole pwsh process incl. its start-up: ${walls[*]}"
-    note "AsrModule job results: initial $(grep -o 'scanned=[^ ]* changed=[^ ]* stored=[^ ]*' <<< "$r_init" || true); delta $(grep -o 'scanned=[^ ]* changed=[^ ]* stored=[^ ]*' <<< "${r_delta:-}" || true); module build $(grep -o 'config=[^ ]*' <<< "$r_init" || true)"
+    if [[ -z "$warm" ]]; then ASR_INIT=$c_init ASR_DELTA=$c_delta ASR_EXP=$c_exp; else ASRW_INIT=$c_init ASRW_DELTA=$c_delta ASRW_EXP=$c_exp; fi
+    row "$label" "$(fmt "$c_init")" "$(mb "$add_init")" "$(fmt "$c_delta")" "$(mb "${add_delta:-}")" "$(fmt "$c_exp")" "$verified"
+    note "$label times are the cmdlet alone (Stopwatch inside the script); whole pwsh process incl. its start-up${warm:+ and warm-up}: ${walls[*]}"
+    note "$label job results: initial $(grep -o 'scanned=[^ ]* changed=[^ ]* stored=[^ ]*' <<< "$r_init" || true); delta $(grep -o 'scanned=[^ ]* changed=[^ ]* stored=[^ ]*' <<< "${r_delta:-}" || true); module build $(grep -o 'config=[^ ]*' <<< "$r_init" || true)"
     [[ "$KEEP" == 1 ]] || rm -rf "$dest"
 }
 
@@ -271,8 +278,9 @@ bench_rsync() {
     note "rsync bytes sent (--stats): initial $(mb "$si"), delta $(mb "$sd"); its dest is a plain uncompressed, unencrypted copy with no history"
 }
 
-DD_V2="" ASR_INIT="" ASR_DELTA="" ASR_EXP="" RESTIC_INIT="" RESTIC_DELTA="" RESTIC_RESTORE=""
+DD_V2="" ASR_INIT="" ASR_DELTA="" ASR_EXP="" ASRW_INIT="" ASRW_DELTA="" ASRW_EXP="" RESTIC_INIT="" RESTIC_DELTA="" RESTIC_RESTORE=""
 bench_asr
+[[ "${BENCH_WARM:-1}" == 0 ]] || bench_asr warm
 bench_dd
 bench_restic
 bench_borg
@@ -299,6 +307,8 @@ FS=$(df -T "$W" | awk 'NR == 2 { print $2 }')
     ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
     echo "- ratios: AsrModule delta / dd v2 = $(ratio "$ASR_DELTA" "$DD_V2") (goal <= 2); restic delta / AsrModule delta = $(ratio "$RESTIC_DELTA" "$ASR_DELTA") (goal >= 4);" \
         "restic initial / AsrModule initial = $(ratio "$RESTIC_INIT" "$ASR_INIT") (goal >= 3); restic restore / AsrModule export = $(ratio "$RESTIC_RESTORE" "$ASR_EXP") (goal >= 2)"
+    [[ -z "$ASRW_INIT" ]] || echo "- ratios, warm process: AsrModule delta / dd v2 = $(ratio "$ASRW_DELTA" "$DD_V2") (goal <= 2); restic delta / AsrModule delta = $(ratio "$RESTIC_DELTA" "$ASRW_DELTA") (goal >= 4);" \
+        "restic initial / AsrModule initial = $(ratio "$RESTIC_INIT" "$ASRW_INIT") (goal >= 3); restic restore / AsrModule export = $(ratio "$RESTIC_RESTORE" "$ASRW_EXP") (goal >= 2)"
     echo "- times exclude creating the repository (New-AsrVault/New-AsrPolicy, restic init, borg init) and the untimed copy of v1/v2 into src/disk.img; 'initial bytes added' = du -sb of the repo/vault/dest dir after the first backup, so it includes the repository's own metadata"
 } > "$W/results.md"
 echo
