@@ -77,7 +77,7 @@ public sealed class AsrJobResult
     public Dictionary<string, string>? Exports { get; set; }
     /// <summary>Drills: time from the job's start until every disk could be read.</summary>
     public long? ReadyAfterMilliseconds { get; set; }
-    /// <summary>Verifications: whether what was checked matched.</summary>
+    /// <summary>Byte verifications: whether the bytes read back matched; null when no bytes were compared (a boot: see <see cref="Boot"/>).</summary>
     public bool? Verified { get; set; }
     /// <summary>Boot verification of a drill (Test-AsrTestFailover -Boot): ready or not, time to ready, check, console tail, screenshot.</summary>
     public Failover.Boot.BootVerificationResult? Boot { get; set; }
