@@ -27,6 +27,8 @@ public sealed class AsrJob
 
     [System.Text.Json.Serialization.JsonIgnore] public string? VaultLocation { get; set; }
     [System.Text.Json.Serialization.JsonIgnore] public bool IsFinished => State is AsrJobState.Succeeded or AsrJobState.Failed or AsrJobState.Cancelled or AsrJobState.Interrupted;
+    /// <summary>Plan runs: their machines, how many became ready and when the last was ready (booted runs; see <see cref="Plans.PlanBootReadiness"/>).</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public Plans.PlanBootReadiness? BootReadiness => Tasks is null ? null : Plans.PlanBootReadiness.Of(this);
     [System.Text.Json.Serialization.JsonIgnore] public TimeSpan? Duration => (EndTimeUtc ?? (IsFinished ? null : DateTimeOffset.UtcNow)) - StartTimeUtc;
     [System.Text.Json.Serialization.JsonIgnore]
     public string[] AllowedActions => State switch
