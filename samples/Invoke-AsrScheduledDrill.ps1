@@ -82,15 +82,13 @@ try {
     $summary.JobId = $job.Id
     $summary.State = "$($job.State)"
     $machines = @($job.Tasks | Where-Object Kind -eq 'Machine')
-    $summary.Machines = $machines.Count
-    $summary.Ready = @($machines | Where-Object { $_.Boot.Booted }).Count
+    $readiness = $job.BootReadiness
+    $summary.Machines = $readiness.Machines
+    $summary.Ready = $readiness.Ready
+    $summary.AllReadyAfterSeconds = $readiness.AllReadyAfterSeconds
     foreach ($task in $machines) {
         if ($task.Boot) { "$($task.Item): $($task.Boot)" }
         if ($task.State -ne 'Succeeded') { $failures.Add("$($task.Item): $($task.State): $($task.Error)") }
-    }
-    if ($summary.Machines -gt 0 -and $summary.Ready -eq $summary.Machines) {
-        $lastReady = ($machines | ForEach-Object { $_.Boot.StartedUtc.AddSeconds($_.Boot.ReadyAfterSeconds) } | Measure-Object -Maximum).Maximum
-        $summary.AllReadyAfterSeconds = [Math]::Round(($lastReady - $job.StartTimeUtc).TotalSeconds, 1)
     }
     if ($job.State -ne 'Succeeded') { $failures.Add("The drill of '$Plan' ended $($job.State): $(@($job.Errors | ForEach-Object Message) -join '; ')") }
 } catch {

@@ -83,12 +83,8 @@ public sealed class HealthReportCollector(AsrVault vault)
 
     internal static ReportPlanDrill PlanDrillOf(Engine.Jobs.AsrJob job)
     {
-        var machines = job.Tasks!.Where(t => t.Kind == PlanTaskKind.Machine).ToList();
-        var ready = machines.Where(t => t.Boot is { Booted: true, ReadyAfterSeconds: not null }).ToList();
-        double? allReady = ready.Count == machines.Count && machines.Count > 0
-            ? Math.Round(ready.Max(t => (t.Boot!.StartedUtc.AddSeconds(t.Boot.ReadyAfterSeconds!.Value) - job.StartTimeUtc).TotalSeconds), 1)
-            : null;
-        return new ReportPlanDrill(job.Plan!.PlanName, job.Id, job.StartTimeUtc, job.State.ToString(), machines.Count, ready.Count, allReady);
+        var readiness = job.BootReadiness!;
+        return new ReportPlanDrill(job.Plan!.PlanName, job.Id, job.StartTimeUtc, job.State.ToString(), readiness.Machines, readiness.Ready, readiness.AllReadyAfterSeconds);
     }
 
     /// <summary>Lists the vault (a sample of its size now, kept in the vault) and reads the earlier samples of the period.</summary>

@@ -27,6 +27,8 @@ public sealed class AsrJob
 
     [System.Text.Json.Serialization.JsonIgnore] public string? VaultLocation { get; set; }
     [System.Text.Json.Serialization.JsonIgnore] public bool IsFinished => State is AsrJobState.Succeeded or AsrJobState.Failed or AsrJobState.Cancelled or AsrJobState.Interrupted;
+    /// <summary>Plan runs: their machines, how many became ready and when the last was ready (booted runs; see <see cref="Plans.PlanBootReadiness"/>).</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public Plans.PlanBootReadiness? BootReadiness => Tasks is null ? null : Plans.PlanBootReadiness.Of(this);
     [System.Text.Json.Serialization.JsonIgnore] public TimeSpan? Duration => (EndTimeUtc ?? (IsFinished ? null : DateTimeOffset.UtcNow)) - StartTimeUtc;
     [System.Text.Json.Serialization.JsonIgnore]
     public string[] AllowedActions => State switch
@@ -77,7 +79,7 @@ public sealed class AsrJobResult
     public Dictionary<string, string>? Exports { get; set; }
     /// <summary>Drills: time from the job's start until every disk could be read.</summary>
     public long? ReadyAfterMilliseconds { get; set; }
-    /// <summary>Verifications: whether what was checked matched.</summary>
+    /// <summary>Byte verifications: whether the bytes read back matched; null when no bytes were compared (a boot: see <see cref="Boot"/>).</summary>
     public bool? Verified { get; set; }
     /// <summary>Boot verification of a drill (Test-AsrTestFailover -Boot): ready or not, time to ready, check, console tail, screenshot.</summary>
     public Failover.Boot.BootVerificationResult? Boot { get; set; }

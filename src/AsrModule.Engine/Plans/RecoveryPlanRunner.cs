@@ -99,13 +99,9 @@ public sealed class RecoveryPlanRunner
     }
 
     /// <summary>A booted Test run's recovery time: from the run's start until its last machine was ready.</summary>
-    internal static string ReadySummary(AsrJob job)
-    {
-        var booted = job.Tasks!.Where(t => t.Boot is { Booted: true, ReadyAfterSeconds: not null }).ToList();
-        if (booted.Count == 0) return "";
-        var lastReady = booted.Max(t => t.Boot!.StartedUtc.AddSeconds(t.Boot.ReadyAfterSeconds!.Value));
-        return $"; {booted.Count} machine(s) booted and ready, the last {(lastReady - job.StartTimeUtc).TotalSeconds:0.0} s after the run started";
-    }
+    internal static string ReadySummary(AsrJob job) => job.BootReadiness is { Ready: > 0 } readiness
+        ? $"; {readiness.Ready} machine(s) booted and ready, the last {readiness.LastReadyAfterSeconds:0.0} s after the run started"
+        : "";
 
     private async Task<(bool Ok, string? Message, string? Output, bool ContinueOnError, BootVerificationResult? Boot)> RunTaskAsync(PlanTask task, PlanContext planContext, PlanRunRecord run, JobContext context)
     {

@@ -210,10 +210,7 @@ internal sealed class DataPipeline
                 try
                 {
                     if (pack is { Length: > 0 } && pack.Length + length > PackTargetBytes)
-                    {
-                        await StartCommitAsync(pack, packNumber++, commits, commitSlots).ConfigureAwait(false);
-                        pack = null;
-                    }
+                        await HandOverToCommitAsync().ConfigureAwait(false);
                     pack ??= _store.BeginCreate(VaultLayout.Pack(_itemId, _sequence, _attemptId, packNumber), PackTargetBytes);
                     long offset = pack.Length;
                     await pack.AppendAsync(buffer.AsMemory(0, length), _cts.Token).ConfigureAwait(false);
@@ -225,17 +222,10 @@ internal sealed class DataPipeline
                     ArrayPool<byte>.Shared.Return(buffer);
                 }
                 if (pack.Length >= PackTargetBytes)
-                {
-                    await StartCommitAsync(pack, packNumber++, commits, commitSlots).ConfigureAwait(false);
-                    pack = null;
-                }
+                    await HandOverToCommitAsync().ConfigureAwait(false);
             }
             if (pack is not null)
-            {
-                var last = pack;
-                pack = null;
-                await StartCommitAsync(last, packNumber, commits, commitSlots).ConfigureAwait(false);
-            }
+                await HandOverToCommitAsync().ConfigureAwait(false);
             await Task.WhenAll(commits).ConfigureAwait(false);
         }
         catch (Exception ex)
@@ -248,9 +238,18 @@ internal sealed class DataPipeline
             ThrowFirstFault();
             throw;
         }
+
+        // The pack changes owner before the call: from here its commit (or StartCommitAsync, when it cannot start one)
+        // disposes it, and the catch above no longer does, so it is disposed exactly once.
+        Task HandOverToCommitAsync()
+        {
+            var full = pack!;
+            pack = null;
+            return StartCommitAsync(full, packNumber++, commits, commitSlots);
+        }
     }
 
-    /// <summary>Commits a full (or the last) pack on the pool, once one of the commit slots is free.</summary>
+    /// <summary>Commits a full (or the last) pack on the pool, once one of the commit slots is free; disposes it either way.</summary>
     private async Task StartCommitAsync(IObjectUpload pack, int number, List<Task> commits, SemaphoreSlim commitSlots)
     {
         try

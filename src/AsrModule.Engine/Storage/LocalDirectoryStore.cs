@@ -19,6 +19,7 @@ namespace AsrModule.Engine.Storage;
 public sealed class LocalDirectoryStore : IVaultStore
 {
     private const string TempSuffix = ".tmp-";
+    private const int TempIdLength = 8;
     private readonly string _root;
 
     public LocalDirectoryStore(string root)
@@ -171,7 +172,7 @@ public sealed class LocalDirectoryStore : IVaultStore
 
     private async Task<string> WriteTempAsync(string key, string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
     {
-        string temp = path + TempSuffix + Guid.NewGuid().ToString("N")[..8];
+        string temp = TemporaryPathFor(path);
         try
         {
             EnsureDirectory(Path.GetDirectoryName(path)!);
@@ -282,7 +283,7 @@ public sealed class LocalDirectoryStore : IVaultStore
         private Microsoft.Win32.SafeHandles.SafeFileHandle Open()
         {
             store.EnsureDirectory(Path.GetDirectoryName(path)!);
-            _temp = path + TempSuffix + Guid.NewGuid().ToString("N")[..8];
+            _temp = TemporaryPathFor(path);
             return File.OpenHandle(_temp, FileMode.CreateNew, FileAccess.Write, FileShare.None);
         }
 
@@ -376,9 +377,7 @@ public sealed class LocalDirectoryStore : IVaultStore
         foreach (var file in new DirectoryInfo(_root).EnumerateFiles("*" + TempSuffix + "*", options))
         {
             cancellationToken.ThrowIfCancellationRequested();
-            // Only names our writes make: <name>.tmp-<8 hex digits>.
-            int at = file.Name.LastIndexOf(TempSuffix, StringComparison.Ordinal);
-            if (at <= 0 || file.Name.Length - at - TempSuffix.Length != 8 || !file.Name[(at + TempSuffix.Length)..].All(char.IsAsciiHexDigitLower)) continue;
+            if (!IsTemporaryName(file.Name)) continue;
             if (file.LastWriteTimeUtc > cutoff) continue;
             try
             {
@@ -388,6 +387,20 @@ public sealed class LocalDirectoryStore : IVaultStore
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
         }
         return Task.FromResult(deleted);
+    }
+
+    /// <summary>
+    /// The temporary file a write of <paramref name="path"/> goes to before its rename: &lt;name&gt;.tmp-&lt;8 lower-case hex
+    /// digits&gt;. Every write names its temporary here, so the sweep (<see cref="IsTemporaryName"/>) knows them all and
+    /// nothing else.
+    /// </summary>
+    private static string TemporaryPathFor(string path) => path + TempSuffix + Guid.NewGuid().ToString("N")[..TempIdLength];
+
+    /// <summary>Whether a file name has the shape <see cref="TemporaryPathFor"/> gives (and so may be swept when stale).</summary>
+    private static bool IsTemporaryName(string name)
+    {
+        int at = name.LastIndexOf(TempSuffix, StringComparison.Ordinal);
+        return at > 0 && name.Length - at - TempSuffix.Length == TempIdLength && name[(at + TempSuffix.Length)..].All(char.IsAsciiHexDigitLower);
     }
 
     public Task DeleteAsync(string key, CancellationToken cancellationToken)

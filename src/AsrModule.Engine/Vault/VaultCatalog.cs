@@ -68,7 +68,18 @@ public sealed class VaultCatalog
     /// Take the items an agent's current snapshot holds from it (what Get-AsrProtectedItem shows). Off for every caller that
     /// decides something: a record write whose marker write failed shows in a snapshot only after the agent's next full read.
     /// </param>
-    public async Task<List<VaultListEntry<AsrProtectedItem>>> ListItemsAsync(CancellationToken ct, bool fromSnapshots = false)
+    public Task<List<VaultListEntry<AsrProtectedItem>>> ListItemsAsync(CancellationToken ct, bool fromSnapshots = false) =>
+        ListItemsAsync(keep: null, fromSnapshots, ct);
+
+    /// <summary>
+    /// The items whose record <paramref name="keep"/> accepts, as shown, and every damaged record: each record is read (one
+    /// request an item), but only the kept ones are decorated (~3 requests more each: points listing, latest manifest, a
+    /// cycle's job). An agent's full read keeps its host's items this way, so it costs one read per item of other hosts.
+    /// </summary>
+    internal Task<List<VaultListEntry<AsrProtectedItem>>> ListItemsWhereAsync(Func<AsrProtectedItem, bool> keep, CancellationToken ct) =>
+        ListItemsAsync(keep, fromSnapshots: false, ct);
+
+    private async Task<List<VaultListEntry<AsrProtectedItem>>> ListItemsAsync(Func<AsrProtectedItem, bool>? keep, bool fromSnapshots, CancellationToken ct)
     {
         var ids = (await Store.ListFoldersAsync(VaultLayout.ItemsPrefix, ct).ConfigureAwait(false)).Where(VaultLayout.IsValidName).ToList();
         // The agents' snapshots give the items they keep, as long as each item's marker shows no write since: ~2 requests
@@ -84,6 +95,7 @@ public sealed class VaultCatalog
             if (snapshots.TryGetValue(ids[i], out var snapshotted))
             {
                 var item = snapshotted.Item;
+                if (keep is not null && !keep(item)) return;
                 item.VaultLocation = _vault.Location;
                 item.HealthInputs = new ItemHealthInputs(snapshotted.RecordDamaged, snapshotted.RpoThresholdMinutes, snapshotted.HasLatestPoint);
                 EvaluateHealth(item, now);
@@ -92,7 +104,7 @@ public sealed class VaultCatalog
             }
             try
             {
-                if (await ReadItemRecordAsync(key, token).ConfigureAwait(false) is { } item)
+                if (await ReadItemRecordAsync(key, token).ConfigureAwait(false) is { } item && (keep is null || keep(item)))
                     entries[i] = VaultListEntry<AsrProtectedItem>.Ok(key, item.Name, await DecorateAsync(item, token, policies).ConfigureAwait(false));
             }
             catch (AsrException ex) when (IsDamage(ex))

@@ -13,8 +13,8 @@ namespace AsrModule.Commands;
 /// <summary>
 /// Verifies a running drill. Without -Boot: reads every served disk over NBD, as a hypervisor would, and compares it
 /// with the recovery point (Result.Verified). With -Boot: boots the drilled machine under QEMU from the drill's exports,
-/// waits for its readiness signal, runs -Check, and records the result (Result.Boot; the job fails with DrillBootFailed
-/// or DrillCheckFailed when the machine is not right).
+/// waits for its readiness signal, runs -Check, and records the result (Result.Boot; Result.Verified stays null, no bytes
+/// were compared; the job fails with DrillBootFailed or DrillCheckFailed when the machine is not right).
 /// </summary>
 [Cmdlet(VerbsDiagnostic.Test, "AsrTestFailover", DefaultParameterSetName = ByObject)]
 [OutputType(typeof(AsrJob))]

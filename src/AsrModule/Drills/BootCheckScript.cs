@@ -39,10 +39,19 @@ internal static class BootCheckScript
         runspace.Open();
         using var ps = PowerShell.Create();
         ps.Runspace = runspace;
-        ps.AddScript("param($m) Import-Module $m").AddArgument(moduleManifest).Invoke();
+        // Re-created from its text inside the new runspace: the caller's script block belongs to the caller's runspace.
+        var output = ps.AddScript("param($m, $text) Import-Module $m; [scriptblock]::Create($text)").AddArgument(moduleManifest).AddArgument(check.ToString()).Invoke();
+        return Invoke(ps, (ScriptBlock)output[^1].BaseObject, input, ct);
+    }, ct);
+
+    /// <summary>
+    /// Runs <paramref name="check"/>, a script block of <paramref name="ps"/>'s runspace, with its input, and judges what it
+    /// returned; an error or exception from it is its failure. Cancelling stops it (and throws).
+    /// </summary>
+    public static BootCheckOutcome Invoke(PowerShell ps, ScriptBlock check, BootCheckInput input, CancellationToken ct)
+    {
         ps.Commands.Clear();
-        ps.AddScript("param($__check, $__input) $ErrorActionPreference = 'Stop'; & ([scriptblock]::Create($__check)) $__input")
-          .AddArgument(check.ToString()).AddArgument(input);
+        ps.AddScript("param($__check, $__input) $ErrorActionPreference = 'Stop'; & $__check $__input").AddArgument(check).AddArgument(input);
         using var stop = ct.Register(() => ps.BeginStop(null, null));
         try
         {
@@ -55,9 +64,9 @@ internal static class BootCheckScript
         {
             return new BootCheckOutcome(false, "the check failed: " + ex.Message);
         }
-    }, ct);
+    }
 
-    internal static BootCheckOutcome Judge(Collection<PSObject> output)
+    private static BootCheckOutcome Judge(Collection<PSObject> output)
     {
         var items = output.Where(o => o is not null).ToList();
         string text = string.Join("; ", items.Select(o => o.ToString()));

@@ -112,19 +112,7 @@ internal sealed class PlanSession : IPlanStepRunner, IDisposable
                 throw new InvalidOperationException("The plan's runspace was abandoned after a step that could not be stopped; restart the run.");
             using var ps = PowerShell.Create();
             ps.Runspace = _runspace;
-            ps.AddScript("param($__check, $__input) $ErrorActionPreference = 'Stop'; & $__check $__input").AddArgument(check).AddArgument(input);
-            using var stop = cancellationToken.Register(() => ps.BeginStop(null, null));
-            try
-            {
-                var output = ps.Invoke();
-                cancellationToken.ThrowIfCancellationRequested();
-                if (ps.HadErrors && ps.Streams.Error.Count > 0) return new BootCheckOutcome(false, "the check failed: " + ps.Streams.Error[0]);
-                return Drills.BootCheckScript.Judge(output);
-            }
-            catch (RuntimeException ex) when (!cancellationToken.IsCancellationRequested)
-            {
-                return new BootCheckOutcome(false, "the check failed: " + ex.Message);
-            }
+            return Drills.BootCheckScript.Invoke(ps, check, input, cancellationToken);
         }
     }, cancellationToken);
 

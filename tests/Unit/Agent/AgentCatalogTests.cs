@@ -142,6 +142,56 @@ public sealed class AgentCatalogTests
         Assert.True(await h.Vault.Store.ExistsAsync(VaultLayout.HostItem("h2", (await h.Vault.GetItemAsync("a3", default)).Id), default));
     }
 
+    /// <summary>
+    /// The full read at start: one read of each record of another host's item (only its record says whose it is), the
+    /// decoration (points listing, latest manifest, ...) only for this host's items. 10 agents on a 1,000-item blob vault
+    /// made ~40,000 requests when every item was decorated.
+    /// </summary>
+    [Fact]
+    public async Task TheFullReadReadsTheRecordsOfOtherHostsItemsAndDecoratesOnlyItsOwn()
+    {
+        const int others = 24, mine = 3;
+        var items = Enumerable.Range(0, others).Select(i => ($"b{i:00}", (string?)"h2"))
+            .Concat(Enumerable.Range(0, mine).Select(i => ($"a{i}", (string?)"h1"))).ToArray();
+        var (h, store) = await VaultWithItemsAsync(items);
+        using var _ = h;
+        await h.CycleAsync("a0");
+        await h.CycleAsync("b00"); // a point of its own: decorating it would read its manifest too
+        var otherIds = (await h.Vault.GetItemsAsync(default)).Where(i => i.AgentHost == "h2").Select(i => i.Id).ToList();
+
+        store.Reset();
+        var catalog = CatalogOf(h, "h1");
+        await catalog.RefreshAsync(default);
+
+        Assert.Equal(["a0", "a1", "a2"], catalog.Items.Select(i => i.Name));
+        Assert.Equal(1, catalog.Items[0].LastPointSequence); // this host's items are decorated
+        foreach (var id in otherIds)
+        {
+            string folder = $"items/{id}/";
+            Assert.Equal([VaultLayout.Item(id)], store.ReadKeys.Where(k => k.StartsWith(folder, StringComparison.Ordinal)));
+            Assert.DoesNotContain(store.Listed, p => p.StartsWith(folder, StringComparison.Ordinal));
+        }
+        // N + O(M): the records, a few requests per own item, and the listings of the host folder, policies and items.
+        Assert.InRange(store.Reads + store.Lists, others + mine, others + 4 * mine + 6);
+    }
+
+    [Fact]
+    public async Task TheFullReadSkipsDamagedRecordsWithAWarningAndKeepsTheRest()
+    {
+        var (h, _) = await VaultWithItemsAsync(("a1", "h1"), ("a2", "h1"), ("b1", "h2"));
+        using var _h = h;
+        var damaged = new[] { (await h.Vault.GetItemAsync("a2", default)).Id, (await h.Vault.GetItemAsync("b1", default)).Id };
+        foreach (var id in damaged) await h.Vault.Store.WriteAsync(VaultLayout.Item(id), "not a record of this module\n"u8.ToArray(), default);
+        var log = new Untrusted.ListLogger();
+        var catalog = new AgentCatalog(h.Vault, "h1", TimeSpan.FromHours(1), log);
+
+        await catalog.RefreshAsync(default);
+
+        Assert.Equal(["a1"], catalog.Items.Select(i => i.Name));
+        foreach (var id in damaged)
+            Assert.Contains(log.Warnings, w => w.StartsWith($"Skipping damaged vault record '{VaultLayout.Item(id)}'", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task TheFolderListingNamesEachItemOnceWithoutListingWhatLiesBelow()
     {

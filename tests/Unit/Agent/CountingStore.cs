@@ -54,5 +54,8 @@ internal sealed class CountingStore(IVaultStore inner) : IVaultStore
     public Task<bool> TryReplaceAsync(string key, ReadOnlyMemory<byte> content, string version, CancellationToken ct) { Interlocked.Increment(ref _writes); return inner.TryReplaceAsync(key, content, version, ct); }
     public Task DeleteAsync(string key, CancellationToken ct) { Interlocked.Increment(ref _deletes); return inner.DeleteAsync(key, ct); }
     public Task DeleteIncompleteAsync(string prefix, CancellationToken ct) { Interlocked.Increment(ref _other); return inner.DeleteIncompleteAsync(prefix, ct); }
+    /// <summary>Makes the uploads of <see cref="BeginCreate"/> when set (a test stalls or observes them); else the interface's buffered one.</summary>
+    public Func<string, IObjectUpload>? Uploads { get; set; }
+    public IObjectUpload BeginCreate(string key, int expectedLength) => Uploads?.Invoke(key) ?? new BufferedObjectUpload(this, key, expectedLength);
     public Task DeletePrefixAsync(string prefix, CancellationToken ct) { Interlocked.Increment(ref _deletes); return inner.DeletePrefixAsync(prefix, ct); }
 }

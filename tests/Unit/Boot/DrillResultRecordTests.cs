@@ -62,5 +62,8 @@ public class DrillResultRecordTests
         Assert.Equal((2, 2, 35.5), (drill.Machines, drill.Ready, drill.AllReadyAfterSeconds!.Value));
         job.Tasks[2].Boot = new BootVerificationResult { Booted = false };
         Assert.Null(AsrModule.Reports.HealthReportCollector.PlanDrillOf(job).AllReadyAfterSeconds);
+        // Not every machine ready: no recovery time, but the note still says when the last ready one was.
+        Assert.Equal(new PlanBootReadiness(2, 1, 12.0), job.BootReadiness);
+        Assert.Equal("; 1 machine(s) booted and ready, the last 12.0 s after the run started", RecoveryPlanRunner.ReadySummary(job));
     }
 }

@@ -12,7 +12,7 @@ namespace AsrModule.Tests.Unit.Replication;
 /// </summary>
 public sealed class DataPipelineGuardTests
 {
-    private static byte[] Run(int seed)
+    internal static byte[] Run(int seed)
     {
         var data = ArrayPool<byte>.Shared.Rent(ReplicationCycle.MaxExtentBlocks * 4096);
         new Random(seed).NextBytes(data.AsSpan(0, 8192));

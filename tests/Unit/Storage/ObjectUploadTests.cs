@@ -65,6 +65,21 @@ public sealed class ObjectUploadTests
         Assert.Empty(Temporaries(dir["vault"]));
     }
 
+    /// <summary>What a killed writer leaves is only removed when its name has the shape the sweep looks for.</summary>
+    [Fact]
+    public async Task The_temporary_of_an_upload_is_one_the_sweep_of_stale_temporaries_removes()
+    {
+        using var dir = new TempDir();
+        var store = new LocalDirectoryStore(dir["vault"]);
+        await using var upload = store.BeginCreate("items/i/packs/p0", 1 << 20);
+        await upload.AppendAsync(Bytes(1000, 1), default);
+        string temporary = Assert.Single(Temporaries(dir["vault"]));
+        Assert.Equal(0, await store.SweepStaleTemporariesAsync(TimeSpan.FromMinutes(10), default)); // in use: too young
+        File.SetLastWriteTimeUtc(temporary, DateTime.UtcNow.AddHours(-1));
+        Assert.Equal(1, await store.SweepStaleTemporariesAsync(TimeSpan.FromMinutes(10), default));
+        Assert.Empty(Temporaries(dir["vault"]));
+    }
+
     [Theory]
     [MemberData(nameof(Stores))]
     public async Task An_upload_not_committed_leaves_nothing(string kind)

@@ -110,7 +110,8 @@ public sealed class DrillBootVerifier(AsrVault vault)
             Mode = "BootTestFailover",
             RecoveryPointSequence = point.Sequence,
             RecoveryPointId = point.PointId,
-            Verified = result.Outcome == BootVerificationResult.Passed,
+            // Verified is left unset: a boot compares no bytes, and Verified means "read back and compared". The boot's
+            // outcome is Boot.Outcome (and a job that did not pass fails).
             Boot = result,
             Note = result.ToString(),
             Files = new[] { result.ScreenshotPath, console.Path }.OfType<string>().ToList(),
