@@ -132,7 +132,7 @@ internal sealed class ReplicationCycle
         _sequence = (_latest?.Sequence ?? 0) + 1;
         var jobId = _context.Job.Id;
         var latest = _latest;
-        _item = await _vault.UpdateItemAsync(_item.Id, i =>
+        _item = await _vault.UpdateItemRecordAsync(_item.Id, i =>
         {
             if (damage is not null) i.MarkResyncRequired(damage);
             if (i.CycleInProgressJobId is { } previous && previous != jobId && latest is not null)
@@ -169,7 +169,7 @@ internal sealed class ReplicationCycle
         _consistency = RecoveryPointConsistency.CrashConsistent;
         if (_hook is null) return;
         var jobId = _context.Job.Id;
-        _item = await _vault.UpdateItemAsync(_item.Id, i => i.FreezeHeldByJobId = jobId, _context.CancellationToken).ConfigureAwait(false);
+        _item = await _vault.UpdateItemRecordAsync(_item.Id, i => i.FreezeHeldByJobId = jobId, _context.CancellationToken).ConfigureAwait(false);
         try
         {
             await _hook.FreezeAsync(_context.CancellationToken).ConfigureAwait(false);
@@ -254,7 +254,7 @@ internal sealed class ReplicationCycle
             string reason = $"Disk '{_item.Disks[i].Name}' ({_item.Disks[i].SourcePath}) changed size from {_item.Disks[i].SizeBytes:N0} to {captures[i].Size:N0} bytes.";
             if (_mode == CycleMode.Delta)
             {
-                _item = await _vault.UpdateItemAsync(_item.Id, i => { i.CycleInProgressJobId = null; i.MarkResyncRequired(reason); }, ct).ConfigureAwait(false);
+                _item = await _vault.UpdateItemRecordAsync(_item.Id, i => { i.CycleInProgressJobId = null; i.MarkResyncRequired(reason); }, ct).ConfigureAwait(false);
                 throw new AsrException(AsrErrorIds.DiskSizeChanged, AsrErrorKind.InvalidOperation,
                     reason + $" Item '{_item.Name}' is now marked ResyncRequired; the next Invoke-AsrReplication compares checksums and sends only differing blocks.",
                     _item.Disks[i].Name);
@@ -465,7 +465,7 @@ internal sealed class ReplicationCycle
         // The capture method the item shows follows the tracker that took the point (a file system may have changed).
         var capture = _item.CaptureMethod == _tracker!.Kind ? ((string, string)?)null : ChangeTrackers.Describe(_item);
         if (capture is { } described && described.Item1 != _tracker.Kind) capture = (_tracker.Kind, described.Item2);
-        _item = await _vault.UpdateItemAsync(_item.Id, i =>
+        _item = await _vault.UpdateItemRecordAsync(_item.Id, i =>
         {
             for (int d = 0; d < sizes.Length; d++) i.Disks[d].SizeBytes = sizes[d];
             if (i.State is ProtectedItemState.InitialReplicationPending or ProtectedItemState.ResyncRequired)
@@ -696,7 +696,7 @@ internal sealed class ReplicationCycle
     {
         try
         {
-            _item = await _vault.UpdateItemAsync(_item.Id, mutate, CancellationToken.None).ConfigureAwait(false);
+            _item = await _vault.UpdateItemRecordAsync(_item.Id, mutate, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception ex)
         {

@@ -165,7 +165,10 @@ public sealed partial class ReplicationService
     {
         try
         {
-            var fresh = await _vault.GetItemAsync(item.Name, CancellationToken.None).ConfigureAwait(false);
+            // The record as stored now (retention reads it again under its lock; nothing shown is needed, so not the name
+            // claim, the policy or the points a shown item costs).
+            var fresh = await _vault.Catalog.ReadItemRecordAsync(Vault.VaultLayout.Item(item.Id), CancellationToken.None).ConfigureAwait(false)
+                ?? throw new AsrException(AsrErrorIds.ProtectedItemNotFound, AsrErrorKind.ObjectNotFound, $"Protected item '{item.Name}' no longer exists.", item.Name);
             var result = await Retention.RetentionService.ApplyAsync(_vault, fresh, CancellationToken.None).ConfigureAwait(false);
             if (result.PrunedSequences.Count > 0)
                 logger.LogInformation("Retention of {Item}: pruned points {Pruned}, rebased {Rebased}, reclaimed {Bytes} bytes",

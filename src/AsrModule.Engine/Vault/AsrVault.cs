@@ -249,7 +249,14 @@ public sealed class AsrVault
     /// Atomic read-modify-write of an item record: several actors (a cycle, a drill, another
     /// session) change different fields of the same record, so none may save a stale copy.
     /// </summary>
-    public async Task<AsrProtectedItem> UpdateItemAsync(string itemId, Action<AsrProtectedItem> mutate, CancellationToken ct)
+    public async Task<AsrProtectedItem> UpdateItemAsync(string itemId, Action<AsrProtectedItem> mutate, CancellationToken ct) =>
+        await Catalog.DecorateAsync(await UpdateItemRecordAsync(itemId, mutate, ct).ConfigureAwait(false), CancellationToken.None).ConfigureAwait(false);
+
+    /// <summary>
+    /// <see cref="UpdateItemAsync"/> returning the record as saved, not as shown: for a caller that goes on with the record's
+    /// own fields (a cycle updates its item three times; showing it each time read the policy and listed the points).
+    /// </summary>
+    internal async Task<AsrProtectedItem> UpdateItemRecordAsync(string itemId, Action<AsrProtectedItem> mutate, CancellationToken ct)
     {
         using (await LockItemRecordAsync(itemId, ct).ConfigureAwait(false))
         {
@@ -260,7 +267,8 @@ public sealed class AsrVault
             await Records.WriteAsync(VaultLayout.Item(item.Id), item, ct).ConfigureAwait(false);
             // Saved: from here nothing may throw a cancellation that would suggest it was not.
             await Assignments.RecordChangedAsync(previousHost, item).ConfigureAwait(false);
-            return await Catalog.DecorateAsync(item, CancellationToken.None).ConfigureAwait(false);
+            item.VaultLocation = Location;
+            return item;
         }
     }
 
