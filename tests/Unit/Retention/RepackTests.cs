@@ -63,7 +63,7 @@ public class RepackTests(ITestOutputHelper output)
                 foreach (var segment in reader.Map.Segments)
                 {
                     var extent = reader.Map.Extents[segment.ExtentRef];
-                    extents[(reader.PackKey(extent.Sequence, extent.Record.PackNumber), extent.Record.PackOffset)] = extent.Record.StoredLength;
+                    extents[(reader.PackKey(segment.ExtentRef), extent.Record.PackOffset)] = extent.Record.StoredLength;
                 }
             }
         return extents.Values.Sum(n => (long)n);
