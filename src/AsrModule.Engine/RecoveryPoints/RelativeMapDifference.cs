@@ -11,9 +11,10 @@ internal static class RelativeMapDifference
     /// Sorted, non-overlapping entries: the target's segments where the target reads another stored extent (or another
     /// part of it, or the same one under another pack attempt) than the basis, and zero runs where the target reads zero
     /// and the basis data. Neighbouring pieces of one source are merged, so an unchanged segment costs nothing and a
-    /// changed one one entry.
+    /// changed one one entry. Nothing past <paramref name="targetBlocks"/> (the point's disk) is written: the overlay clips
+    /// the basis there.
     /// </summary>
-    public static List<FlattenedSegment> Between(ExtentMap basis, ExtentMap target)
+    public static List<FlattenedSegment> Between(ExtentMap basis, ExtentMap target, long targetBlocks)
     {
         var entries = new List<FlattenedSegment>();
         int t = 0, b = 0;
@@ -22,8 +23,8 @@ internal static class RelativeMapDifference
         {
             var (inTarget, targetUntil) = At(target, ref t, position);
             var (inBasis, basisUntil) = At(basis, ref b, position);
-            long until = Math.Min(targetUntil, basisUntil);
-            if (until == long.MaxValue) break;
+            long until = Math.Min(Math.Min(targetUntil, basisUntil), targetBlocks);
+            if (position >= until) break;
             if (inTarget is { } ts)
             {
                 if (inBasis is not { } bs || !SameSource(target, ts, basis, bs))

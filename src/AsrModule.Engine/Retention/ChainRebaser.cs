@@ -35,7 +35,7 @@ internal static class ChainRebaser
             if (ancestorChain is not null)
             {
                 var basis = await RecoveryPointDiskReader.BuildMapAsync(vault, point, disk, ancestorChain, ct).ConfigureAwait(false);
-                written = RelativeMapDifference.Between(basis, map);
+                written = RelativeMapDifference.Between(basis, map, (disk.SizeBytes + disk.BlockSize - 1) / disk.BlockSize);
                 encoded = RelativeMapIndex.Encode(disk.SizeBytes, written);
             }
             else
