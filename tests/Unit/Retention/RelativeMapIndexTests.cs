@@ -12,30 +12,17 @@ public class RelativeMapIndexTests
     private const int BlockSize = 4096;
     private const int Blocks = 2000;
 
-    /// <summary>The map after each of <paramref name="links"/> random deltas (trims and a shrinking disk among them).</summary>
+    /// <summary>The map after each of <paramref name="links"/> random deltas (trims and a disk shrunk at link 5 among them).</summary>
     private static List<(ExtentMap Map, long DiskSize)> RandomChainStates(int seed, int links = 10)
     {
-        var rng = new Random(seed);
-        var deltas = new List<(long Sequence, List<ExtentRecord> Delta, long DiskSize)>();
-        for (long seq = 1; seq <= links; seq++)
-        {
-            var delta = new List<ExtentRecord>();
-            long b = rng.Next(0, 20);
-            while (b < Blocks)
-            {
-                int count = (int)Math.Min(rng.Next(1, 64), Blocks - b);
-                var flags = rng.Next(6) == 0 ? ExtentFlags.Zero : ExtentFlags.Compressed;
-                delta.Add(new ExtentRecord(b, count, flags, rng.Next(3), b * 10 + seq, rng.Next(1, 1 << 18), (ulong)rng.NextInt64()));
-                b += count + rng.Next(0, 150);
-            }
-            deltas.Add((seq, delta, (long)Blocks * BlockSize - seq * 100 - (seq == 5 ? 300 * BlockSize : 0)));
-        }
+        var deltas = RandomDeltas.Of(seed, Blocks, links);
+        static long DiskSize(int seq) => (long)Blocks * BlockSize - seq * 100 - (seq == 5 ? 300 * BlockSize : 0);
         var states = new List<(ExtentMap, long)>();
         for (int n = 1; n <= links; n++)
         {
             var map = new ExtentMap();
-            foreach (var (seq, delta, size) in deltas.Take(n)) map.Overlay(seq, delta, size, BlockSize);
-            states.Add((map, deltas[n - 1].DiskSize));
+            for (int seq = 1; seq <= n; seq++) map.Overlay(seq, deltas[seq - 1], DiskSize(seq), BlockSize);
+            states.Add((map, DiskSize(n)));
         }
         return states;
     }
