@@ -120,8 +120,8 @@ public sealed class ExtentMap
         _segments.Select(s => new FlattenedSegment(_extents[s.ExtentRef], s.FirstBlock, s.BlockCount, s.Skip));
 
     /// <summary>
-    /// Replaces the map with a flattened one (sorted, non-overlapping: see FullMapIndex). A rebased
-    /// point has no parent, so this is always the first link of a chain; later links overlay it.
+    /// Replaces the map with a flattened one (sorted, non-overlapping: see FullMapIndex). A point with a
+    /// full map has no parent, so this is always the first link of a chain; later links overlay it.
     /// </summary>
     public void LoadFlattened(IReadOnlyList<FlattenedSegment> segments, Func<long, string?>? attemptOf = null)
     {
@@ -141,20 +141,21 @@ public sealed class ExtentMap
         return _extents.Count - 1;
     }
 
-    /// <summary>The map's extents by where they are stored, so that segments cutting one stored extent share its ref.</summary>
-    private Dictionary<(long Sequence, string? Attempt, int Pack, long Offset), int> ExtentRefs()
+    /// <summary>
+    /// The map's extents, so that segments cutting one stored extent share its ref. Keyed by the whole record, not its
+    /// place alone: a planted map naming one place with two records of other lengths gets two refs, each checked as it is.
+    /// </summary>
+    private Dictionary<(SourcedExtent Extent, string? Attempt), int> ExtentRefs()
     {
-        var refs = new Dictionary<(long, string?, int, long), int>();
-        for (int e = 0; e < _extents.Count; e++)
-            refs.TryAdd((_extents[e].Sequence, _attempts[e], _extents[e].Record.PackNumber, _extents[e].Record.PackOffset), e);
+        var refs = new Dictionary<(SourcedExtent, string?), int>();
+        for (int e = 0; e < _extents.Count; e++) refs.TryAdd((_extents[e], _attempts[e]), e);
         return refs;
     }
 
     // Several segments may cut the same stored extent; one ExtentRef each keeps exports decoding it once.
-    private int RefOf(SourcedExtent extent, string? attempt, Dictionary<(long Sequence, string? Attempt, int Pack, long Offset), int> refs)
+    private int RefOf(SourcedExtent extent, string? attempt, Dictionary<(SourcedExtent Extent, string? Attempt), int> refs)
     {
-        var key = (extent.Sequence, attempt, extent.Record.PackNumber, extent.Record.PackOffset);
-        if (!refs.TryGetValue(key, out int extentRef)) refs[key] = extentRef = Add(extent, attempt);
+        if (!refs.TryGetValue((extent, attempt), out int extentRef)) refs[(extent, attempt)] = extentRef = Add(extent, attempt);
         return extentRef;
     }
 

@@ -17,7 +17,7 @@ internal static class RelativeMapDifference
     public static List<FlattenedSegment> Between(ExtentMap basis, ExtentMap target, long targetBlocks)
     {
         var entries = new List<FlattenedSegment>();
-        int t = 0, b = 0;
+        int t = 0, b = 0, lastRef = -1;
         long position = 0;
         while (true)
         {
@@ -28,12 +28,12 @@ internal static class RelativeMapDifference
             if (inTarget is { } ts)
             {
                 if (inBasis is not { } bs || !SameSource(target, ts, basis, bs))
-                    Add(entries, new FlattenedSegment(target.Extents[ts.ExtentRef], position, (int)(until - position), ts.Skip + (int)(position - ts.FirstBlock)));
+                    Add(entries, new FlattenedSegment(target.Extents[ts.ExtentRef], position, (int)(until - position), ts.Skip + (int)(position - ts.FirstBlock)), ts.ExtentRef, ref lastRef);
             }
             else if (inBasis is not null)
             {
                 for (long from = position; from < until; from += int.MaxValue)
-                    Add(entries, FlattenedSegment.ZeroRun(from, (int)Math.Min(int.MaxValue, until - from)));
+                    Add(entries, FlattenedSegment.ZeroRun(from, (int)Math.Min(int.MaxValue, until - from)), -1, ref lastRef);
             }
             position = until;
         }
@@ -55,12 +55,18 @@ internal static class RelativeMapDifference
         && target.AttemptOf(ts.ExtentRef) == basis.AttemptOf(bs.ExtentRef)
         && ts.Skip - ts.FirstBlock == bs.Skip - bs.FirstBlock;
 
-    /// <summary>Appends <paramref name="entry"/>, or extends the last entry when it continues it (same source, next block).</summary>
-    private static void Add(List<FlattenedSegment> entries, FlattenedSegment entry)
+    /// <summary>
+    /// Appends <paramref name="entry"/> (read through the target's extent <paramref name="extentRef"/>, -1 for a zero run),
+    /// or extends the last entry when it continues it: the next block of the same extent under the same pack attempt.
+    /// </summary>
+    private static void Add(List<FlattenedSegment> entries, FlattenedSegment entry, int extentRef, ref int lastRef)
     {
-        if (entries.Count > 0 && entries[^1] is var last && last.EndBlock == entry.FirstBlock && (long)last.BlockCount + entry.BlockCount <= int.MaxValue
-            && (last.IsZeroRun ? entry.IsZeroRun : last.Extent == entry.Extent && last.Skip + last.BlockCount == entry.Skip))
+        bool continues = entries.Count > 0 && entries[^1] is var previous && previous.EndBlock == entry.FirstBlock && extentRef == lastRef
+            && (long)previous.BlockCount + entry.BlockCount <= int.MaxValue && (previous.IsZeroRun || previous.Skip + previous.BlockCount == entry.Skip);
+        lastRef = extentRef;
+        if (continues)
         {
+            var last = entries[^1];
             entries[^1] = last.IsZeroRun
                 ? FlattenedSegment.ZeroRun(last.FirstBlock, last.BlockCount + entry.BlockCount)
                 : last with { BlockCount = last.BlockCount + entry.BlockCount };
