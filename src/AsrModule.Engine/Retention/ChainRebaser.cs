@@ -61,8 +61,9 @@ internal static class ChainRebaser
 
     /// <summary>
     /// The pack attempt of every other sequence the <paramref name="written"/> segments read, as <paramref name="map"/>
-    /// reads it. A manifest names one attempt per sequence: a chain that reads one sequence under two (a repack
-    /// interrupted between two manifests, which the next repack merges) cannot be rebased yet.
+    /// reads it. A manifest names one attempt per sequence. The links of a chain read disjoint sequences (a relative map
+    /// names only what came after its parent), so one chain never reads a sequence under two attempts; if one did, the
+    /// rebase refuses rather than guess which (the chain stays, and a repack merges the attempts).
     /// </summary>
     private static void CollectAttempts(AsrRecoveryPoint point, RecoveryPointDisk disk, ExtentMap map, List<FlattenedSegment> written, Dictionary<long, string> attempts)
     {
@@ -74,8 +75,8 @@ internal static class ChainRebaser
             string? attempt = map.AttemptOf(map.Segments[map.FindSegment(segment.FirstBlock)].ExtentRef);
             if ((seen.TryGetValue(sequence, out var other) || attempts.TryGetValue(sequence, out other)) && other != attempt)
                 throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData,
-                    $"Point {point} reads the packs of point {sequence} under two attempts ('{other}' and '{attempt}', disk '{disk.Name}'): a repack was interrupted. " +
-                    "It is rebased once the next repack has merged them; its chain stays until then.", VaultLayout.PointManifest(point.ItemId, point.Sequence));
+                    $"Point {point} reads the packs of point {sequence} under two attempts ('{other}' and '{attempt}', disk '{disk.Name}'). " +
+                    "It is not rebased and its chain stays; a repack merges the two.", VaultLayout.PointManifest(point.ItemId, point.Sequence));
             seen[sequence] = attempt;
             if (attempt is not null) attempts[sequence] = attempt;
         }

@@ -129,6 +129,26 @@ public class RelativeMapRetentionTests(ITestOutputHelper output)
         Assert.Equal(await RetentionTestKit.PacksReferencedByListedPointsAsync(h.Vault, item), await RetentionTestKit.PacksInStoreAsync(h.Vault, item));
     }
 
+    /// <summary>
+    /// A manifest that says its maps are relative but names no parent would overlay them on nothing (zeros where the
+    /// parent has data): it is refused as corrupt, never read.
+    /// </summary>
+    [Fact]
+    public async Task AManifestWithARelativeMapButNoParent_IsRefusedAsCorrupt()
+    {
+        using var h = await EngineHarness.CreateAsync(Key);
+        var (_, _, item) = await SparseSixPointsAsync(h, diskBytes: 16L << 20, dataBytes: 4L << 20, changedBytes: 64 << 10);
+        await ApplyAsync(h, item);
+        var six = await h.Vault.GetPointAsync(item.Id, 6, default);
+        Assert.True(six.IndexRelativeToParent);
+        six.ParentSequence = null;
+        await h.Vault.Records.WriteAsync(VaultLayout.PointManifest(item.Id, 6), six, default);
+
+        var ex = await Assert.ThrowsAsync<AsrException>(() => h.Vault.GetPointAsync(item.Id, 6, default));
+        Assert.Equal(AsrErrorIds.VaultDataCorrupt, ex.ErrorId);
+        Assert.Contains("relative to its parent", ex.Message);
+    }
+
     /// <summary>A relative map that does not decode (a flipped byte) or decodes to a malformed map (planted, sealed as the engine seals).</summary>
     public static TheoryData<string> Damages => new() { "flipped", "planted past the disk" };
 
