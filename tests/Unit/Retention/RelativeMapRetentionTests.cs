@@ -130,6 +130,36 @@ public class RelativeMapRetentionTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// A relative point whose kept ancestor goes while an older point stays (pinned) is rebased relative to that one:
+    /// its new map is what it differs in from the older point, and it still exports the source's bytes.
+    /// </summary>
+    [Fact]
+    public async Task ARelativePointWhoseAncestorGoes_IsRebasedRelativeToTheNextKeptAncestor()
+    {
+        using var h = await EngineHarness.CreateAsync(Key);
+        var (clock, sha, item) = await SparseSixPointsAsync(h, diskBytes: 16L << 20, dataBytes: 4L << 20, changedBytes: 64 << 10);
+        var two = await h.Vault.GetPointAsync(item.Id, 2, default);
+        await using var pin = await PointPin.AcquireAsync(h.Vault, two, "test", default);
+
+        Assert.Equal([2, 6], (await ApplyAsync(h, item)).RebasedSequences);
+        var six = await h.Vault.GetPointAsync(item.Id, 6, default);
+        Assert.True(six.IndexRelativeToParent && six.ParentSequence == 3);
+
+        // A day later 3 is past the retention; 2 stays (pinned): 6 is rebased relative to 2.
+        clock.Advance(TimeSpan.FromHours(21));
+        var result = await ApplyAsync(h, item);
+        Assert.Equal([3], result.PrunedSequences);
+        Assert.Equal([6], result.RebasedSequences);
+        six = await h.Vault.GetPointAsync(item.Id, 6, default);
+        Assert.True(six.IndexRelativeToParent && six.ParentSequence == 2 && six.IndexGeneration == 2);
+        int relativeBytes = await MapBytesAsync(h.Vault, six), fullBytes;
+        using (var reader = await RecoveryPointDiskReader.OpenAsync(h.Vault, six, "disk0", default))
+            fullBytes = FullMapIndex.Encode(reader.Map).Length;
+        Assert.True(relativeBytes * 3 < fullBytes, $"relative map {relativeBytes} bytes, full map {fullBytes}");
+        await AssertExportsAsync(h, item, sha);
+    }
+
+    /// <summary>
     /// A manifest that says its maps are relative but names no parent would overlay them on nothing (zeros where the
     /// parent has data): it is refused as corrupt, never read.
     /// </summary>
