@@ -45,6 +45,12 @@ public sealed class AsrRecoveryPoint
     /// </summary>
     public int IndexGeneration { get; set; }
     /// <summary>
+    /// With <see cref="IndexGeneration"/> above 0: each disk's map under that generation is relative to the parent (only
+    /// what differs from the parent's content, see <see cref="RelativeMapIndex"/>), not full. The parent is then an older
+    /// point retention kept when it rebased this one; readers build its map through its own chain and overlay this one.
+    /// </summary>
+    public bool IndexRelativeToParent { get; set; }
+    /// <summary>
     /// The cycle attempt that wrote this point (8 hex digits, random per attempt): part of the names of its packs, indexes
     /// and trackers, so an attempt whose lease lapsed cannot replace them. Null for points written before attempts were
     /// named; their objects keep the names without it.

@@ -27,17 +27,38 @@ internal static class FullMapIndex
         var span = buffer.AsSpan(8);
         foreach (var s in segments)
         {
-            BinaryPrimitives.WriteInt64LittleEndian(span, s.Extent.Sequence);
-            BinaryPrimitives.WriteInt64LittleEndian(span[8..], s.Extent.DiskSize);
-            ExtentIndex.WriteRecord(span[16..], s.Extent.Record);
-            int at = 16 + ExtentRecord.EncodedSize;
-            BinaryPrimitives.WriteInt64LittleEndian(span[at..], s.FirstBlock);
-            BinaryPrimitives.WriteInt32LittleEndian(span[(at + 8)..], s.BlockCount);
-            BinaryPrimitives.WriteInt32LittleEndian(span[(at + 12)..], s.Skip);
+            WriteSegment(span, s);
             span = span[RecordSize..];
         }
         return buffer;
     }
+
+    /// <summary>One segment in the record layout above; the relative map (<see cref="RelativeMapIndex"/>) uses the same.</summary>
+    internal static void WriteSegment(Span<byte> span, in FlattenedSegment s)
+    {
+        BinaryPrimitives.WriteInt64LittleEndian(span, s.Extent.Sequence);
+        BinaryPrimitives.WriteInt64LittleEndian(span[8..], s.Extent.DiskSize);
+        ExtentIndex.WriteRecord(span[16..], s.Extent.Record);
+        int at = 16 + ExtentRecord.EncodedSize;
+        BinaryPrimitives.WriteInt64LittleEndian(span[at..], s.FirstBlock);
+        BinaryPrimitives.WriteInt32LittleEndian(span[(at + 8)..], s.BlockCount);
+        BinaryPrimitives.WriteInt32LittleEndian(span[(at + 12)..], s.Skip);
+    }
+
+    internal static FlattenedSegment ReadSegment(ReadOnlySpan<byte> span)
+    {
+        var record = ExtentIndex.ReadRecord(span[16..]);
+        int at = 16 + ExtentRecord.EncodedSize;
+        return new FlattenedSegment(new SourcedExtent(BinaryPrimitives.ReadInt64LittleEndian(span), record, BinaryPrimitives.ReadInt64LittleEndian(span[8..])),
+            BinaryPrimitives.ReadInt64LittleEndian(span[at..]),
+            BinaryPrimitives.ReadInt32LittleEndian(span[(at + 8)..]),
+            BinaryPrimitives.ReadInt32LittleEndian(span[(at + 12)..]));
+    }
+
+    /// <summary>Whether a segment that reads stored data stays inside its extent and names a storing point.</summary>
+    internal static bool IsWithinItsExtent(in FlattenedSegment s) =>
+        s.BlockCount > 0 && s.Skip >= 0 && (long)s.Skip + s.BlockCount <= s.Extent.Record.BlockCount
+        && (s.Extent.Record.Flags & ExtentFlags.Zero) == 0 && s.Extent.Sequence > 0;
 
     /// <summary>
     /// Decodes and checks the map's shape: a map that overlapped itself or pointed outside its extents
@@ -55,16 +76,8 @@ internal static class FullMapIndex
         long previousEnd = 0;
         for (int i = 0; i < count; i++)
         {
-            long sequence = BinaryPrimitives.ReadInt64LittleEndian(span);
-            long diskSize = BinaryPrimitives.ReadInt64LittleEndian(span[8..]);
-            var record = ExtentIndex.ReadRecord(span[16..]);
-            int at = 16 + ExtentRecord.EncodedSize;
-            var segment = new FlattenedSegment(new SourcedExtent(sequence, record, diskSize),
-                BinaryPrimitives.ReadInt64LittleEndian(span[at..]),
-                BinaryPrimitives.ReadInt32LittleEndian(span[(at + 8)..]),
-                BinaryPrimitives.ReadInt32LittleEndian(span[(at + 12)..]));
-            if (segment.FirstBlock < previousEnd || segment.BlockCount <= 0 || segment.Skip < 0
-                || (long)segment.Skip + segment.BlockCount > record.BlockCount || (record.Flags & ExtentFlags.Zero) != 0 || sequence <= 0)
+            var segment = ReadSegment(span);
+            if (segment.FirstBlock < previousEnd || !IsWithinItsExtent(segment))
                 throw Corrupt(key, $"record {i} is out of order or outside its extent");
             previousEnd = segment.EndBlock;
             segments[i] = segment;

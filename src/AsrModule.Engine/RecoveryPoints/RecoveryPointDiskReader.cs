@@ -16,24 +16,17 @@ public sealed class RecoveryPointDiskReader : IDisposable
     private readonly AsrRecoveryPoint _point;
     private readonly ConcurrentBag<ExtentCodec> _codecs = new();
 
-    private RecoveryPointDiskReader(AsrVault vault, AsrRecoveryPoint point, RecoveryPointDisk disk, ExtentMap map, Dictionary<long, string> attempts)
+    private RecoveryPointDiskReader(AsrVault vault, AsrRecoveryPoint point, RecoveryPointDisk disk, ExtentMap map)
     {
         _vault = vault;
         _point = point;
         Disk = disk;
         Map = map;
-        Attempts = attempts;
     }
 
-    /// <summary>
-    /// The attempt id of every sequence the map reads that has one, from the chain's manifests (each link's own, and
-    /// what a rebased link kept of pruned points): pack names are built from these, never guessed.
-    /// </summary>
-    internal Dictionary<long, string> Attempts { get; }
-
-    /// <summary>The pack that holds extents of <paramref name="sequence"/> numbered <paramref name="packNumber"/>.</summary>
-    internal string PackKey(long sequence, int packNumber) =>
-        VaultLayout.Pack(_point.ItemId, sequence, Attempts.GetValueOrDefault(sequence), packNumber);
+    /// <summary>The pack that holds extent <paramref name="extentRef"/> of the map.</summary>
+    internal string PackKey(int extentRef) =>
+        VaultLayout.Pack(_point.ItemId, Map.Extents[extentRef].Sequence, Map.AttemptOf(extentRef), Map.Extents[extentRef].Record.PackNumber);
 
     public RecoveryPointDisk Disk { get; }
     public ExtentMap Map { get; }
@@ -45,34 +38,46 @@ public sealed class RecoveryPointDiskReader : IDisposable
         var pointDisk = point.Disks.FirstOrDefault(d => d.DiskId == disk || string.Equals(d.Name, disk, StringComparison.OrdinalIgnoreCase))
             ?? throw new AsrException(AsrErrorIds.DiskNotFound, AsrErrorKind.ObjectNotFound,
                 $"Recovery point {point} has no disk '{disk}'. Its disks: {string.Join(", ", point.Disks.Select(d => d.Name))}.", disk);
+        var chain = await vault.GetPointChainAsync(point, cancellationToken).ConfigureAwait(false);
+        var map = await BuildMapAsync(vault, point, pointDisk, chain, cancellationToken).ConfigureAwait(false);
+        var reader = new RecoveryPointDiskReader(vault, point, pointDisk, map);
+        reader.CheckExtents();
+        return reader;
+    }
+
+    /// <summary>
+    /// The map of <paramref name="pointDisk"/> at the last link of <paramref name="chain"/> (base first), each extent with
+    /// the pack attempt of the link that brought it in (see <see cref="ExtentMap.AttemptOf"/>). A delta link overlays its
+    /// index; a rebased link its map: a full map replaces what the links below built (it has no parent), a relative map
+    /// overlays it (its parent's content is below).
+    /// Damage is reported for <paramref name="point"/>, the point being read.
+    /// </summary>
+    internal static async Task<ExtentMap> BuildMapAsync(AsrVault vault, AsrRecoveryPoint point,
+        RecoveryPointDisk pointDisk, IReadOnlyList<AsrRecoveryPoint> chain, CancellationToken cancellationToken)
+    {
         var map = new ExtentMap();
-        var attempts = new Dictionary<long, string>();
-        foreach (var link in await vault.GetPointChainAsync(point, cancellationToken).ConfigureAwait(false))
+        foreach (var link in chain)
         {
-            if (link.PackAttempts is not null)
-                foreach (var (sequence, attempt) in link.PackAttempts) attempts[sequence] = attempt;
-            if (link.AttemptId is not null) attempts[link.Sequence] = link.AttemptId;
             var linkDisk = link.Disks.FirstOrDefault(d => d.DiskId == pointDisk.DiskId);
             if (linkDisk is null) continue;
-            // A rebased link has no parent, so it is the chain's base: its full map replaces the (empty) map.
             string key = link.IndexGeneration > 0
                 ? VaultLayout.PointFullMap(link.ItemId, link.Sequence, pointDisk.DiskId, link.IndexGeneration)
                 : VaultLayout.PointIndex(link.ItemId, link.Sequence, link.AttemptId, pointDisk.DiskId);
             try
             {
-                if (link.IndexGeneration > 0)
-                    map.LoadFlattened(await ReadFullMapAsync(vault, link, pointDisk.DiskId, cancellationToken).ConfigureAwait(false));
+                if (link.IndexGeneration == 0)
+                    map.Overlay(link.Sequence, await ReadDeltaAsync(vault, link, pointDisk.DiskId, cancellationToken).ConfigureAwait(false), linkDisk.SizeBytes, linkDisk.BlockSize, link.AttemptId);
+                else if (link.IndexRelativeToParent)
+                    map.OverlayRelative(await ReadRelativeMapAsync(vault, link, linkDisk, cancellationToken).ConfigureAwait(false), linkDisk.SizeBytes, linkDisk.BlockSize, link.AttemptOf);
                 else
-                    map.Overlay(link.Sequence, await ReadDeltaAsync(vault, link, pointDisk.DiskId, cancellationToken).ConfigureAwait(false), linkDisk.SizeBytes, linkDisk.BlockSize);
+                    map.LoadFlattened(await ReadFullMapAsync(vault, link, pointDisk.DiskId, cancellationToken).ConfigureAwait(false), link.AttemptOf);
             }
             catch (Exception ex) when (IsDamagedObject(ex))
             {
                 throw Unreadable(pointDisk, point, key, ex);
             }
         }
-        var reader = new RecoveryPointDiskReader(vault, point, pointDisk, map, attempts);
-        reader.CheckExtents();
-        return reader;
+        return map;
     }
 
     /// <summary>
@@ -105,14 +110,14 @@ public sealed class RecoveryPointDiskReader : IDisposable
     {
         for (int i = 0; i < Map.Extents.Count; i++)
         {
-            var (sequence, r, diskSize) = Map.Extents[i];
+            var (_, r, diskSize) = Map.Extents[i];
             long diskBlocks = (diskSize + BlockSize - 1) / BlockSize;
             if (r.FirstBlock >= diskBlocks || (long)r.BlockCount * BlockSize > MaxExtentPlainBytes
                 || r.StoredLength > ZstdSharp.Compressor.GetCompressBound((int)Math.Min((long)r.BlockCount * BlockSize, diskSize - r.FirstBlock * BlockSize)) + Security.SealedBox.Overhead)
                 throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData,
                     $"Disk '{Disk.Name}' of point {_point} cannot be read: the extent of blocks {r.FirstBlock}+{r.BlockCount} stored in " +
-                    $"'{PackKey(sequence, r.PackNumber)}' lies outside the disk or is larger than any extent this module writes.",
-                    PackKey(sequence, r.PackNumber));
+                    $"'{PackKey(i)}' lies outside the disk or is larger than any extent this module writes.",
+                    PackKey(i));
         }
     }
 
@@ -133,6 +138,22 @@ public sealed class RecoveryPointDiskReader : IDisposable
         return FullMapIndex.Decode(await ReadSealedAsync(vault, point, key, cancellationToken).ConfigureAwait(false), key);
     }
 
+    /// <summary>The relative map of a rebased point's disk (see <see cref="AsrRecoveryPoint.IndexRelativeToParent"/>), checked against the disk.</summary>
+    internal static async Task<FlattenedSegment[]> ReadRelativeMapAsync(AsrVault vault, AsrRecoveryPoint point, RecoveryPointDisk disk, CancellationToken cancellationToken)
+    {
+        string key = VaultLayout.PointFullMap(point.ItemId, point.Sequence, disk.DiskId, point.IndexGeneration);
+        return RelativeMapIndex.Decode(await ReadSealedAsync(vault, point, key, cancellationToken).ConfigureAwait(false), key, point.Sequence, disk.SizeBytes, disk.BlockSize);
+    }
+
+    /// <summary>
+    /// The map a rebased point's manifest names for a disk, full or relative as it says: what the sweep and the repack
+    /// look at (a relative map's zero runs read nothing).
+    /// </summary>
+    internal static Task<FlattenedSegment[]> ReadRebasedMapAsync(AsrVault vault, AsrRecoveryPoint point, RecoveryPointDisk disk, CancellationToken cancellationToken) =>
+        point.IndexRelativeToParent
+            ? ReadRelativeMapAsync(vault, point, disk, cancellationToken)
+            : ReadFullMapAsync(vault, point, disk.DiskId, cancellationToken);
+
     private static async Task<byte[]> ReadSealedAsync(AsrVault vault, AsrRecoveryPoint point, string key, CancellationToken cancellationToken)
     {
         var sealedIndex = await vault.Store.ReadAllAsync(key, cancellationToken).ConfigureAwait(false)
@@ -152,8 +173,8 @@ public sealed class RecoveryPointDiskReader : IDisposable
     /// <summary>Decodes one stored extent into <paramref name="plain"/> (at least its plaintext length).</summary>
     public async Task DecodeExtentAsync(int extentRef, Memory<byte> plain, CancellationToken cancellationToken)
     {
-        var (sequence, record, _) = Map.Extents[extentRef];
-        string key = PackKey(sequence, record.PackNumber);
+        var record = Map.Extents[extentRef].Record;
+        string key = PackKey(extentRef);
         byte[] stored = ArrayPool<byte>.Shared.Rent(record.StoredLength);
         try
         {
@@ -217,9 +238,9 @@ public sealed class RecoveryPointDiskReader : IDisposable
             CancellationToken = cancellationToken,
         }, async (read, ct) =>
         {
-            var (sequence, first, _) = Map.Extents[read[0]];
+            var first = Map.Extents[read[0]].Record;
             var last = Map.Extents[read[^1]].Record;
-            string key = PackKey(sequence, first.PackNumber);
+            string key = PackKey(read[0]);
             int span = checked((int)(last.PackOffset + last.StoredLength - first.PackOffset));
             byte[] stored = ArrayPool<byte>.Shared.Rent(span);
             try
@@ -271,7 +292,7 @@ public sealed class RecoveryPointDiskReader : IDisposable
     internal List<int[]> PlanReads(IEnumerable<int> extentRefs)
     {
         var reads = new List<int[]>();
-        foreach (var pack in extentRefs.GroupBy(e => (Map.Extents[e].Sequence, Map.Extents[e].Record.PackNumber)))
+        foreach (var pack in extentRefs.GroupBy(PackKey, StringComparer.Ordinal))
         {
             var current = new List<int>();
             long start = 0, end = 0;

@@ -12,7 +12,7 @@ namespace AsrModule.Engine.Retention;
 /// Gives back the space thinning leaves dead inside packs that are still partly read (issue #15, item 5). The sweep frees
 /// a pack only when nothing reads it any more; a pruned point's pack that a kept point still reads a few extents of stays
 /// whole. The repack copies those extents (their stored bytes as they are: still compressed and encrypted) into new
-/// packs, points the kept points' full maps at them, and leaves the old packs to the sweep.
+/// packs, points the kept points' maps (full or relative) at them, and leaves the old packs to the sweep.
 /// <para>
 /// The unit is a stored sequence: every pack of a pruned point S. A pack is named by (sequence, attempt, number) and a
 /// manifest names one attempt per sequence (<see cref="AsrRecoveryPoint.PackAttempts"/>), so the copies are S's packs
@@ -31,8 +31,8 @@ namespace AsrModule.Engine.Retention;
 /// Order, so that an interruption between any two store mutations leaves every listed point readable and a re-run
 /// finishes the job: (1) the new packs are written create-only under a fresh attempt id and read back; until a manifest
 /// names them they are unreferenced leftovers, which the next sweep deletes. (2) Per point that reads a moved extent:
-/// its full maps are written under a new generation and read back, then its manifest is replaced, naming them and the
-/// new attempt (a point switches atomically; until then it reads the old packs, which stay). (3) The sweep deletes the
+/// its maps (full or relative, as they were) are written under a new generation and read back, then its manifest is
+/// replaced, naming them and the new attempt (a point switches atomically; until then it reads the old packs, which stay). (3) The sweep deletes the
 /// old packs once no listed manifest reads them, and the older generation's maps. A re-run that finds a sequence read
 /// under two attempts (interrupted between two manifests) repacks it again, merging both into one.
 /// </para>
@@ -89,7 +89,7 @@ internal static class PackRepacker
         // Only a pruned point's packs can be partly dead (a listed point reads all of its own): none, nothing to do.
         if (!packLengths.Keys.Any(k => !listed.ContainsKey(VaultLayout.SequenceOf(k)))) return Nothing;
 
-        // Pruned points' extents are read only through rebased points' full maps (a delta index names its own packs).
+        // Pruned points' extents are read only through rebased points' maps, full or relative (a delta index names its own packs).
         var maps = new Dictionary<(long Point, string Disk), FlattenedSegment[]>();
         var uses = new Dictionary<long, SequenceUse>();
         var excluded = new HashSet<long>();
@@ -98,11 +98,11 @@ internal static class PackRepacker
             foreach (var point in points.Where(p => p.IndexGeneration > 0))
                 foreach (var disk in point.Disks)
                 {
-                    var segments = maps[(point.Sequence, disk.DiskId)] = await RecoveryPointDiskReader.ReadFullMapAsync(vault, point, disk.DiskId, ct).ConfigureAwait(false);
+                    var segments = maps[(point.Sequence, disk.DiskId)] = await RecoveryPointDiskReader.ReadRebasedMapAsync(vault, point, disk, ct).ConfigureAwait(false);
                     foreach (var s in segments)
                     {
                         long sequence = s.Extent.Sequence;
-                        if (listed.ContainsKey(sequence)) continue;
+                        if (s.IsZeroRun || listed.ContainsKey(sequence)) continue;
                         if (!uses.TryGetValue(sequence, out var use)) uses[sequence] = use = new SequenceUse();
                         string? attempt = point.AttemptOf(sequence);
                         use.Attempts.Add(attempt);
@@ -156,18 +156,17 @@ internal static class PackRepacker
         var rewritten = new List<long>();
         foreach (var point in points.Where(p => p.IndexGeneration > 0))
         {
-            var sequences = point.Disks.SelectMany(d => maps[(point.Sequence, d.DiskId)]).Select(s => s.Extent.Sequence).Where(moved.ContainsKey).ToHashSet();
+            var sequences = point.Disks.SelectMany(d => maps[(point.Sequence, d.DiskId)]).Where(s => !s.IsZeroRun).Select(s => s.Extent.Sequence).Where(moved.ContainsKey).ToHashSet();
             if (sequences.Count == 0) continue;
             int generation = point.IndexGeneration + 1;
             foreach (var disk in point.Disks)
             {
-                var segments = maps[(point.Sequence, disk.DiskId)].Select(s => moved.TryGetValue(s.Extent.Sequence, out var m)
+                var segments = maps[(point.Sequence, disk.DiskId)].Select(s => !s.IsZeroRun && moved.TryGetValue(s.Extent.Sequence, out var m)
                     ? s with { Extent = s.Extent with { Record = m.Records[(disk.DiskId, s.Extent.Record.FirstBlock)] } }
                     : s).ToList();
-                byte[] map = FullMapIndex.Encode(segments);
-                string key = VaultLayout.PointFullMap(point.ItemId, point.Sequence, disk.DiskId, generation);
-                await vault.Store.WriteAsync(key, MetadataSealer.Seal(map, vault.Key, key), ct).ConfigureAwait(false);
-                await ChainRebaser.CheckReadsBackAsync(vault, key, map, ct).ConfigureAwait(false);
+                // A relative map stays relative to the same parent: only the places of its extents change.
+                byte[] map = point.IndexRelativeToParent ? RelativeMapIndex.Encode(disk.SizeBytes, segments) : FullMapIndex.Encode(segments);
+                await ChainRebaser.WriteMapAsync(vault, point, disk, generation, map, point.IndexRelativeToParent, ct).ConfigureAwait(false);
             }
             var manifest = await vault.GetPointAsync(point.ItemId, point.Sequence, ct).ConfigureAwait(false);
             if (manifest.IndexGeneration != point.IndexGeneration) continue; // changed since listed: its new maps are leftovers

@@ -18,9 +18,22 @@ internal sealed record RetentionPlan(
         // Newest first: a pruned point is deleted only after every pruned point that chains through it,
         // so a crash midway never leaves a listed point whose parent is gone.
         points.Where(p => !kept.Contains(p.Sequence)).OrderByDescending(p => p.Sequence).ToList(),
-        // Only a kept point whose own parent goes needs a full map; kept points above it chain
+        // Only a kept point whose own parent goes needs new maps; kept points above it chain
         // through it, which stays (and reads the same once rebased).
         points.Where(p => kept.Contains(p.Sequence) && p.ParentSequence is { } parent && !kept.Contains(parent)).ToList());
+
+    /// <summary>
+    /// The nearest older point of <paramref name="point"/>'s chain that this plan keeps: what its rebase writes its maps
+    /// relative to (null: none, it gets full maps). Kept points are never pruned, so the point can name it as its
+    /// parent; a later pass that stops keeping it rebases the point again first, as any point whose parent goes.
+    /// </summary>
+    public AsrRecoveryPoint? KeptAncestorOf(AsrRecoveryPoint point)
+    {
+        var bySequence = Points.ToDictionary(p => p.Sequence);
+        for (long? parent = point.ParentSequence; parent is { } s && bySequence.TryGetValue(s, out var p); parent = p.ParentSequence)
+            if (Kept.Contains(s)) return p;
+        return null;
+    }
 
     /// <summary>
     /// This plan, with every point that <paramref name="points"/> chain through (parent, its parent, ...) kept instead of

@@ -12,7 +12,8 @@ namespace AsrModule.Engine.Retention;
 /// in the one order that keeps every listed point readable and verifying if the process dies (or
 /// the store fails) between any two of them, and a re-run finishes the job:
 /// <list type="number">
-/// <item>rebase every kept point whose parent goes (full maps written, then its manifest replaced);</item>
+/// <item>rebase every kept point whose parent goes (maps relative to its nearest kept ancestor, or full maps without
+/// one, written; then its manifest replaced);</item>
 /// <item>delete the pruned manifests, newest first (a point goes only after everything chaining through it);</item>
 /// <item>delete the index objects and packs no listed point references (see <see cref="UnreferencedObjectSweeper"/>);</item>
 /// <item>repack what stays mostly dead: the live extents of pruned points' packs are copied into new packs, the kept
@@ -33,11 +34,11 @@ public static class RetentionService
         {
             try
             {
-                await ChainRebaser.RebaseAsync(vault, point, ct).ConfigureAwait(false);
+                await ChainRebaser.RebaseAsync(vault, point, plan.KeptAncestorOf(point), ct).ConfigureAwait(false);
             }
             catch (AsrException ex) when (ex.ErrorId == AsrErrorIds.VaultDataCorrupt)
             {
-                // A damaged object in the point's chain: it cannot get a full map of its own, so the points it chains
+                // A damaged object in the point's chain: it cannot get maps of its own, so the points it chains
                 // through stay (nothing it still reads is deleted), and retention goes on with everything else.
                 vault.Logger.LogWarning(ex, "Retention of {Item}: point {Point} could not be rebased (its chain is damaged); the points it reads through are kept. Resume-AsrResync makes a whole new point.", item.Name, point.Sequence);
                 notRebased.Add(point);

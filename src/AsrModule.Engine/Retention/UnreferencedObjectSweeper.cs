@@ -26,8 +26,8 @@ internal static class UnreferencedObjectSweeper
         if (points.Count == 0) return new SweepResult([], 0, 0);
         long latest = points.Max(p => p.Sequence);
 
-        // The index a manifest names is all that point reads: a rebased point's delta index, an
-        // older generation and a pruned point's indexes are garbage.
+        // The index a manifest names is all that point reads itself (a relative map's parent is listed and names its own):
+        // a rebased point's delta index, an older generation and a pruned point's indexes are garbage.
         var liveIndexes = points.SelectMany(p => p.Disks.Select(d => p.IndexGeneration == 0
             ? VaultLayout.PointIndex(item.Id, p.Sequence, p.AttemptId, d.DiskId)
             : VaultLayout.PointFullMap(item.Id, p.Sequence, d.DiskId, p.IndexGeneration))).ToHashSet(StringComparer.Ordinal);
@@ -42,7 +42,7 @@ internal static class UnreferencedObjectSweeper
 
         // A listed point's own packs stay (its delta index can only name those): every pack of its sequence and attempt
         // (for a point without an attempt id, every pack of its sequence named without one, as before). Any other pack
-        // can only be needed through a rebased point's full map, which names the sequence that stored it (and the
+        // can only be needed through a rebased point's map (full or relative), which names the sequence that stored it (and the
         // manifest the attempt of that sequence). So a pack of a listed sequence but of another attempt (one that lost
         // the point, e.g. whose lease lapsed) is garbage like a pruned point's.
         var listed = points.ToDictionary(p => p.Sequence);
@@ -58,8 +58,8 @@ internal static class UnreferencedObjectSweeper
         var referenced = new HashSet<string>(StringComparer.Ordinal);
         foreach (var point in points.Where(p => p.IndexGeneration > 0))
             foreach (var disk in point.Disks)
-                foreach (var s in await RecoveryPointDiskReader.ReadFullMapAsync(vault, point, disk.DiskId, ct).ConfigureAwait(false))
-                    referenced.Add(VaultLayout.Pack(item.Id, s.Extent.Sequence, point.AttemptOf(s.Extent.Sequence), s.Extent.Record.PackNumber));
+                foreach (var s in await RecoveryPointDiskReader.ReadRebasedMapAsync(vault, point, disk, ct).ConfigureAwait(false))
+                    if (!s.IsZeroRun) referenced.Add(VaultLayout.Pack(item.Id, s.Extent.Sequence, point.AttemptOf(s.Extent.Sequence), s.Extent.Record.PackNumber));
         foreach (var o in candidates.Where(o => !referenced.Contains(o.Key)))
         {
             await vault.Store.DeleteAsync(o.Key, ct).ConfigureAwait(false);

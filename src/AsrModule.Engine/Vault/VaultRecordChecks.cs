@@ -76,6 +76,8 @@ public static class VaultRecordChecks
             throw Corrupt(key, "its list of disks is missing or has an empty entry");
         if (point.IndexGeneration < 0)
             throw Corrupt(key, $"index generation {point.IndexGeneration} is negative");
+        if (point.IndexRelativeToParent && (point.IndexGeneration == 0 || point.ParentSequence is null))
+            throw Corrupt(key, "it says its maps are relative to its parent, but it names no parent or no map generation");
         // Attempt ids become parts of object names: only what NewAttemptId writes.
         if (point.AttemptId is not null && !VaultLayout.IsValidAttemptId(point.AttemptId))
             throw Corrupt(key, $"attempt id '{Printable(point.AttemptId)}' is not 8 hex digits");

@@ -85,7 +85,7 @@ public sealed class ResyncHealsTests(ITestOutputHelper output)
         var chain = await h.Vault.GetPointChainAsync(point, default);
         Assert.DoesNotContain(chain, p => VaultLayout.PointIndex(p, "disk0") == damage.Key);
         Assert.DoesNotContain(reader.Map.Segments, g => reader.Map.Extents[g.ExtentRef] is var e
-            && reader.PackKey(e.Sequence, e.Record.PackNumber) == damage.Key && (e.Record.Flags & ExtentFlags.Zero) == 0 && damage.Unreadable(e.Record));
+            && reader.PackKey(g.ExtentRef) == damage.Key && (e.Record.Flags & ExtentFlags.Zero) == 0 && damage.Unreadable(e.Record));
         var item = await h.Vault.GetItemAsync("m", default);
         Assert.Equal(ProtectedItemState.Protected, item.State);
         Assert.Null(item.ResyncReason);

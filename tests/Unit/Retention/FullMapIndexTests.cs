@@ -7,21 +7,10 @@ public class FullMapIndexTests
 {
     private static ExtentMap RandomChain(int seed, int blocks = 2000, int links = 10)
     {
-        var rng = new Random(seed);
         var map = new ExtentMap();
-        for (long seq = 1; seq <= links; seq++)
-        {
-            var delta = new List<ExtentRecord>();
-            long b = rng.Next(0, 20);
-            while (b < blocks)
-            {
-                int count = (int)Math.Min(rng.Next(1, 64), blocks - b);
-                var flags = rng.Next(6) == 0 ? ExtentFlags.Zero : ExtentFlags.Compressed;
-                delta.Add(new ExtentRecord(b, count, flags, rng.Next(3), b * 10 + seq, rng.Next(1, 1 << 18), (ulong)rng.NextInt64()));
-                b += count + rng.Next(0, 150);
-            }
-            map.Overlay(seq, delta, (long)blocks * 4096 - seq * 100, 4096);
-        }
+        var deltas = RandomDeltas.Of(seed, blocks, links);
+        for (int seq = 1; seq <= links; seq++)
+            map.Overlay(seq, deltas[seq - 1], (long)blocks * 4096 - seq * 100, 4096);
         return map;
     }
 

@@ -23,7 +23,8 @@ public class RepackTests(ITestOutputHelper output)
     /// <summary>
     /// Twelve points 10 minutes apart (00:05 … 01:55) on a 1 MiB random disk, each rewriting 128 random blocks, judged
     /// at 03:58 (every point older than 2 hours): hour 0 keeps point 6, hour 1 keeps point 12, everything else goes. The pruned points' packs are still
-    /// read in places (blocks not rewritten before the kept point), so the sweep alone keeps all of them whole.
+    /// read in places (blocks not rewritten before the kept point), so the sweep alone keeps all of them whole. Point 6
+    /// is rebased to a full map (no kept ancestor), point 12 to a map relative to 6: the repack rewrites both kinds.
     /// </summary>
     private static async Task<(EngineHarness H, ManualClock Clock, Dictionary<long, string> Sha)> ChurnedVaultAsync(string? key)
     {
@@ -63,7 +64,7 @@ public class RepackTests(ITestOutputHelper output)
                 foreach (var segment in reader.Map.Segments)
                 {
                     var extent = reader.Map.Extents[segment.ExtentRef];
-                    extents[(reader.PackKey(extent.Sequence, extent.Record.PackNumber), extent.Record.PackOffset)] = extent.Record.StoredLength;
+                    extents[(reader.PackKey(segment.ExtentRef), extent.Record.PackOffset)] = extent.Record.StoredLength;
                 }
             }
         return extents.Values.Sum(n => (long)n);
@@ -90,6 +91,9 @@ public class RepackTests(ITestOutputHelper output)
         Assert.Equal([6, 12], result.KeptSequences);
         Assert.NotEmpty(result.RepackedSequences);
         Assert.Equal([6, 12], result.RepackRewrittenSequences);
+        // Point 12's relative map read moved extents: rewritten under the next generation, still relative to 6.
+        var twelve = await h.Vault.GetPointAsync(item.Id, 12, default);
+        Assert.True(twelve.IndexRelativeToParent && twelve.ParentSequence == 6 && twelve.IndexGeneration == 2);
         long live = await LiveBytesAsync(h.Vault, item);
         long after = await ItemBytesAsync(h.Vault, item);
         output.WriteLine($"{(key is null ? "plain" : "encrypted")}: item bytes {before:N0} before retention, {after:N0} after; live {live:N0}: " +
@@ -215,6 +219,8 @@ public class RepackTests(ITestOutputHelper output)
 
         await RetentionService.ApplyAsync(reopened, item, default);
         Assert.Equal([6, 12], await RetentionTestKit.ListedSequencesAsync(reopened, item));
+        var twelve = await reopened.GetPointAsync(item.Id, 12, default);
+        Assert.True(twelve.IndexRelativeToParent && twelve.ParentSequence == 6, $"{what}: point 12 is not relative to 6 after the re-run");
         Assert.Equal(await RetentionTestKit.PacksReferencedByListedPointsAsync(reopened, item), await RetentionTestKit.PacksInStoreAsync(reopened, item));
         var indexes = (await reopened.Store.ListAsync(VaultLayout.IndexPrefix(item.Id), default)).Select(o => o.Key).Order(StringComparer.Ordinal);
         var points = await reopened.GetPointsAsync(item, default);
@@ -230,12 +236,15 @@ public class RepackTests(ITestOutputHelper output)
     /// <summary>
     /// A real kill -9: a child process runs the retention pass and kills itself (SIGKILL) at its Nth store mutation,
     /// before it starts or while it runs (the write or delete started, then the kill: a torn write, for a local vault a
-    /// temporary file). N spans the pass (42 mutations here): 1-4 the rebases, 5-14 the pruned manifests, 15-26 the first
-    /// sweep, 27-31 the five copies, 32-35 point 6's map and manifest then point 12's, 36-42 the second sweep (old maps
-    /// and packs). Then as after a simulated crash.
+    /// temporary file). N spans the pass (42 mutations here): 1-4 the rebases (6's full map and manifest, then 12's
+    /// relative map and manifest), 5-14 the pruned manifests, 15-26 the first sweep, 27-31 the five copies, 32-35 point
+    /// 6's map and manifest then point 12's (relative), 36-42 the second sweep (old maps and packs). Then as after a
+    /// simulated crash.
     /// </summary>
     [Theory]
     [InlineData(3, "before")]
+    [InlineData(3, "during")]
+    [InlineData(4, "during")]
     [InlineData(8, "during")]
     [InlineData(20, "during")]
     [InlineData(24, "during")]

@@ -114,9 +114,13 @@ public class RetentionServiceTests(ITestOutputHelper output)
         Assert.Equal(new[] { 2L, 4, 5 }.Select(s => VaultLayout.Pack(item.Id, s, before[s].AttemptId, 0)), result.DeletedPacks);
         Assert.True(result.PackBytesReclaimed > 0 && result.BytesReclaimed > result.PackBytesReclaimed);
         var points = await h.Vault.GetPointsAsync(item, default);
-        Assert.All(points, p => Assert.True(p.ParentSequence is null && p.IndexGeneration == 1));
+        // 3 has no kept ancestor: a full map. 6 keeps 3: a map relative to it, which names it as its parent.
+        var three = points.Single(p => p.Sequence == 3);
+        var six = points.Single(p => p.Sequence == 6);
+        Assert.True(three.ParentSequence is null && three.IndexGeneration == 1 && !three.IndexRelativeToParent);
+        Assert.True(six.ParentSequence == 3 && six.IndexGeneration == 1 && six.IndexRelativeToParent);
         foreach (var p in points) Assert.Equal(sha[p.Sequence], (await h.ExportHashesAsync(p))["six.img"]);
-        // Only the current full maps remain as indexes.
+        // Only the current maps remain as indexes.
         var indexes = (await h.Vault.Store.ListAsync(VaultLayout.IndexPrefix(item.Id), default)).Select(o => o.Key);
         Assert.Equal([VaultLayout.PointFullMap(item.Id, 3, "disk0", 1), VaultLayout.PointFullMap(item.Id, 6, "disk0", 1)], indexes);
 

@@ -93,7 +93,7 @@ internal static class RetentionTestKit
                 foreach (var segment in reader.Map.Segments)
                 {
                     var extent = reader.Map.Extents[segment.ExtentRef];
-                    packs.Add(reader.PackKey(extent.Sequence, extent.Record.PackNumber));
+                    packs.Add(reader.PackKey(segment.ExtentRef));
                 }
             }
         }
