@@ -57,7 +57,7 @@ BeforeDiscovery {
             List = 'Name | Id | PolicyName | CreatedUtc | State | ResyncReason | Disks | LastPointSequence | LastRecoveryPointTimeUtc | LastCycleUtc | LastError | LastJobId | AgentHost | ReplicationGroup | AppConsistencyScript | AppConsistencyScriptSha256 | QmpSocketPath | LastAppConsistentPointTimeUtc | LastPointConsistency | CaptureMethod | ReachableConsistency | FreezeHeldByJobId | CurrentRpo | ReplicationHealth | VaultLocation | TestFailover | LastTestFailover | Failover | Reverse | ExclusiveOperation | CycleInProgressJobId | ActiveJobPercent | ActiveJobOperation | ActiveLocation | NeedsResync | AllowedOperations | Health' }
         @{ Type = 'AsrRecoveryPoint'; Source = 'Get-AsrRecoveryPoint -Item m'
             Table = 'Item | Sequence | RecoveryPointTime | Consistency | Disks | ChangedMB | StoredMB'
-            List = 'FormatVersion | PointId | Sequence | ParentSequence | ItemId | ItemName | RecoveryPointTimeUtc | Consistency | ConsistencyEvidence | JobId | Packs | Disks | GroupPointId | ReplicationGroup | Tracker | IndexGeneration | AttemptId | PackAttempts | VaultLocation | ChangedBytes | StoredBytes | DiskCount | Time' }
+            List = 'FormatVersion | PointId | Sequence | ParentSequence | ItemId | ItemName | RecoveryPointTimeUtc | Consistency | ConsistencyEvidence | JobId | Packs | Disks | GroupPointId | ReplicationGroup | Tracker | IndexGeneration | IndexRelativeToParent | AttemptId | PackAttempts | VaultLocation | ChangedBytes | StoredBytes | DiskCount | Time' }
         @{ Type = 'AsrGroupRecoveryPoint'; Source = 'New-GroupPointForView'
             Table = 'ReplicationGroup | Sequence | RecoveryPointTime | Consistency | Members'
             List = 'GroupPointId | ReplicationGroup | Sequence | RecoveryPointTimeUtc | Consistency | Members | VaultLocation | MemberNames' }
@@ -66,7 +66,7 @@ BeforeDiscovery {
             List = 'ItemName | Sequence | RecoveryPointTimeUtc | Consistency | Verified | Disks | Error' }
         @{ Type = 'AsrJob'; Source = 'Get-AsrJob'
             Table = 'Id | Operation | Target | State | % | Started | Duration | Status'
-            List = 'Id | Operation | TargetName | TargetId | State | PercentComplete | StatusMessage | StartTimeUtc | EndTimeUtc | Errors | Result | Tasks | Plan | OwnerProcessId | OwnerProcessStartUtc | OwnerHost | StartedBy | VaultLocation | IsFinished | Duration | AllowedActions | ShortId' }
+            List = 'Id | Operation | TargetName | TargetId | State | PercentComplete | StatusMessage | StartTimeUtc | EndTimeUtc | Errors | Result | Tasks | Plan | OwnerProcessId | OwnerProcessStartUtc | OwnerHost | StartedBy | VaultLocation | IsFinished | BootReadiness | Duration | AllowedActions | ShortId' }
         @{ Type = 'AsrAgentRecord'; Source = 'Get-AsrAgent'
             Table = 'HostName | State | PID | Machine | LastHeartbeat | Items | MemoryMB | ActiveCycles | ProtectedItems'
             List = 'HostName | MachineName | ProcessId | Version | StartedUtc | LastHeartbeatUtc | StoppedUtc | RecordedState | HeartbeatIntervalSeconds | ProtectedItems | ActiveCycles | CyclesSucceeded | CyclesFailed | LastError | WorkingSetBytes | VaultLocation | State' }
