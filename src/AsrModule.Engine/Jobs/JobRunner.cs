@@ -35,8 +35,8 @@ public static class JobRunner
     /// </summary>
     public static bool EndedHere(Guid jobId) => EndedHereIds.ContainsKey(jobId);
 
-    /// <summary>A plan run's record is resumed and restarted by other processes (<see cref="TakeOver"/>); no other job's is.</summary>
-    private static bool MayBeTakenOver(AsrJob job) => job.Operation.StartsWith("RecoveryPlan", StringComparison.Ordinal);
+    /// <summary>A plan run's record (it carries its <see cref="AsrJob.Plan"/>) is resumed and restarted by other processes (<see cref="TakeOver"/>); no other job's is.</summary>
+    private static bool MayBeTakenOver(AsrJob job) => job.Plan is not null;
 
     private static void RememberEnded(AsrJob job)
     {

@@ -22,7 +22,10 @@ public sealed class JobEndedHereTests
 
     private static async Task<Guid> RunToEndAsync(EngineHarness h, string operation)
     {
-        var run = JobRunner.Start(h.Vault, JobRunner.NewRecord(operation, "m", null), _ => Task.FromResult<AsrJobResult?>(null));
+        var record = JobRunner.NewRecord(operation, "m", null);
+        // A plan run carries its plan (as Start-AsrRecoveryPlan makes it): what lets another process take its record over.
+        if (operation.StartsWith("RecoveryPlan", StringComparison.Ordinal)) record.Plan = new AsrModule.Engine.Plans.PlanRunRecord { PlanName = "p" };
+        var run = JobRunner.Start(h.Vault, record, _ => Task.FromResult<AsrJobResult?>(null));
         await run.Completion;
         return run.Job.Id;
     }
