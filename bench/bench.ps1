@@ -66,6 +66,8 @@ else {
     $v = Connect-AsrVault @where -EncryptionKey $Key -PassThru
 }
 
+$self = [Diagnostics.Process]::GetCurrentProcess()
+$cpuBefore = $self.TotalProcessorTime
 $sw = [Diagnostics.Stopwatch]::StartNew()
 switch ($Step) {
     'init' { $job = Enable-AsrReplication -Name $item -Disk $Target -Policy default }
@@ -73,6 +75,8 @@ switch ($Step) {
     'export' { $job = Get-AsrRecoveryPoint -Item $item -Latest | Export-AsrRecoveryPoint -Destination $Target }
 }
 $sw.Stop()
+$self.Refresh()
+$cpu = ($self.TotalProcessorTime - $cpuBefore).TotalSeconds.ToString('F2', [Globalization.CultureInfo]::InvariantCulture)
 
 $objects = 0; $vaultBytes = 0L
 foreach ($o in $v.Store.ListAsync('', [Threading.CancellationToken]::None).GetAwaiter().GetResult()) { $objects++; $vaultBytes += $o.Length }
@@ -83,5 +87,5 @@ foreach ($e in $job.Errors) { [Console]::WriteLine("job error: $e") }
 $r = $job.Result
 $files = if ($r -and $r.Files) { [string]::Join(';', $r.Files) } else { '' }
 $seconds = $sw.Elapsed.TotalSeconds.ToString('F3', [Globalization.CultureInfo]::InvariantCulture)
-[Console]::WriteLine("BENCH step=$Step backend=$Backend state=$($job.State) seconds=$seconds config=$config scanned=$($r.BytesScanned) changed=$($r.ChangedBytes) stored=$($r.BytesStored) vault_objects=$objects vault_bytes=$vaultBytes files=$files")
+[Console]::WriteLine("BENCH step=$Step backend=$Backend state=$($job.State) seconds=$seconds cpu_seconds=$cpu config=$config scanned=$($r.BytesScanned) changed=$($r.ChangedBytes) stored=$($r.BytesStored) vault_objects=$objects vault_bytes=$vaultBytes files=$files")
 if ("$($job.State)" -ne 'Succeeded') { exit 1 }
