@@ -68,6 +68,7 @@ else {
 
 $self = [Diagnostics.Process]::GetCurrentProcess()
 $cpuBefore = $self.TotalProcessorTime
+$ioBefore = if (Test-Path /proc/self/io) { Get-Content /proc/self/io } else { @() }
 $sw = [Diagnostics.Stopwatch]::StartNew()
 switch ($Step) {
     'init' { $job = Enable-AsrReplication -Name $item -Disk $Target -Policy default }
@@ -76,6 +77,8 @@ switch ($Step) {
 }
 $sw.Stop()
 $self.Refresh()
+$ioAfter = if (Test-Path /proc/self/io) { Get-Content /proc/self/io } else { @() }
+$io = for ($i = 0; $i -lt $ioAfter.Count; $i++) { $k, $a = $ioAfter[$i] -split ':\s*'; $b = ($ioBefore[$i] -split ':\s*')[1]; '{0}={1}' -f $k, ([long]$a - [long]$b) }
 $cpu = ($self.TotalProcessorTime - $cpuBefore).TotalSeconds.ToString('F2', [Globalization.CultureInfo]::InvariantCulture)
 
 $objects = 0; $vaultBytes = 0L
@@ -87,5 +90,5 @@ foreach ($e in $job.Errors) { [Console]::WriteLine("job error: $e") }
 $r = $job.Result
 $files = if ($r -and $r.Files) { [string]::Join(';', $r.Files) } else { '' }
 $seconds = $sw.Elapsed.TotalSeconds.ToString('F3', [Globalization.CultureInfo]::InvariantCulture)
-[Console]::WriteLine("BENCH step=$Step backend=$Backend state=$($job.State) seconds=$seconds cpu_seconds=$cpu config=$config scanned=$($r.BytesScanned) changed=$($r.ChangedBytes) stored=$($r.BytesStored) vault_objects=$objects vault_bytes=$vaultBytes files=$files")
+[Console]::WriteLine("BENCH step=$Step backend=$Backend state=$($job.State) seconds=$seconds cpu_seconds=$cpu config=$config scanned=$($r.BytesScanned) changed=$($r.ChangedBytes) stored=$($r.BytesStored) vault_objects=$objects vault_bytes=$vaultBytes files=$files $($io -join ' ')")
 if ("$($job.State)" -ne 'Succeeded') { exit 1 }

@@ -86,7 +86,7 @@ public sealed class RecoveryPointDiskReader : IDisposable
     /// The blob store reports a missing blob (404) and a short one (416) the same way as the local store.
     /// </summary>
     internal static bool IsDamagedObject(Exception ex) =>
-        ex is FileNotFoundException or DirectoryNotFoundException or EndOfStreamException or ZstdSharp.ZstdException or InvalidDataException
+        ex is FileNotFoundException or DirectoryNotFoundException or EndOfStreamException or InvalidDataException
         || ex is AsrException { ErrorId: AsrErrorIds.VaultDataCorrupt };
 
     private static AsrException Unreadable(RecoveryPointDisk disk, AsrRecoveryPoint point, string key, Exception ex)
@@ -95,7 +95,6 @@ public sealed class RecoveryPointDiskReader : IDisposable
         {
             FileNotFoundException or DirectoryNotFoundException => "is missing",
             EndOfStreamException => "is shorter than its index says (truncated)",
-            ZstdSharp.ZstdException => $"does not decompress ({ex.Message})",
             _ => $"is damaged: {ex.Message}",
         };
         return new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData,
@@ -113,7 +112,7 @@ public sealed class RecoveryPointDiskReader : IDisposable
             var (_, r, diskSize) = Map.Extents[i];
             long diskBlocks = (diskSize + BlockSize - 1) / BlockSize;
             if (r.FirstBlock >= diskBlocks || (long)r.BlockCount * BlockSize > MaxExtentPlainBytes
-                || r.StoredLength > ZstdSharp.Compressor.GetCompressBound((int)Math.Min((long)r.BlockCount * BlockSize, diskSize - r.FirstBlock * BlockSize)) + Security.SealedBox.Overhead)
+                || r.StoredLength > Compression.Zstd.CompressBound((int)Math.Min((long)r.BlockCount * BlockSize, diskSize - r.FirstBlock * BlockSize)) + Security.SealedBox.Overhead)
                 throw new AsrException(AsrErrorIds.VaultDataCorrupt, AsrErrorKind.InvalidData,
                     $"Disk '{Disk.Name}' of point {_point} cannot be read: the extent of blocks {r.FirstBlock}+{r.BlockCount} stored in " +
                     $"'{PackKey(i)}' lies outside the disk or is larger than any extent this module writes.",

@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 using AsrModule.Engine.Errors;
 using AsrModule.Engine.RecoveryPoints;
 using AsrModule.Engine.Security;
-using ZstdSharp;
+using AsrModule.Engine.Compression;
 
 namespace AsrModule.Engine.Replication;
 
@@ -14,15 +14,15 @@ namespace AsrModule.Engine.Replication;
 /// </summary>
 internal sealed class ExtentCodec : IDisposable
 {
-    private readonly Compressor? _compressor;
-    private readonly Decompressor _decompressor = new();
+    private readonly IZstdCompressor? _compressor;
+    private readonly IZstdDecompressor _decompressor = Zstd.CreateDecompressor();
     private readonly VaultKey? _key;
     private readonly Dictionary<string, SealedBox> _boxes = new();
 
     public ExtentCodec(VaultKey? key, int compressionLevel)
     {
         _key = key;
-        _compressor = compressionLevel > 0 ? new Compressor(compressionLevel) : null;
+        _compressor = compressionLevel > 0 ? Zstd.CreateCompressor(compressionLevel) : null;
     }
 
     public static string SubkeyContext(string itemId, long sequence) => $"data:{itemId}:{sequence}";
@@ -50,13 +50,13 @@ internal sealed class ExtentCodec : IDisposable
     public (byte[] Buffer, int Length, ExtentFlags Flags) Encode(ReadOnlySpan<byte> plain, string itemId, string diskId, long sequence, long firstBlock, int blockCount)
     {
         var flags = ExtentFlags.None;
-        byte[] stage = ArrayPool<byte>.Shared.Rent(Compressor.GetCompressBound(plain.Length) + SealedBox.Overhead);
+        byte[] stage = ArrayPool<byte>.Shared.Rent(Zstd.CompressBound(plain.Length) + SealedBox.Overhead);
         ReadOnlySpan<byte> payload = plain;
         byte[]? compressed = null;
         if (_compressor is not null)
         {
-            compressed = ArrayPool<byte>.Shared.Rent(Compressor.GetCompressBound(plain.Length));
-            int n = _compressor.Wrap(plain, compressed);
+            compressed = ArrayPool<byte>.Shared.Rent(Zstd.CompressBound(plain.Length));
+            int n = _compressor.Compress(plain, compressed);
             if (n < plain.Length - plain.Length / 64) // keep compression only when it saves > ~1.5%
             {
                 payload = compressed.AsSpan(0, n);
@@ -102,7 +102,7 @@ internal sealed class ExtentCodec : IDisposable
             }
             if ((record.Flags & ExtentFlags.Compressed) != 0)
             {
-                int n = _decompressor.Unwrap(payload, plain);
+                int n = _decompressor.Decompress(payload, plain);
                 if (n != plain.Length) throw Corrupt(what, "decompressed length mismatch");
             }
             else
@@ -111,7 +111,7 @@ internal sealed class ExtentCodec : IDisposable
                 payload.CopyTo(plain);
             }
         }
-        catch (ZstdException ex)
+        catch (InvalidDataException ex)
         {
             throw Corrupt(what, ex.Message);
         }

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using AsrModule.Engine.Errors;
-using ZstdSharp;
+using AsrModule.Engine.Compression;
 
 namespace AsrModule.Engine.Security;
 
@@ -25,8 +25,12 @@ public static class MetadataSealer
 
     public static byte[] Seal(ReadOnlySpan<byte> plain, VaultKey? key, string objectKey)
     {
-        using var compressor = new Compressor(3);
-        byte[] compressed = compressor.Wrap(plain).ToArray();
+        byte[] compressed;
+        using (var compressor = Zstd.CreateCompressor(3))
+        {
+            byte[] frame = new byte[Zstd.CompressBound(plain.Length)];
+            compressed = frame.AsSpan(0, compressor.Compress(plain, frame)).ToArray();
+        }
         int payloadLength = key is null ? compressed.Length : compressed.Length + SealedBox.Overhead;
         byte[] output = new byte[9 + payloadLength];
         Magic.CopyTo(output);
@@ -69,16 +73,16 @@ public static class MetadataSealer
         }
         try
         {
-            using var decompressor = new Decompressor();
+            using var decompressor = Zstd.CreateDecompressor();
             // The frame bounds what it can decompress to (its declared content size when it has one): a header
             // claiming more (a truncated or planted object) is refused before the buffer it asks for is allocated.
-            if (Decompressor.GetDecompressedSize(payload) < (ulong)plainLength) throw Corrupt(objectKey, "length mismatch");
+            if (Zstd.DecompressedBound(payload) < (ulong)plainLength) throw Corrupt(objectKey, "length mismatch");
             byte[] plain = new byte[plainLength];
-            int written = decompressor.Unwrap(payload, plain);
+            int written = decompressor.Decompress(payload, plain);
             if (written != plainLength) throw Corrupt(objectKey, "length mismatch");
             return plain;
         }
-        catch (ZstdException ex)
+        catch (Exception ex) when (ex is InvalidDataException or ZstdSharp.ZstdException)
         {
             throw Corrupt(objectKey, ex.Message);
         }
