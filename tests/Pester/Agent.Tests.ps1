@@ -144,7 +144,9 @@ while (`$true) { `$n++; `$buf = [BitConverter]::GetBytes(`$n); `$f = `$fs[`$n % 
         # 20% of 1 GiB rewritten: the cycle spends seconds compressing and encrypting, so the kill lands inside it.
         Write-AsrSampleChange -Path $solo -Fraction 0.2 -Seed 21 | Out-Null
         Wait-Until { $null -ne (Get-AsrProtectedItem solo).CycleInProgressJobId } 60 'the agent starts a cycle of solo'
-        [Diagnostics.Process]::GetProcessById($agent.ProcessId).Kill()   # SIGKILL
+        # An agent that is gone before the kill ended by itself: say why (its stdout and stderr go to its log).
+        try { [Diagnostics.Process]::GetProcessById($agent.ProcessId).Kill() }   # SIGKILL
+        catch { throw "The agent (pid $($agent.ProcessId)) had ended before the kill ($($_.Exception.Message)). Its log ends:`n$((Get-Content $log -Tail 80) -join "`n")" }
         $killedJob = (Get-AsrProtectedItem solo).CycleInProgressJobId
         $before = (Get-AsrProtectedItem solo).LastPointSequence
         # SIGKILL takes effect when the process leaves the kernel: a cycle writing back its source's dirty pages
