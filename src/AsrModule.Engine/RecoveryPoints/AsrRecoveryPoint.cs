@@ -16,6 +16,13 @@ public enum RecoveryPointConsistency { CrashConsistent, AppConsistent, Inconsist
 /// </summary>
 public sealed class AsrRecoveryPoint
 {
+    /// <summary>
+    /// The manifest format this module writes (3: attempt ids in object names). A manifest of a higher version was written
+    /// by a newer module whose fields this one may not know (JSON drops them silently), so it is refused, not misread
+    /// (<see cref="Vault.VaultRecordChecks.CheckPoint"/>).
+    /// </summary>
+    public const int CurrentFormatVersion = 3;
+
     public int FormatVersion { get; set; } = 1;
     public Guid PointId { get; set; }
     public long Sequence { get; set; }

@@ -426,7 +426,7 @@ internal sealed class ReplicationCycle
             GroupPointId = groupPointId,
             ReplicationGroup = groupName,
             Tracker = _tracker!.Kind,
-            FormatVersion = 3,
+            FormatVersion = AsrRecoveryPoint.CurrentFormatVersion,
             AttemptId = _attemptId,
         };
         var captures = _item.Disks.Select(d => _captures.First(c => c.DiskId == d.DiskId)).ToList();

@@ -326,7 +326,8 @@ public sealed class VaultCatalog
                 if (await ReadPointAsync(itemId, sequence, o.Version, ct).ConfigureAwait(false) is { } p)
                     list.Add(VaultListEntry<AsrRecoveryPoint>.Ok(o.Key, sequence.ToString(System.Globalization.CultureInfo.InvariantCulture), p));
             }
-            catch (AsrException ex) when (IsDamage(ex))
+            // A point of a newer format is listed like a damaged one (it and only it cannot be read), under its own error id.
+            catch (AsrException ex) when (IsDamage(ex) || ex.ErrorId == AsrErrorIds.VaultFormatUnsupported)
             {
                 list.Add(VaultListEntry<AsrRecoveryPoint>.Damaged(o.Key, sequence.ToString(System.Globalization.CultureInfo.InvariantCulture), ex));
             }

@@ -70,6 +70,13 @@ public static class VaultRecordChecks
     /// </summary>
     internal static void CheckPoint(AsrRecoveryPoint point, string key, string itemId, long sequence)
     {
+        if (point.FormatVersion > AsrRecoveryPoint.CurrentFormatVersion)
+            throw new AsrException(AsrErrorIds.VaultFormatUnsupported, AsrErrorKind.InvalidData,
+                $"Recovery point manifest '{key}' has point format {point.FormatVersion}; this module reads formats 1 to {AsrRecoveryPoint.CurrentFormatVersion}. " +
+                "A newer AsrModule wrote it: update the module in this session and on every agent host that uses the vault. Until then this item's " +
+                "cycles and retention stop here (nothing is deleted) and its older points stay readable.", key);
+        if (point.FormatVersion < 1)
+            throw Corrupt(key, $"point format {point.FormatVersion} is not a format (1 or more)");
         if (point.ItemId != itemId || point.Sequence != sequence)
             throw Corrupt(key, $"it says it is point {point.Sequence} of item '{Printable(point.ItemId)}', but it is stored as point {sequence} of item '{itemId}'");
         if (point.Disks is null || point.Disks.Any(d => d is null))
