@@ -13,7 +13,7 @@
     Only the cmdlet under test is inside the stopwatch. Afterwards it lists the vault's objects (either backend,
     through the vault's store) and prints one line 'BENCH key=value ...' for the shell. Exits 1 if the job failed.
     -WarmUp: first runs the same kind of step on a 64 MiB image of the same make (bench/make-image.py) in a scratch
-    vault of its own, then drops the page cache (root), then times the step: what a process that has already run one
+    vault of its own, then drops the page cache (root), waits BENCH_SETTLE seconds (default 5, as run-bench.sh), then times the step: what a process that has already run one
     (the agent, a long session or runbook) pays, without the first use's JIT compiling and fresh memory.
 #>
 param(
@@ -46,6 +46,8 @@ if ($WarmUp) {
     }
     finally { [IO.Directory]::Delete($scratch, $true) }
     & sh -c 'sync; echo 3 > /proc/sys/vm/drop_caches' 2> $null
+    # As run-bench.sh does after its drops: the freed pages are reported to the VM's host before the timed step reads.
+    Start-Sleep -Seconds ([double]($env:BENCH_SETTLE ?? 5))
 }
 
 $engine = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'AsrModule.Engine' }

@@ -8,6 +8,7 @@
 #   BENCH_SIZE_MB  image size in MiB (default 2048)
 #   BENCH_KEEP=1   keep images, vaults/repos and restores (otherwise only results.md and bench.log stay)
 #   BENCH_NO_BUILD=1  use out/AsrModule as it is (no Release build first)
+#   BENCH_SETTLE   seconds to wait after each page-cache drop before a timed step (default 5; see below)
 #   BENCH_WARM=0   leave out the second AsrModule row (each step in a process that first ran the same kind of step on a
 #                  64 MiB image, then dropped the page cache: what the agent or a long session pays; bench.ps1 -WarmUp)
 #
@@ -17,7 +18,11 @@
 #   2. Every tool backs up the same path, $BENCH_DIR/src/disk.img: v1 is copied there, initial backup;
 #      v2 is copied over it, delta backup; then the latest point is restored and compared with v2.
 #      The copies are not timed; `sync; echo 3 > /proc/sys/vm/drop_caches` (failure ignored) runs
-#      before every timed step of every tool. Each tool gets a fresh repository directory (created
+#      before every timed step of every tool, then BENCH_SETTLE seconds pass: this VM reports freed pages to its host
+#      (free page reporting, 2 s after they are freed), after which the page cache refills through host page faults —
+#      `dd` of the 2 GiB image takes 0.45 s within 1 s of a drop and 2.3-2.8 s from 2 s on (bench/README.md, "Settle").
+#      Without the wait a tool that starts reading at once (dd, restic) got the cheap pages and a pwsh step, which
+#      starts reading ~1 s later, the dear ones. Each tool gets a fresh repository directory (created
 #      untimed), and "bytes added" is the growth of that directory (du -sb) across the step, the
 #      first step counted from nothing (so it includes the repository's own metadata).
 #   3. dd bs=4M reads src/disk.img (v1, then v2) to /dev/null, caches dropped the same way: the floor of a full scan.
@@ -59,10 +64,12 @@ say() { echo "$*"; echo "$*" >> "$LOG"; }
 log() { echo "$*" >> "$LOG"; }
 
 DROPPED=unknown
+export BENCH_SETTLE=${BENCH_SETTLE:-5}   # also read by bench.ps1 -WarmUp, which drops the cache itself
 drop_caches() {
     sync
     if { echo 3 > /proc/sys/vm/drop_caches; } 2>/dev/null; then
         [[ "$DROPPED" == no ]] || DROPPED=yes
+        sleep "$BENCH_SETTLE"
     else
         DROPPED=no
     fi
@@ -295,7 +302,7 @@ FS=$(df -T "$W" | awk 'NR == 2 { print $2 }')
     echo
     echo "machine: nproc=$(nproc), CPU: ${CPU:-unknown}, RAM $MEM, work dir $W ($FS)"
     echo "image: $((SIZE_MB)) MiB ($((SIZE_MB * 1048576)) B), 1 MiB regions random/text/zero/zero; delta: 1% of 4 KiB blocks rewritten = $(mb "$REWRITTEN") ($REWRITTEN B)"
-    echo "v1 sha256 $SHA1; v2 sha256 $SHA2; page cache dropped before each timed step: $DROPPED"
+    echo "v1 sha256 $SHA1; v2 sha256 $SHA2; page cache dropped before each timed step: $DROPPED, then ${BENCH_SETTLE} s waited"
     echo "peers: restic $(restic version 2>/dev/null | awk '{print $2}' || echo -), borg $(borg --version 2>/dev/null | awk '{print $2}' || echo -), rsync $(rsync --version 2>/dev/null | awk 'NR == 1 {print $3}' || echo -); MB = 10^6 bytes"
     echo
     echo "| tool | initial s | initial bytes added | delta s | delta bytes added | restore s | restore verified |"
