@@ -7,11 +7,14 @@ namespace AsrModule.Engine.Replication;
 internal sealed class DiskSource : Sources.ISourceDisk
 {
     private readonly SafeFileHandle _handle;
+    /// <summary>Bulk reads past the page cache (null where O_DIRECT is not had); dropped once the scan prefetches (<see cref="WillNeed"/>).</summary>
+    private Sources.Linux.DirectDiskReader? _direct;
 
     private DiskSource(string path, SafeFileHandle handle, long size, bool isBlockDevice)
     {
         Path = path;
         _handle = handle;
+        _direct = Sources.Linux.DirectDiskReader.TryOpen(handle);
         Size = size;
         IsBlockDevice = isBlockDevice;
     }
@@ -113,7 +116,8 @@ internal sealed class DiskSource : Sources.ISourceDisk
         int done = 0;
         while (done < buffer.Length)
         {
-            int n = RandomAccess.Read(_handle, buffer[done..], offset + done);
+            int n = _direct?.Read(offset + done, buffer[done..]) ?? -1;
+            if (n < 0) n = RandomAccess.Read(_handle, buffer[done..], offset + done);
             if (n == 0)
                 throw new AsrException(AsrErrorIds.DiskSizeChanged, AsrErrorKind.InvalidOperation,
                     $"Disk '{Path}' ended at {offset + done} bytes while reading: it shrank during the cycle.", Path);
@@ -132,6 +136,8 @@ internal sealed class DiskSource : Sources.ISourceDisk
     public void WillNeed(long offset, long length)
     {
         if (!OperatingSystem.IsLinux() || length <= 0) return;
+        // What the kernel reads ahead lands in the page cache, which direct reads would pass by: read through it from now on.
+        if (Interlocked.Exchange(ref _direct, null) is { } direct) direct.Dispose();
         bool added = false;
         _handle.DangerousAddRef(ref added);
         try { posix_fadvise((int)_handle.DangerousGetHandle(), offset, length, 3 /* POSIX_FADV_WILLNEED */); }
@@ -146,5 +152,12 @@ internal sealed class DiskSource : Sources.ISourceDisk
 
     public ValueTask<IReadOnlyList<Tracking.ByteRange>?> GetDataRangesAsync(CancellationToken cancellationToken) => ValueTask.FromResult(DataRanges());
 
-    public void Dispose() => _handle.Dispose();
+    /// <summary>Whether bulk reads go past the page cache (tests).</summary>
+    internal Sources.Linux.DirectDiskReader? DirectReader => _direct;
+
+    public void Dispose()
+    {
+        _direct?.Dispose();
+        _handle.Dispose();
+    }
 }
