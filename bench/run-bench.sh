@@ -164,7 +164,7 @@ bench_asr() {
         b1=$(dir_bytes "$vault")
         line=$(sed -n "/^$marker\$/,\$p" "$LOG" | grep '^BENCH ' | tail -1 || true)
         state=$(sed -n 's/.*state=\([^ ]*\).*/\1/p' <<< "$line")
-        secs=$(sed -n 's/.*seconds=\([^ ]*\).*/\1/p' <<< "$line")
+        secs=$(sed -n 's/.* seconds=\([^ ]*\).*/\1/p' <<< "$line")
         walls+=("$step $wall s")
         if [[ $rc -ne 0 || "$state" != Succeeded ]]; then
             local output; output=$(sed -n "/^$marker\$/,\$p" "$LOG" | tail -40 | sed 's/^/    | /')
