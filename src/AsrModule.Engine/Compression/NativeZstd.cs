@@ -68,69 +68,67 @@ internal sealed unsafe class NativeZstd
 
     private string ErrorName(nuint code) => Marshal.PtrToStringUTF8((nint)_getErrorName(code)) ?? $"error {code}";
 
-    private sealed class Compressor : IZstdCompressor
+    /// <summary>One libzstd context (compression or decompression): created once, freed once, refused after.</summary>
+    private abstract class Context : IDisposable
     {
-        private readonly NativeZstd _zstd;
-        private readonly int _level;
+        private readonly delegate* unmanaged<nint, nuint> _free;
         private nint _context;
 
-        public Compressor(NativeZstd zstd, int level)
+        protected Context(NativeZstd zstd, delegate* unmanaged<nint> create, delegate* unmanaged<nint, nuint> free, string kind)
         {
-            _zstd = zstd;
-            _level = level;
-            _context = zstd._createCCtx();
-            if (_context == 0) throw new OutOfMemoryException("libzstd could not create a compression context.");
+            Zstd = zstd;
+            _free = free;
+            _context = create();
+            if (_context == 0) throw new OutOfMemoryException($"libzstd could not create a {kind} context.");
         }
 
-        public int Compress(ReadOnlySpan<byte> source, Span<byte> destination)
+        protected NativeZstd Zstd { get; }
+
+        /// <summary>The live context; ObjectDisposedException after <see cref="Dispose"/>.</summary>
+        protected nint Handle
         {
-            ObjectDisposedException.ThrowIf(_context == 0, this);
-            nuint n;
-            fixed (byte* src = source)
-            fixed (byte* dst = destination)
-                n = _zstd._compressCCtx(_context, dst, (nuint)destination.Length, src, (nuint)source.Length, _level);
-            // Only a destination smaller than the bound (a caller's mistake) or an out-of-range level can fail here.
-            if (_zstd._isError(n) != 0) throw new InvalidOperationException($"libzstd could not compress {source.Length:N0} bytes: {_zstd.ErrorName(n)}.");
-            return checked((int)n);
+            get
+            {
+                ObjectDisposedException.ThrowIf(_context == 0, this);
+                return _context;
+            }
         }
 
         public void Dispose()
         {
             if (_context == 0) return;
-            _zstd._freeCCtx(_context);
+            _free(_context);
             _context = 0;
         }
     }
 
-    private sealed class Decompressor : IZstdDecompressor
+    private sealed class Compressor(NativeZstd zstd, int level) : Context(zstd, zstd._createCCtx, zstd._freeCCtx, "compression"), IZstdCompressor
     {
-        private readonly NativeZstd _zstd;
-        private nint _context;
-
-        public Decompressor(NativeZstd zstd)
+        public int Compress(ReadOnlySpan<byte> source, Span<byte> destination)
         {
-            _zstd = zstd;
-            _context = zstd._createDCtx();
-            if (_context == 0) throw new OutOfMemoryException("libzstd could not create a decompression context.");
+            nint context = Handle;
+            nuint n;
+            fixed (byte* src = source)
+            fixed (byte* dst = destination)
+                n = Zstd._compressCCtx(context, dst, (nuint)destination.Length, src, (nuint)source.Length, level);
+            // Only a destination smaller than the bound (a caller's mistake) or an out-of-range level can fail here.
+            if (Zstd._isError(n) != 0) throw new InvalidOperationException($"libzstd could not compress {source.Length:N0} bytes: {Zstd.ErrorName(n)}.");
+            return checked((int)n);
         }
+    }
 
+    private sealed class Decompressor(NativeZstd zstd) : Context(zstd, zstd._createDCtx, zstd._freeDCtx, "decompression"), IZstdDecompressor
+    {
         public int Decompress(ReadOnlySpan<byte> source, Span<byte> destination)
         {
-            ObjectDisposedException.ThrowIf(_context == 0, this);
+            nint context = Handle;
             nuint n;
             // libzstd never writes past dstCapacity, whatever the frame says (it is fuzzed for exactly this).
             fixed (byte* src = source)
             fixed (byte* dst = destination)
-                n = _zstd._decompressDCtx(_context, dst, (nuint)destination.Length, src, (nuint)source.Length);
-            if (_zstd._isError(n) != 0) throw new InvalidDataException($"zstd: {_zstd.ErrorName(n)}");
+                n = Zstd._decompressDCtx(context, dst, (nuint)destination.Length, src, (nuint)source.Length);
+            if (Zstd._isError(n) != 0) throw new InvalidDataException($"zstd: {Zstd.ErrorName(n)}");
             return checked((int)n);
-        }
-
-        public void Dispose()
-        {
-            if (_context == 0) return;
-            _zstd._freeDCtx(_context);
-            _context = 0;
         }
     }
 }

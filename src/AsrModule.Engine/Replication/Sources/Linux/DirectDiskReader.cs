@@ -58,8 +58,8 @@ internal sealed unsafe class DirectDiskReader : IDisposable
         source.DangerousAddRef(ref added);
         try
         {
-            int fd = open($"/proc/self/fd/{(int)source.DangerousGetHandle()}", O_RDONLY | O_CLOEXEC | oDirect);
-            return fd < 0 ? null : new DirectDiskReader(new SafeFileHandle(fd, ownsHandle: true));
+            var direct = PosixFile.TryOpen($"/proc/self/fd/{(int)source.DangerousGetHandle()}", PosixFile.ReadOnly | oDirect, 0, out _);
+            return direct is null ? null : new DirectDiskReader(direct);
         }
         finally
         {
@@ -116,12 +116,6 @@ internal sealed unsafe class DirectDiskReader : IDisposable
         Architecture.Arm64 or Architecture.Arm => 0x10000,
         _ => 0,
     };
-
-    private const int O_RDONLY = 0;
-    private const int O_CLOEXEC = 0x80000;
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern int open(string path, int flags);
 
     /// <summary>The flags of the descriptor reads go through, as /proc/self/fdinfo shows them (octal), for tests.</summary>
     internal string FdInfoFlags()
