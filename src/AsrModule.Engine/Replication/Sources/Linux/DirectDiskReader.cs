@@ -49,21 +49,27 @@ internal sealed unsafe class DirectDiskReader : IDisposable
     public bool IsActive => !_failed && _buffer != null;
 
     /// <summary>A direct reader of <paramref name="source"/>'s file, or null where there is none (not Linux, unknown O_DIRECT, refused).</summary>
-    public static DirectDiskReader? TryOpen(SafeFileHandle source)
+    public static DirectDiskReader? TryOpen(SafeFileHandle source) =>
+        Disabled ? null : ReopenDirect(source, PosixFile.ReadOnly) is { } direct ? new DirectDiskReader(direct) : null;
+
+    /// <summary>
+    /// The open file of <paramref name="file"/> opened again through <c>/proc/self/fd</c> (the same inode, whatever its path
+    /// became) with O_DIRECT and <paramref name="access"/>; null where that cannot be (not Linux, unknown O_DIRECT, refused).
+    /// </summary>
+    internal static SafeFileHandle? ReopenDirect(SafeFileHandle file, int access)
     {
-        if (Disabled || !OperatingSystem.IsLinux()) return null;
+        if (!OperatingSystem.IsLinux()) return null;
         int oDirect = ODirectOf(RuntimeInformation.ProcessArchitecture);
         if (oDirect == 0) return null;
         bool added = false;
-        source.DangerousAddRef(ref added);
+        file.DangerousAddRef(ref added);
         try
         {
-            var direct = PosixFile.TryOpen($"/proc/self/fd/{(int)source.DangerousGetHandle()}", PosixFile.ReadOnly | oDirect, 0, out _);
-            return direct is null ? null : new DirectDiskReader(direct);
+            return PosixFile.TryOpen($"/proc/self/fd/{(int)file.DangerousGetHandle()}", access | oDirect, 0, out _);
         }
         finally
         {
-            if (added) source.DangerousRelease();
+            if (added) file.DangerousRelease();
         }
     }
 
@@ -118,9 +124,12 @@ internal sealed unsafe class DirectDiskReader : IDisposable
     };
 
     /// <summary>The flags of the descriptor reads go through, as /proc/self/fdinfo shows them (octal), for tests.</summary>
-    internal string FdInfoFlags()
+    internal string FdInfoFlags() => FdInfoFlagsOf(_handle);
+
+    /// <summary>The flags of an open descriptor, as /proc/self/fdinfo shows them (octal), for tests.</summary>
+    internal static string FdInfoFlagsOf(SafeFileHandle handle)
     {
-        string info = File.ReadAllText($"/proc/self/fdinfo/{(int)_handle.DangerousGetHandle()}");
+        string info = File.ReadAllText($"/proc/self/fdinfo/{(int)handle.DangerousGetHandle()}");
         return info.Split('\n').First(l => l.StartsWith("flags:", StringComparison.Ordinal))["flags:".Length..].Trim();
     }
 }
