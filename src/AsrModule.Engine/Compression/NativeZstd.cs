@@ -5,7 +5,9 @@ namespace AsrModule.Engine.Compression;
 /// <summary>
 /// The system's libzstd, bound at run time (<see cref="NativeLibrary"/>: no build-time dependency, no native file shipped).
 /// Only the stable one-shot API is used (ZSTD_compressCCtx / ZSTD_decompressDCtx, present since 1.0); a library older than
-/// <see cref="MinimumVersion"/> or missing a function is not used, and <see cref="Zstd"/> falls back to ZstdSharp.
+/// <see cref="MinimumVersion"/> or missing a function is not used, and <see cref="Zstd"/> falls back to ZstdSharp. An extent
+/// compressor (<see cref="Zstd.CreateExtentCompressor"/>) also uses ZSTD_getCParams, ZSTD_CCtx_setParameter and
+/// ZSTD_compress2 where the library exports them (Debian's does), else it compresses with the plain level.
 /// </summary>
 internal sealed unsafe class NativeZstd
 {
@@ -24,6 +26,22 @@ internal sealed unsafe class NativeZstd
     private readonly delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint> _decompressDCtx;
     private readonly delegate* unmanaged<nuint, uint> _isError;
     private readonly delegate* unmanaged<nuint, byte*> _getErrorName;
+    // Optional: the level's parameters for large inputs (Zstd.CreateExtentCompressor); null where the library lacks one.
+    private readonly delegate* unmanaged<int, ulong, nuint, CompressionParameters> _getCParams;
+    private readonly delegate* unmanaged<nint, int, int, nuint> _setParameter;
+    private readonly delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint> _compress2;
+
+    /// <summary>ZSTD_compressionParameters (zstd.h): six unsigned fields and the strategy enum.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct CompressionParameters
+    {
+        public uint WindowLog, ChainLog, HashLog, SearchLog, MinMatch, TargetLength;
+        public int Strategy;
+    }
+
+    /// <summary>ZSTD_cParameter values (zstd.h, stable since 1.4.0): the level, then the seven compression parameters.</summary>
+    private const int CompressionLevelParameter = 100, WindowLogParameter = 101, HashLogParameter = 102, ChainLogParameter = 103,
+        SearchLogParameter = 104, MinMatchParameter = 105, TargetLengthParameter = 106, StrategyParameter = 107;
 
     /// <summary>The loaded library's version, as "1.5.4".</summary>
     public string Version { get; }
@@ -38,6 +56,14 @@ internal sealed unsafe class NativeZstd
         _decompressDCtx = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint>)NativeLibrary.GetExport(library, "ZSTD_decompressDCtx");
         _isError = (delegate* unmanaged<nuint, uint>)NativeLibrary.GetExport(library, "ZSTD_isError");
         _getErrorName = (delegate* unmanaged<nuint, byte*>)NativeLibrary.GetExport(library, "ZSTD_getErrorName");
+        if (NativeLibrary.TryGetExport(library, "ZSTD_getCParams", out var getCParams)
+            && NativeLibrary.TryGetExport(library, "ZSTD_CCtx_setParameter", out var setParameter)
+            && NativeLibrary.TryGetExport(library, "ZSTD_compress2", out var compress2))
+        {
+            _getCParams = (delegate* unmanaged<int, ulong, nuint, CompressionParameters>)getCParams;
+            _setParameter = (delegate* unmanaged<nint, int, int, nuint>)setParameter;
+            _compress2 = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint>)compress2;
+        }
         Version = $"{version / 10000}.{version / 100 % 100}.{version % 100}";
     }
 
@@ -62,7 +88,10 @@ internal sealed unsafe class NativeZstd
         return null;
     }
 
-    public IZstdCompressor CreateCompressor(int level) => new Compressor(this, level);
+    public IZstdCompressor CreateCompressor(int level, bool largeInputParameters = false) => new Compressor(this, level, largeInputParameters);
+
+    /// <summary>Whether <see cref="Zstd.CreateExtentCompressor"/> can set the large-input parameters with this library.</summary>
+    internal bool HasParameterApi => _getCParams != null;
 
     public IZstdDecompressor CreateDecompressor() => new Decompressor(this);
 
@@ -102,15 +131,44 @@ internal sealed unsafe class NativeZstd
         }
     }
 
-    private sealed class Compressor(NativeZstd zstd, int level) : Context(zstd, zstd._createCCtx, zstd._freeCCtx, "compression"), IZstdCompressor
+    private sealed class Compressor : Context, IZstdCompressor
     {
+        private readonly int _level;
+        private readonly bool _parameters;
+
+        public Compressor(NativeZstd zstd, int level, bool largeInputParameters) : base(zstd, zstd._createCCtx, zstd._freeCCtx, "compression")
+        {
+            _level = level;
+            if (!largeInputParameters || !zstd.HasParameterApi) return;
+            // srcSize 0 = unknown: the level's row for inputs over 256 KiB. Set on the context, these stay for every
+            // ZSTD_compress2 on it (zstd still shrinks the window to each input).
+            var p = zstd._getCParams(level, 0, 0);
+            Set(CompressionLevelParameter, level);
+            Set(WindowLogParameter, (int)p.WindowLog);
+            Set(ChainLogParameter, (int)p.ChainLog);
+            Set(HashLogParameter, (int)p.HashLog);
+            Set(SearchLogParameter, (int)p.SearchLog);
+            Set(MinMatchParameter, (int)p.MinMatch);
+            Set(TargetLengthParameter, (int)p.TargetLength);
+            Set(StrategyParameter, p.Strategy);
+            _parameters = true;
+        }
+
+        private void Set(int parameter, int value)
+        {
+            nuint n = Zstd._setParameter(Handle, parameter, value);
+            if (Zstd._isError(n) != 0) throw new InvalidOperationException($"libzstd refused compression parameter {parameter} = {value}: {Zstd.ErrorName(n)}.");
+        }
+
         public int Compress(ReadOnlySpan<byte> source, Span<byte> destination)
         {
             nint context = Handle;
             nuint n;
             fixed (byte* src = source)
             fixed (byte* dst = destination)
-                n = Zstd._compressCCtx(context, dst, (nuint)destination.Length, src, (nuint)source.Length, level);
+                n = _parameters
+                    ? Zstd._compress2(context, dst, (nuint)destination.Length, src, (nuint)source.Length)
+                    : Zstd._compressCCtx(context, dst, (nuint)destination.Length, src, (nuint)source.Length, _level);
             // Only a destination smaller than the bound (a caller's mistake) or an out-of-range level can fail here.
             if (Zstd._isError(n) != 0) throw new InvalidOperationException($"libzstd could not compress {source.Length:N0} bytes: {Zstd.ErrorName(n)}.");
             return checked((int)n);

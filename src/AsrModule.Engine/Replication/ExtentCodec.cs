@@ -22,7 +22,7 @@ internal sealed class ExtentCodec : IDisposable
     public ExtentCodec(VaultKey? key, int compressionLevel)
     {
         _key = key;
-        _compressor = compressionLevel > 0 ? Zstd.CreateCompressor(compressionLevel) : null;
+        _compressor = compressionLevel > 0 ? Zstd.CreateExtentCompressor(compressionLevel) : null;
     }
 
     public static string SubkeyContext(string itemId, long sequence) => $"data:{itemId}:{sequence}";
