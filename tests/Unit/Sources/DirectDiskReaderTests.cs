@@ -39,7 +39,7 @@ public class DirectDiskReaderTests
         using var source = DiskSource.Open(path);
         var direct = Assert.IsType<DirectDiskReader>(source.DirectReader);
         int flags = Convert.ToInt32(direct.FdInfoFlags(), 8);
-        Assert.NotEqual(0, flags & DirectDiskReader.ODirectOf(RuntimeInformation.ProcessArchitecture));
+        Assert.NotEqual(0, flags & PosixFile.ODirectOf(RuntimeInformation.ProcessArchitecture));
 
         // A whole-disk scan: 4 MiB reads from 0, the last one short.
         for (long offset = 0; offset < Odd; offset += 4 << 20)

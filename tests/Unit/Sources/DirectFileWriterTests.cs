@@ -62,7 +62,7 @@ public class DirectFileWriterTests
         using var dir = new TempDir();
         string path = dir["restored.img"];
         var (image, directBytes) = WriteAll(path, parallel: true, out string flags);
-        Assert.NotEqual(0, Convert.ToInt32(flags, 8) & DirectDiskReader.ODirectOf(RuntimeInformation.ProcessArchitecture));
+        Assert.NotEqual(0, Convert.ToInt32(flags, 8) & PosixFile.ODirectOf(RuntimeInformation.ProcessArchitecture));
         long wholePages = Pieces().Where(p => DirectFileWriter.Fits(p.Offset, p.Length)).Sum(p => (long)p.Length);
         Assert.Equal(16L * (256 + 128) << 10, wholePages);
         Assert.Equal(wholePages, directBytes);

@@ -50,28 +50,7 @@ internal sealed unsafe class DirectDiskReader : IDisposable
 
     /// <summary>A direct reader of <paramref name="source"/>'s file, or null where there is none (not Linux, unknown O_DIRECT, refused).</summary>
     public static DirectDiskReader? TryOpen(SafeFileHandle source) =>
-        Disabled ? null : ReopenDirect(source, PosixFile.ReadOnly) is { } direct ? new DirectDiskReader(direct) : null;
-
-    /// <summary>
-    /// The open file of <paramref name="file"/> opened again through <c>/proc/self/fd</c> (the same inode, whatever its path
-    /// became) with O_DIRECT and <paramref name="access"/>; null where that cannot be (not Linux, unknown O_DIRECT, refused).
-    /// </summary>
-    internal static SafeFileHandle? ReopenDirect(SafeFileHandle file, int access)
-    {
-        if (!OperatingSystem.IsLinux()) return null;
-        int oDirect = ODirectOf(RuntimeInformation.ProcessArchitecture);
-        if (oDirect == 0) return null;
-        bool added = false;
-        file.DangerousAddRef(ref added);
-        try
-        {
-            return PosixFile.TryOpen($"/proc/self/fd/{(int)file.DangerousGetHandle()}", access | oDirect, 0, out _);
-        }
-        finally
-        {
-            if (added) file.DangerousRelease();
-        }
-    }
+        Disabled ? null : PosixFile.ReopenDirect(source, PosixFile.ReadOnly) is { } direct ? new DirectDiskReader(direct) : null;
 
     /// <summary>
     /// Reads up to <paramref name="destination"/>.Length bytes at <paramref name="offset"/> past the page cache: the bytes
@@ -115,21 +94,6 @@ internal sealed unsafe class DirectDiskReader : IDisposable
         _handle.Dispose();
     }
 
-    /// <summary>O_DIRECT differs between Linux architectures (asm-generic 0x4000; arm and arm64 0x10000); 0 = not known here.</summary>
-    internal static int ODirectOf(Architecture architecture) => architecture switch
-    {
-        Architecture.X64 or Architecture.X86 => 0x4000,
-        Architecture.Arm64 or Architecture.Arm => 0x10000,
-        _ => 0,
-    };
-
     /// <summary>The flags of the descriptor reads go through, as /proc/self/fdinfo shows them (octal), for tests.</summary>
-    internal string FdInfoFlags() => FdInfoFlagsOf(_handle);
-
-    /// <summary>The flags of an open descriptor, as /proc/self/fdinfo shows them (octal), for tests.</summary>
-    internal static string FdInfoFlagsOf(SafeFileHandle handle)
-    {
-        string info = File.ReadAllText($"/proc/self/fdinfo/{(int)handle.DangerousGetHandle()}");
-        return info.Split('\n').First(l => l.StartsWith("flags:", StringComparison.Ordinal))["flags:".Length..].Trim();
-    }
+    internal string FdInfoFlags() => PosixFile.FdInfoFlags(_handle);
 }

@@ -47,7 +47,7 @@ internal sealed unsafe class DirectFileWriter : IDisposable
 
     /// <summary>A direct writer of <paramref name="file"/>'s file (opened for writing), or null where there is none (not Linux, unknown O_DIRECT, refused).</summary>
     public static DirectFileWriter? TryOpen(SafeFileHandle file) =>
-        Disabled ? null : DirectDiskReader.ReopenDirect(file, PosixFile.WriteOnly) is { } direct ? new DirectFileWriter(direct) : null;
+        Disabled ? null : PosixFile.ReopenDirect(file, PosixFile.WriteOnly) is { } direct ? new DirectFileWriter(direct) : null;
 
     /// <summary>Whether a write of <paramref name="length"/> bytes at <paramref name="offset"/> is one <see cref="TryWrite"/> would take.</summary>
     public static bool Fits(long offset, int length) => length >= MinimumBytes && offset % Alignment == 0 && length % Alignment == 0;
@@ -122,5 +122,5 @@ internal sealed unsafe class DirectFileWriter : IDisposable
     }
 
     /// <summary>The flags of the descriptor writes go through, as /proc/self/fdinfo shows them (octal), for tests.</summary>
-    internal string FdInfoFlags() => DirectDiskReader.FdInfoFlagsOf(_handle);
+    internal string FdInfoFlags() => PosixFile.FdInfoFlags(_handle);
 }
